@@ -1,0 +1,413 @@
+//! The application: the state machine CometBFT (or the solo block producer, or a test) drives.
+//! It knows nothing of sockets; `abci` adapts it to tendermint-abci and `solo` calls it directly.
+
+use std::sync::Mutex;
+
+use cosmrs::proto::cosmos::base::abci::v1beta1::{GasInfo, Result as SdkResult};
+use cosmrs::proto::cosmos::tx::v1beta1::{SimulateRequest, SimulateResponse};
+use prost::Message;
+use tendermint_proto::v0_38::abci::{
+    ExecTxResult, RequestFinalizeBlock, RequestInitChain, RequestPrepareProposal, RequestProcessProposal,
+    RequestQuery, ResponseCheckTx, ResponseFinalizeBlock, ResponseInfo, ResponseInitChain,
+    ResponsePrepareProposal, ResponseProcessProposal, ResponseQuery,
+};
+use tendermint_proto::v0_38::crypto::{ProofOp, ProofOps};
+
+use crate::genesis::{apply_genesis, GenesisApplyError, CHAIN_ID_KEY, HEIGHT_KEY, INITIAL_HEIGHT_KEY, PARAMS_KEY};
+use crate::query::{module_prefix, route, QueryError};
+use crate::state::{BlockWriter, Committed, Overlay, PendingCommit, Snapshot, StateError, StateRead, StateWrite, Storage};
+use crate::tx::{decode_tx, execute_tx, DecodeMode, ExecMode, Params, TxEnv, TxError, TxOutcome, CODESPACE};
+
+/// The proof-op type of JMT ICS-23 proofs in `abci_query` responses.
+pub const PROOF_OP_TYPE: &str = "ics23:jmt";
+/// Path of the gas-estimation query.
+pub const SIMULATE_PATH: &str = "/cosmos.tx.v1beta1.Service/Simulate";
+
+/// Errors that stop block processing. The node must halt on them rather than diverge.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error(transparent)]
+    State(#[from] StateError),
+    #[error(transparent)]
+    Genesis(#[from] GenesisApplyError),
+    #[error("the chain has no genesis yet: run InitChain (nesad init, then start)")]
+    NotInitialised,
+    #[error("block {got} does not follow the last committed height {committed}")]
+    UnexpectedHeight { got: u64, committed: u64 },
+    #[error("commit without a finalized block")]
+    NothingToCommit,
+    #[error("genesis chain id `{genesis}` does not match the stored chain id `{stored}`")]
+    ChainIdMismatch { genesis: String, stored: String },
+    #[error("app_state is not valid JSON: {0}")]
+    AppStateJson(String),
+}
+
+/// Chain-wide settings fixed at genesis.
+#[derive(Clone, Debug)]
+pub struct ChainConfig {
+    pub chain_id: String,
+    pub params: Params,
+    pub initial_height: u64,
+}
+
+struct Consensus {
+    config: Option<ChainConfig>,
+    pending: Option<PendingCommit>,
+}
+
+/// The Nesa application.
+pub struct App {
+    storage: Storage,
+    consensus: Mutex<Consensus>,
+    /// The mempool's view: committed state plus the effects of admitted transactions.
+    mempool: Mutex<Option<Overlay<Snapshot>>>,
+}
+
+impl App {
+    /// Opens the application over `storage`, loading the chain config if genesis ran.
+    pub fn new(storage: Storage) -> Result<Self, AppError> {
+        let config = load_config(&storage.snapshot()?)?;
+        Ok(App { storage, consensus: Mutex::new(Consensus { config, pending: None }), mempool: Mutex::new(None) })
+    }
+
+    /// The underlying storage (read-only use: RPC, proofs).
+    pub fn storage(&self) -> &Storage {
+        &self.storage
+    }
+
+    /// The chain config, once genesis has run.
+    pub fn config(&self) -> Option<ChainConfig> {
+        self.consensus.lock().expect("consensus lock").config.clone()
+    }
+
+    /// The last committed block height (0 before the first block).
+    pub fn last_block(&self) -> Result<Option<Committed>, AppError> {
+        let committed = self.storage.committed()?;
+        let initial = self.config().map_or(1, |c| c.initial_height);
+        Ok(committed.filter(|c| c.height >= initial))
+    }
+
+    /// ABCI Info: the last committed height and app hash, so CometBFT replays what is missing.
+    pub fn info(&self) -> Result<ResponseInfo, AppError> {
+        let last = self.last_block()?;
+        Ok(ResponseInfo {
+            data: "nesad".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            app_version: 1,
+            last_block_height: last.map_or(0, |c| c.height as i64),
+            last_block_app_hash: last.map(|c| c.app_hash.to_vec()).unwrap_or_default().into(),
+        })
+    }
+
+    /// ABCI InitChain: applies `app_state` and commits it as the version before the first block.
+    /// Running it again (CometBFT's handshake after a crash before block 1) returns the same hash.
+    pub fn init_chain(&self, request: RequestInitChain) -> Result<ResponseInitChain, AppError> {
+        let mut consensus = self.consensus.lock().expect("consensus lock");
+        if let (Some(config), Some(committed)) = (&consensus.config, self.storage.committed()?) {
+            if config.chain_id != request.chain_id {
+                return Err(AppError::ChainIdMismatch { genesis: request.chain_id, stored: config.chain_id.clone() });
+            }
+            return Ok(ResponseInitChain { app_hash: committed.app_hash.to_vec().into(), ..Default::default() });
+        }
+        let app_state: nesa_genesis::AppState = if request.app_state_bytes.is_empty() {
+            Default::default()
+        } else {
+            serde_json::from_slice(&request.app_state_bytes).map_err(|e| AppError::AppStateJson(e.to_string()))?
+        };
+        let initial_height = request.initial_height.max(1) as u64;
+        let snapshot = self.storage.snapshot()?;
+        let mut state = Overlay::new(&snapshot);
+        let params = apply_genesis(&mut state, &request.chain_id, initial_height, &app_state)?;
+        let pending = self.storage.prepare(initial_height - 1, state.into_changes())?;
+        let committed = self.storage.commit(pending, |_| Ok(()))?;
+        consensus.config = Some(ChainConfig { chain_id: request.chain_id, params, initial_height });
+        *self.mempool.lock().expect("mempool lock") = None;
+        tracing::info!(app_hash = %hex::encode(committed.app_hash), "genesis applied");
+        Ok(ResponseInitChain { app_hash: committed.app_hash.to_vec().into(), ..Default::default() })
+    }
+
+    /// ABCI CheckTx: stateless checks and the ante checks against the mempool's view.
+    pub fn check_tx(&self, raw: &[u8]) -> ResponseCheckTx {
+        let Some(config) = self.config() else {
+            return check_response(Err(TxError::Internal("the chain has no genesis yet".into())), 0, 0);
+        };
+        let tx = match decode_tx(raw, &config.params, DecodeMode::Signed) {
+            Ok(tx) => tx,
+            Err(e) => return check_response(Err(e), 0, 0),
+        };
+        let mut mempool = self.mempool.lock().expect("mempool lock");
+        if mempool.is_none() {
+            match self.storage.snapshot() {
+                Ok(snapshot) => *mempool = Some(Overlay::new(snapshot)),
+                Err(e) => return check_response(Err(TxError::Internal(e.to_string())), 0, 0),
+            }
+        }
+        let view = mempool.as_mut().expect("just set");
+        let height = self.storage.committed().ok().flatten().map_or(1, |c| c.height + 1);
+        let env = TxEnv { chain_id: &config.chain_id, height, params: &config.params, mode: ExecMode::Check };
+        let outcome = execute_tx(&*view, &tx, &env);
+        if let (Ok(()), Some(changes)) = (&outcome.result, &outcome.changes) {
+            view.apply(changes.clone());
+        }
+        check_response(outcome.result, outcome.gas_wanted, outcome.gas_used)
+    }
+
+    /// ABCI PrepareProposal: keeps, in order, the transactions that pass the ante checks in
+    /// sequence and fit `max_tx_bytes`; drops the rest.
+    pub fn prepare_proposal(&self, request: RequestPrepareProposal) -> Result<ResponsePrepareProposal, AppError> {
+        let config = self.config().ok_or(AppError::NotInitialised)?;
+        let snapshot = self.storage.snapshot()?;
+        let mut scratch = Overlay::new(&snapshot);
+        let env = TxEnv { chain_id: &config.chain_id, height: request.height as u64, params: &config.params, mode: ExecMode::Check };
+        let mut total = 0i64;
+        let mut txs = vec![];
+        for raw in request.txs {
+            if total + raw.len() as i64 > request.max_tx_bytes {
+                continue;
+            }
+            let Ok(tx) = decode_tx(&raw, &config.params, DecodeMode::Signed) else { continue };
+            let outcome = execute_tx(&scratch, &tx, &env);
+            if let (Ok(()), Some(changes)) = (outcome.result, outcome.changes) {
+                scratch.apply(changes);
+                total += raw.len() as i64;
+                txs.push(raw);
+            }
+        }
+        Ok(ResponsePrepareProposal { txs })
+    }
+
+    /// ABCI ProcessProposal: rejects a block containing any transaction that fails decoding or
+    /// the ante checks in sequence.
+    pub fn process_proposal(&self, request: RequestProcessProposal) -> Result<ResponseProcessProposal, AppError> {
+        use tendermint_proto::v0_38::abci::response_process_proposal::ProposalStatus;
+        let config = self.config().ok_or(AppError::NotInitialised)?;
+        let snapshot = self.storage.snapshot()?;
+        let mut scratch = Overlay::new(&snapshot);
+        let env = TxEnv { chain_id: &config.chain_id, height: request.height as u64, params: &config.params, mode: ExecMode::Check };
+        for raw in &request.txs {
+            let valid = match decode_tx(raw, &config.params, DecodeMode::Signed) {
+                Ok(tx) => match execute_tx(&scratch, &tx, &env) {
+                    TxOutcome { result: Ok(()), changes: Some(changes), .. } => {
+                        scratch.apply(changes);
+                        true
+                    }
+                    _ => false,
+                },
+                Err(_) => false,
+            };
+            if !valid {
+                tracing::warn!(height = request.height, "rejecting proposal with an invalid transaction");
+                return Ok(ResponseProcessProposal { status: ProposalStatus::Reject as i32 });
+            }
+        }
+        Ok(ResponseProcessProposal { status: ProposalStatus::Accept as i32 })
+    }
+
+    /// ABCI FinalizeBlock: executes every transaction and returns the new app hash. The state
+    /// is written only by the following Commit.
+    pub fn finalize_block(&self, request: RequestFinalizeBlock) -> Result<ResponseFinalizeBlock, AppError> {
+        let mut consensus = self.consensus.lock().expect("consensus lock");
+        let config = consensus.config.clone().ok_or(AppError::NotInitialised)?;
+        let height = request.height as u64;
+        let committed = self.storage.committed()?.map_or(0, |c| c.height);
+        if height != committed + 1 {
+            return Err(AppError::UnexpectedHeight { got: height, committed });
+        }
+        let snapshot = self.storage.snapshot()?;
+        let mut block = Overlay::new(&snapshot);
+        block.put(HEIGHT_KEY.to_vec(), height.to_be_bytes().to_vec())?;
+        let env = TxEnv { chain_id: &config.chain_id, height, params: &config.params, mode: ExecMode::Deliver };
+        let mut tx_results = Vec::with_capacity(request.txs.len());
+        for raw in &request.txs {
+            let result = match decode_tx(raw, &config.params, DecodeMode::Signed) {
+                Ok(tx) => {
+                    let outcome = execute_tx(&block, &tx, &env);
+                    let (result, changes) = exec_result(outcome);
+                    if let Some(changes) = changes {
+                        block.apply(changes);
+                    }
+                    result
+                }
+                Err(e) => error_result(&e, 0, 0),
+            };
+            tx_results.push(result);
+        }
+        let pending = self.storage.prepare(height, block.into_changes())?;
+        let app_hash = pending.app_hash;
+        consensus.pending = Some(pending);
+        Ok(ResponseFinalizeBlock { tx_results, app_hash: app_hash.to_vec().into(), ..Default::default() })
+    }
+
+    /// ABCI Commit: persists the finalized block in one atomic write.
+    pub fn commit(&self) -> Result<Committed, AppError> {
+        self.commit_with(|_| Ok(()))
+    }
+
+    /// Commit, writing `extra` tables (the solo block store) in the same atomic transaction.
+    pub fn commit_with(&self, extra: impl FnOnce(BlockWriter) -> Result<(), StateError>) -> Result<Committed, AppError> {
+        let mut consensus = self.consensus.lock().expect("consensus lock");
+        let pending = consensus.pending.take().ok_or(AppError::NothingToCommit)?;
+        let committed = self.storage.commit(pending, extra)?;
+        *self.mempool.lock().expect("mempool lock") = None;
+        Ok(committed)
+    }
+
+    /// ABCI Query: gRPC-style paths, `store/<module>/key` (with proofs) and Simulate.
+    pub fn query(&self, request: RequestQuery) -> ResponseQuery {
+        match self.try_query(&request) {
+            Ok(response) => response,
+            Err(e) => ResponseQuery {
+                code: e.code(),
+                log: e.to_string(),
+                codespace: CODESPACE.into(),
+                height: request.height,
+                ..Default::default()
+            },
+        }
+    }
+
+    fn try_query(&self, request: &RequestQuery) -> Result<ResponseQuery, QueryError> {
+        let latest = self.storage.committed()?.map_or(0, |c| c.height);
+        let height = match request.height {
+            0 => latest,
+            h if h < 0 => return Err(QueryError::InvalidHeight(format!("height {h} is negative"))),
+            h => h as u64,
+        };
+        if request.path == SIMULATE_PATH {
+            let value = self.simulate(&request.data)?;
+            return Ok(ResponseQuery { value: value.into(), height: latest as i64, ..Default::default() });
+        }
+        if let Some(rest) = request.path.strip_prefix("store/") {
+            let module = rest.strip_suffix("/key").ok_or_else(|| QueryError::UnknownPath(request.path.clone()))?;
+            let prefix = module_prefix(module).ok_or_else(|| QueryError::UnknownPath(request.path.clone()))?;
+            let key = [prefix, request.data.as_ref()].concat();
+            let (value, proof_ops) = if request.prove {
+                let (value, proof) = self.storage.get_with_proof(&key, height)?;
+                let op = ProofOp { r#type: PROOF_OP_TYPE.into(), key: key.clone(), data: proof.encode_to_vec() };
+                (value, Some(ProofOps { ops: vec![op] }))
+            } else {
+                (self.storage.get_at(&key, height)?, None)
+            };
+            return Ok(ResponseQuery {
+                key: key.into(),
+                value: value.unwrap_or_default().into(),
+                proof_ops,
+                height: height as i64,
+                ..Default::default()
+            });
+        }
+        let value = if height == latest {
+            let handler = route::<Snapshot>(&request.path).ok_or_else(|| QueryError::UnknownPath(request.path.clone()))?;
+            handler(&self.storage.snapshot()?, &request.data)?
+        } else {
+            let handler = route(&request.path).ok_or_else(|| QueryError::UnknownPath(request.path.clone()))?;
+            handler(&self.storage.at(height)?, &request.data)?
+        };
+        Ok(ResponseQuery { value: value.into(), height: height as i64, ..Default::default() })
+    }
+
+    /// Estimates gas by executing the (possibly unsigned) transaction against the latest state.
+    fn simulate(&self, request: &[u8]) -> Result<Vec<u8>, QueryError> {
+        let config = self.config().ok_or_else(|| QueryError::InvalidRequest("the chain has no genesis yet".into()))?;
+        let request = SimulateRequest::decode(request)?;
+        if request.tx_bytes.is_empty() {
+            return Err(QueryError::InvalidRequest("empty txBytes is not allowed".into()));
+        }
+        let tx = decode_tx(&request.tx_bytes, &config.params, DecodeMode::Simulate)
+            .map_err(|e| QueryError::InvalidRequest(e.to_string()))?;
+        let snapshot = self.storage.snapshot()?;
+        let height = self.storage.committed()?.map_or(1, |c| c.height + 1);
+        let env = TxEnv { chain_id: &config.chain_id, height, params: &config.params, mode: ExecMode::Simulate };
+        let outcome = execute_tx(&snapshot, &tx, &env);
+        if let Err(e) = outcome.result {
+            return Err(QueryError::InvalidRequest(e.to_string()));
+        }
+        #[allow(deprecated)]
+        let msg_responses = cosmrs::proto::cosmos::base::abci::v1beta1::TxMsgData::decode(outcome.data.as_slice())
+            .map(|d| d.msg_responses)
+            .unwrap_or_default();
+        #[allow(deprecated)]
+        let response = SimulateResponse {
+            gas_info: Some(GasInfo { gas_wanted: outcome.gas_wanted, gas_used: outcome.gas_used }),
+            result: Some(SdkResult {
+                data: outcome.data,
+                log: String::new(),
+                events: outcome
+                    .events
+                    .into_iter()
+                    .map(|e| tendermint_proto::abci::Event {
+                        r#type: e.r#type,
+                        attributes: e
+                            .attributes
+                            .into_iter()
+                            .map(|a| tendermint_proto::abci::EventAttribute { key: a.key, value: a.value, index: a.index })
+                            .collect(),
+                    })
+                    .collect(),
+                msg_responses,
+            }),
+        };
+        Ok(response.encode_to_vec())
+    }
+}
+
+fn load_config(snapshot: &Snapshot) -> Result<Option<ChainConfig>, AppError> {
+    let Some(chain_id) = snapshot.get(CHAIN_ID_KEY)? else { return Ok(None) };
+    let params_json = snapshot.get(PARAMS_KEY)?.ok_or_else(|| StateError::Storage("chain params missing".into()))?;
+    let params: nesa_genesis::ChainParams =
+        serde_json::from_slice(&params_json).map_err(|e| StateError::Storage(format!("stored params: {e}")))?;
+    let params = Params::from_genesis(&params).map_err(StateError::Storage)?;
+    let initial_height = snapshot
+        .get(INITIAL_HEIGHT_KEY)?
+        .and_then(|b| b.try_into().ok())
+        .map(u64::from_be_bytes)
+        .unwrap_or(1);
+    let chain_id = String::from_utf8(chain_id).map_err(|e| StateError::Storage(e.to_string()))?;
+    Ok(Some(ChainConfig { chain_id, params, initial_height }))
+}
+
+fn check_response(result: Result<(), TxError>, gas_wanted: u64, gas_used: u64) -> ResponseCheckTx {
+    match result {
+        Ok(()) => ResponseCheckTx { gas_wanted: gas_wanted as i64, gas_used: gas_used as i64, ..Default::default() },
+        Err(e) => ResponseCheckTx {
+            code: e.code(),
+            log: e.to_string(),
+            codespace: CODESPACE.into(),
+            gas_wanted: gas_wanted as i64,
+            gas_used: gas_used as i64,
+            ..Default::default()
+        },
+    }
+}
+
+fn error_result(error: &TxError, gas_wanted: u64, gas_used: u64) -> ExecTxResult {
+    ExecTxResult {
+        code: error.code(),
+        log: error.to_string(),
+        codespace: CODESPACE.into(),
+        gas_wanted: gas_wanted as i64,
+        gas_used: gas_used as i64,
+        ..Default::default()
+    }
+}
+
+fn exec_result(outcome: TxOutcome) -> (ExecTxResult, Option<crate::state::Changes>) {
+    let result = match &outcome.result {
+        Ok(()) => ExecTxResult {
+            data: outcome.data.into(),
+            gas_wanted: outcome.gas_wanted as i64,
+            gas_used: outcome.gas_used as i64,
+            events: outcome.events,
+            ..Default::default()
+        },
+        Err(e) => {
+            let mut result = error_result(e, outcome.gas_wanted, outcome.gas_used);
+            // Fee and sequence events stay visible when the messages failed.
+            if outcome.changes.is_some() {
+                result.events = outcome.events;
+            }
+            result
+        }
+    };
+    (result, outcome.changes)
+}

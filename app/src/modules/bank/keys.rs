@@ -1,0 +1,23 @@
+//! Storage keys of the bank module (all under `bank/`).
+
+use crate::modules::auth::Address;
+
+/// Module prefix; `store/bank/key` queries are relative to it.
+pub const PREFIX: &[u8] = b"bank/";
+/// Prefix of total-supply entries.
+pub const SUPPLY_PREFIX: &[u8] = b"bank/supply/";
+
+/// Prefix of every balance of `address`.
+pub fn balances_of(address: &Address) -> Vec<u8> {
+    [b"bank/balance/".as_slice(), address.as_bytes()].concat()
+}
+
+/// Where the balance of `denom` held by `address` is stored (decimal amount).
+pub fn balance(address: &Address, denom: &str) -> Vec<u8> {
+    [balances_of(address).as_slice(), denom.as_bytes()].concat()
+}
+
+/// Where the total supply of `denom` is stored.
+pub fn supply(denom: &str) -> Vec<u8> {
+    [SUPPLY_PREFIX, denom.as_bytes()].concat()
+}

@@ -1,0 +1,217 @@
+//! Balances and total supply; `MsgSend`.
+
+pub mod keys;
+pub mod query;
+
+use std::fmt;
+
+use cosmrs::proto::cosmos::base::v1beta1::Coin as ProtoCoin;
+use tendermint_proto::v0_38::abci::Event;
+
+use crate::events::event;
+use crate::modules::auth::{self, Address};
+use crate::state::{StateError, StateRead, StateWrite};
+use crate::tx::TxError;
+
+/// An amount of one denomination.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Coin {
+    pub denom: String,
+    pub amount: u128,
+}
+
+impl Coin {
+    /// Parses and validates a protobuf coin.
+    pub fn from_proto(proto: &ProtoCoin) -> Result<Self, TxError> {
+        let amount = proto
+            .amount
+            .parse::<u128>()
+            .map_err(|_| TxError::InvalidCoins(format!("invalid amount `{}{}`", proto.amount, proto.denom)))?;
+        if !valid_denom(&proto.denom) {
+            return Err(TxError::InvalidCoins(format!("invalid denom `{}`", proto.denom)));
+        }
+        Ok(Coin { denom: proto.denom.clone(), amount })
+    }
+
+    /// The protobuf form.
+    pub fn to_proto(&self) -> ProtoCoin {
+        ProtoCoin { denom: self.denom.clone(), amount: self.amount.to_string() }
+    }
+}
+
+impl fmt::Display for Coin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}{}", self.amount, self.denom)
+    }
+}
+
+/// Parses a list of coins that must be positive and free of duplicates.
+pub fn parse_coins(protos: &[ProtoCoin]) -> Result<Vec<Coin>, TxError> {
+    let coins = protos.iter().map(Coin::from_proto).collect::<Result<Vec<_>, _>>()?;
+    for (i, coin) in coins.iter().enumerate() {
+        if coin.amount == 0 {
+            return Err(TxError::InvalidCoins(format!("{coin}: amounts must be positive")));
+        }
+        if coins[..i].iter().any(|c| c.denom == coin.denom) {
+            return Err(TxError::InvalidCoins(format!("duplicate denomination {}", coin.denom)));
+        }
+    }
+    Ok(coins)
+}
+
+/// Formats coins as the SDK does in events: `10unes,5uatom`.
+pub fn coins_string(coins: &[Coin]) -> String {
+    coins.iter().map(Coin::to_string).collect::<Vec<_>>().join(",")
+}
+
+fn valid_denom(denom: &str) -> bool {
+    (3..=128).contains(&denom.len())
+        && denom.starts_with(|c: char| c.is_ascii_alphabetic())
+        && denom.chars().all(|c| c.is_ascii_alphanumeric() || "/:._-".contains(c))
+}
+
+fn read_amount(state: &impl StateRead, key: &[u8]) -> Result<u128, StateError> {
+    match state.get(key)? {
+        Some(bytes) => std::str::from_utf8(&bytes)
+            .ok()
+            .and_then(|text| text.parse().ok())
+            .ok_or_else(|| StateError::Storage("stored amount is not a decimal number".into())),
+        None => Ok(0),
+    }
+}
+
+fn write_amount(state: &mut impl StateWrite, key: Vec<u8>, amount: u128) -> Result<(), StateError> {
+    if amount == 0 {
+        state.delete(key)
+    } else {
+        state.put(key, amount.to_string().into_bytes())
+    }
+}
+
+/// The balance of `denom` held by `address`.
+pub fn balance(state: &impl StateRead, address: &Address, denom: &str) -> Result<u128, StateError> {
+    read_amount(state, &keys::balance(address, denom))
+}
+
+/// Every non-zero balance of `address`, ordered by denomination.
+pub fn balances(state: &impl StateRead, address: &Address) -> Result<Vec<Coin>, StateError> {
+    let prefix = keys::balances_of(address);
+    state
+        .prefix(&prefix)?
+        .into_iter()
+        .map(|(key, value)| {
+            let denom = String::from_utf8(key[prefix.len()..].to_vec()).map_err(|e| StateError::Storage(e.to_string()))?;
+            let amount = std::str::from_utf8(&value)
+                .ok()
+                .and_then(|t| t.parse().ok())
+                .ok_or_else(|| StateError::Storage("stored amount is not a decimal number".into()))?;
+            Ok(Coin { denom, amount })
+        })
+        .collect()
+}
+
+/// The total supply of `denom`.
+pub fn supply(state: &impl StateRead, denom: &str) -> Result<u128, StateError> {
+    read_amount(state, &keys::supply(denom))
+}
+
+/// The total supply of every denomination.
+pub fn total_supply(state: &impl StateRead) -> Result<Vec<Coin>, StateError> {
+    state
+        .prefix(keys::SUPPLY_PREFIX)?
+        .into_iter()
+        .map(|(key, value)| {
+            let denom = String::from_utf8(key[keys::SUPPLY_PREFIX.len()..].to_vec()).map_err(|e| StateError::Storage(e.to_string()))?;
+            let amount = std::str::from_utf8(&value).ok().and_then(|t| t.parse().ok()).unwrap_or(0);
+            Ok(Coin { denom, amount })
+        })
+        .collect()
+}
+
+/// Moves `coins` from `from` to `to`, creating the recipient's account if needed, and records
+/// the SDK's `coin_spent`, `coin_received` and `transfer` events.
+pub fn send(
+    state: &mut impl StateWrite,
+    from: &Address,
+    to: &Address,
+    coins: &[Coin],
+    events: &mut Vec<Event>,
+) -> Result<(), TxError> {
+    for coin in coins {
+        let key = keys::balance(from, &coin.denom);
+        let held = read_amount(state, &key)?;
+        let left = held.checked_sub(coin.amount).ok_or_else(|| {
+            TxError::InsufficientFunds(format!("spendable balance {held}{} is smaller than {coin}", coin.denom))
+        })?;
+        write_amount(state, key, left)?;
+    }
+    for coin in coins {
+        let key = keys::balance(to, &coin.denom);
+        let held = read_amount(state, &key)?;
+        let sum = held.checked_add(coin.amount).ok_or_else(|| TxError::InvalidCoins("balance overflow".into()))?;
+        write_amount(state, key, sum)?;
+    }
+    auth::ensure_account(state, to)?;
+    let amount = coins_string(coins);
+    let (from_text, to_text) = (from.to_string(), to.to_string());
+    events.push(event("coin_spent", &[("spender", &from_text), ("amount", &amount)]));
+    events.push(event("coin_received", &[("receiver", &to_text), ("amount", &amount)]));
+    events.push(event("transfer", &[("recipient", &to_text), ("sender", &from_text), ("amount", &amount)]));
+    Ok(())
+}
+
+/// Creates `coins` in `to`'s balance and the total supply (genesis only).
+pub fn mint(state: &mut impl StateWrite, to: &Address, coins: &[Coin]) -> Result<(), TxError> {
+    for coin in coins {
+        let key = keys::balance(to, &coin.denom);
+        let held = read_amount(state, &key)?;
+        write_amount(state, key, held.checked_add(coin.amount).ok_or_else(|| TxError::InvalidCoins("balance overflow".into()))?)?;
+        let supply_key = keys::supply(&coin.denom);
+        let supply = read_amount(state, &supply_key)?;
+        write_amount(state, supply_key, supply.checked_add(coin.amount).ok_or_else(|| TxError::InvalidCoins("supply overflow".into()))?)?;
+    }
+    auth::ensure_account(state, to)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::Overlay;
+
+    fn unes(amount: u128) -> Vec<Coin> {
+        vec![Coin { denom: "unes".into(), amount }]
+    }
+
+    #[test]
+    fn send_moves_coins_and_keeps_supply() {
+        let (alice, bob) = (Address::from_bytes([1; 20]), Address::from_bytes([2; 20]));
+        let mut state = Overlay::new(());
+        mint(&mut state, &alice, &unes(100)).unwrap();
+        let mut events = vec![];
+        send(&mut state, &alice, &bob, &unes(30), &mut events).unwrap();
+        assert_eq!(balance(&state, &alice, "unes").unwrap(), 70);
+        assert_eq!(balance(&state, &bob, "unes").unwrap(), 30);
+        assert_eq!(supply(&state, "unes").unwrap(), 100);
+        assert!(auth::account(&state, &bob).unwrap().is_some(), "recipient account is created");
+        assert_eq!(events.len(), 3);
+    }
+
+    #[test]
+    fn sending_more_than_the_balance_fails_with_insufficient_funds() {
+        let (alice, bob) = (Address::from_bytes([1; 20]), Address::from_bytes([2; 20]));
+        let mut state = Overlay::new(());
+        mint(&mut state, &alice, &unes(10)).unwrap();
+        let err = send(&mut state, &alice, &bob, &unes(11), &mut vec![]).unwrap_err();
+        assert_eq!(err.code(), 5, "{err}");
+    }
+
+    #[test]
+    fn zero_and_duplicate_coins_are_rejected() {
+        let coin = |amount: &str| ProtoCoin { denom: "unes".into(), amount: amount.into() };
+        assert!(parse_coins(&[coin("0")]).is_err());
+        assert!(parse_coins(&[coin("1"), coin("2")]).is_err());
+        assert!(parse_coins(&[coin("-1")]).is_err());
+        assert_eq!(parse_coins(&[coin("5")]).unwrap(), unes(5));
+    }
+}

@@ -1,0 +1,89 @@
+//! Transaction errors with the Cosmos SDK's codespace and codes, so wallets and CosmJS show
+//! the messages their users already know.
+
+use crate::state::StateError;
+
+/// The codespace of every error this module reports.
+pub const CODESPACE: &str = "sdk";
+
+/// Why a transaction was rejected or failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TxError {
+    #[error("tx parse error: {0}")]
+    Decode(String),
+    #[error("{0}")]
+    InvalidSequence(String),
+    #[error("signature verification failed; please verify account number ({account_number}), sequence ({sequence}) and chain-id ({chain_id}): unauthorized")]
+    SignatureVerification { account_number: u64, sequence: u64, chain_id: String },
+    #[error("{0}: unauthorized")]
+    Unauthorized(String),
+    #[error("{0}: insufficient funds")]
+    InsufficientFunds(String),
+    #[error("{0}: unknown request")]
+    UnknownRequest(String),
+    #[error("{0}: invalid address")]
+    InvalidAddress(String),
+    #[error("{0}: invalid pubkey")]
+    InvalidPubKey(String),
+    #[error("account {0} not found: unknown address")]
+    UnknownAddress(String),
+    #[error("{0}: invalid coins")]
+    InvalidCoins(String),
+    #[error("{0}")]
+    OutOfGas(String),
+    #[error("{0}: memo too large")]
+    MemoTooLarge(String),
+    #[error("{0}: insufficient fee")]
+    InsufficientFee(String),
+    #[error("{0}: invalid request")]
+    InvalidRequest(String),
+    #[error("{0}: tx too large")]
+    TxTooLarge(String),
+    #[error("{0}: tx timeout height")]
+    TimeoutHeight(String),
+    #[error("account sequence mismatch, expected {expected}, got {got}: incorrect account sequence")]
+    WrongSequence { expected: u64, got: u64 },
+    #[error("{0}: invalid gas limit")]
+    InvalidGasLimit(String),
+    #[error("internal error: {0}")]
+    Internal(String),
+    /// A message failed; its own error says why.
+    #[error("failed to execute message; message index: {index}: {source}")]
+    Message { index: usize, source: Box<TxError> },
+}
+
+impl TxError {
+    /// The Cosmos SDK error code (codespace `sdk`).
+    pub fn code(&self) -> u32 {
+        match self {
+            TxError::Decode(_) => 2,
+            TxError::InvalidSequence(_) => 3,
+            TxError::SignatureVerification { .. } | TxError::Unauthorized(_) => 4,
+            TxError::InsufficientFunds(_) => 5,
+            TxError::UnknownRequest(_) => 6,
+            TxError::InvalidAddress(_) => 7,
+            TxError::InvalidPubKey(_) => 8,
+            TxError::UnknownAddress(_) => 9,
+            TxError::InvalidCoins(_) => 10,
+            TxError::OutOfGas(_) => 11,
+            TxError::MemoTooLarge(_) => 12,
+            TxError::InsufficientFee(_) => 13,
+            TxError::InvalidRequest(_) => 18,
+            TxError::TxTooLarge(_) => 21,
+            TxError::TimeoutHeight(_) => 30,
+            TxError::WrongSequence { .. } => 32,
+            TxError::InvalidGasLimit(_) => 41,
+            TxError::Internal(_) => 1,
+            TxError::Message { source, .. } => source.code(),
+        }
+    }
+}
+
+impl From<StateError> for TxError {
+    fn from(e: StateError) -> Self {
+        match e {
+            StateError::OutOfGas { .. } => TxError::OutOfGas(format!("{e}: out of gas")),
+            other => TxError::Internal(other.to_string()),
+        }
+    }
+}

@@ -1,0 +1,115 @@
+//! Executing a checked transaction: gas for its size, the ante checks, then every message in
+//! one atomic overlay. A failed message reverts all messages but keeps the fee and sequence.
+
+use cosmrs::proto::cosmos::base::abci::v1beta1::TxMsgData;
+use prost::Message;
+use tendermint_proto::v0_38::abci::Event;
+
+use super::ante::ante;
+use super::{CheckedTx, Params, TxError};
+use crate::events::tag_message_index;
+use crate::state::{Changes, Gas, GasCosts, GasMeter, Metered, Overlay, StateRead};
+
+/// Why the transaction is being executed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExecMode {
+    /// Mempool admission: ante checks only.
+    Check,
+    /// Block execution.
+    Deliver,
+    /// Gas estimation: no signature check, no fee minimum, no gas limit.
+    Simulate,
+}
+
+/// The block a transaction executes in.
+#[derive(Clone, Copy, Debug)]
+pub struct TxEnv<'a> {
+    pub chain_id: &'a str,
+    pub height: u64,
+    pub params: &'a Params,
+    pub mode: ExecMode,
+}
+
+/// What executing a transaction produced.
+#[derive(Debug)]
+pub struct TxOutcome {
+    pub result: Result<(), TxError>,
+    pub gas_wanted: Gas,
+    pub gas_used: Gas,
+    pub events: Vec<Event>,
+    /// Protobuf `TxMsgData` with each message's response.
+    pub data: Vec<u8>,
+    /// State changes to apply: `None` when the ante checks failed (the tx changes nothing).
+    pub changes: Option<Changes>,
+}
+
+/// Executes `tx` over `parent`; the caller applies `changes` on success.
+pub fn execute_tx<P: StateRead>(parent: &P, tx: &CheckedTx, env: &TxEnv) -> TxOutcome {
+    let meter = match env.mode {
+        ExecMode::Simulate => GasMeter::unlimited(),
+        _ => GasMeter::new(tx.gas_limit),
+    };
+    let gas_wanted = tx.gas_limit;
+    let mut events = vec![];
+    let rejected = |error: TxError, meter: &GasMeter, events: Vec<Event>| TxOutcome {
+        result: Err(error),
+        gas_wanted,
+        gas_used: meter.used(),
+        events,
+        data: vec![],
+        changes: None,
+    };
+
+    if let Err(e) = meter.consume(GasCosts::SDK.tx_size_per_byte * tx.size as Gas, "txSize") {
+        return rejected(e.into(), &meter, vec![]);
+    }
+    let mut ante_state = Overlay::new(parent);
+    if let Err(e) = ante(&mut Metered::new(&mut ante_state, &meter), &meter, tx, env, &mut events) {
+        return rejected(e, &meter, vec![]);
+    }
+    if env.mode == ExecMode::Check {
+        return TxOutcome {
+            result: Ok(()),
+            gas_wanted,
+            gas_used: meter.used(),
+            events,
+            data: vec![],
+            changes: Some(ante_state.into_changes()),
+        };
+    }
+
+    let mut msg_state = Overlay::new(&ante_state);
+    let mut msg_events = vec![];
+    let mut msg_responses = vec![];
+    let mut failure = None;
+    for (index, msg) in tx.msgs.iter().enumerate() {
+        let mut emitted = vec![];
+        match msg.execute(&mut Metered::new(&mut msg_state, &meter), &mut emitted) {
+            Ok(response) => {
+                tag_message_index(&mut emitted, index);
+                msg_events.extend(emitted);
+                msg_responses.push(response);
+            }
+            Err(e) => {
+                let error = match e {
+                    TxError::OutOfGas(log) => TxError::OutOfGas(log),
+                    other => TxError::Message { index, source: Box::new(other) },
+                };
+                failure = Some(error);
+                break;
+            }
+        }
+    }
+    let msg_changes = msg_state.into_changes();
+    let (result, data) = match failure {
+        None => {
+            ante_state.apply(msg_changes);
+            events.extend(msg_events);
+            #[allow(deprecated)]
+            let data = TxMsgData { data: vec![], msg_responses }.encode_to_vec();
+            (Ok(()), data)
+        }
+        Some(error) => (Err(error), vec![]),
+    };
+    TxOutcome { result, gas_wanted, gas_used: meter.used(), events, data, changes: Some(ante_state.into_changes()) }
+}

@@ -1,0 +1,15 @@
+//! The transaction pipeline: decode and check a Cosmos SDK `TxRaw` once into a `CheckedTx`,
+//! then execute it (ante: signature, sequence, fee; then the messages, atomically).
+
+mod ante;
+mod decode;
+mod error;
+mod execute;
+mod msg;
+mod params;
+
+pub use decode::{decode_tx, CheckedTx, DecodeMode};
+pub use error::{TxError, CODESPACE};
+pub use execute::{execute_tx, ExecMode, TxEnv, TxOutcome};
+pub use msg::Msg;
+pub use params::Params;

@@ -1,0 +1,13 @@
+//! Nesa genesis: the application state a chain starts from, the CometBFT-compatible genesis
+//! document that carries it, and the builder `nesad init` and `nesad genesis` use.
+
+mod app_state;
+mod document;
+
+pub use app_state::{AppState, AuthGenesis, BankGenesis, ChainParams, GenesisBalance, GenesisCoin};
+pub use document::{GenesisDoc, GenesisValidator, GenesisError};
+
+/// The staking and fee denomination: 1 NES = 10^6 unes.
+pub const DENOM: &str = "unes";
+/// Bech32 human-readable prefix of account addresses.
+pub const ACCOUNT_PREFIX: &str = "nesa";

@@ -1,0 +1,444 @@
+//! The keyring: named secp256k1 keys derived from BIP-39 mnemonics, kept in `<home>/keyring.json`.
+//!
+//! This is an unencrypted "test"-style keyring (like `--keyring-backend test` in Cosmos SDK
+//! chains): the mnemonic is stored in clear, protected only by file mode 0600. Use it for
+//! devnets and node runner hot keys, not for large balances.
+
+use std::{
+    fmt, fs,
+    io::Write,
+    path::{Path, PathBuf},
+};
+
+use bip39::{Language, Mnemonic};
+use cosmrs::{bip32::DerivationPath, crypto::secp256k1::SigningKey};
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
+
+use crate::{address::Address, HD_PATH};
+
+/// File name of the keyring inside the home directory.
+pub const KEYRING_FILE: &str = "keyring.json";
+/// Words in a generated mnemonic (256 bits of entropy).
+const MNEMONIC_WORDS: usize = 24;
+/// Longest accepted key name.
+const MAX_NAME_LEN: usize = 64;
+
+/// What went wrong with a key or the keyring file.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    /// No key has this name.
+    #[error("no key named '{name}' in {path}: list keys with `nesa keys list` or create one with `nesa keys add {name}`")]
+    NotFound { name: String, path: PathBuf },
+    /// A key with this name exists already.
+    #[error("a key named '{name}' already exists in {path}: pick another name or delete it first with `nesa keys delete {name}`")]
+    NameTaken { name: String, path: PathBuf },
+    /// The same mnemonic is stored under another name.
+    #[error("this mnemonic is already stored as key '{existing}' ({address})")]
+    AlreadyStored { existing: String, address: Address },
+    /// The name has characters that would be awkward on a command line.
+    #[error("invalid key name '{0}': use 1-{MAX_NAME_LEN} letters, digits, '-', '_' or '.'")]
+    InvalidName(String),
+    /// The mnemonic is not a valid English BIP-39 phrase.
+    #[error("invalid mnemonic: {0} (expected 12 or 24 English BIP-39 words)")]
+    InvalidMnemonic(String),
+    /// HD derivation failed (practically impossible for a valid seed).
+    #[error("cannot derive a key from the mnemonic: {0}")]
+    Derivation(String),
+    /// The keyring file could not be read or written.
+    #[error("cannot {action} {path}: {source}")]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// The keyring file is not valid JSON of the expected shape.
+    #[error("keyring file {path} is corrupt: {source}")]
+    Corrupt {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
+    /// The stored public key does not match the one derived from the stored mnemonic.
+    #[error("key '{0}' is inconsistent: its stored address does not match its mnemonic")]
+    Inconsistent(String),
+}
+
+/// One stored key. `Debug` hides the mnemonic so it never ends up in logs.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyEntry {
+    /// Name the user refers to the key by.
+    pub name: String,
+    /// Account address of the key.
+    pub address: Address,
+    /// BIP-39 mnemonic the key is derived from (secret!).
+    pub mnemonic: String,
+    /// Compressed secp256k1 public key, hex.
+    pub pubkey: String,
+}
+
+impl KeyEntry {
+    /// Derives an entry from a mnemonic, checking it and normalizing its spacing and case.
+    fn from_mnemonic(name: &str, phrase: &str) -> Result<Self, KeyError> {
+        let mnemonic = parse_mnemonic(phrase)?;
+        let signing_key = derive_signing_key(&mnemonic)?;
+        let public_key = signing_key.public_key();
+        let address = Address::from_public_key(&public_key)
+            .map_err(|e| KeyError::Derivation(e.to_string()))?;
+        Ok(Self {
+            name: name.to_owned(),
+            address,
+            mnemonic: mnemonic.to_string(),
+            pubkey: hex::encode(public_key.to_bytes()),
+        })
+    }
+
+    /// The signing key of this entry, re-derived from its mnemonic.
+    pub fn signing_key(&self) -> Result<SigningKey, KeyError> {
+        let signing_key = signing_key_from_mnemonic(&self.mnemonic)?;
+        let address = Address::from_public_key(&signing_key.public_key())
+            .map_err(|e| KeyError::Derivation(e.to_string()))?;
+        // A hand-edited file could pair a mnemonic with someone else's address; refuse to sign then.
+        if address != self.address {
+            return Err(KeyError::Inconsistent(self.name.clone()));
+        }
+        Ok(signing_key)
+    }
+}
+
+impl fmt::Debug for KeyEntry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KeyEntry")
+            .field("name", &self.name)
+            .field("address", &self.address)
+            .field("pubkey", &self.pubkey)
+            .finish_non_exhaustive()
+    }
+}
+
+/// On-disk shape of `keyring.json`.
+#[derive(Default, Serialize, Deserialize)]
+struct KeyringFile {
+    keys: Vec<KeyEntry>,
+}
+
+/// Named keys stored in `<home>/keyring.json` (unencrypted, mode 0600).
+#[derive(Debug)]
+pub struct Keyring {
+    path: PathBuf,
+    keys: Vec<KeyEntry>,
+}
+
+impl Keyring {
+    /// Opens the keyring in `home`; a missing file is an empty keyring (created on first write).
+    pub fn open(home: &Path) -> Result<Self, KeyError> {
+        let path = home.join(KEYRING_FILE);
+        let keys = match fs::read(&path) {
+            Ok(bytes) => {
+                let file: KeyringFile = serde_json::from_slice(&bytes).map_err(|source| KeyError::Corrupt {
+                    path: path.clone(),
+                    source,
+                })?;
+                file.keys
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            Err(source) => {
+                return Err(KeyError::Io {
+                    action: "read",
+                    path,
+                    source,
+                })
+            }
+        };
+        Ok(Self { path, keys })
+    }
+
+    /// Path of the keyring file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Creates a key from a fresh 24-word mnemonic; the returned entry holds the mnemonic to show once.
+    pub fn add(&mut self, name: &str) -> Result<KeyEntry, KeyError> {
+        let mut entropy = [0u8; MNEMONIC_WORDS / 3 * 4];
+        rand::rngs::OsRng.fill_bytes(&mut entropy);
+        let mnemonic = Mnemonic::from_entropy(&entropy).map_err(|e| KeyError::InvalidMnemonic(e.to_string()))?;
+        self.insert(KeyEntry::from_mnemonic(name, &mnemonic.to_string())?)
+    }
+
+    /// Stores the key of an existing mnemonic under `name`.
+    pub fn recover(&mut self, name: &str, mnemonic: &str) -> Result<KeyEntry, KeyError> {
+        self.insert(KeyEntry::from_mnemonic(name, mnemonic)?)
+    }
+
+    /// The key named `name`.
+    pub fn show(&self, name: &str) -> Result<&KeyEntry, KeyError> {
+        self.keys
+            .iter()
+            .find(|entry| entry.name == name)
+            .ok_or_else(|| KeyError::NotFound {
+                name: name.to_owned(),
+                path: self.path.clone(),
+            })
+    }
+
+    /// All keys, sorted by name.
+    pub fn list(&self) -> &[KeyEntry] {
+        &self.keys
+    }
+
+    /// Removes the key named `name` and returns it.
+    pub fn delete(&mut self, name: &str) -> Result<KeyEntry, KeyError> {
+        let index = self
+            .keys
+            .iter()
+            .position(|entry| entry.name == name)
+            .ok_or_else(|| KeyError::NotFound {
+                name: name.to_owned(),
+                path: self.path.clone(),
+            })?;
+        let removed = self.keys.remove(index);
+        self.save()?;
+        Ok(removed)
+    }
+
+    /// The signing key of the key named `name`.
+    pub fn signing_key(&self, name: &str) -> Result<SigningKey, KeyError> {
+        self.show(name)?.signing_key()
+    }
+
+    fn insert(&mut self, entry: KeyEntry) -> Result<KeyEntry, KeyError> {
+        validate_name(&entry.name)?;
+        if self.keys.iter().any(|existing| existing.name == entry.name) {
+            return Err(KeyError::NameTaken {
+                name: entry.name,
+                path: self.path.clone(),
+            });
+        }
+        if let Some(existing) = self.keys.iter().find(|existing| existing.address == entry.address) {
+            return Err(KeyError::AlreadyStored {
+                existing: existing.name.clone(),
+                address: existing.address,
+            });
+        }
+        self.keys.push(entry.clone());
+        self.keys.sort_by(|a, b| a.name.cmp(&b.name));
+        if let Err(e) = self.save() {
+            self.keys.retain(|existing| existing.name != entry.name);
+            return Err(e);
+        }
+        Ok(entry)
+    }
+
+    /// Writes the whole file atomically (temp file + rename) so a crash never leaves half a keyring.
+    fn save(&self) -> Result<(), KeyError> {
+        let io_error = |action, path: &Path| {
+            let path = path.to_owned();
+            move |source| KeyError::Io { action, path, source }
+        };
+        if let Some(home) = self.path.parent() {
+            create_private_dir(home).map_err(io_error("create directory", home))?;
+        }
+        let file = KeyringFile {
+            keys: self.keys.clone(),
+        };
+        let json = serde_json::to_vec_pretty(&file).expect("keyring serializes to JSON");
+        let temp_path = self.path.with_extension("json.tmp");
+        write_private_file(&temp_path, &json).map_err(io_error("write", &temp_path))?;
+        fs::rename(&temp_path, &self.path).map_err(io_error("write", &self.path))
+    }
+}
+
+/// Derives the account key (m/44'/118'/0'/0/0) of a BIP-39 mnemonic, without any keyring.
+pub fn signing_key_from_mnemonic(phrase: &str) -> Result<SigningKey, KeyError> {
+    derive_signing_key(&parse_mnemonic(phrase)?)
+}
+
+fn parse_mnemonic(phrase: &str) -> Result<Mnemonic, KeyError> {
+    // Users paste phrases with odd spacing or capitals; BIP-39 words are lowercase, single-spaced.
+    let normalized = phrase.split_whitespace().collect::<Vec<_>>().join(" ").to_lowercase();
+    Mnemonic::parse_in_normalized(Language::English, &normalized)
+        .map_err(|e| KeyError::InvalidMnemonic(e.to_string()))
+}
+
+fn derive_signing_key(mnemonic: &Mnemonic) -> Result<SigningKey, KeyError> {
+    let path: DerivationPath = HD_PATH.parse().expect("HD_PATH is a valid derivation path");
+    // No BIP-39 passphrase, as Cosmos wallets derive by default.
+    let seed = mnemonic.to_seed("");
+    cosmrs::bip32::XPrv::derive_from_path(seed, &path)
+        .map(SigningKey::from)
+        .map_err(|e| KeyError::Derivation(e.to_string()))
+}
+
+fn validate_name(name: &str) -> Result<(), KeyError> {
+    let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.');
+    if name.is_empty() || name.len() > MAX_NAME_LEN || !name.chars().all(allowed) {
+        return Err(KeyError::InvalidName(name.to_owned()));
+    }
+    Ok(())
+}
+
+#[cfg(unix)]
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)
+}
+
+#[cfg(not(unix))]
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    fs::create_dir_all(dir)
+}
+
+#[cfg(unix)]
+fn write_private_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let mut file = fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    // `mode` applies only when the file is created; a leftover temp file keeps its old mode otherwise.
+    file.set_permissions(fs::Permissions::from_mode(0o600))?;
+    file.write_all(bytes)?;
+    file.sync_all()
+}
+
+#[cfg(not(unix))]
+fn write_private_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let mut file = fs::File::create(path)?;
+    file.write_all(bytes)?;
+    file.sync_all()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TEST_MNEMONIC: &str = "abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon about";
+    const TEST_COSMOS_ADDRESS: &str = "cosmos19rl4cm2hmr8afy4kldpxz3fka4jguq0auqdal4";
+
+    /// A fresh directory under the system temp dir, removed when dropped.
+    struct TempHome(PathBuf);
+
+    impl TempHome {
+        fn new(label: &str) -> Self {
+            let unique = format!("nesa-sdk-{label}-{}-{}", std::process::id(), rand::random::<u64>());
+            Self(std::env::temp_dir().join(unique))
+        }
+    }
+
+    impl Drop for TempHome {
+        fn drop(&mut self) {
+            let _ = fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn test_mnemonic_address() -> Address {
+        let key = signing_key_from_mnemonic(TEST_MNEMONIC).unwrap();
+        Address::from_public_key(&key.public_key()).unwrap()
+    }
+
+    #[test]
+    fn test_mnemonic_derives_the_known_cosmos_address() {
+        let address = test_mnemonic_address();
+        assert_eq!(address.to_bech32_with_prefix("cosmos").unwrap(), TEST_COSMOS_ADDRESS);
+    }
+
+    #[test]
+    fn test_mnemonic_derives_the_nesa_address_of_the_same_bytes() {
+        let (_, cosmos_bytes) = bech32::decode(TEST_COSMOS_ADDRESS).unwrap();
+        let hrp = bech32::Hrp::parse("nesa").unwrap();
+        let expected = bech32::encode::<bech32::Bech32>(hrp, &cosmos_bytes).unwrap();
+        assert_eq!(test_mnemonic_address().to_string(), expected);
+    }
+
+    #[test]
+    fn mnemonic_derivation_is_deterministic_and_ignores_spacing_and_case() {
+        let messy = format!("  {}\n", TEST_MNEMONIC.to_uppercase().replace(' ', "   "));
+        let a = signing_key_from_mnemonic(TEST_MNEMONIC).unwrap().public_key();
+        let b = signing_key_from_mnemonic(&messy).unwrap().public_key();
+        assert_eq!(a, b);
+    }
+
+    #[test]
+    fn mnemonic_with_a_bad_checksum_is_rejected() {
+        let bad = TEST_MNEMONIC.replace("about", "abandon");
+        assert!(matches!(signing_key_from_mnemonic(&bad), Err(KeyError::InvalidMnemonic(_))));
+    }
+
+    #[test]
+    fn keyring_round_trips_through_its_file_with_mode_0600() {
+        let home = TempHome::new("roundtrip");
+        let mut keyring = Keyring::open(&home.0).unwrap();
+        assert!(keyring.list().is_empty());
+
+        let added = keyring.add("alice").unwrap();
+        assert_eq!(added.mnemonic.split(' ').count(), 24);
+        let recovered = keyring.recover("bob", TEST_MNEMONIC).unwrap();
+        assert_eq!(recovered.address, test_mnemonic_address());
+
+        let reopened = Keyring::open(&home.0).unwrap();
+        let names: Vec<&str> = reopened.list().iter().map(|k| k.name.as_str()).collect();
+        assert_eq!(names, ["alice", "bob"]);
+        assert_eq!(reopened.show("alice").unwrap(), &added);
+        let alice_key = reopened.signing_key("alice").unwrap();
+        assert_eq!(hex::encode(alice_key.public_key().to_bytes()), added.pubkey);
+
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = fs::metadata(reopened.path()).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+
+        let mut reopened = reopened;
+        reopened.delete("alice").unwrap();
+        let after_delete = Keyring::open(&home.0).unwrap();
+        assert!(matches!(after_delete.show("alice"), Err(KeyError::NotFound { .. })));
+        assert!(after_delete.show("bob").is_ok());
+    }
+
+    #[test]
+    fn adding_a_taken_name_is_a_clear_error() {
+        let home = TempHome::new("collision");
+        let mut keyring = Keyring::open(&home.0).unwrap();
+        keyring.add("alice").unwrap();
+        let error = keyring.add("alice").unwrap_err();
+        assert!(matches!(error, KeyError::NameTaken { .. }));
+        assert!(error.to_string().contains("already exists"));
+        assert_eq!(Keyring::open(&home.0).unwrap().list().len(), 1);
+    }
+
+    #[test]
+    fn recovering_a_stored_mnemonic_under_a_new_name_is_rejected() {
+        let home = TempHome::new("duplicate");
+        let mut keyring = Keyring::open(&home.0).unwrap();
+        keyring.recover("first", TEST_MNEMONIC).unwrap();
+        assert!(matches!(
+            keyring.recover("second", TEST_MNEMONIC),
+            Err(KeyError::AlreadyStored { .. })
+        ));
+    }
+
+    #[test]
+    fn key_names_with_spaces_or_slashes_are_rejected() {
+        let home = TempHome::new("names");
+        let mut keyring = Keyring::open(&home.0).unwrap();
+        for name in ["", "my key", "a/b", &"x".repeat(65)] {
+            assert!(matches!(keyring.add(name), Err(KeyError::InvalidName(_))), "{name:?}");
+        }
+    }
+
+    #[test]
+    fn deleting_an_unknown_key_is_a_clear_error() {
+        let home = TempHome::new("delete");
+        let mut keyring = Keyring::open(&home.0).unwrap();
+        assert!(matches!(keyring.delete("ghost"), Err(KeyError::NotFound { .. })));
+    }
+
+    #[test]
+    fn key_entry_debug_never_shows_the_mnemonic() {
+        let entry = KeyEntry::from_mnemonic("bob", TEST_MNEMONIC).unwrap();
+        assert!(!format!("{entry:?}").contains("abandon"));
+    }
+}

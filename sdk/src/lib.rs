@@ -1,0 +1,35 @@
+//! Nesa client library: addresses, coins, keys, transaction signing and chain queries.
+//!
+//! Every off-chain process (node runner, relayer, the `nesa` CLI, app tests) talks to the chain
+//! through this crate, so there is one tx builder, one keyring and one RPC client.
+
+pub mod address;
+pub mod client;
+pub mod coin;
+pub mod fee;
+pub mod keys;
+pub mod msgs;
+pub mod tx;
+
+pub use address::{Address, AddressError};
+pub use client::{AccountInfo, ChainClient, ClientError, SendTxOptions, TxEvent, TxEventAttribute, TxOutcome};
+pub use coin::{Coin, CoinError, Coins};
+pub use fee::{FeeError, FeeSetting, GasPrice, GasSetting};
+pub use keys::{signing_key_from_mnemonic, KeyEntry, KeyError, Keyring};
+pub use tx::{SignedTx, TxBuilder, TxError};
+
+/// Re-exported so callers build messages with the same cosmrs/proto versions this crate signs with.
+pub use cosmrs;
+/// Re-exported so callers use the same tendermint types (hashes, chain ids) as the client.
+pub use tendermint;
+
+/// Bech32 human-readable prefix of Nesa account addresses.
+pub const ACCOUNT_PREFIX: &str = "nesa";
+/// Base denomination of the staking and fee token (1 NES = 10^6 unes).
+pub const BASE_DENOM: &str = "unes";
+/// Number of `unes` in one NES.
+pub const UNES_PER_NES: u128 = 1_000_000;
+/// BIP-44 derivation path of the first account key (coin type 118, as on the Cosmos Hub).
+pub const HD_PATH: &str = "m/44'/118'/0'/0/0";
+/// Default CometBFT JSON-RPC endpoint of a local node.
+pub const DEFAULT_NODE: &str = "http://127.0.0.1:26657";
