@@ -1,7 +1,7 @@
 //! The application: the state machine CometBFT (or the solo block producer, or a test) drives.
 //! It knows nothing of sockets; `abci` adapts it to tendermint-abci and `solo` calls it directly.
 
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 
 use cosmrs::proto::cosmos::base::abci::v1beta1::{GasInfo, Result as SdkResult};
 use cosmrs::proto::cosmos::tx::v1beta1::{SimulateRequest, SimulateResponse};
@@ -51,13 +51,14 @@ pub struct ChainConfig {
 }
 
 struct Consensus {
-    config: Option<ChainConfig>,
     pending: Option<PendingCommit>,
 }
 
 /// The Nesa application.
 pub struct App {
     storage: Storage,
+    /// Set once, by genesis; read without locking so CheckTx and queries never wait for a block.
+    config: OnceLock<ChainConfig>,
     consensus: Mutex<Consensus>,
     /// The mempool's view: committed state plus the effects of admitted transactions.
     mempool: Mutex<Option<Overlay<Snapshot>>>,
@@ -66,8 +67,11 @@ pub struct App {
 impl App {
     /// Opens the application over `storage`, loading the chain config if genesis ran.
     pub fn new(storage: Storage) -> Result<Self, AppError> {
-        let config = load_config(&storage.snapshot()?)?;
-        Ok(App { storage, consensus: Mutex::new(Consensus { config, pending: None }), mempool: Mutex::new(None) })
+        let config = OnceLock::new();
+        if let Some(loaded) = load_config(&storage.snapshot()?)? {
+            let _ = config.set(loaded);
+        }
+        Ok(App { storage, config, consensus: Mutex::new(Consensus { pending: None }), mempool: Mutex::new(None) })
     }
 
     /// The underlying storage (read-only use: RPC, proofs).
@@ -77,7 +81,7 @@ impl App {
 
     /// The chain config, once genesis has run.
     pub fn config(&self) -> Option<ChainConfig> {
-        self.consensus.lock().expect("consensus lock").config.clone()
+        self.config.get().cloned()
     }
 
     /// The last committed block height (0 before the first block).
@@ -102,8 +106,8 @@ impl App {
     /// ABCI InitChain: applies `app_state` and commits it as the version before the first block.
     /// Running it again (CometBFT's handshake after a crash before block 1) returns the same hash.
     pub fn init_chain(&self, request: RequestInitChain) -> Result<ResponseInitChain, AppError> {
-        let mut consensus = self.consensus.lock().expect("consensus lock");
-        if let (Some(config), Some(committed)) = (&consensus.config, self.storage.committed()?) {
+        let _consensus = self.consensus.lock().expect("consensus lock");
+        if let (Some(config), Some(committed)) = (self.config.get(), self.storage.committed()?) {
             if config.chain_id != request.chain_id {
                 return Err(AppError::ChainIdMismatch { genesis: request.chain_id, stored: config.chain_id.clone() });
             }
@@ -120,7 +124,7 @@ impl App {
         let params = apply_genesis(&mut state, &request.chain_id, initial_height, &app_state)?;
         let pending = self.storage.prepare(initial_height - 1, state.into_changes())?;
         let committed = self.storage.commit(pending, |_| Ok(()))?;
-        consensus.config = Some(ChainConfig { chain_id: request.chain_id, params, initial_height });
+        let _ = self.config.set(ChainConfig { chain_id: request.chain_id, params, initial_height });
         *self.mempool.lock().expect("mempool lock") = None;
         tracing::info!(app_hash = %hex::encode(committed.app_hash), "genesis applied");
         Ok(ResponseInitChain { app_hash: committed.app_hash.to_vec().into(), ..Default::default() })
@@ -207,7 +211,7 @@ impl App {
     /// is written only by the following Commit.
     pub fn finalize_block(&self, request: RequestFinalizeBlock) -> Result<ResponseFinalizeBlock, AppError> {
         let mut consensus = self.consensus.lock().expect("consensus lock");
-        let config = consensus.config.clone().ok_or(AppError::NotInitialised)?;
+        let config = self.config().ok_or(AppError::NotInitialised)?;
         let height = request.height as u64;
         let committed = self.storage.committed()?.map_or(0, |c| c.height);
         if height != committed + 1 {

@@ -3,10 +3,14 @@
 
 pub mod abci;
 pub mod app;
+pub mod cmd;
 pub mod events;
 pub mod genesis;
+pub mod home;
 pub mod modules;
 pub mod query;
+pub mod rpc;
+pub mod solo;
 pub mod state;
 pub mod tx;
 

@@ -12,5 +12,5 @@ pub fn bank_send(from: &Address, to: &Address, amount: &Coins) -> Result<Any, Tx
         amount: amount.to_cosmrs(),
     }
     .to_any()
-    .map_err(|e| TxError::Signing(e.to_string()))
+    .map_err(|e| TxError::Encode(e.to_string()))
 }

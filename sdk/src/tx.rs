@@ -20,6 +20,9 @@ pub enum TxError {
     /// A transaction must carry at least one message.
     #[error("a transaction needs at least one message")]
     NoMessages,
+    /// A message could not be packed into an `Any`.
+    #[error("cannot encode message: {0}")]
+    Encode(String),
     /// Protobuf encoding or signing failed.
     #[error("cannot sign the transaction: {0}")]
     Signing(String),

@@ -1,0 +1,127 @@
+//! The node's home directory (default `~/.nesad`), laid out like CometBFT's so one home serves
+//! both `nesad start --solo` and a CometBFT node: `config/genesis.json`,
+//! `config/priv_validator_key.json`, `config/nesad.toml`, `data/state.redb`.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// Paths inside a home directory.
+pub struct HomePaths {
+    home: PathBuf,
+}
+
+impl HomePaths {
+    /// Paths under `home`.
+    pub fn new(home: &Path) -> Self {
+        HomePaths { home: home.to_path_buf() }
+    }
+
+    pub fn config_dir(&self) -> PathBuf {
+        self.home.join("config")
+    }
+    pub fn data_dir(&self) -> PathBuf {
+        self.home.join("data")
+    }
+    pub fn genesis(&self) -> PathBuf {
+        self.config_dir().join("genesis.json")
+    }
+    pub fn validator_key(&self) -> PathBuf {
+        self.config_dir().join("priv_validator_key.json")
+    }
+    pub fn node_config(&self) -> PathBuf {
+        self.config_dir().join("nesad.toml")
+    }
+    pub fn state_db(&self) -> PathBuf {
+        self.data_dir().join("state.redb")
+    }
+}
+
+/// The default home: `~/.nesad`.
+pub fn default_home() -> PathBuf {
+    std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(".")).join(".nesad")
+}
+
+/// The moniker chosen at `nesad init` (stored in the node config).
+pub fn moniker(home: &Path) -> String {
+    NodeConfig::load(home).map(|c| c.moniker).unwrap_or_else(|_| "nesad".into())
+}
+
+/// `config/nesad.toml`: every field has a default; command-line flags override it.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct NodeConfig {
+    /// Human-readable node name.
+    pub moniker: String,
+    /// Solo mode: where the CometBFT-compatible JSON-RPC listens.
+    pub rpc_laddr: String,
+    /// CometBFT mode: where the ABCI socket listens for CometBFT.
+    pub abci_laddr: String,
+    /// Solo mode: longest wait for transactions before an empty block, in milliseconds.
+    pub block_interval_ms: u64,
+    /// Log filter (e.g. `info`, `nesa_app=debug`); `RUST_LOG` overrides it.
+    pub log_level: String,
+}
+
+impl Default for NodeConfig {
+    fn default() -> Self {
+        NodeConfig {
+            moniker: "nesad".into(),
+            rpc_laddr: "tcp://127.0.0.1:26657".into(),
+            abci_laddr: "tcp://127.0.0.1:26658".into(),
+            block_interval_ms: 1000,
+            log_level: "info".into(),
+        }
+    }
+}
+
+impl NodeConfig {
+    /// Reads `config/nesad.toml`, or the defaults when it does not exist.
+    pub fn load(home: &Path) -> anyhow::Result<Self> {
+        let path = HomePaths::new(home).node_config();
+        match std::fs::read_to_string(&path) {
+            Ok(text) => toml::from_str(&text).map_err(|e| anyhow::anyhow!("{} is not valid: {e}", path.display())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(NodeConfig::default()),
+            Err(e) => Err(anyhow::anyhow!("cannot read {}: {e}", path.display())),
+        }
+    }
+
+    /// Writes the config with a comment above each field.
+    pub fn save(&self, home: &Path) -> anyhow::Result<()> {
+        let text = format!(
+            "# nesad node configuration. Command-line flags override these values.\n\n\
+             # Human-readable node name.\nmoniker = {moniker:?}\n\n\
+             # Solo mode (`nesad start --solo`): where the CometBFT-compatible JSON-RPC listens.\nrpc_laddr = {rpc:?}\n\n\
+             # CometBFT mode (`nesad start`): where the ABCI socket listens for CometBFT (its `proxy_app`).\nabci_laddr = {abci:?}\n\n\
+             # Solo mode: longest wait for transactions before producing an empty block, in milliseconds.\nblock_interval_ms = {interval}\n\n\
+             # Log filter, e.g. \"info\" or \"nesa_app=debug\"; the RUST_LOG environment variable overrides it.\nlog_level = {log:?}\n",
+            moniker = self.moniker,
+            rpc = self.rpc_laddr,
+            abci = self.abci_laddr,
+            interval = self.block_interval_ms,
+            log = self.log_level,
+        );
+        std::fs::write(HomePaths::new(home).node_config(), text)?;
+        Ok(())
+    }
+}
+
+/// Strips `tcp://` from a listen address.
+pub fn socket_address(laddr: &str) -> &str {
+    laddr.strip_prefix("tcp://").unwrap_or(laddr)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_saved_config_loads_back_identical() {
+        let home = std::env::temp_dir().join(format!("nesad-config-test-{}", std::process::id()));
+        std::fs::create_dir_all(HomePaths::new(&home).config_dir()).unwrap();
+        let config = NodeConfig { moniker: "val-1".into(), block_interval_ms: 250, ..NodeConfig::default() };
+        config.save(&home).unwrap();
+        assert_eq!(NodeConfig::load(&home).unwrap(), config);
+        std::fs::remove_dir_all(home).unwrap();
+    }
+}

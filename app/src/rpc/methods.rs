@@ -1,0 +1,352 @@
+//! One handler per RPC method, answering from the app, the block store and the mempool.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use tendermint::abci::types::ExecTxResult;
+use tendermint::{block, validator, Hash};
+use tendermint_rpc::endpoint;
+use tokio::sync::broadcast;
+
+use super::params::Params;
+use super::RpcError;
+use crate::app::App;
+use crate::solo::blockstore::{BlockStore, StoredBlock};
+use crate::solo::mempool::{Mempool, MempoolError};
+use crate::solo::producer::CommittedBlock;
+
+/// How long `broadcast_tx_commit` waits for inclusion (CometBFT's `timeout_broadcast_tx_commit`).
+const COMMIT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Largest page for `tx_search`.
+const MAX_PER_PAGE: usize = 100;
+
+/// Everything the RPC answers from.
+pub struct RpcContext {
+    pub app: Arc<App>,
+    pub store: BlockStore,
+    pub mempool: Arc<Mempool>,
+    pub committed: broadcast::Sender<CommittedBlock>,
+    pub genesis: Value,
+    pub validators: validator::Set,
+    pub node_id: String,
+    pub moniker: String,
+    pub rpc_address: String,
+}
+
+fn internal(e: impl std::fmt::Display) -> RpcError {
+    RpcError::internal(e.to_string())
+}
+
+fn to_json(value: impl serde::Serialize) -> Result<Value, RpcError> {
+    serde_json::to_value(value).map_err(internal)
+}
+
+fn rfc3339(time: tendermint::Time) -> String {
+    time.to_rfc3339()
+}
+
+impl RpcContext {
+    fn latest_height(&self) -> Result<u64, RpcError> {
+        Ok(self.app.last_block().map_err(internal)?.map_or(0, |c| c.height))
+    }
+
+    fn stored_block(&self, height: Option<u64>) -> Result<StoredBlock, RpcError> {
+        let latest = self.latest_height()?;
+        let height = height.filter(|h| *h > 0).unwrap_or(latest);
+        if height > latest {
+            return Err(RpcError::internal(format!(
+                "height {height} must be less than or equal to the current blockchain height {latest}"
+            )));
+        }
+        self.store
+            .block(height)
+            .map_err(internal)?
+            .ok_or_else(|| RpcError::internal(format!("no block stored at height {height}")))
+    }
+
+    /// `status`: node, sync and validator info (reports CometBFT 0.38 so clients pick that dialect).
+    pub fn status(&self) -> Result<Value, RpcError> {
+        let latest = self.stored_block(None)?;
+        let earliest_height = self.store.earliest_height().map_err(internal)?.unwrap_or(1);
+        let earliest = self.stored_block(Some(earliest_height))?;
+        let app_hash = self.app.last_block().map_err(internal)?.map(|c| hex::encode_upper(c.app_hash)).unwrap_or_default();
+        let validator = self.validators.validators().first().cloned().ok_or_else(|| internal("no validator"))?;
+        let chain_id = latest.block.header.chain_id.to_string();
+        Ok(json!({
+            "node_info": {
+                "protocol_version": { "p2p": "8", "block": "11", "app": "1" },
+                "id": self.node_id,
+                "listen_addr": "tcp://127.0.0.1:26656",
+                "network": chain_id,
+                "version": "0.38.25",
+                "channels": "40202122233038606100",
+                "moniker": self.moniker,
+                "other": { "tx_index": "on", "rpc_address": self.rpc_address },
+            },
+            "sync_info": {
+                "latest_block_hash": latest.id.hash.to_string(),
+                "latest_app_hash": app_hash,
+                "latest_block_height": latest.block.header.height.to_string(),
+                "latest_block_time": rfc3339(latest.block.header.time),
+                "earliest_block_hash": earliest.id.hash.to_string(),
+                "earliest_app_hash": earliest.block.header.app_hash.to_string(),
+                "earliest_block_height": earliest_height.to_string(),
+                "earliest_block_time": rfc3339(earliest.block.header.time),
+                "catching_up": false,
+            },
+            "validator_info": {
+                "address": validator.address.to_string(),
+                "pub_key": validator.pub_key,
+                "voting_power": validator.power.to_string(),
+            },
+        }))
+    }
+
+    /// `abci_info`.
+    pub fn abci_info(&self) -> Result<Value, RpcError> {
+        let info = self.app.info().map_err(internal)?;
+        Ok(json!({
+            "response": {
+                "data": info.data,
+                "version": info.version,
+                "app_version": info.app_version.to_string(),
+                "last_block_height": info.last_block_height.to_string(),
+                "last_block_app_hash": base64_encode(&info.last_block_app_hash),
+            }
+        }))
+    }
+
+    /// `abci_query`: path, hex data, height, prove.
+    pub fn abci_query(&self, params: &Params) -> Result<Value, RpcError> {
+        let request = tendermint_proto::v0_38::abci::RequestQuery {
+            path: params.string("path").unwrap_or_default(),
+            data: params.hex_bytes("data")?.into(),
+            height: params.u64("height")?.unwrap_or(0) as i64,
+            prove: params.bool("prove")?,
+        };
+        let response = self.app.query(request);
+        let proof = response.proof_ops.map(|ops| {
+            json!({ "ops": ops.ops.iter().map(|op| json!({
+                "type": op.r#type,
+                "key": base64_encode(&op.key),
+                "data": base64_encode(&op.data),
+            })).collect::<Vec<_>>() })
+        });
+        Ok(json!({
+            "response": {
+                "code": response.code,
+                "log": response.log,
+                "info": response.info,
+                "index": response.index.to_string(),
+                "key": base64_encode(&response.key),
+                "value": base64_encode(&response.value),
+                "proofOps": proof,
+                "height": response.height.to_string(),
+                "codespace": response.codespace,
+            }
+        }))
+    }
+
+    /// `broadcast_tx_sync` (and `_async`): CheckTx, then queue for the next block.
+    pub fn broadcast_tx_sync(&self, params: &Params) -> Result<Value, RpcError> {
+        let tx = params.tx_bytes("tx")?;
+        let hash = tx_hash(&tx);
+        let check = self.mempool.submit(&self.app, tx).map_err(mempool_error)?;
+        Ok(json!({
+            "code": check.code,
+            "data": base64_encode(&check.data),
+            "log": check.log,
+            "codespace": check.codespace,
+            "hash": hash.to_string(),
+        }))
+    }
+
+    /// `broadcast_tx_commit`: CheckTx, then wait for the block that includes it.
+    pub async fn broadcast_tx_commit(self: Arc<Self>, params: &Params) -> Result<Value, RpcError> {
+        let tx = params.tx_bytes("tx")?;
+        let hash = tx_hash(&tx);
+        let mut committed = self.committed.subscribe();
+        let context = self.clone();
+        let check = tokio::task::spawn_blocking(move || context.mempool.submit(&context.app, tx))
+            .await
+            .map_err(internal)?
+            .map_err(mempool_error)?;
+        let check_json = json!({
+            "code": check.code, "data": base64_encode(&check.data), "log": check.log, "info": check.info,
+            "gas_wanted": check.gas_wanted.to_string(), "gas_used": check.gas_used.to_string(),
+            "events": [], "codespace": check.codespace,
+        });
+        if check.code != 0 {
+            return Ok(json!({
+                "check_tx": check_json,
+                "tx_result": to_json(ExecTxResult::default())?,
+                "hash": hash.to_string(),
+                "height": "0",
+            }));
+        }
+        let wait = async {
+            loop {
+                match committed.recv().await {
+                    Ok(block) if block.tx_hashes.iter().any(|h| h == hash.as_bytes()) => return Ok(block.height),
+                    Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {
+                        if let Some(location) = self.store.find_tx(hash.as_bytes()).map_err(internal)? {
+                            return Ok(location.height);
+                        }
+                    }
+                    Err(broadcast::error::RecvError::Closed) => return Err(internal("node is shutting down")),
+                }
+            }
+        };
+        let height = tokio::time::timeout(COMMIT_TIMEOUT, wait)
+            .await
+            .map_err(|_| internal("timed out waiting for tx to be included in a block"))??;
+        let found = self.tx_response(hash.as_bytes())?.ok_or_else(|| internal("committed tx not found in its block"))?;
+        Ok(json!({
+            "check_tx": check_json,
+            "tx_result": found["tx_result"].clone(),
+            "hash": hash.to_string(),
+            "height": height.to_string(),
+        }))
+    }
+
+    /// `block`.
+    pub fn block(&self, params: &Params) -> Result<Value, RpcError> {
+        let stored = self.stored_block(params.u64("height")?)?;
+        to_json(endpoint::block::Response { block_id: stored.id, block: stored.block })
+    }
+
+    /// `block_results`.
+    pub fn block_results(&self, params: &Params) -> Result<Value, RpcError> {
+        let stored = self.stored_block(params.u64("height")?)?;
+        let txs_results = stored
+            .results
+            .tx_results
+            .iter()
+            .cloned()
+            .map(ExecTxResult::try_from)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(internal)?;
+        let finalize_block_events = stored
+            .results
+            .events
+            .iter()
+            .cloned()
+            .map(tendermint::abci::Event::try_from)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(internal)?;
+        to_json(endpoint::block_results::Response {
+            height: stored.block.header.height,
+            txs_results: Some(txs_results),
+            finalize_block_events,
+            begin_block_events: None,
+            end_block_events: None,
+            validator_updates: vec![],
+            consensus_param_updates: None,
+            app_hash: tendermint::AppHash::try_from(stored.results.app_hash.to_vec()).map_err(internal)?,
+        })
+    }
+
+    fn tx_response(&self, hash: &[u8]) -> Result<Option<Value>, RpcError> {
+        let Some(location) = self.store.find_tx(hash).map_err(internal)? else { return Ok(None) };
+        let stored = self.stored_block(Some(location.height))?;
+        let index = location.index as usize;
+        let tx = stored.block.data.get(index).cloned().ok_or_else(|| internal("tx index out of range"))?;
+        let result = stored.results.tx_results.get(index).cloned().ok_or_else(|| internal("tx result missing"))?;
+        let response = endpoint::tx::Response {
+            hash: Hash::Sha256(hash.try_into().map_err(internal)?),
+            height: stored.block.header.height,
+            index: location.index,
+            tx_result: ExecTxResult::try_from(result).map_err(internal)?,
+            tx,
+            proof: None,
+        };
+        to_json(response).map(Some)
+    }
+
+    /// `tx`: a committed transaction by hash.
+    pub fn tx(&self, params: &Params) -> Result<Value, RpcError> {
+        let hash = params.hash("hash")?;
+        self.tx_response(&hash)?
+            .ok_or_else(|| RpcError::internal(format!("tx ({}) not found", hex::encode_upper(hash))))
+    }
+
+    /// `tx_search`: by `tx.hash='…'` or `tx.height=N`.
+    pub fn tx_search(&self, params: &Params) -> Result<Value, RpcError> {
+        let query = params.string("query").ok_or_else(|| RpcError::invalid_params("missing `query`"))?;
+        let (key, value) = parse_query(&query)?;
+        let mut txs = vec![];
+        match key.as_str() {
+            "tx.hash" => {
+                let hash = hex::decode(&value).map_err(|e| RpcError::invalid_params(format!("tx.hash must be hex: {e}")))?;
+                if let Some(found) = self.tx_response(&hash)? {
+                    txs.push(found);
+                }
+            }
+            "tx.height" => {
+                let height: u64 = value.parse().map_err(|_| RpcError::invalid_params("tx.height must be an integer"))?;
+                if height <= self.latest_height()? && height > 0 {
+                    if let Some(stored) = self.store.block(height).map_err(internal)? {
+                        for tx in &stored.block.data {
+                            if let Some(found) = self.tx_response(tx_hash(tx).as_bytes())? {
+                                txs.push(found);
+                            }
+                        }
+                    }
+                }
+            }
+            other => {
+                return Err(RpcError::invalid_params(format!(
+                    "searching by `{other}` is not supported; use tx.hash='…' or tx.height=N"
+                )))
+            }
+        }
+        let total = txs.len();
+        let per_page = params.u64("per_page")?.map_or(30, |p| (p as usize).clamp(1, MAX_PER_PAGE));
+        let page = params.u64("page")?.unwrap_or(1).max(1) as usize;
+        let page_txs: Vec<Value> = txs.into_iter().skip((page - 1) * per_page).take(per_page).collect();
+        Ok(json!({ "txs": page_txs, "total_count": total.to_string() }))
+    }
+
+    /// `validators`.
+    pub fn validators(&self, params: &Params) -> Result<Value, RpcError> {
+        let height = params.u64("height")?.filter(|h| *h > 0).unwrap_or(self.latest_height()?);
+        let validators = self.validators.validators().clone();
+        let total = validators.len() as i32;
+        to_json(endpoint::validators::Response::new(block::Height::try_from(height).map_err(internal)?, validators, total))
+    }
+
+    /// `genesis`.
+    pub fn genesis(&self) -> Result<Value, RpcError> {
+        Ok(json!({ "genesis": self.genesis }))
+    }
+
+    /// `num_unconfirmed_txs`.
+    pub fn unconfirmed_txs(&self) -> Result<Value, RpcError> {
+        let pending = self.mempool.len().to_string();
+        Ok(json!({ "n_txs": pending, "total": pending, "total_bytes": "0", "txs": [] }))
+    }
+}
+
+fn tx_hash(tx: &[u8]) -> Hash {
+    use sha2::Digest;
+    Hash::Sha256(sha2::Sha256::digest(tx).into())
+}
+
+fn base64_encode(bytes: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+fn mempool_error(e: MempoolError) -> RpcError {
+    RpcError::internal(e.to_string())
+}
+
+/// Parses `key='value'`, `key = 'value'` or `key=value`.
+fn parse_query(query: &str) -> Result<(String, String), RpcError> {
+    let (key, value) = query
+        .split_once('=')
+        .ok_or_else(|| RpcError::invalid_params(format!("query `{query}` must have the form key='value'")))?;
+    let value = value.trim().trim_matches('\'').trim_matches('"').to_string();
+    Ok((key.trim().to_string(), value))
+}

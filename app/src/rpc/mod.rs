@@ -1,0 +1,143 @@
+//! The CometBFT 0.38 JSON-RPC subset served by the solo node, with the same JSON shapes, so
+//! tendermint-rpc, CosmJS and curl users talk to it as to a CometBFT node. Both JSON-RPC POST
+//! (single or batch) and URI GET (`/status`, `/tx?hash=0x…`) are accepted.
+
+mod methods;
+mod params;
+
+use std::sync::Arc;
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::{json, Map, Value};
+
+pub use methods::RpcContext;
+use params::Params;
+
+/// Largest accepted request body (a max-size tx, base64-encoded, with room to spare).
+const MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
+
+/// A JSON-RPC error.
+#[derive(Debug)]
+pub struct RpcError {
+    code: i64,
+    message: &'static str,
+    data: String,
+}
+
+impl RpcError {
+    /// Bad or missing parameters (-32602).
+    pub fn invalid_params(data: impl Into<String>) -> Self {
+        RpcError { code: -32602, message: "Invalid params", data: data.into() }
+    }
+
+    /// A failure while serving a valid request (-32603), as CometBFT reports them.
+    pub fn internal(data: impl Into<String>) -> Self {
+        RpcError { code: -32603, message: "Internal error", data: data.into() }
+    }
+
+    fn method_not_found(method: &str) -> Self {
+        RpcError { code: -32601, message: "Method not found", data: format!("method `{method}` is not served by nesad") }
+    }
+}
+
+/// The axum router serving the RPC.
+pub fn router(context: Arc<RpcContext>) -> Router {
+    Router::new()
+        .route("/", post(json_rpc))
+        .route("/{method}", get(uri_call))
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(context)
+}
+
+/// Serves the RPC on `address` until the process ends.
+pub async fn serve(context: Arc<RpcContext>, address: &str) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(address)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen for RPC on {address}: {e}"))?;
+    tracing::info!(%address, "serving CometBFT-compatible RPC");
+    axum::serve(listener, router(context)).await?;
+    Ok(())
+}
+
+fn envelope(id: Value, outcome: Result<Value, RpcError>) -> Value {
+    match outcome {
+        Ok(result) => json!({ "jsonrpc": "2.0", "id": id, "result": result }),
+        Err(e) => json!({ "jsonrpc": "2.0", "id": id, "error": { "code": e.code, "message": e.message, "data": e.data } }),
+    }
+}
+
+async fn call(context: &Arc<RpcContext>, request: Value) -> Value {
+    let id = request.get("id").cloned().unwrap_or(json!(-1));
+    let Some(method) = request.get("method").and_then(Value::as_str) else {
+        return envelope(id, Err(RpcError { code: -32600, message: "Invalid Request", data: "missing method".into() }));
+    };
+    let params = match request.get("params") {
+        None | Some(Value::Null) => Params::new(Map::new()),
+        Some(Value::Object(map)) => Params::new(map.clone()),
+        Some(Value::Array(items)) if items.is_empty() => Params::new(Map::new()),
+        Some(_) => return envelope(id, Err(RpcError::invalid_params("params must be an object of named parameters"))),
+    };
+    envelope(id, dispatch(context, method, params).await)
+}
+
+async fn dispatch(context: &Arc<RpcContext>, method: &str, params: Params) -> Result<Value, RpcError> {
+    let context = context.clone();
+    match method {
+        "health" => Ok(json!({})),
+        "status" => context.status(),
+        "abci_info" => context.abci_info(),
+        "abci_query" => blocking(move || context.abci_query(&params)).await,
+        "broadcast_tx_sync" | "broadcast_tx_async" => blocking(move || context.broadcast_tx_sync(&params)).await,
+        "broadcast_tx_commit" => context.broadcast_tx_commit(&params).await,
+        "block" => context.block(&params),
+        "block_results" => context.block_results(&params),
+        "tx" => context.tx(&params),
+        "tx_search" => context.tx_search(&params),
+        "validators" => context.validators(&params),
+        "genesis" => context.genesis(),
+        "num_unconfirmed_txs" | "unconfirmed_txs" => context.unconfirmed_txs(),
+        other => Err(RpcError::method_not_found(other)),
+    }
+}
+
+async fn blocking<F>(work: F) -> Result<Value, RpcError>
+where
+    F: FnOnce() -> Result<Value, RpcError> + Send + 'static,
+{
+    tokio::task::spawn_blocking(work).await.map_err(|e| RpcError::internal(e.to_string()))?
+}
+
+async fn json_rpc(State(context): State<Arc<RpcContext>>, body: axum::body::Bytes) -> impl IntoResponse {
+    let request: Value = match serde_json::from_slice(&body) {
+        Ok(request) => request,
+        Err(e) => {
+            let error = RpcError { code: -32700, message: "Parse error", data: format!("invalid JSON: {e}") };
+            return (StatusCode::OK, Json(envelope(json!(-1), Err(error))));
+        }
+    };
+    let response = match request {
+        Value::Array(batch) => {
+            let mut responses = Vec::with_capacity(batch.len());
+            for item in batch {
+                responses.push(call(&context, item).await);
+            }
+            Value::Array(responses)
+        }
+        single => call(&context, single).await,
+    };
+    (StatusCode::OK, Json(response))
+}
+
+async fn uri_call(
+    State(context): State<Arc<RpcContext>>,
+    Path(method): Path<String>,
+    Query(query): Query<Vec<(String, String)>>,
+) -> impl IntoResponse {
+    let params = Params::from_uri(query);
+    let outcome = dispatch(&context, &method, params).await;
+    (StatusCode::OK, Json(envelope(json!(-1), outcome)))
+}

@@ -1,0 +1,156 @@
+//! `nesa keys …`: the local keyring.
+
+use std::io::{BufRead, IsTerminal, Write};
+
+use anyhow::Context;
+use clap::Subcommand;
+use nesa_sdk::{KeyEntry, Keyring};
+use serde::Serialize;
+
+use super::{output::emit, GlobalArgs};
+
+#[derive(Subcommand)]
+pub enum KeysCommand {
+    /// Create a key from a new 24-word mnemonic, or recover one with --recover.
+    ///
+    /// Keys are stored UNENCRYPTED in <home>/keyring.json (file mode 0600), like the Cosmos SDK
+    /// "test" keyring backend. Anyone who can read that file controls the funds: use it for
+    /// devnets and hot keys, and keep the mnemonic somewhere safe.
+    Add {
+        /// Name to refer to the key by
+        name: String,
+        /// Read an existing BIP-39 mnemonic from stdin (one line) instead of generating one
+        #[arg(long)]
+        recover: bool,
+    },
+    /// Print the address of a key
+    Show {
+        /// Key name
+        name: String,
+        /// Print the compressed secp256k1 public key (hex) instead of the address
+        #[arg(long)]
+        pubkey: bool,
+    },
+    /// List all keys
+    List,
+    /// Delete a key (its mnemonic is gone for good unless you wrote it down)
+    Delete {
+        /// Key name
+        name: String,
+        /// Do not ask for confirmation
+        #[arg(long, short = 'y')]
+        yes: bool,
+    },
+}
+
+/// What is shown about a key; never the mnemonic, except once at creation.
+#[derive(Serialize)]
+struct PublicKeyView<'a> {
+    name: &'a str,
+    address: String,
+    pubkey: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    mnemonic: Option<&'a str>,
+}
+
+impl<'a> PublicKeyView<'a> {
+    fn of(entry: &'a KeyEntry) -> Self {
+        Self {
+            name: &entry.name,
+            address: entry.address.to_string(),
+            pubkey: &entry.pubkey,
+            mnemonic: None,
+        }
+    }
+}
+
+pub fn run(command: KeysCommand, global: &GlobalArgs) -> anyhow::Result<()> {
+    let mut keyring = Keyring::open(&global.home_dir()?)?;
+    match command {
+        KeysCommand::Add { name, recover: false } => {
+            let entry = keyring.add(&name)?;
+            let view = PublicKeyView {
+                mnemonic: Some(&entry.mnemonic),
+                ..PublicKeyView::of(&entry)
+            };
+            emit(global.output, &view, |view| {
+                format!(
+                    "{}\n\n**Important** write this mnemonic phrase down and keep it safe.\n\
+                     It is the only way to recover this key; it will not be shown again.\n\n{}\n",
+                    describe(view),
+                    entry.mnemonic
+                )
+            })
+        }
+        KeysCommand::Add { name, recover: true } => {
+            let mnemonic = read_mnemonic_line()?;
+            let entry = keyring.recover(&name, &mnemonic)?;
+            emit(global.output, &PublicKeyView::of(&entry), describe)
+        }
+        KeysCommand::Show { name, pubkey } => {
+            let entry = keyring.show(&name)?;
+            emit(global.output, &PublicKeyView::of(entry), |view| {
+                if pubkey {
+                    view.pubkey.to_owned()
+                } else {
+                    view.address.clone()
+                }
+            })
+        }
+        KeysCommand::List => {
+            if keyring.list().is_empty() && global.output == super::OutputFormat::Text {
+                eprintln!(
+                    "no keys in {}: create one with `nesa keys add <name>`",
+                    keyring.path().display()
+                );
+                return Ok(());
+            }
+            let views: Vec<PublicKeyView> = keyring.list().iter().map(PublicKeyView::of).collect();
+            emit(global.output, &views, |views| {
+                let width = views.iter().map(|v| v.name.len()).max().unwrap_or(0);
+                views
+                    .iter()
+                    .map(|v| format!("{:width$}  {}\n", v.name, v.address))
+                    .collect()
+            })
+        }
+        KeysCommand::Delete { name, yes } => {
+            let address = keyring.show(&name)?.address;
+            if !yes && !confirm(&format!("Delete key '{name}' ({address})? Its mnemonic cannot be recovered from here. [y/N] "))? {
+                anyhow::bail!("key '{name}' was not deleted: answer y to confirm, or pass --yes");
+            }
+            let entry = keyring.delete(&name)?;
+            emit(global.output, &PublicKeyView::of(&entry), |view| {
+                format!("deleted key '{}' ({})", view.name, view.address)
+            })
+        }
+    }
+}
+
+fn describe(view: &PublicKeyView) -> String {
+    format!("name: {}\naddress: {}\npubkey: {}", view.name, view.address, view.pubkey)
+}
+
+/// Reads one line from stdin, prompting only when a person is typing.
+fn read_mnemonic_line() -> anyhow::Result<String> {
+    let stdin = std::io::stdin();
+    if stdin.is_terminal() {
+        eprint!("Enter your BIP-39 mnemonic: ");
+        std::io::stderr().flush()?;
+    }
+    let mut line = String::new();
+    stdin.lock().read_line(&mut line).context("cannot read the mnemonic from stdin")?;
+    if line.trim().is_empty() {
+        anyhow::bail!("no mnemonic on stdin: pipe or type the 12 or 24 words on one line");
+    }
+    Ok(line)
+}
+
+/// Asks a yes/no question on stderr and reads the answer from stdin; no answer means no.
+fn confirm(question: &str) -> anyhow::Result<bool> {
+    eprint!("{question}");
+    std::io::stderr().flush()?;
+    let mut answer = String::new();
+    std::io::stdin().lock().read_line(&mut answer)?;
+    Ok(matches!(answer.trim().to_lowercase().as_str(), "y" | "yes"))
+}
