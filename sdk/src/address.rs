@@ -63,7 +63,8 @@ impl Address {
 
     /// The cosmrs form, for building messages such as `MsgSend`.
     pub fn to_account_id(&self) -> AccountId {
-        AccountId::new(ACCOUNT_PREFIX, &self.0).expect("20 bytes under a valid prefix always encode")
+        AccountId::new(ACCOUNT_PREFIX, &self.0)
+            .expect("20 bytes under a valid prefix always encode")
     }
 }
 
@@ -81,10 +82,14 @@ impl FromStr for Address {
                 prefix: hrp.to_string(),
             });
         }
-        let bytes: [u8; ADDRESS_LEN] = bytes.as_slice().try_into().map_err(|_| AddressError::WrongLength {
-            input: input.to_owned(),
-            len: bytes.len(),
-        })?;
+        let bytes: [u8; ADDRESS_LEN] =
+            bytes
+                .as_slice()
+                .try_into()
+                .map_err(|_| AddressError::WrongLength {
+                    input: input.to_owned(),
+                    len: bytes.len(),
+                })?;
         Ok(Self(bytes))
     }
 }
@@ -141,8 +146,13 @@ mod tests {
 
     #[test]
     fn address_with_another_prefix_is_rejected() {
-        let cosmos = Address::from_bytes(SAMPLE_BYTES).to_bech32_with_prefix("cosmos").unwrap();
-        assert!(matches!(cosmos.parse::<Address>(), Err(AddressError::WrongPrefix { .. })));
+        let cosmos = Address::from_bytes(SAMPLE_BYTES)
+            .to_bech32_with_prefix("cosmos")
+            .unwrap();
+        assert!(matches!(
+            cosmos.parse::<Address>(),
+            Err(AddressError::WrongPrefix { .. })
+        ));
     }
 
     #[test]
@@ -150,14 +160,20 @@ mod tests {
         let mut text = Address::from_bytes(SAMPLE_BYTES).to_string();
         let last = text.pop().unwrap();
         text.push(if last == 'q' { 'p' } else { 'q' });
-        assert!(matches!(text.parse::<Address>(), Err(AddressError::NotBech32 { .. })));
+        assert!(matches!(
+            text.parse::<Address>(),
+            Err(AddressError::NotBech32 { .. })
+        ));
     }
 
     #[test]
     fn address_of_the_wrong_length_is_rejected() {
         let hrp = Hrp::parse(ACCOUNT_PREFIX).unwrap();
         let long = bech32::encode::<Bech32>(hrp, &[1u8; 32]).unwrap();
-        assert!(matches!(long.parse::<Address>(), Err(AddressError::WrongLength { len: 32, .. })));
+        assert!(matches!(
+            long.parse::<Address>(),
+            Err(AddressError::WrongLength { len: 32, .. })
+        ));
     }
 
     #[test]

@@ -92,7 +92,9 @@ impl FromStr for Coin {
         if text.is_empty() {
             return Err(CoinError::Empty);
         }
-        let digits_end = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+        let digits_end = text
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(text.len());
         if digits_end == 0 {
             return Err(CoinError::MissingAmount(text.to_owned()));
         }
@@ -137,7 +139,10 @@ impl Coins {
 
     /// The amount of `denom` in the list (zero when absent).
     pub fn amount_of(&self, denom: &str) -> u128 {
-        self.0.iter().find(|c| c.denom == denom).map_or(0, |c| c.amount)
+        self.0
+            .iter()
+            .find(|c| c.denom == denom)
+            .map_or(0, |c| c.amount)
     }
 
     /// The cosmrs form, for messages and fees.
@@ -192,7 +197,10 @@ impl fmt::Display for Coins {
 
 /// Checks the Cosmos SDK denom rule `[a-zA-Z][a-zA-Z0-9/:._-]{2,127}`.
 pub fn validate_denom(denom: &str) -> Result<(), CoinError> {
-    let starts_with_letter = denom.chars().next().is_some_and(|c| c.is_ascii_alphabetic());
+    let starts_with_letter = denom
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic());
     let allowed_chars = denom
         .chars()
         .all(|c| c.is_ascii_alphanumeric() || matches!(c, '/' | ':' | '.' | '_' | '-'));
@@ -210,7 +218,10 @@ mod tests {
     #[test]
     fn coin_parses_amount_and_denom() {
         assert_eq!("1000unes".parse::<Coin>().unwrap(), Coin::unes(1000));
-        assert_eq!("5 ibc/ABC".parse::<Coin>().unwrap(), Coin::new(5, "ibc/ABC").unwrap());
+        assert_eq!(
+            "5 ibc/ABC".parse::<Coin>().unwrap(),
+            Coin::new(5, "ibc/ABC").unwrap()
+        );
     }
 
     #[test]
@@ -220,17 +231,35 @@ mod tests {
 
     #[test]
     fn coin_without_an_amount_is_rejected() {
-        assert_eq!("unes".parse::<Coin>(), Err(CoinError::MissingAmount("unes".into())));
-        assert_eq!("-5unes".parse::<Coin>(), Err(CoinError::MissingAmount("-5unes".into())));
+        assert_eq!(
+            "unes".parse::<Coin>(),
+            Err(CoinError::MissingAmount("unes".into()))
+        );
+        assert_eq!(
+            "-5unes".parse::<Coin>(),
+            Err(CoinError::MissingAmount("-5unes".into()))
+        );
         assert_eq!("".parse::<Coin>(), Err(CoinError::Empty));
     }
 
     #[test]
     fn coin_with_a_decimal_or_bad_denom_is_rejected() {
-        assert_eq!("1.5unes".parse::<Coin>(), Err(CoinError::InvalidDenom(".5unes".into())));
-        assert_eq!("10".parse::<Coin>(), Err(CoinError::InvalidDenom("".into())));
-        assert_eq!("10u".parse::<Coin>(), Err(CoinError::InvalidDenom("u".into())));
-        assert_eq!("10un$s".parse::<Coin>(), Err(CoinError::InvalidDenom("un$s".into())));
+        assert_eq!(
+            "1.5unes".parse::<Coin>(),
+            Err(CoinError::InvalidDenom(".5unes".into()))
+        );
+        assert_eq!(
+            "10".parse::<Coin>(),
+            Err(CoinError::InvalidDenom("".into()))
+        );
+        assert_eq!(
+            "10u".parse::<Coin>(),
+            Err(CoinError::InvalidDenom("u".into()))
+        );
+        assert_eq!(
+            "10un$s".parse::<Coin>(),
+            Err(CoinError::InvalidDenom("un$s".into()))
+        );
     }
 
     #[test]
@@ -242,7 +271,10 @@ mod tests {
     #[test]
     fn coin_list_parses_and_sorts_by_denom() {
         let coins: Coins = "10unes,5foo".parse().unwrap();
-        assert_eq!(coins.as_slice(), &[Coin::new(5, "foo").unwrap(), Coin::unes(10)]);
+        assert_eq!(
+            coins.as_slice(),
+            &[Coin::new(5, "foo").unwrap(), Coin::unes(10)]
+        );
         assert_eq!(coins.to_string(), "5foo,10unes");
         assert_eq!(coins.amount_of("unes"), 10);
         assert_eq!(coins.amount_of("bar"), 0);
@@ -255,12 +287,18 @@ mod tests {
 
     #[test]
     fn coin_list_with_a_duplicate_denom_is_rejected() {
-        assert_eq!("1unes,2unes".parse::<Coins>(), Err(CoinError::DuplicateDenom("unes".into())));
+        assert_eq!(
+            "1unes,2unes".parse::<Coins>(),
+            Err(CoinError::DuplicateDenom("unes".into()))
+        );
     }
 
     #[test]
     fn coin_list_with_a_zero_amount_is_rejected() {
-        assert_eq!("0unes".parse::<Coins>(), Err(CoinError::ZeroAmount("0unes".into())));
+        assert_eq!(
+            "0unes".parse::<Coins>(),
+            Err(CoinError::ZeroAmount("0unes".into()))
+        );
     }
 
     #[test]

@@ -99,7 +99,9 @@ impl GasPrice {
 
 impl Default for GasPrice {
     fn default() -> Self {
-        DEFAULT_GAS_PRICE.parse().expect("default gas price is valid")
+        DEFAULT_GAS_PRICE
+            .parse()
+            .expect("default gas price is valid")
     }
 }
 
@@ -194,23 +196,42 @@ mod tests {
     fn gas_price_displays_as_written() {
         for text in ["0.025unes", "1unes", "12.500unes", ".5unes"] {
             let price: GasPrice = text.parse().unwrap();
-            let expected = if text.starts_with('.') { format!("0{text}") } else { text.to_owned() };
+            let expected = if text.starts_with('.') {
+                format!("0{text}")
+            } else {
+                text.to_owned()
+            };
             assert_eq!(price.to_string(), expected);
         }
     }
 
     #[test]
     fn malformed_gas_prices_are_rejected() {
-        assert!(matches!("unes".parse::<GasPrice>(), Err(FeeError::InvalidGasPrice(_))));
-        assert!(matches!("1.2.3unes".parse::<GasPrice>(), Err(FeeError::InvalidGasPrice(_))));
-        assert!(matches!("-1unes".parse::<GasPrice>(), Err(FeeError::Denom(_))));
-        assert!(matches!("0.025".parse::<GasPrice>(), Err(FeeError::Denom(_))));
+        assert!(matches!(
+            "unes".parse::<GasPrice>(),
+            Err(FeeError::InvalidGasPrice(_))
+        ));
+        assert!(matches!(
+            "1.2.3unes".parse::<GasPrice>(),
+            Err(FeeError::InvalidGasPrice(_))
+        ));
+        assert!(matches!(
+            "-1unes".parse::<GasPrice>(),
+            Err(FeeError::Denom(_))
+        ));
+        assert!(matches!(
+            "0.025".parse::<GasPrice>(),
+            Err(FeeError::Denom(_))
+        ));
     }
 
     #[test]
     fn gas_setting_parses_numbers_and_auto() {
         assert_eq!("auto".parse::<GasSetting>().unwrap(), GasSetting::Auto);
-        assert_eq!("300000".parse::<GasSetting>().unwrap(), GasSetting::Fixed(300_000));
+        assert_eq!(
+            "300000".parse::<GasSetting>().unwrap(),
+            GasSetting::Fixed(300_000)
+        );
         assert!("0".parse::<GasSetting>().is_err());
         assert!("lots".parse::<GasSetting>().is_err());
     }

@@ -134,10 +134,11 @@ impl Keyring {
         let path = home.join(KEYRING_FILE);
         let keys = match fs::read(&path) {
             Ok(bytes) => {
-                let file: KeyringFile = serde_json::from_slice(&bytes).map_err(|source| KeyError::Corrupt {
-                    path: path.clone(),
-                    source,
-                })?;
+                let file: KeyringFile =
+                    serde_json::from_slice(&bytes).map_err(|source| KeyError::Corrupt {
+                        path: path.clone(),
+                        source,
+                    })?;
                 file.keys
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
@@ -161,7 +162,8 @@ impl Keyring {
     pub fn add(&mut self, name: &str) -> Result<KeyEntry, KeyError> {
         let mut entropy = [0u8; MNEMONIC_WORDS / 3 * 4];
         rand::rngs::OsRng.fill_bytes(&mut entropy);
-        let mnemonic = Mnemonic::from_entropy(&entropy).map_err(|e| KeyError::InvalidMnemonic(e.to_string()))?;
+        let mnemonic = Mnemonic::from_entropy(&entropy)
+            .map_err(|e| KeyError::InvalidMnemonic(e.to_string()))?;
         self.insert(KeyEntry::from_mnemonic(name, &mnemonic.to_string())?)
     }
 
@@ -214,7 +216,11 @@ impl Keyring {
                 path: self.path.clone(),
             });
         }
-        if let Some(existing) = self.keys.iter().find(|existing| existing.address == entry.address) {
+        if let Some(existing) = self
+            .keys
+            .iter()
+            .find(|existing| existing.address == entry.address)
+        {
             return Err(KeyError::AlreadyStored {
                 existing: existing.name.clone(),
                 address: existing.address,
@@ -233,7 +239,11 @@ impl Keyring {
     fn save(&self) -> Result<(), KeyError> {
         let io_error = |action, path: &Path| {
             let path = path.to_owned();
-            move |source| KeyError::Io { action, path, source }
+            move |source| KeyError::Io {
+                action,
+                path,
+                source,
+            }
         };
         if let Some(home) = self.path.parent() {
             create_private_dir(home).map_err(io_error("create directory", home))?;
@@ -255,7 +265,11 @@ pub fn signing_key_from_mnemonic(phrase: &str) -> Result<SigningKey, KeyError> {
 
 fn parse_mnemonic(phrase: &str) -> Result<Mnemonic, KeyError> {
     // Users paste phrases with odd spacing or capitals; BIP-39 words are lowercase, single-spaced.
-    let normalized = phrase.split_whitespace().collect::<Vec<_>>().join(" ").to_lowercase();
+    let normalized = phrase
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .to_lowercase();
     Mnemonic::parse_in_normalized(Language::English, &normalized)
         .map_err(|e| KeyError::InvalidMnemonic(e.to_string()))
 }
@@ -280,7 +294,10 @@ fn validate_name(name: &str) -> Result<(), KeyError> {
 #[cfg(unix)]
 fn create_private_dir(dir: &Path) -> std::io::Result<()> {
     use std::os::unix::fs::DirBuilderExt;
-    fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
 }
 
 #[cfg(not(unix))]
@@ -322,7 +339,11 @@ mod tests {
 
     impl TempHome {
         fn new(label: &str) -> Self {
-            let unique = format!("nesa-sdk-{label}-{}-{}", std::process::id(), rand::random::<u64>());
+            let unique = format!(
+                "nesa-sdk-{label}-{}-{}",
+                std::process::id(),
+                rand::random::<u64>()
+            );
             Self(std::env::temp_dir().join(unique))
         }
     }
@@ -341,7 +362,10 @@ mod tests {
     #[test]
     fn test_mnemonic_derives_the_known_cosmos_address() {
         let address = test_mnemonic_address();
-        assert_eq!(address.to_bech32_with_prefix("cosmos").unwrap(), TEST_COSMOS_ADDRESS);
+        assert_eq!(
+            address.to_bech32_with_prefix("cosmos").unwrap(),
+            TEST_COSMOS_ADDRESS
+        );
     }
 
     #[test]
@@ -355,7 +379,9 @@ mod tests {
     #[test]
     fn mnemonic_derivation_is_deterministic_and_ignores_spacing_and_case() {
         let messy = format!("  {}\n", TEST_MNEMONIC.to_uppercase().replace(' ', "   "));
-        let a = signing_key_from_mnemonic(TEST_MNEMONIC).unwrap().public_key();
+        let a = signing_key_from_mnemonic(TEST_MNEMONIC)
+            .unwrap()
+            .public_key();
         let b = signing_key_from_mnemonic(&messy).unwrap().public_key();
         assert_eq!(a, b);
     }
@@ -363,7 +389,10 @@ mod tests {
     #[test]
     fn mnemonic_with_a_bad_checksum_is_rejected() {
         let bad = TEST_MNEMONIC.replace("about", "abandon");
-        assert!(matches!(signing_key_from_mnemonic(&bad), Err(KeyError::InvalidMnemonic(_))));
+        assert!(matches!(
+            signing_key_from_mnemonic(&bad),
+            Err(KeyError::InvalidMnemonic(_))
+        ));
     }
 
     #[test]
@@ -394,7 +423,10 @@ mod tests {
         let mut reopened = reopened;
         reopened.delete("alice").unwrap();
         let after_delete = Keyring::open(&home.0).unwrap();
-        assert!(matches!(after_delete.show("alice"), Err(KeyError::NotFound { .. })));
+        assert!(matches!(
+            after_delete.show("alice"),
+            Err(KeyError::NotFound { .. })
+        ));
         assert!(after_delete.show("bob").is_ok());
     }
 
@@ -425,7 +457,10 @@ mod tests {
         let home = TempHome::new("names");
         let mut keyring = Keyring::open(&home.0).unwrap();
         for name in ["", "my key", "a/b", &"x".repeat(65)] {
-            assert!(matches!(keyring.add(name), Err(KeyError::InvalidName(_))), "{name:?}");
+            assert!(
+                matches!(keyring.add(name), Err(KeyError::InvalidName(_))),
+                "{name:?}"
+            );
         }
     }
 
@@ -433,7 +468,10 @@ mod tests {
     fn deleting_an_unknown_key_is_a_clear_error() {
         let home = TempHome::new("delete");
         let mut keyring = Keyring::open(&home.0).unwrap();
-        assert!(matches!(keyring.delete("ghost"), Err(KeyError::NotFound { .. })));
+        assert!(matches!(
+            keyring.delete("ghost"),
+            Err(KeyError::NotFound { .. })
+        ));
     }
 
     #[test]

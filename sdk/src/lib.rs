@@ -12,7 +12,9 @@ pub mod msgs;
 pub mod tx;
 
 pub use address::{Address, AddressError};
-pub use client::{AccountInfo, ChainClient, ClientError, SendTxOptions, TxEvent, TxEventAttribute, TxOutcome};
+pub use client::{
+    AccountInfo, ChainClient, ClientError, SendTxOptions, TxEvent, TxEventAttribute, TxOutcome,
+};
 pub use coin::{Coin, CoinError, Coins};
 pub use fee::{FeeError, FeeSetting, GasPrice, GasSetting};
 pub use keys::{signing_key_from_mnemonic, KeyEntry, KeyError, Keyring};

@@ -111,8 +111,10 @@ impl TxBuilder {
             granter: None,
         };
         // The public key travels in every tx so a fresh account needs no separate key registration.
-        let auth_info = SignerInfo::single_direct(Some(key.public_key()), self.sequence).auth_info(fee);
-        let sign_doc = SignDoc::new(&body, &auth_info, &self.chain_id, self.account_number).map_err(signing)?;
+        let auth_info =
+            SignerInfo::single_direct(Some(key.public_key()), self.sequence).auth_info(fee);
+        let sign_doc = SignDoc::new(&body, &auth_info, &self.chain_id, self.account_number)
+            .map_err(signing)?;
         let raw = sign_doc.sign(key).map_err(signing)?;
         Ok(SignedTx::new(raw.to_bytes().map_err(signing)?))
     }
@@ -121,7 +123,10 @@ impl TxBuilder {
 #[cfg(test)]
 mod tests {
     use cosmrs::{
-        proto::{cosmos::tx::v1beta1::SignDoc as ProtoSignDoc, cosmos::tx::v1beta1::TxRaw, prost::Message},
+        proto::{
+            cosmos::tx::v1beta1::SignDoc as ProtoSignDoc, cosmos::tx::v1beta1::TxRaw,
+            prost::Message,
+        },
         tx::Msg,
     };
     use k256::ecdsa::{signature::Verifier, Signature, VerifyingKey};
@@ -193,7 +198,10 @@ mod tests {
         assert_eq!(tx.signatures.len(), 1);
         let send = cosmrs::bank::MsgSend::from_any(&tx.body.messages[0]).unwrap();
         assert_eq!(send.amount, vec![Coin::unes(1_000).to_cosmrs()]);
-        assert_eq!(send.to_address.as_ref(), Address::from_bytes([9; 20]).to_string());
+        assert_eq!(
+            send.to_address.as_ref(),
+            Address::from_bytes([9; 20]).to_string()
+        );
     }
 
     #[test]

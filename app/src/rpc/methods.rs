@@ -4,7 +4,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use tendermint::abci::types::ExecTxResult;
 use tendermint::{block, validator, Hash};
 use tendermint_rpc::endpoint;
 use tokio::sync::broadcast;
@@ -175,12 +174,12 @@ impl RpcContext {
         let check_json = json!({
             "code": check.code, "data": base64_encode(&check.data), "log": check.log, "info": check.info,
             "gas_wanted": check.gas_wanted.to_string(), "gas_used": check.gas_used.to_string(),
-            "events": [], "codespace": check.codespace,
+            "events": events_json(&check.events), "codespace": check.codespace,
         });
         if check.code != 0 {
             return Ok(json!({
                 "check_tx": check_json,
-                "tx_result": to_json(ExecTxResult::default())?,
+                "tx_result": exec_result_json(&Default::default()),
                 "hash": hash.to_string(),
                 "height": "0",
             }));
@@ -219,32 +218,15 @@ impl RpcContext {
     /// `block_results`.
     pub fn block_results(&self, params: &Params) -> Result<Value, RpcError> {
         let stored = self.stored_block(params.u64("height")?)?;
-        let txs_results = stored
-            .results
-            .tx_results
-            .iter()
-            .cloned()
-            .map(ExecTxResult::try_from)
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(internal)?;
-        let finalize_block_events = stored
-            .results
-            .events
-            .iter()
-            .cloned()
-            .map(tendermint::abci::Event::try_from)
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(internal)?;
-        to_json(endpoint::block_results::Response {
-            height: stored.block.header.height,
-            txs_results: Some(txs_results),
-            finalize_block_events,
-            begin_block_events: None,
-            end_block_events: None,
-            validator_updates: vec![],
-            consensus_param_updates: None,
-            app_hash: tendermint::AppHash::try_from(stored.results.app_hash.to_vec()).map_err(internal)?,
-        })
+        let txs_results: Vec<Value> = stored.results.tx_results.iter().map(exec_result_json).collect();
+        Ok(json!({
+            "height": stored.block.header.height.to_string(),
+            "txs_results": if txs_results.is_empty() { Value::Null } else { Value::Array(txs_results) },
+            "finalize_block_events": events_json(&stored.results.events),
+            "validator_updates": [],
+            "consensus_param_updates": null,
+            "app_hash": base64_encode(&stored.results.app_hash),
+        }))
     }
 
     fn tx_response(&self, hash: &[u8]) -> Result<Option<Value>, RpcError> {
@@ -253,15 +235,13 @@ impl RpcContext {
         let index = location.index as usize;
         let tx = stored.block.data.get(index).cloned().ok_or_else(|| internal("tx index out of range"))?;
         let result = stored.results.tx_results.get(index).cloned().ok_or_else(|| internal("tx result missing"))?;
-        let response = endpoint::tx::Response {
-            hash: Hash::Sha256(hash.try_into().map_err(internal)?),
-            height: stored.block.header.height,
-            index: location.index,
-            tx_result: ExecTxResult::try_from(result).map_err(internal)?,
-            tx,
-            proof: None,
-        };
-        to_json(response).map(Some)
+        Ok(Some(json!({
+            "hash": hex::encode_upper(hash),
+            "height": stored.block.header.height.to_string(),
+            "index": location.index,
+            "tx_result": exec_result_json(&result),
+            "tx": base64_encode(&tx),
+        })))
     }
 
     /// `tx`: a committed transaction by hash.
@@ -326,6 +306,37 @@ impl RpcContext {
         let pending = self.mempool.len().to_string();
         Ok(json!({ "n_txs": pending, "total": pending, "total_bytes": "0", "txs": [] }))
     }
+}
+
+/// An `ExecTxResult` in CometBFT 0.38's JSON shape (base64 data, string gas amounts).
+fn exec_result_json(result: &tendermint_proto::v0_38::abci::ExecTxResult) -> Value {
+    json!({
+        "code": result.code,
+        "data": if result.data.is_empty() { Value::Null } else { Value::String(base64_encode(&result.data)) },
+        "log": result.log,
+        "info": result.info,
+        "gas_wanted": result.gas_wanted.to_string(),
+        "gas_used": result.gas_used.to_string(),
+        "events": events_json(&result.events),
+        "codespace": result.codespace,
+    })
+}
+
+/// Events with string attributes, as CometBFT 0.38 writes them.
+fn events_json(events: &[tendermint_proto::v0_38::abci::Event]) -> Value {
+    Value::Array(
+        events
+            .iter()
+            .map(|event| {
+                json!({
+                    "type": event.r#type,
+                    "attributes": event.attributes.iter().map(|a| json!({
+                        "key": a.key, "value": a.value, "index": a.index,
+                    })).collect::<Vec<_>>(),
+                })
+            })
+            .collect(),
+    )
 }
 
 fn tx_hash(tx: &[u8]) -> Hash {

@@ -67,6 +67,16 @@ pub fn ante(
         verify_signature(tx, &public_key, env.chain_id, account.account_number)?;
     }
 
+    if env.mode == ExecMode::Simulate && tx.fee.is_empty() {
+        // Clients simulate before they know the fee: charge what the fee transfer and the
+        // missing signature will cost, so the estimate covers the signed transaction.
+        meter.consume(GasCosts::SDK.tx_size_per_byte * 64, "txSize")?;
+        let probe = [bank::Coin { denom: env.params.fee_denom.clone(), amount: 1 }];
+        match bank::send(state, &tx.signer, &fee_collector(), &probe, &mut vec![]) {
+            Ok(()) | Err(TxError::InsufficientFunds(_)) => {}
+            Err(other) => return Err(other),
+        }
+    }
     let fee_text = bank::coins_string(&tx.fee);
     if !tx.fee.is_empty() {
         let mut fee_events = vec![];

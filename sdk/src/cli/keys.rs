@@ -67,7 +67,10 @@ impl<'a> PublicKeyView<'a> {
 pub fn run(command: KeysCommand, global: &GlobalArgs) -> anyhow::Result<()> {
     let mut keyring = Keyring::open(&global.home_dir()?)?;
     match command {
-        KeysCommand::Add { name, recover: false } => {
+        KeysCommand::Add {
+            name,
+            recover: false,
+        } => {
             let entry = keyring.add(&name)?;
             let view = PublicKeyView {
                 mnemonic: Some(&entry.mnemonic),
@@ -82,7 +85,10 @@ pub fn run(command: KeysCommand, global: &GlobalArgs) -> anyhow::Result<()> {
                 )
             })
         }
-        KeysCommand::Add { name, recover: true } => {
+        KeysCommand::Add {
+            name,
+            recover: true,
+        } => {
             let mnemonic = read_mnemonic_line()?;
             let entry = keyring.recover(&name, &mnemonic)?;
             emit(global.output, &PublicKeyView::of(&entry), describe)
@@ -128,7 +134,10 @@ pub fn run(command: KeysCommand, global: &GlobalArgs) -> anyhow::Result<()> {
 }
 
 fn describe(view: &PublicKeyView) -> String {
-    format!("name: {}\naddress: {}\npubkey: {}", view.name, view.address, view.pubkey)
+    format!(
+        "name: {}\naddress: {}\npubkey: {}",
+        view.name, view.address, view.pubkey
+    )
 }
 
 /// Reads one line from stdin, prompting only when a person is typing.
@@ -139,7 +148,10 @@ fn read_mnemonic_line() -> anyhow::Result<String> {
         std::io::stderr().flush()?;
     }
     let mut line = String::new();
-    stdin.lock().read_line(&mut line).context("cannot read the mnemonic from stdin")?;
+    stdin
+        .lock()
+        .read_line(&mut line)
+        .context("cannot read the mnemonic from stdin")?;
     if line.trim().is_empty() {
         anyhow::bail!("no mnemonic on stdin: pipe or type the 12 or 24 words on one line");
     }

@@ -27,7 +27,13 @@ pub struct Cli {
 #[derive(Args, Clone)]
 pub struct GlobalArgs {
     /// Directory holding keyring.json
-    #[arg(long, global = true, env = "NESA_HOME", value_name = "DIR", default_value = "~/.nesa")]
+    #[arg(
+        long,
+        global = true,
+        env = "NESA_HOME",
+        value_name = "DIR",
+        default_value = "~/.nesa"
+    )]
     home: String,
     /// CometBFT JSON-RPC endpoint of a Nesa node
     #[arg(long, global = true, env = "NESA_NODE", value_name = "URL", default_value = DEFAULT_NODE)]
@@ -71,7 +77,9 @@ pub fn parse_args() -> Option<Cli> {
             let _ = error.print();
             std::process::exit(0);
         }
-        Err(error) if error.kind() == clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+        Err(error)
+            if error.kind() == clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand =>
+        {
             let _ = error.print();
             None
         }

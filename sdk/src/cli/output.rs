@@ -12,7 +12,11 @@ pub enum OutputFormat {
 }
 
 /// Prints `value` as pretty JSON, or as the text `render` produces.
-pub fn emit<T: Serialize>(format: OutputFormat, value: &T, render: impl FnOnce(&T) -> String) -> anyhow::Result<()> {
+pub fn emit<T: Serialize>(
+    format: OutputFormat,
+    value: &T,
+    render: impl FnOnce(&T) -> String,
+) -> anyhow::Result<()> {
     match format {
         OutputFormat::Json => println!("{}", serde_json::to_string_pretty(value)?),
         OutputFormat::Text => println!("{}", render(value).trim_end()),

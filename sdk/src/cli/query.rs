@@ -56,7 +56,9 @@ pub async fn run(command: QueryCommand, global: &GlobalArgs) -> anyhow::Result<(
                 Some(denom) => vec![client.balance(&address, &denom).await?],
                 None => client.all_balances(&address).await?.into_iter().collect(),
             };
-            emit(global.output, &balances, |balances| describe_balances(balances))
+            emit(global.output, &balances, |balances| {
+                describe_balances(balances)
+            })
         }
         QueryCommand::Auth(AuthQueryCommand::Account { address }) => {
             let address = address_or_key_name(&address, global)?;
@@ -64,11 +66,9 @@ pub async fn run(command: QueryCommand, global: &GlobalArgs) -> anyhow::Result<(
             emit(global.output, &account, describe_account)
         }
         QueryCommand::Tx { hash } => {
-            let hash: Hash = hash
-                .trim()
-                .to_uppercase()
-                .parse()
-                .map_err(|_| anyhow::anyhow!("'{hash}' is not a transaction hash: expected 64 hex characters"))?;
+            let hash: Hash = hash.trim().to_uppercase().parse().map_err(|_| {
+                anyhow::anyhow!("'{hash}' is not a transaction hash: expected 64 hex characters")
+            })?;
             let outcome = client.tx(hash).await?;
             emit(global.output, &outcome, describe_tx)
         }
@@ -100,12 +100,19 @@ fn describe_account(account: &AccountInfo) -> String {
 }
 
 fn describe_tx(outcome: &TxOutcome) -> String {
-    let mut text = format!("txhash: {}\nheight: {}\ncode: {}\n", outcome.hash, outcome.height, outcome.code);
+    let mut text = format!(
+        "txhash: {}\nheight: {}\ncode: {}\n",
+        outcome.hash, outcome.height, outcome.code
+    );
     if !outcome.codespace.is_empty() {
         let _ = writeln!(text, "codespace: {}", outcome.codespace);
     }
     let _ = writeln!(text, "log: {}", outcome.log);
-    let _ = writeln!(text, "gas used: {} / wanted: {}", outcome.gas_used, outcome.gas_wanted);
+    let _ = writeln!(
+        text,
+        "gas used: {} / wanted: {}",
+        outcome.gas_used, outcome.gas_wanted
+    );
     let _ = writeln!(text, "events:");
     for event in &outcome.events {
         let _ = writeln!(text, "  {}", event.kind);

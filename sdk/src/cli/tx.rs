@@ -2,8 +2,8 @@
 
 use clap::{Args, Subcommand};
 use nesa_sdk::{
-    fee::DEFAULT_GAS_PRICE, msgs::bank_send, tendermint::chain, ChainClient, Coins, FeeSetting, GasPrice,
-    GasSetting, Keyring, SendTxOptions, TxOutcome,
+    fee::DEFAULT_GAS_PRICE, msgs::bank_send, tendermint::chain, ChainClient, Coins, FeeSetting,
+    GasPrice, GasSetting, Keyring, SendTxOptions, TxOutcome,
 };
 
 use super::{output::emit, resolve::address_or_key_name, GlobalArgs};
@@ -91,7 +91,9 @@ pub async fn run(command: TxCommand, global: &GlobalArgs) -> anyhow::Result<()> 
             let send = bank_send(&sender.address, &recipient, &coins)?;
 
             let client = flags.client(global)?;
-            let outcome = client.send_tx(&signing_key, vec![send], &flags.send_options()).await?;
+            let outcome = client
+                .send_tx(&signing_key, vec![send], &flags.send_options())
+                .await?;
             emit(global.output, &outcome, describe_included_tx)
         }
     }

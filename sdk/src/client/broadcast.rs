@@ -43,11 +43,17 @@ impl Default for SendTxOptions {
 
 impl ChainClient {
     /// Signs `msgs` with `key` at the account's current number and sequence, choosing gas and fee.
-    pub async fn sign_tx(&self, key: &SigningKey, msgs: Vec<Any>, options: &SendTxOptions) -> Result<SignedTx, ClientError> {
-        let signer = Address::from_public_key(&key.public_key()).map_err(|e| ClientError::Decode {
-            what: "signer public key",
-            reason: e.to_string(),
-        })?;
+    pub async fn sign_tx(
+        &self,
+        key: &SigningKey,
+        msgs: Vec<Any>,
+        options: &SendTxOptions,
+    ) -> Result<SignedTx, ClientError> {
+        let signer =
+            Address::from_public_key(&key.public_key()).map_err(|e| ClientError::Decode {
+                what: "signer public key",
+                reason: e.to_string(),
+            })?;
         let chain_id = self.chain_id().await?;
         let account = self.account(&signer).await?;
         let builder = TxBuilder::new(chain_id, account.account_number, account.sequence)
@@ -71,7 +77,12 @@ impl ChainClient {
     }
 
     /// Signs, broadcasts and waits for `msgs`; errors if CheckTx or execution fails.
-    pub async fn send_tx(&self, key: &SigningKey, msgs: Vec<Any>, options: &SendTxOptions) -> Result<TxOutcome, ClientError> {
+    pub async fn send_tx(
+        &self,
+        key: &SigningKey,
+        msgs: Vec<Any>,
+        options: &SendTxOptions,
+    ) -> Result<TxOutcome, ClientError> {
         let signed = self.sign_tx(key, msgs, options).await?;
         let hash = self.broadcast_sync(&signed).await?;
         self.wait_for_tx(hash, options.timeout).await
@@ -96,11 +107,17 @@ impl ChainClient {
 
     /// The executed transaction with this hash, whatever its result code.
     pub async fn tx(&self, hash: Hash) -> Result<TxOutcome, ClientError> {
-        self.find_tx(hash).await?.ok_or(ClientError::TxNotFound(hash))
+        self.find_tx(hash)
+            .await?
+            .ok_or(ClientError::TxNotFound(hash))
     }
 
     /// Polls until the transaction is in a block; errors if it failed there or `timeout` passes.
-    pub async fn wait_for_tx(&self, hash: Hash, timeout: Duration) -> Result<TxOutcome, ClientError> {
+    pub async fn wait_for_tx(
+        &self,
+        hash: Hash,
+        timeout: Duration,
+    ) -> Result<TxOutcome, ClientError> {
         let started = Instant::now();
         loop {
             if let Some(outcome) = self.find_tx(hash).await? {
@@ -110,7 +127,10 @@ impl ChainClient {
                 return Ok(outcome);
             }
             if started.elapsed() >= timeout {
-                return Err(ClientError::TxTimeout { hash, waited: timeout });
+                return Err(ClientError::TxTimeout {
+                    hash,
+                    waited: timeout,
+                });
             }
             tokio::time::sleep(TX_POLL_INTERVAL).await;
         }

@@ -14,14 +14,19 @@ pub enum ClientError {
     #[error("invalid node URL '{node}': {reason} (expected e.g. http://127.0.0.1:26657)")]
     InvalidNode { node: String, reason: String },
     /// The JSON-RPC request failed (node down, wrong URL, or the node refused the call).
-    #[error("request to node {node} failed: {source} (is the node running and reachable at that URL?)")]
+    #[error("request to node {node} failed: {} (is the node running and reachable at that URL?)", rpc_reason(.cause))]
     Rpc {
         node: String,
-        source: tendermint_rpc::Error,
+        /// Not a `#[source]`: its `Display` carries a multi-line trace, so we print `rpc_reason` instead.
+        cause: Box<tendermint_rpc::Error>,
     },
     /// An ABCI query answered with a non-zero code.
     #[error("query {path} failed (code {code}): {log}")]
-    QueryFailed { path: String, code: u32, log: String },
+    QueryFailed {
+        path: String,
+        code: u32,
+        log: String,
+    },
     /// A response could not be decoded.
     #[error("cannot decode the {what} returned by the node: {reason}")]
     Decode { what: &'static str, reason: String },
@@ -36,7 +41,11 @@ pub enum ClientError {
     Simulation { log: String },
     /// CheckTx rejected the transaction; it was not included in a block.
     #[error("transaction rejected by the node (code {code}{}): {log}", codespace_suffix(.codespace))]
-    CheckTx { code: u32, codespace: String, log: String },
+    CheckTx {
+        code: u32,
+        codespace: String,
+        log: String,
+    },
     /// The transaction was included in a block but failed; fees were charged.
     #[error(
         "transaction {} failed at height {} (code {}{}): {}",
@@ -58,6 +67,18 @@ pub enum ClientError {
     /// The node returned a malformed coin.
     #[error(transparent)]
     Coin(#[from] CoinError),
+}
+
+/// The message of an RPC error without the location and backtrace its tracer appends.
+pub(crate) fn rpc_reason(error: &tendermint_rpc::Error) -> String {
+    let full = error.to_string();
+    let message = full.split("Location:").next().unwrap_or_default();
+    message
+        .replace("Caused by:", ":")
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .replace(" :", ":")
 }
 
 fn codespace_suffix(codespace: &str) -> String {

@@ -14,6 +14,7 @@ use cosmrs::{
 use tendermint_rpc::{Client, HttpClient, HttpClientUrl};
 
 pub use broadcast::{SendTxOptions, DEFAULT_TX_TIMEOUT};
+use error::rpc_reason;
 pub use error::ClientError;
 pub use outcome::{TxEvent, TxEventAttribute, TxOutcome};
 pub use queries::AccountInfo;
@@ -37,11 +38,11 @@ impl ChainClient {
             node: node.to_owned(),
             reason,
         };
-        let url: HttpClientUrl = node.parse().map_err(|e: tendermint_rpc::Error| invalid(e.to_string()))?;
+        let url: HttpClientUrl = node.parse().map_err(|e| invalid(rpc_reason(&e)))?;
         let rpc = HttpClient::builder(url)
             .timeout(REQUEST_TIMEOUT)
             .build()
-            .map_err(|e| invalid(e.to_string()))?;
+            .map_err(|e| invalid(rpc_reason(&e)))?;
         Ok(Self {
             rpc,
             node: node.to_owned(),
@@ -87,7 +88,11 @@ impl ChainClient {
     }
 
     /// Runs a protobuf ABCI query at the latest height (`path` like `/cosmos.bank.v1beta1.Query/Balance`).
-    pub async fn abci_query<Request, Response>(&self, path: &str, request: &Request) -> Result<Response, ClientError>
+    pub async fn abci_query<Request, Response>(
+        &self,
+        path: &str,
+        request: &Request,
+    ) -> Result<Response, ClientError>
     where
         Request: Message,
         Response: Message + Default,
@@ -110,10 +115,10 @@ impl ChainClient {
         })
     }
 
-    fn rpc_error(&self, source: tendermint_rpc::Error) -> ClientError {
+    fn rpc_error(&self, cause: tendermint_rpc::Error) -> ClientError {
         ClientError::Rpc {
             node: self.node.clone(),
-            source,
+            cause: Box::new(cause),
         }
     }
 }
@@ -130,7 +135,10 @@ mod tests {
 
     #[test]
     fn client_rejects_a_malformed_node_url() {
-        assert!(matches!(ChainClient::new("not a url"), Err(ClientError::InvalidNode { .. })));
+        assert!(matches!(
+            ChainClient::new("not a url"),
+            Err(ClientError::InvalidNode { .. })
+        ));
     }
 
     #[tokio::test]

@@ -132,7 +132,10 @@ mod tests {
             event("wasm", &[("_contract_address", "nesa1first")]),
             event("wasm", &[("_contract_address", "nesa1second")]),
         ]);
-        assert_eq!(outcome.event_attribute("wasm", "_contract_address"), Some("nesa1first"));
+        assert_eq!(
+            outcome.event_attribute("wasm", "_contract_address"),
+            Some("nesa1first")
+        );
         assert_eq!(outcome.event_attribute("wasm", "missing"), None);
     }
 

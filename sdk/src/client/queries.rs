@@ -4,8 +4,13 @@ use cosmrs::{
     crypto::PublicKey,
     proto::{
         cosmos::{
-            auth::v1beta1::{BaseAccount, ModuleAccount, QueryAccountRequest, QueryAccountResponse},
-            bank::v1beta1::{QueryAllBalancesRequest, QueryAllBalancesResponse, QueryBalanceRequest, QueryBalanceResponse},
+            auth::v1beta1::{
+                BaseAccount, ModuleAccount, QueryAccountRequest, QueryAccountResponse,
+            },
+            bank::v1beta1::{
+                QueryAllBalancesRequest, QueryAllBalancesResponse, QueryBalanceRequest,
+                QueryBalanceResponse,
+            },
             base::query::v1beta1::PageRequest,
             tx::v1beta1::{SimulateRequest, SimulateResponse},
         },
@@ -47,10 +52,14 @@ impl ChainClient {
         let response: QueryAccountResponse = match self.abci_query(ACCOUNT_PATH, &request).await {
             Ok(response) => response,
             // The auth module answers NotFound with a non-zero code for accounts that never held funds.
-            Err(ClientError::QueryFailed { .. }) => return Err(ClientError::AccountNotFound(*address)),
+            Err(ClientError::QueryFailed { .. }) => {
+                return Err(ClientError::AccountNotFound(*address))
+            }
             Err(other) => return Err(other),
         };
-        let any = response.account.ok_or(ClientError::AccountNotFound(*address))?;
+        let any = response
+            .account
+            .ok_or(ClientError::AccountNotFound(*address))?;
         let base = decode_base_account(&any.type_url, &any.value)?;
         let pub_key = base
             .pub_key
@@ -94,11 +103,15 @@ impl ChainClient {
                 }),
                 resolve_denom: false,
             };
-            let response: QueryAllBalancesResponse = self.abci_query(ALL_BALANCES_PATH, &request).await?;
+            let response: QueryAllBalancesResponse =
+                self.abci_query(ALL_BALANCES_PATH, &request).await?;
             for coin in &response.balances {
                 coins.push(Coin::from_proto(coin)?);
             }
-            next_key = response.pagination.map(|page| page.next_key).unwrap_or_default();
+            next_key = response
+                .pagination
+                .map(|page| page.next_key)
+                .unwrap_or_default();
             if next_key.is_empty() {
                 break;
             }
@@ -113,7 +126,9 @@ impl ChainClient {
         let response: SimulateResponse = match self.abci_query(SIMULATE_PATH, &request).await {
             Ok(response) => response,
             // Simulation runs the messages, so a failing one (e.g. insufficient funds) surfaces here.
-            Err(ClientError::QueryFailed { log, .. }) => return Err(ClientError::Simulation { log }),
+            Err(ClientError::QueryFailed { log, .. }) => {
+                return Err(ClientError::Simulation { log })
+            }
             Err(other) => return Err(other),
         };
         let gas_info = response.gas_info.ok_or(ClientError::Decode {
@@ -154,13 +169,18 @@ mod tests {
             account_number: 4,
             sequence: 9,
         };
-        let decoded = decode_base_account("/cosmos.auth.v1beta1.BaseAccount", &account.encode_to_vec()).unwrap();
+        let decoded =
+            decode_base_account("/cosmos.auth.v1beta1.BaseAccount", &account.encode_to_vec())
+                .unwrap();
         assert_eq!((decoded.account_number, decoded.sequence), (4, 9));
     }
 
     #[test]
     fn unknown_account_types_are_reported_by_type_url() {
-        let error = decode_base_account("/cosmos.vesting.v1beta1.DelayedVestingAccount", &[]).unwrap_err();
-        assert!(matches!(error, ClientError::UnexpectedAccountType(url) if url.contains("Vesting")));
+        let error =
+            decode_base_account("/cosmos.vesting.v1beta1.DelayedVestingAccount", &[]).unwrap_err();
+        assert!(
+            matches!(error, ClientError::UnexpectedAccountType(url) if url.contains("Vesting"))
+        );
     }
 }
