@@ -1,0 +1,211 @@
+//! An in-process chain for tests: the real application, store and solo block producer, driven
+//! block by block without sockets (Penumbra's mock-consensus idea).
+
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use nesa_app::solo::blockstore::{BlockStore, StoredBlock};
+use nesa_app::solo::mempool::Mempool;
+use nesa_app::solo::producer::Producer;
+use nesa_app::solo::validator::ValidatorKey;
+use nesa_app::state::Storage;
+use nesa_app::App;
+use nesa_genesis::{AppState, GenesisCoin};
+use nesa_sdk::cosmrs::crypto::secp256k1::SigningKey;
+use nesa_sdk::cosmrs::proto::cosmos::bank::v1beta1::{QueryBalanceRequest, QueryBalanceResponse};
+use nesa_sdk::cosmrs::Any;
+use nesa_sdk::{Address, Coins, TxBuilder};
+use prost::Message;
+use tendermint_proto::v0_38::abci::{RequestFinalizeBlock, RequestInitChain, RequestQuery, ExecTxResult, ResponseCheckTx};
+
+pub const CHAIN_ID: &str = "nesa-test-1";
+
+/// A funded test account with a deterministic key.
+pub struct TestAccount {
+    pub key: SigningKey,
+    pub address: Address,
+    pub account_number: u64,
+    pub sequence: u64,
+}
+
+impl TestAccount {
+    /// The account whose secret key is `[seed; 32]` (deterministic, so app hashes can be pinned).
+    pub fn from_seed(seed: u8, account_number: u64) -> Self {
+        let key = SigningKey::from_slice(&[seed; 32]).expect("valid secret key");
+        let address = Address::from_public_key(&key.public_key()).expect("secp256k1 address");
+        TestAccount { key, address, account_number, sequence: 0 }
+    }
+
+    /// A signed transaction with default gas and fee, advancing the local sequence.
+    pub fn sign(&mut self, msgs: Vec<Any>) -> Vec<u8> {
+        let tx = self.builder().msgs(msgs).sign(&self.key).expect("signs").bytes;
+        self.sequence += 1;
+        tx
+    }
+
+    /// A builder preset with this account's number and sequence on the test chain.
+    pub fn builder(&self) -> TxBuilder {
+        TxBuilder::new(CHAIN_ID.parse().expect("chain id"), self.account_number, self.sequence)
+    }
+
+    /// A `MsgSend` of `amount` unes to `to`.
+    pub fn send_msg(&self, to: &Address, amount: u128) -> Any {
+        nesa_sdk::msgs::bank_send(&self.address, to, &Coins::from(nesa_sdk::Coin::unes(amount))).expect("valid msg")
+    }
+}
+
+/// A chain running in this process.
+pub struct TestChain {
+    pub dir: PathBuf,
+    pub app: Arc<App>,
+    pub store: BlockStore,
+    pub mempool: Arc<Mempool>,
+    pub producer: Producer,
+    keep_dir: bool,
+}
+
+impl TestChain {
+    /// A fresh chain where each `(address, unes)` is funded at genesis, in that order (so the
+    /// i-th account gets account number i).
+    pub fn new(name: &str, funded: &[(&Address, u128)]) -> Self {
+        let dir = std::env::temp_dir().join(format!("nesa-app-test-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let mut app_state = AppState::default();
+        for (address, amount) in funded {
+            app_state
+                .add_balance(&address.to_string(), GenesisCoin::parse_list(&format!("{amount}unes")).unwrap())
+                .unwrap();
+        }
+        Self::with_app_state(dir, app_state)
+    }
+
+    fn with_app_state(dir: PathBuf, app_state: AppState) -> Self {
+        let chain = Self::open(dir);
+        chain.app.init_chain(RequestInitChain {
+            chain_id: CHAIN_ID.into(),
+            app_state_bytes: serde_json::to_vec(&app_state).unwrap().into(),
+            initial_height: 1,
+            ..Default::default()
+        })
+        .unwrap();
+        chain.produce();
+        chain
+    }
+
+    /// Reopens the chain stored in `dir` (as after a restart).
+    pub fn open(dir: PathBuf) -> Self {
+        let storage = Storage::open(&dir.join("state.redb")).unwrap();
+        let app = Arc::new(App::new(storage.clone()).unwrap());
+        let store = BlockStore::new(storage).unwrap();
+        let mempool = Arc::new(Mempool::new());
+        let key_path = dir.join("validator.json");
+        if !key_path.exists() {
+            ValidatorKey::generate().save(&key_path).unwrap();
+        }
+        let key = ValidatorKey::load(&key_path).unwrap();
+        let (committed, _) = tokio::sync::broadcast::channel(16);
+        let producer =
+            Producer::new(app.clone(), store.clone(), mempool.clone(), key, CHAIN_ID.parse().unwrap(), 10, committed);
+        TestChain { dir, app, store, mempool, producer, keep_dir: false }
+    }
+
+    /// CheckTx through the mempool (what `broadcast_tx_sync` reports).
+    pub fn submit(&self, tx: &[u8]) -> ResponseCheckTx {
+        self.mempool.submit(&self.app, tx.to_vec()).expect("admitted to the mempool queue")
+    }
+
+    /// Produces one block from the mempool.
+    pub fn produce(&self) -> StoredBlock {
+        let txs = self.mempool.reap(usize::MAX);
+        self.producer.produce(txs).unwrap()
+    }
+
+    /// Executes `txs` as the next block exactly as given (as a block from another proposer
+    /// would arrive), commits it, and returns each tx's result.
+    pub fn finalize(&self, txs: Vec<Vec<u8>>) -> Vec<ExecTxResult> {
+        let height = self.height() + 1;
+        let response = self
+            .app
+            .finalize_block(RequestFinalizeBlock {
+                txs: txs.into_iter().map(Into::into).collect(),
+                height: height as i64,
+                ..Default::default()
+            })
+            .unwrap();
+        self.app.commit().unwrap();
+        response.tx_results
+    }
+
+    /// The last committed height.
+    pub fn height(&self) -> u64 {
+        self.app.storage().committed().unwrap().map_or(0, |c| c.height)
+    }
+
+    /// The app hash after the last committed block.
+    pub fn app_hash(&self) -> [u8; 32] {
+        self.app.storage().committed().unwrap().unwrap().app_hash
+    }
+
+    /// A balance through the ABCI query path clients use.
+    pub fn balance(&self, address: &Address) -> u128 {
+        let request = QueryBalanceRequest { address: address.to_string(), denom: "unes".into() };
+        let response = self.app.query(RequestQuery {
+            path: "/cosmos.bank.v1beta1.Query/Balance".into(),
+            data: request.encode_to_vec().into(),
+            height: 0,
+            prove: false,
+        });
+        assert_eq!(response.code, 0, "{}", response.log);
+        let decoded = QueryBalanceResponse::decode(response.value.as_ref()).unwrap();
+        decoded.balance.unwrap().amount.parse().unwrap()
+    }
+
+    /// Gas used by `tx` according to the Simulate query clients call.
+    pub fn simulate(&self, tx: &[u8]) -> u64 {
+        use nesa_sdk::cosmrs::proto::cosmos::tx::v1beta1::{SimulateRequest, SimulateResponse};
+        #[allow(deprecated)]
+        let request = SimulateRequest { tx: None, tx_bytes: tx.to_vec() };
+        let response = self.app.query(RequestQuery {
+            path: "/cosmos.tx.v1beta1.Service/Simulate".into(),
+            data: request.encode_to_vec().into(),
+            height: 0,
+            prove: false,
+        });
+        assert_eq!(response.code, 0, "{}", response.log);
+        SimulateResponse::decode(response.value.as_ref()).unwrap().gas_info.unwrap().gas_used
+    }
+
+    /// An account's sequence (0 if it does not exist).
+    pub fn sequence(&self, address: &Address) -> u64 {
+        use nesa_sdk::cosmrs::proto::cosmos::auth::v1beta1::{BaseAccount, QueryAccountRequest, QueryAccountResponse};
+        let response = self.app.query(RequestQuery {
+            path: "/cosmos.auth.v1beta1.Query/Account".into(),
+            data: QueryAccountRequest { address: address.to_string() }.encode_to_vec().into(),
+            height: 0,
+            prove: false,
+        });
+        if response.code != 0 {
+            return 0;
+        }
+        let any = QueryAccountResponse::decode(response.value.as_ref()).unwrap().account.unwrap();
+        BaseAccount::decode(any.value.as_slice()).unwrap().sequence
+    }
+}
+
+impl TestChain {
+    /// Closes the chain (as a stopped node) and hands back its directory for `open`.
+    pub fn close(mut self) -> PathBuf {
+        self.keep_dir = true;
+        self.dir.clone()
+    }
+}
+
+impl Drop for TestChain {
+    fn drop(&mut self) {
+        if !self.keep_dir && !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}

@@ -1,0 +1,236 @@
+//! Transactions through the real application: transfers, and every kind of bad input rejected
+//! with the SDK's error code while the state stays as it was.
+
+mod support;
+
+use nesa_sdk::cosmrs::proto::cosmos::tx::v1beta1::TxRaw;
+use nesa_sdk::cosmrs::Any;
+use nesa_sdk::{Coin, Coins};
+use prost::Message;
+use support::{TestAccount, TestChain};
+
+const FUNDS: u128 = 1_000_000_000;
+const FEE: u128 = 5_000;
+
+fn chain_with_alice_and_bob(name: &str) -> (TestChain, TestAccount, TestAccount) {
+    let alice = TestAccount::from_seed(1, 0);
+    let bob = TestAccount::from_seed(2, 1);
+    let chain = TestChain::new(name, &[(&alice.address, FUNDS), (&bob.address, 1_000)]);
+    (chain, alice, bob)
+}
+
+/// What a rejected transaction must leave untouched.
+fn snapshot(chain: &TestChain, accounts: &[&TestAccount]) -> Vec<(u128, u64)> {
+    accounts.iter().map(|a| (chain.balance(&a.address), chain.sequence(&a.address))).collect()
+}
+
+#[test]
+fn a_signed_transfer_moves_coins_and_charges_the_fee() {
+    let (chain, mut alice, bob) = chain_with_alice_and_bob("transfer");
+    let tx = alice.sign(vec![alice.send_msg(&bob.address, 250)]);
+    let check = chain.submit(&tx);
+    assert_eq!(check.code, 0, "{}", check.log);
+    let block = chain.produce();
+    assert_eq!(block.results.tx_results.len(), 1);
+    let result = &block.results.tx_results[0];
+    assert_eq!(result.code, 0, "{}", result.log);
+    assert!(result.gas_used > 0 && result.gas_used <= result.gas_wanted);
+    let kinds: Vec<_> = result.events.iter().map(|e| e.r#type.as_str()).collect();
+    for expected in ["coin_spent", "coin_received", "transfer", "message", "tx"] {
+        assert!(kinds.contains(&expected), "missing {expected} event in {kinds:?}");
+    }
+    assert_eq!(chain.balance(&alice.address), FUNDS - 250 - FEE);
+    assert_eq!(chain.balance(&bob.address), 1_000 + 250);
+    assert_eq!(chain.sequence(&alice.address), 1);
+    assert_eq!(chain.store.find_tx(&sha(&tx)).unwrap().unwrap().height, block.block.header.height.value());
+}
+
+#[test]
+fn malformed_protobuf_is_rejected_as_a_decode_error() {
+    let (chain, alice, bob) = chain_with_alice_and_bob("malformed");
+    let before = snapshot(&chain, &[&alice, &bob]);
+    let check = chain.submit(b"\x0a\xff\xff\xff not a transaction");
+    assert_eq!(check.code, 2, "{}", check.log);
+    assert!(check.log.contains("tx parse error"), "{}", check.log);
+    let results = chain.finalize(vec![b"garbage".to_vec()]);
+    assert_eq!(results[0].code, 2);
+    assert_eq!(snapshot(&chain, &[&alice, &bob]), before);
+}
+
+#[test]
+fn a_corrupted_signature_is_rejected_as_unauthorized() {
+    let (chain, mut alice, bob) = chain_with_alice_and_bob("badsig");
+    let before = snapshot(&chain, &[&alice, &bob]);
+    let tx = alice.sign(vec![alice.send_msg(&bob.address, 1)]);
+    let mut raw = TxRaw::decode(tx.as_slice()).unwrap();
+    raw.signatures[0][10] ^= 0x01;
+    let tampered = raw.encode_to_vec();
+    let check = chain.submit(&tampered);
+    assert_eq!(check.code, 4, "{}", check.log);
+    assert!(check.log.contains("signature verification failed"), "{}", check.log);
+    assert_eq!(chain.finalize(vec![tampered])[0].code, 4);
+    assert_eq!(snapshot(&chain, &[&alice, &bob]), before);
+}
+
+#[test]
+fn a_transaction_signed_for_another_chain_is_rejected() {
+    let (chain, alice, bob) = chain_with_alice_and_bob("chainid");
+    let before = snapshot(&chain, &[&alice, &bob]);
+    let tx = nesa_sdk::TxBuilder::new("other-chain".parse().unwrap(), alice.account_number, 0)
+        .msgs(vec![alice.send_msg(&bob.address, 1)])
+        .sign(&alice.key)
+        .unwrap()
+        .bytes;
+    let check = chain.submit(&tx);
+    assert_eq!(check.code, 4, "{}", check.log);
+    assert!(check.log.contains("chain-id (nesa-test-1)"), "{}", check.log);
+    assert_eq!(snapshot(&chain, &[&alice, &bob]), before);
+}
+
+#[test]
+fn a_wrong_account_number_is_rejected() {
+    let (chain, alice, bob) = chain_with_alice_and_bob("accnum");
+    let before = snapshot(&chain, &[&alice, &bob]);
+    let tx = nesa_sdk::TxBuilder::new(support::CHAIN_ID.parse().unwrap(), alice.account_number + 7, 0)
+        .msgs(vec![alice.send_msg(&bob.address, 1)])
+        .sign(&alice.key)
+        .unwrap()
+        .bytes;
+    let check = chain.submit(&tx);
+    assert_eq!(check.code, 4, "{}", check.log);
+    assert!(check.log.contains("account number (0)"), "{}", check.log);
+    assert_eq!(snapshot(&chain, &[&alice, &bob]), before);
+}
+
+#[test]
+fn a_replayed_transaction_is_rejected_by_its_sequence() {
+    let (chain, mut alice, bob) = chain_with_alice_and_bob("replay");
+    let tx = alice.sign(vec![alice.send_msg(&bob.address, 10)]);
+    assert_eq!(chain.submit(&tx).code, 0);
+    assert_eq!(chain.produce().results.tx_results[0].code, 0);
+    let after_first = snapshot(&chain, &[&alice, &bob]);
+    let check = chain.submit(&tx);
+    assert_eq!(check.code, 32, "{}", check.log);
+    assert!(check.log.contains("account sequence mismatch, expected 1, got 0"), "{}", check.log);
+    assert_eq!(chain.finalize(vec![tx])[0].code, 32);
+    assert_eq!(snapshot(&chain, &[&alice, &bob]), after_first);
+}
+
+#[test]
+fn a_fee_below_the_minimum_gas_price_is_rejected() {
+    let (chain, alice, bob) = chain_with_alice_and_bob("lowfee");
+    let before = snapshot(&chain, &[&alice, &bob]);
+    let tx = alice
+        .builder()
+        .msgs(vec![alice.send_msg(&bob.address, 1)])
+        .gas_limit(200_000)
+        .fee(Coins::from(Coin::unes(4_999)))
+        .sign(&alice.key)
+        .unwrap()
+        .bytes;
+    let check = chain.submit(&tx);
+    assert_eq!(check.code, 13, "{}", check.log);
+    assert!(check.log.contains("insufficient fees; got: 4999unes required: 5000unes"), "{}", check.log);
+    assert_eq!(chain.finalize(vec![tx])[0].code, 13);
+    assert_eq!(snapshot(&chain, &[&alice, &bob]), before);
+}
+
+#[test]
+fn running_out_of_gas_in_a_message_reverts_it_but_charges_the_fee() {
+    let (chain, alice, bob) = chain_with_alice_and_bob("outofgas");
+    // Enough gas for the signature and fee checks, too little for the transfer's two balance
+    // writes (each costs at least 2,000 gas).
+    let probe = alice.builder().msgs(vec![alice.send_msg(&bob.address, 77)]).sign(&alice.key).unwrap().bytes;
+    let gas_limit = chain.simulate(&probe) - 3_000;
+    let fee = (gas_limit as u128 * 25).div_ceil(1000);
+    let tx = alice
+        .builder()
+        .msgs(vec![alice.send_msg(&bob.address, 77)])
+        .gas_limit(gas_limit)
+        .fee(Coins::from(Coin::unes(fee)))
+        .sign(&alice.key)
+        .unwrap()
+        .bytes;
+    assert_eq!(chain.submit(&tx).code, 0, "the ante checks fit in the gas limit");
+    let result = chain.produce().results.tx_results[0].clone();
+    assert_eq!(result.code, 11, "{}", result.log);
+    assert!(result.log.contains("out of gas"), "{}", result.log);
+    assert_eq!(chain.balance(&bob.address), 1_000, "the transfer was reverted");
+    assert_eq!(chain.balance(&alice.address), FUNDS - fee, "the fee was charged");
+    assert_eq!(chain.sequence(&alice.address), 1, "the sequence advanced");
+}
+
+#[test]
+fn a_gas_limit_too_small_for_the_checks_is_rejected_without_charge() {
+    let (chain, alice, bob) = chain_with_alice_and_bob("tinygas");
+    let before = snapshot(&chain, &[&alice, &bob]);
+    let tx = alice
+        .builder()
+        .msgs(vec![alice.send_msg(&bob.address, 1)])
+        .gas_limit(500)
+        .fee(Coins::from(Coin::unes(13)))
+        .sign(&alice.key)
+        .unwrap()
+        .bytes;
+    let check = chain.submit(&tx);
+    assert_eq!(check.code, 11, "{}", check.log);
+    assert_eq!(chain.finalize(vec![tx])[0].code, 11);
+    assert_eq!(snapshot(&chain, &[&alice, &bob]), before);
+}
+
+#[test]
+fn sending_more_than_the_balance_fails_with_insufficient_funds() {
+    let (chain, alice, mut bob) = chain_with_alice_and_bob("funds");
+    let tx = bob.sign(vec![bob.send_msg(&alice.address, 100_000)]);
+    let check = chain.submit(&tx);
+    assert_eq!(check.code, 5, "bob cannot even pay the fee: {}", check.log);
+    assert!(check.log.contains("insufficient funds"), "{}", check.log);
+
+    let mut alice = alice;
+    let tx = alice.sign(vec![alice.send_msg(&bob.address, FUNDS)]);
+    assert_eq!(chain.submit(&tx).code, 0);
+    let result = chain.produce().results.tx_results[0].clone();
+    assert_eq!(result.code, 5, "{}", result.log);
+    assert!(result.log.contains("failed to execute message; message index: 0"), "{}", result.log);
+    assert_eq!(chain.balance(&alice.address), FUNDS - FEE);
+    assert_eq!(chain.balance(&bob.address), 1_000);
+}
+
+#[test]
+fn an_unknown_message_type_is_rejected() {
+    let (chain, mut alice, bob) = chain_with_alice_and_bob("unknownmsg");
+    let before = snapshot(&chain, &[&alice, &bob]);
+    let unknown = Any { type_url: "/cosmos.staking.v1beta1.MsgDelegate".into(), value: vec![] };
+    let tx = alice.sign(vec![unknown]);
+    let check = chain.submit(&tx);
+    assert_eq!(check.code, 6, "{}", check.log);
+    assert!(check.log.contains("/cosmos.staking.v1beta1.MsgDelegate"), "{}", check.log);
+    assert_eq!(chain.finalize(vec![tx])[0].code, 6);
+    assert_eq!(snapshot(&chain, &[&alice, &bob]), before);
+}
+
+#[test]
+fn an_oversized_transaction_is_rejected_before_decoding() {
+    let (chain, alice, bob) = chain_with_alice_and_bob("oversized");
+    let before = snapshot(&chain, &[&alice, &bob]);
+    let huge = vec![0u8; 1024 * 1024 + 1];
+    let check = chain.submit(&huge);
+    assert_eq!(check.code, 21, "{}", check.log);
+    assert!(check.log.contains("the limit is 1048576"), "{}", check.log);
+    assert_eq!(chain.finalize(vec![huge])[0].code, 21);
+    assert_eq!(snapshot(&chain, &[&alice, &bob]), before);
+}
+
+#[test]
+fn a_block_proposal_drops_invalid_transactions_and_keeps_valid_ones() {
+    let (chain, mut alice, bob) = chain_with_alice_and_bob("prepare");
+    let valid = alice.sign(vec![alice.send_msg(&bob.address, 5)]);
+    let block = chain.producer.produce(vec![b"junk".to_vec(), valid.clone(), valid]).unwrap();
+    assert_eq!(block.block.data.len(), 1, "junk and the replay are dropped");
+    assert_eq!(chain.balance(&bob.address), 1_005);
+}
+
+fn sha(bytes: &[u8]) -> [u8; 32] {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes).into()
+}
