@@ -5,7 +5,6 @@ mod support;
 
 use nesa_sdk::cosmrs::proto::cosmos::tx::v1beta1::TxRaw;
 use nesa_sdk::cosmrs::Any;
-use nesa_sdk::{Coin, Coins};
 use prost::Message;
 use support::{TestAccount, TestChain};
 
@@ -120,14 +119,7 @@ fn a_replayed_transaction_is_rejected_by_its_sequence() {
 fn a_fee_below_the_minimum_gas_price_is_rejected() {
     let (chain, alice, bob) = chain_with_alice_and_bob("lowfee");
     let before = snapshot(&chain, &[&alice, &bob]);
-    let tx = alice
-        .builder()
-        .msgs(vec![alice.send_msg(&bob.address, 1)])
-        .gas_limit(200_000)
-        .fee(Coins::from(Coin::unes(4_999)))
-        .sign(&alice.key)
-        .unwrap()
-        .bytes;
+    let tx = alice.sign_send_with_gas(&bob.address, 1, 200_000, 4_999);
     let check = chain.submit(&tx);
     assert_eq!(check.code, 13, "{}", check.log);
     assert!(check.log.contains("insufficient fees; got: 4999unes required: 5000unes"), "{}", check.log);
@@ -143,14 +135,7 @@ fn running_out_of_gas_in_a_message_reverts_it_but_charges_the_fee() {
     let probe = alice.builder().msgs(vec![alice.send_msg(&bob.address, 77)]).sign(&alice.key).unwrap().bytes;
     let gas_limit = chain.simulate(&probe) - 3_000;
     let fee = (gas_limit as u128 * 25).div_ceil(1000);
-    let tx = alice
-        .builder()
-        .msgs(vec![alice.send_msg(&bob.address, 77)])
-        .gas_limit(gas_limit)
-        .fee(Coins::from(Coin::unes(fee)))
-        .sign(&alice.key)
-        .unwrap()
-        .bytes;
+    let tx = alice.sign_send_with_gas(&bob.address, 77, gas_limit, fee);
     assert_eq!(chain.submit(&tx).code, 0, "the ante checks fit in the gas limit");
     let result = chain.produce().results.tx_results[0].clone();
     assert_eq!(result.code, 11, "{}", result.log);
@@ -164,14 +149,7 @@ fn running_out_of_gas_in_a_message_reverts_it_but_charges_the_fee() {
 fn a_gas_limit_too_small_for_the_checks_is_rejected_without_charge() {
     let (chain, alice, bob) = chain_with_alice_and_bob("tinygas");
     let before = snapshot(&chain, &[&alice, &bob]);
-    let tx = alice
-        .builder()
-        .msgs(vec![alice.send_msg(&bob.address, 1)])
-        .gas_limit(500)
-        .fee(Coins::from(Coin::unes(13)))
-        .sign(&alice.key)
-        .unwrap()
-        .bytes;
+    let tx = alice.sign_send_with_gas(&bob.address, 1, 500, 13);
     let check = chain.submit(&tx);
     assert_eq!(check.code, 11, "{}", check.log);
     assert_eq!(chain.finalize(vec![tx])[0].code, 11);
@@ -233,4 +211,23 @@ fn a_block_proposal_drops_invalid_transactions_and_keeps_valid_ones() {
 fn sha(bytes: &[u8]) -> [u8; 32] {
     use sha2::Digest;
     sha2::Sha256::digest(bytes).into()
+}
+
+#[test]
+fn transactions_left_in_the_mempool_after_a_block_keep_later_sequences_admissible() {
+    let (chain, mut alice, bob) = chain_with_alice_and_bob("mempool-sequence");
+    let first = alice.sign(vec![alice.send_msg(&bob.address, 1)]);
+    let second = alice.sign(vec![alice.send_msg(&bob.address, 2)]);
+    assert_eq!(chain.submit(&first).code, 0);
+    assert_eq!(chain.submit(&second).code, 0);
+    // A block that takes only the first transaction; the second stays pending.
+    let taken = chain.mempool.reap(first.len());
+    assert_eq!(taken, vec![first]);
+    chain.producer.produce(taken).unwrap();
+    assert_eq!(chain.mempool.len(), 1);
+    let third = alice.sign(vec![alice.send_msg(&bob.address, 3)]);
+    let check = chain.submit(&third);
+    assert_eq!(check.code, 0, "sequence 2 follows the pending sequence 1: {}", check.log);
+    chain.produce();
+    assert_eq!(chain.balance(&bob.address), 1_000 + 1 + 2 + 3);
 }

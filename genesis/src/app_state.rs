@@ -110,11 +110,16 @@ impl GenesisCoin {
     }
 }
 
-fn validate_denom(denom: &str) -> Result<(), GenesisError> {
-    let valid = (3..=128).contains(&denom.len())
+/// True for a valid denomination: 3-128 characters, a leading letter, then letters, digits
+/// or `/:._-` (the Cosmos SDK's rule).
+pub fn is_valid_denom(denom: &str) -> bool {
+    (3..=128).contains(&denom.len())
         && denom.starts_with(|c: char| c.is_ascii_alphabetic())
-        && denom.chars().all(|c| c.is_ascii_alphanumeric() || "/:._-".contains(c));
-    if valid {
+        && denom.chars().all(|c| c.is_ascii_alphanumeric() || "/:._-".contains(c))
+}
+
+fn validate_denom(denom: &str) -> Result<(), GenesisError> {
+    if is_valid_denom(denom) {
         Ok(())
     } else {
         Err(GenesisError::InvalidCoins(format!(

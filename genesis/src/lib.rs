@@ -4,7 +4,7 @@
 mod app_state;
 mod document;
 
-pub use app_state::{AppState, AuthGenesis, BankGenesis, ChainParams, GenesisBalance, GenesisCoin};
+pub use app_state::{is_valid_denom, validate_address, AppState, AuthGenesis, BankGenesis, ChainParams, GenesisBalance, GenesisCoin};
 pub use document::{GenesisDoc, GenesisValidator, GenesisError};
 
 /// The staking and fee denomination: 1 NES = 10^6 unes.

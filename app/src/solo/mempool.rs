@@ -40,31 +40,28 @@ impl Mempool {
         Mempool { pool: Mutex::default(), arrived: Condvar::new(), max_count: 5000, max_bytes: 1 << 30 }
     }
 
-    /// Runs CheckTx and admits the transaction when it passes.
+    /// Runs CheckTx and admits the transaction when it passes. The pool stays locked during
+    /// CheckTx so admission never interleaves with a commit and its recheck.
     pub fn submit(&self, app: &App, tx: Vec<u8>) -> Result<ResponseCheckTx, MempoolError> {
         let hash: [u8; 32] = Sha256::digest(&tx).into();
-        {
-            let pool = self.pool.lock().expect("mempool lock");
-            if pool.hashes.contains(&hash) {
-                return Err(MempoolError::Duplicate);
-            }
-            if pool.queue.len() >= self.max_count || pool.bytes + tx.len() > self.max_bytes {
-                return Err(MempoolError::Full {
-                    count: pool.queue.len(),
-                    max_count: self.max_count,
-                    bytes: pool.bytes,
-                    max_bytes: self.max_bytes,
-                });
-            }
+        let mut pool = self.pool.lock().expect("mempool lock");
+        if pool.hashes.contains(&hash) {
+            return Err(MempoolError::Duplicate);
+        }
+        if pool.queue.len() >= self.max_count || pool.bytes + tx.len() > self.max_bytes {
+            return Err(MempoolError::Full {
+                count: pool.queue.len(),
+                max_count: self.max_count,
+                bytes: pool.bytes,
+                max_bytes: self.max_bytes,
+            });
         }
         let response = app.check_tx(&tx);
         if response.code == 0 {
-            let mut pool = self.pool.lock().expect("mempool lock");
-            if pool.hashes.insert(hash) {
-                pool.bytes += tx.len();
-                pool.queue.push_back((hash, tx));
-                self.arrived.notify_all();
-            }
+            pool.hashes.insert(hash);
+            pool.bytes += tx.len();
+            pool.queue.push_back((hash, tx));
+            self.arrived.notify_all();
         }
         Ok(response)
     }
@@ -97,9 +94,13 @@ impl Mempool {
         taken
     }
 
-    /// Re-runs CheckTx on what is left after a block, dropping transactions that became invalid.
-    pub fn recheck(&self, app: &App) {
+    /// Runs `commit` with admission paused, then re-runs CheckTx on what is left against the
+    /// new state and drops what became invalid — as CometBFT locks its mempool across Commit
+    /// and recheck. Without the pause a transaction arriving between the two would be checked
+    /// against a state missing the effects of the pending ones before it.
+    pub fn commit_and_recheck<T>(&self, app: &App, commit: impl FnOnce() -> T) -> T {
         let mut pool = self.pool.lock().expect("mempool lock");
+        let result = commit();
         let pending = std::mem::take(&mut *pool);
         for (hash, tx) in pending.queue {
             if app.check_tx(&tx).code == 0 {
@@ -108,6 +109,7 @@ impl Mempool {
                 pool.queue.push_back((hash, tx));
             }
         }
+        result
     }
 
     /// Number of pending transactions.

@@ -69,9 +69,6 @@ impl Producer {
             self.mempool.wait_for_txs(block_interval);
             let txs = self.mempool.reap(MAX_BLOCK_BYTES as usize);
             self.produce(txs)?;
-            if !self.mempool.is_empty() {
-                self.mempool.recheck(&self.app);
-            }
         }
     }
 
@@ -140,7 +137,8 @@ impl Producer {
             ..Default::default()
         })?;
         let stored = StoredBlock { id, block, results };
-        let committed = self.app.commit_with(|txn| BlockStore::write(txn, &stored))?;
+        let committed =
+            self.mempool.commit_and_recheck(&self.app, || self.app.commit_with(|txn| BlockStore::write(txn, &stored)))?;
         tracing::debug!(height = committed.height, txs = txs.len(), app_hash = %hex::encode_upper(committed.app_hash), "block committed");
         let tx_hashes = txs.iter().map(|tx| Sha256::digest(tx).into()).collect();
         let _ = self.committed.send(CommittedBlock { height, tx_hashes });

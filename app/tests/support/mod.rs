@@ -45,6 +45,17 @@ impl TestAccount {
         tx
     }
 
+    /// A send of `amount` unes to `to` with an explicit gas limit and fee (sequence unchanged).
+    pub fn sign_send_with_gas(&self, to: &Address, amount: u128, gas_limit: u64, fee: u128) -> Vec<u8> {
+        self.builder()
+            .msgs(vec![self.send_msg(to, amount)])
+            .gas_limit(gas_limit)
+            .fee(Coins::from(nesa_sdk::Coin::unes(fee)))
+            .sign(&self.key)
+            .expect("signs")
+            .bytes
+    }
+
     /// A builder preset with this account's number and sequence on the test chain.
     pub fn builder(&self) -> TxBuilder {
         TxBuilder::new(CHAIN_ID.parse().expect("chain id"), self.account_number, self.sequence)

@@ -27,7 +27,7 @@ impl Coin {
             .amount
             .parse::<u128>()
             .map_err(|_| TxError::InvalidCoins(format!("invalid amount `{}{}`", proto.amount, proto.denom)))?;
-        if !valid_denom(&proto.denom) {
+        if !nesa_genesis::is_valid_denom(&proto.denom) {
             return Err(TxError::InvalidCoins(format!("invalid denom `{}`", proto.denom)));
         }
         Ok(Coin { denom: proto.denom.clone(), amount })
@@ -62,12 +62,6 @@ pub fn parse_coins(protos: &[ProtoCoin]) -> Result<Vec<Coin>, TxError> {
 /// Formats coins as the SDK does in events: `10unes,5uatom`.
 pub fn coins_string(coins: &[Coin]) -> String {
     coins.iter().map(Coin::to_string).collect::<Vec<_>>().join(",")
-}
-
-fn valid_denom(denom: &str) -> bool {
-    (3..=128).contains(&denom.len())
-        && denom.starts_with(|c: char| c.is_ascii_alphabetic())
-        && denom.chars().all(|c| c.is_ascii_alphanumeric() || "/:._-".contains(c))
 }
 
 fn read_amount(state: &impl StateRead, key: &[u8]) -> Result<u128, StateError> {

@@ -1,0 +1,135 @@
+//! The probe's messages and responses (JSON, snake_case, as every CosmWasm contract).
+
+use cosmwasm_schema::{cw_serde, QueryResponses};
+use cosmwasm_std::{Binary, Coin, CosmosMsg, ReplyOn};
+
+/// `{"owner": "nesa1…"}`; the owner defaults to the sender.
+#[cw_serde]
+#[derive(Default)]
+pub struct InstantiateMsg {
+    pub owner: Option<String>,
+}
+
+/// One action per variant; each exercises one host behaviour.
+#[cw_serde]
+pub enum ExecuteMsg {
+    /// Counter += 1 (a storage read and write); emits `wasm-incremented` with `count`.
+    Increment {},
+    /// Stores `value` under `key` (readable with the `get` query).
+    Set { key: String, value: String },
+    /// Sends `amount` from the contract to `to` (`BankMsg::Send`).
+    Send { to: String, amount: Vec<Coin> },
+    /// Burns `amount` from the contract's balance (`BankMsg::Burn`).
+    Burn { amount: Vec<Coin> },
+    /// Dispatches every call as a submessage; `reply` records each outcome under `reply:<id>`.
+    Dispatch { calls: Vec<Call> },
+    /// Fails with `ContractError::Requested(reason)`.
+    Fail { reason: String },
+    /// Panics inside the contract (the host must turn it into an error, not crash).
+    Panic {},
+    /// Never returns: only the host's gas limit stops it.
+    Loop {},
+    /// Stores `value` under `key`, then fails: the write must be rolled back.
+    WriteAndFail { key: String, value: String },
+    /// Smart-queries `contract` with `msg` and stores the raw JSON answer under `queried`.
+    QueryOther { contract: String, msg: Binary },
+    /// Instantiates a contract as a submessage; its reply stores the new address under `child`.
+    InstantiateChild(InstantiateChildMsg),
+}
+
+/// `instantiate_child`: instantiate `code_id` (with `salt`: instantiate2, a predictable address).
+#[cw_serde]
+pub struct InstantiateChildMsg {
+    pub code_id: u64,
+    pub label: String,
+    pub salt: Option<Binary>,
+    /// The child's instantiate message (JSON, base64 in the outer JSON).
+    pub msg: Binary,
+    #[serde(default)]
+    pub funds: Vec<Coin>,
+    /// Admin of the child (may migrate it); none when absent.
+    pub admin: Option<String>,
+}
+
+/// One submessage of `dispatch`: `{"id": 1, "reply_on": "success", "msg": {"bank": {…}}}`.
+#[cw_serde]
+pub struct Call {
+    /// Reply id; `reply` stores the outcome under `reply:<id>`. Id 999 makes `reply` fail.
+    pub id: u64,
+    /// `always`, `success`, `error` or `never`.
+    pub reply_on: ReplyOn,
+    /// Any message a contract may send, as JSON (`{"wasm": {"execute": {…}}}`, `{"bank": …}`).
+    pub msg: CosmosMsg,
+    /// Gas limit of the submessage (x/wasm: out of gas in it is an ordinary sub-call error).
+    pub gas_limit: Option<u64>,
+}
+
+/// `{"note": "v2"}`: stored and readable with the `migrated` query.
+#[cw_serde]
+pub struct MigrateMsg {
+    pub note: String,
+}
+
+#[cw_serde]
+#[derive(QueryResponses)]
+pub enum QueryMsg {
+    /// The value stored under `key`, if any.
+    #[returns(ValueResponse)]
+    Get { key: String },
+    /// The counter.
+    #[returns(CountResponse)]
+    Count {},
+    /// Stored entries in ascending key order (a range over the contract's storage).
+    #[returns(ListResponse)]
+    List {
+        start_after: Option<String>,
+        limit: Option<u32>,
+    },
+    /// A bank balance, passed through from the host's querier.
+    #[returns(BalanceResponse)]
+    Balance { address: String, denom: String },
+    /// The note of the last migration, if any.
+    #[returns(MigratedResponse)]
+    Migrated {},
+    /// The owner set at instantiation.
+    #[returns(OwnerResponse)]
+    Owner {},
+}
+
+#[cw_serde]
+pub struct ValueResponse {
+    pub value: Option<String>,
+}
+
+#[cw_serde]
+pub struct CountResponse {
+    pub count: u64,
+}
+
+/// One stored key and its value.
+#[cw_serde]
+pub struct Entry {
+    pub key: String,
+    pub value: String,
+}
+
+#[cw_serde]
+pub struct ListResponse {
+    pub entries: Vec<Entry>,
+}
+
+/// Same shape as the bank module's balance response: `{"amount": {"denom", "amount"}}`.
+#[cw_serde]
+pub struct BalanceResponse {
+    pub amount: Coin,
+}
+
+#[cw_serde]
+pub struct MigratedResponse {
+    pub note: Option<String>,
+}
+
+#[cw_serde]
+pub struct OwnerResponse {
+    pub owner: String,
+}
