@@ -16,7 +16,7 @@ use tendermint_proto::v0_38::crypto::{ProofOp, ProofOps};
 use crate::genesis::{apply_genesis, GenesisApplyError, CHAIN_ID_KEY, HEIGHT_KEY, INITIAL_HEIGHT_KEY, PARAMS_KEY};
 use crate::query::{module_prefix, route, QueryError};
 use crate::state::{BlockWriter, Committed, Overlay, PendingCommit, Snapshot, StateError, StateRead, StateWrite, Storage};
-use crate::tx::{decode_tx, execute_tx, DecodeMode, ExecMode, Params, TxEnv, TxError, TxOutcome, CODESPACE};
+use crate::tx::{decode_tx, execute_tx, DecodeMode, ExecMode, Params, SignatureCache, TxEnv, TxError, TxOutcome, CODESPACE};
 
 /// The proof-op type of JMT ICS-23 proofs in `abci_query` responses.
 pub const PROOF_OP_TYPE: &str = "ics23:jmt";
@@ -60,6 +60,8 @@ pub struct App {
     /// Set once, by genesis; read without locking so CheckTx and queries never wait for a block.
     config: OnceLock<ChainConfig>,
     consensus: Mutex<Consensus>,
+    /// Signatures verified at CheckTx or in a proposal, not verified again.
+    signatures: SignatureCache,
     /// The mempool's view: committed state plus the effects of admitted transactions.
     mempool: Mutex<Option<Overlay<Snapshot>>>,
 }
@@ -71,7 +73,13 @@ impl App {
         if let Some(loaded) = load_config(&storage.snapshot()?)? {
             let _ = config.set(loaded);
         }
-        Ok(App { storage, config, consensus: Mutex::new(Consensus { pending: None }), mempool: Mutex::new(None) })
+        Ok(App {
+            storage,
+            config,
+            consensus: Mutex::new(Consensus { pending: None }),
+            signatures: SignatureCache::default(),
+            mempool: Mutex::new(None),
+        })
     }
 
     /// The underlying storage (read-only use: RPC, proofs).
@@ -148,7 +156,7 @@ impl App {
         }
         let view = mempool.as_mut().expect("just set");
         let height = self.storage.committed().ok().flatten().map_or(1, |c| c.height + 1);
-        let env = TxEnv { chain_id: &config.chain_id, height, params: &config.params, mode: ExecMode::Check };
+        let env = self.tx_env(&config, height, ExecMode::Check);
         let outcome = execute_tx(&*view, &tx, &env);
         if let (Ok(()), Some(changes)) = (&outcome.result, &outcome.changes) {
             view.apply(changes.clone());
@@ -162,7 +170,7 @@ impl App {
         let config = self.config().ok_or(AppError::NotInitialised)?;
         let snapshot = self.storage.snapshot()?;
         let mut scratch = Overlay::new(&snapshot);
-        let env = TxEnv { chain_id: &config.chain_id, height: request.height as u64, params: &config.params, mode: ExecMode::Check };
+        let env = self.tx_env(&config, request.height as u64, ExecMode::Check);
         let mut total = 0i64;
         let mut txs = vec![];
         for raw in request.txs {
@@ -187,7 +195,7 @@ impl App {
         let config = self.config().ok_or(AppError::NotInitialised)?;
         let snapshot = self.storage.snapshot()?;
         let mut scratch = Overlay::new(&snapshot);
-        let env = TxEnv { chain_id: &config.chain_id, height: request.height as u64, params: &config.params, mode: ExecMode::Check };
+        let env = self.tx_env(&config, request.height as u64, ExecMode::Check);
         for raw in &request.txs {
             let valid = match decode_tx(raw, &config.params, DecodeMode::Signed) {
                 Ok(tx) => match execute_tx(&scratch, &tx, &env) {
@@ -220,7 +228,7 @@ impl App {
         let snapshot = self.storage.snapshot()?;
         let mut block = Overlay::new(&snapshot);
         block.put(HEIGHT_KEY.to_vec(), height.to_be_bytes().to_vec())?;
-        let env = TxEnv { chain_id: &config.chain_id, height, params: &config.params, mode: ExecMode::Deliver };
+        let env = self.tx_env(&config, height, ExecMode::Deliver);
         let mut tx_results = Vec::with_capacity(request.txs.len());
         for raw in &request.txs {
             let result = match decode_tx(raw, &config.params, DecodeMode::Signed) {
@@ -254,6 +262,10 @@ impl App {
         let committed = self.storage.commit(pending, extra)?;
         *self.mempool.lock().expect("mempool lock") = None;
         Ok(committed)
+    }
+
+    fn tx_env<'a>(&'a self, config: &'a ChainConfig, height: u64, mode: ExecMode) -> TxEnv<'a> {
+        TxEnv { chain_id: &config.chain_id, signatures: Some(&self.signatures), height, params: &config.params, mode }
     }
 
     /// ABCI Query: gRPC-style paths, `store/<module>/key` (with proofs) and Simulate.
@@ -321,7 +333,7 @@ impl App {
             .map_err(|e| QueryError::InvalidRequest(e.to_string()))?;
         let snapshot = self.storage.snapshot()?;
         let height = self.storage.committed()?.map_or(1, |c| c.height + 1);
-        let env = TxEnv { chain_id: &config.chain_id, height, params: &config.params, mode: ExecMode::Simulate };
+        let env = self.tx_env(&config, height, ExecMode::Simulate);
         let outcome = execute_tx(&snapshot, &tx, &env);
         if let Err(e) = outcome.result {
             return Err(QueryError::InvalidRequest(e.to_string()));

@@ -64,7 +64,13 @@ pub fn ante(
     }
     meter.consume(GasCosts::SDK.sig_verify_secp256k1, "secp256k1 signature verification")?;
     if env.mode != ExecMode::Simulate {
-        verify_signature(tx, &public_key, env.chain_id, account.account_number)?;
+        let cached = env.signatures.is_some_and(|c| c.contains(&tx.hash, account.account_number, &public_key));
+        if !cached {
+            verify_signature(tx, &public_key, env.chain_id, account.account_number)?;
+            if let Some(cache) = env.signatures {
+                cache.insert(&tx.hash, account.account_number, &public_key);
+            }
+        }
     }
 
     if env.mode == ExecMode::Simulate && tx.fee.is_empty() {

@@ -25,6 +25,8 @@ pub enum ExecMode {
 #[derive(Clone, Copy, Debug)]
 pub struct TxEnv<'a> {
     pub chain_id: &'a str,
+    /// Signatures already verified on this node (skips repeat verification).
+    pub signatures: Option<&'a super::SignatureCache>,
     pub height: u64,
     pub params: &'a Params,
     pub mode: ExecMode,

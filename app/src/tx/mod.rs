@@ -7,9 +7,11 @@ mod error;
 mod execute;
 mod msg;
 mod params;
+mod sig_cache;
 
 pub use decode::{decode_tx, CheckedTx, DecodeMode};
 pub use error::{TxError, CODESPACE};
 pub use execute::{execute_tx, ExecMode, TxEnv, TxOutcome};
 pub use msg::Msg;
 pub use params::Params;
+pub use sig_cache::SignatureCache;
