@@ -91,7 +91,7 @@ struct InProcess {
 fn in_process(senders: &[Sender], blocks: usize) -> InProcess {
     let dir = std::env::temp_dir().join(format!("nesa-bench-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    let app = App::new(Storage::open(&dir.join("state.redb")).unwrap()).unwrap();
+    let app = App::new(Storage::open(&dir.join("state.redb")).unwrap(), &dir.join("wasm")).unwrap();
     app.init_chain(RequestInitChain {
         chain_id: CHAIN_ID.into(),
         app_state_bytes: serde_json::to_vec(&genesis(senders)).unwrap().into(),

@@ -1,7 +1,8 @@
 //! The application: the state machine CometBFT (or the solo block producer, or a test) drives.
 //! It knows nothing of sockets; `abci` adapts it to tendermint-abci and `solo` calls it directly.
 
-use std::sync::{Mutex, OnceLock};
+use std::path::Path;
+use std::sync::{Arc, Mutex, OnceLock};
 
 use cosmrs::proto::cosmos::base::abci::v1beta1::{GasInfo, Result as SdkResult};
 use cosmrs::proto::cosmos::tx::v1beta1::{SimulateRequest, SimulateResponse};
@@ -13,7 +14,8 @@ use tendermint_proto::v0_38::abci::{
 };
 use tendermint_proto::v0_38::crypto::{ProofOp, ProofOps};
 
-use crate::genesis::{apply_genesis, GenesisApplyError, CHAIN_ID_KEY, HEIGHT_KEY, INITIAL_HEIGHT_KEY, PARAMS_KEY};
+use crate::genesis::{apply_genesis, GenesisApplyError, CHAIN_ID_KEY, HEIGHT_KEY, INITIAL_HEIGHT_KEY, PARAMS_KEY, TIME_KEY};
+use crate::modules::wasm::{self, CallSite, WasmError, WasmVm};
 use crate::query::{module_prefix, route, QueryError};
 use crate::state::{BlockWriter, Committed, Overlay, PendingCommit, Snapshot, StateError, StateRead, StateWrite, Storage};
 use crate::tx::{decode_tx, execute_tx, DecodeMode, ExecMode, Params, SignatureCache, TxEnv, TxError, TxOutcome, CODESPACE};
@@ -40,6 +42,8 @@ pub enum AppError {
     ChainIdMismatch { genesis: String, stored: String },
     #[error("app_state is not valid JSON: {0}")]
     AppStateJson(String),
+    #[error(transparent)]
+    Wasm(#[from] WasmError),
 }
 
 /// Chain-wide settings fixed at genesis.
@@ -60,6 +64,8 @@ pub struct App {
     /// Set once, by genesis; read without locking so CheckTx and queries never wait for a block.
     config: OnceLock<ChainConfig>,
     consensus: Mutex<Consensus>,
+    /// The contract VM and its module cache.
+    wasm: Arc<WasmVm>,
     /// Signatures verified at CheckTx or in a proposal, not verified again.
     signatures: SignatureCache,
     /// The mempool's view: committed state plus the effects of admitted transactions.
@@ -67,14 +73,19 @@ pub struct App {
 }
 
 impl App {
-    /// Opens the application over `storage`, loading the chain config if genesis ran.
-    pub fn new(storage: Storage) -> Result<Self, AppError> {
+    /// Opens the application over `storage`, with the contract module cache in `wasm_dir`,
+    /// loading the chain config if genesis ran and making every stored code runnable.
+    pub fn new(storage: Storage, wasm_dir: &Path) -> Result<Self, AppError> {
         let config = OnceLock::new();
-        if let Some(loaded) = load_config(&storage.snapshot()?)? {
+        let snapshot = storage.snapshot()?;
+        if let Some(loaded) = load_config(&snapshot)? {
             let _ = config.set(loaded);
         }
+        let wasm = WasmVm::open(wasm_dir)?;
+        wasm::restore_cache(&snapshot, &wasm)?;
         Ok(App {
             storage,
+            wasm,
             config,
             consensus: Mutex::new(Consensus { pending: None }),
             signatures: SignatureCache::default(),
@@ -129,7 +140,8 @@ impl App {
         let initial_height = request.initial_height.max(1) as u64;
         let snapshot = self.storage.snapshot()?;
         let mut state = Overlay::new(&snapshot);
-        let params = apply_genesis(&mut state, &request.chain_id, initial_height, &app_state)?;
+        let genesis_time = request.time.map(timestamp_nanos).unwrap_or(0);
+        let params = apply_genesis(&mut state, &self.wasm, &request.chain_id, initial_height, genesis_time, &app_state)?;
         let pending = self.storage.prepare(initial_height - 1, state.into_changes())?;
         let committed = self.storage.commit(pending, |_| Ok(()))?;
         let _ = self.config.set(ChainConfig { chain_id: request.chain_id, params, initial_height });
@@ -156,7 +168,7 @@ impl App {
         }
         let view = mempool.as_mut().expect("just set");
         let height = self.storage.committed().ok().flatten().map_or(1, |c| c.height + 1);
-        let env = self.tx_env(&config, height, ExecMode::Check);
+        let env = self.tx_env(&config, height, 0, ExecMode::Check);
         let outcome = execute_tx(&*view, &tx, &env);
         if let (Ok(()), Some(changes)) = (&outcome.result, &outcome.changes) {
             view.apply(changes.clone());
@@ -170,7 +182,7 @@ impl App {
         let config = self.config().ok_or(AppError::NotInitialised)?;
         let snapshot = self.storage.snapshot()?;
         let mut scratch = Overlay::new(&snapshot);
-        let env = self.tx_env(&config, request.height as u64, ExecMode::Check);
+        let env = self.tx_env(&config, request.height as u64, 0, ExecMode::Check);
         let mut total = 0i64;
         let mut txs = vec![];
         for raw in request.txs {
@@ -195,7 +207,7 @@ impl App {
         let config = self.config().ok_or(AppError::NotInitialised)?;
         let snapshot = self.storage.snapshot()?;
         let mut scratch = Overlay::new(&snapshot);
-        let env = self.tx_env(&config, request.height as u64, ExecMode::Check);
+        let env = self.tx_env(&config, request.height as u64, 0, ExecMode::Check);
         for raw in &request.txs {
             let valid = match decode_tx(raw, &config.params, DecodeMode::Signed) {
                 Ok(tx) => match execute_tx(&scratch, &tx, &env) {
@@ -227,10 +239,13 @@ impl App {
         }
         let snapshot = self.storage.snapshot()?;
         let mut block = Overlay::new(&snapshot);
+        let time = request.time.map(timestamp_nanos).unwrap_or_else(|| last_block_time(&snapshot));
         block.put(HEIGHT_KEY.to_vec(), height.to_be_bytes().to_vec())?;
-        let env = self.tx_env(&config, height, ExecMode::Deliver);
+        block.put(TIME_KEY.to_vec(), time.to_be_bytes().to_vec())?;
+        let base_env = self.tx_env(&config, height, time, ExecMode::Deliver);
         let mut tx_results = Vec::with_capacity(request.txs.len());
-        for raw in &request.txs {
+        for (index, raw) in request.txs.iter().enumerate() {
+            let env = TxEnv { tx_index: index as u32, ..base_env };
             let result = match decode_tx(raw, &config.params, DecodeMode::Signed) {
                 Ok(tx) => {
                     let outcome = execute_tx(&block, &tx, &env);
@@ -264,8 +279,22 @@ impl App {
         Ok(committed)
     }
 
-    fn tx_env<'a>(&'a self, config: &'a ChainConfig, height: u64, mode: ExecMode) -> TxEnv<'a> {
-        TxEnv { chain_id: &config.chain_id, signatures: Some(&self.signatures), height, params: &config.params, mode }
+    fn tx_env<'a>(&'a self, config: &'a ChainConfig, height: u64, time_nanos: u64, mode: ExecMode) -> TxEnv<'a> {
+        TxEnv {
+            chain_id: &config.chain_id,
+            time_nanos,
+            tx_index: 0,
+            wasm: Some(&self.wasm),
+            signatures: Some(&self.signatures),
+            height,
+            params: &config.params,
+            mode,
+        }
+    }
+
+    /// The contract VM.
+    pub fn wasm(&self) -> &Arc<WasmVm> {
+        &self.wasm
     }
 
     /// ABCI Query: gRPC-style paths, `store/<module>/key` (with proofs) and Simulate.
@@ -312,6 +341,19 @@ impl App {
                 ..Default::default()
             });
         }
+        if wasm::query::serves(&request.path) {
+            let config = self.config().ok_or_else(|| QueryError::InvalidRequest("the chain has no genesis yet".into()))?;
+            let value = if height == latest {
+                let snapshot = self.storage.snapshot()?;
+                let site = self.query_site(&config, height, last_block_time(&snapshot));
+                wasm::query::answer(&request.path, &snapshot, &self.wasm, &site, &request.data)?
+            } else {
+                let past = self.storage.at(height)?;
+                let site = self.query_site(&config, height, last_block_time(&past));
+                wasm::query::answer(&request.path, &past, &self.wasm, &site, &request.data)?
+            };
+            return Ok(ResponseQuery { value: value.into(), height: height as i64, ..Default::default() });
+        }
         let value = if height == latest {
             let handler = route::<Snapshot>(&request.path).ok_or_else(|| QueryError::UnknownPath(request.path.clone()))?;
             handler(&self.storage.snapshot()?, &request.data)?
@@ -320,6 +362,15 @@ impl App {
             handler(&self.storage.at(height)?, &request.data)?
         };
         Ok(ResponseQuery { value: value.into(), height: height as i64, ..Default::default() })
+    }
+
+    fn query_site(&self, config: &ChainConfig, height: u64, time_nanos: u64) -> CallSite {
+        let block = cosmwasm_std::BlockInfo {
+            height,
+            time: cosmwasm_std::Timestamp::from_nanos(time_nanos),
+            chain_id: config.chain_id.clone(),
+        };
+        CallSite { block, tx_index: None, depth: 0 }
     }
 
     /// Estimates gas by executing the (possibly unsigned) transaction against the latest state.
@@ -333,7 +384,8 @@ impl App {
             .map_err(|e| QueryError::InvalidRequest(e.to_string()))?;
         let snapshot = self.storage.snapshot()?;
         let height = self.storage.committed()?.map_or(1, |c| c.height + 1);
-        let env = self.tx_env(&config, height, ExecMode::Simulate);
+        let time = last_block_time(&snapshot);
+        let env = self.tx_env(&config, height, time, ExecMode::Simulate);
         let outcome = execute_tx(&snapshot, &tx, &env);
         if let Err(e) = outcome.result {
             return Err(QueryError::InvalidRequest(e.to_string()));
@@ -382,13 +434,22 @@ fn load_config(snapshot: &Snapshot) -> Result<Option<ChainConfig>, AppError> {
     Ok(Some(ChainConfig { chain_id, params, initial_height }))
 }
 
+fn timestamp_nanos(time: tendermint_proto::google::protobuf::Timestamp) -> u64 {
+    (time.seconds.max(0) as u64).saturating_mul(1_000_000_000).saturating_add(time.nanos.max(0) as u64)
+}
+
+/// The time of the last committed block (nanoseconds), as stored in state.
+fn last_block_time(state: &impl StateRead) -> u64 {
+    state.get(TIME_KEY).ok().flatten().and_then(|b| b.try_into().ok()).map(u64::from_be_bytes).unwrap_or(0)
+}
+
 fn check_response(result: Result<(), TxError>, gas_wanted: u64, gas_used: u64) -> ResponseCheckTx {
     match result {
         Ok(()) => ResponseCheckTx { gas_wanted: gas_wanted as i64, gas_used: gas_used as i64, ..Default::default() },
         Err(e) => ResponseCheckTx {
             code: e.code(),
             log: e.to_string(),
-            codespace: CODESPACE.into(),
+            codespace: e.codespace().into(),
             gas_wanted: gas_wanted as i64,
             gas_used: gas_used as i64,
             ..Default::default()
@@ -400,7 +461,7 @@ fn error_result(error: &TxError, gas_wanted: u64, gas_used: u64) -> ExecTxResult
     ExecTxResult {
         code: error.code(),
         log: error.to_string(),
-        codespace: CODESPACE.into(),
+        codespace: error.codespace().into(),
         gas_wanted: gas_wanted as i64,
         gas_used: gas_used as i64,
         ..Default::default()

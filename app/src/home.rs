@@ -32,6 +32,9 @@ impl HomePaths {
     pub fn node_config(&self) -> PathBuf {
         self.config_dir().join("nesad.toml")
     }
+    pub fn wasm_dir(&self) -> PathBuf {
+        self.data_dir().join("wasm")
+    }
     pub fn state_db(&self) -> PathBuf {
         self.data_dir().join("state.redb")
     }

@@ -256,8 +256,8 @@ async fn a_transfer_commits_behind_a_single_cometbft_validator() {
     if !cometbft_installed() {
         return;
     }
-    let started = Instant::now();
     let net = Localnet::new("single", 1);
+    let started = Instant::now();
     let keys = generate_keys(&net.dir, 2);
     let (sender, recipient) = (&keys[0], &keys[1]);
     net.up(&[(sender.address, GENESIS_BALANCE)]).await;
@@ -282,8 +282,8 @@ async fn four_validators_agree_on_the_app_hash_at_every_height() {
     if !cometbft_installed() {
         return;
     }
-    let started = Instant::now();
     let net = Localnet::new("four", 4);
+    let started = Instant::now();
     let keys = generate_keys(&net.dir, 4);
     let (sender, recipients) = (&keys[0], &keys[1..]);
     net.up(&[(sender.address, GENESIS_BALANCE)]).await;
@@ -370,8 +370,8 @@ async fn killing_nesad_under_cometbft_loses_no_committed_tx() {
         return;
     }
     const ROUNDS: usize = 5;
-    let started = Instant::now();
     let net = Localnet::new("crash", 1);
+    let started = Instant::now();
     let keys = generate_keys(&net.dir, 2);
     let (sender, recipient) = (&keys[0], &keys[1]);
     net.up(&[(sender.address, GENESIS_BALANCE)]).await;
@@ -427,7 +427,7 @@ async fn killing_nesad_under_cometbft_loses_no_committed_tx() {
             "round {round}: the app reports a different hash at {app_height} than header {} commits to",
             app_height + 1
         );
-        println!("round {round}: killed nesad after {delay:?}; {confirmed} transfers confirmed; height {highest_seen}");
+        println!("round {round}: killed nesad after {delay:?}; {confirmed} transfer(s) confirmed; height {highest_seen}");
     }
 
     // Settle: read every block, and account each of our transfers that landed in one.
@@ -460,6 +460,11 @@ async fn killing_nesad_under_cometbft_loses_no_committed_tx() {
         client.balance(&sender.address, "unes").await.unwrap().amount,
         GENESIS_BALANCE - landed_amounts - landed * FEE
     );
+    // Which recovery path CometBFT's handshake took after each crash (app height vs block store).
+    let cometbft_log = std::fs::read_to_string(net.dir.join("node0/cometbft.log")).unwrap_or_default();
+    for line in cometbft_log.lines().filter(|line| line.contains("ABCI Replay Blocks") || line.contains("Replay last block")) {
+        println!("handshake: {}", line.split_once(']').map_or(line, |(_, rest)| rest).trim());
+    }
     println!(
         "{ROUNDS} crashes: {landed} transfers committed ({confirmed} confirmed before a crash), {top} blocks, in {:.1?}",
         started.elapsed()

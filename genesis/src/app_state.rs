@@ -18,6 +18,53 @@ pub struct AppState {
     /// Bank module: initial balances.
     #[serde(default)]
     pub bank: BankGenesis,
+    /// Contracts module: codes stored and contracts instantiated at genesis.
+    #[serde(default)]
+    pub wasm: WasmGenesis,
+}
+
+/// Contracts live from the first block.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WasmGenesis {
+    /// Codes in upload order; the n-th gets code id n (from 1).
+    #[serde(default)]
+    pub codes: Vec<GenesisCode>,
+    /// Contracts instantiated in order after every code is stored.
+    #[serde(default)]
+    pub contracts: Vec<GenesisContract>,
+}
+
+/// A code stored at genesis.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GenesisCode {
+    /// The wasm (optionally gzipped), base64.
+    pub wasm_byte_code: String,
+    /// Who uploaded it.
+    pub creator: String,
+    /// Keep the compiled module in memory (cheaper calls); true for the market contracts.
+    #[serde(default = "yes")]
+    pub pinned: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// A contract instantiated at genesis.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GenesisContract {
+    pub code_id: u64,
+    pub label: String,
+    /// The instantiate message.
+    pub msg: serde_json::Value,
+    /// The instantiating account.
+    pub creator: String,
+    /// Who may migrate the contract; absent makes it immutable.
+    #[serde(default)]
+    pub admin: Option<String>,
 }
 
 /// Chain-wide parameters fixed at genesis.
@@ -168,6 +215,22 @@ impl AppState {
                 coin.amount_u128()?;
             }
         }
+        for code in &self.wasm.codes {
+            validate_address(&code.creator)?;
+        }
+        for (i, contract) in self.wasm.contracts.iter().enumerate() {
+            validate_address(&contract.creator)?;
+            if let Some(admin) = &contract.admin {
+                validate_address(admin)?;
+            }
+            if contract.code_id == 0 || contract.code_id as usize > self.wasm.codes.len() {
+                return Err(GenesisError::InvalidParams(format!(
+                    "genesis contract {i} uses code {} but genesis stores {} codes",
+                    contract.code_id,
+                    self.wasm.codes.len()
+                )));
+            }
+        }
         if self.params.max_tx_bytes == 0 || self.params.max_tx_gas == 0 {
             return Err(GenesisError::InvalidParams("max_tx_bytes and max_tx_gas must be positive".into()));
         }
@@ -185,8 +248,8 @@ pub fn validate_address(address: &str) -> Result<(), GenesisError> {
             "{address}: expected prefix `{ACCOUNT_PREFIX}`, found `{hrp}`"
         )));
     }
-    if data.len() != 20 {
-        return Err(GenesisError::InvalidAddress(format!("{address}: expected 20 bytes, found {}", data.len())));
+    if data.len() != 20 && data.len() != 32 {
+        return Err(GenesisError::InvalidAddress(format!("{address}: expected 20 or 32 bytes, found {}", data.len())));
     }
     Ok(())
 }

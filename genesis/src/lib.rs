@@ -4,7 +4,10 @@
 mod app_state;
 mod document;
 
-pub use app_state::{is_valid_denom, validate_address, AppState, AuthGenesis, BankGenesis, ChainParams, GenesisBalance, GenesisCoin};
+pub use app_state::{
+    is_valid_denom, validate_address, AppState, AuthGenesis, BankGenesis, ChainParams, GenesisBalance, GenesisCode,
+    GenesisCoin, GenesisContract, WasmGenesis,
+};
 pub use document::{GenesisDoc, GenesisValidator, GenesisError};
 
 /// The staking and fee denomination: 1 NES = 10^6 unes.

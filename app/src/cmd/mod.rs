@@ -87,7 +87,7 @@ pub fn start(options: StartOptions) -> anyhow::Result<()> {
     } else {
         let abci = options.abci_laddr.unwrap_or(config.abci_laddr);
         let storage = crate::state::Storage::open(&paths.state_db())?;
-        let app = Arc::new(crate::app::App::new(storage)?);
+        let app = Arc::new(crate::app::App::new(storage, &paths.wasm_dir())?);
         if let Some(last) = app.last_block()? {
             tracing::info!(height = last.height, app_hash = %hex::encode_upper(last.app_hash), "state loaded");
         }

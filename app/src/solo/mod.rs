@@ -33,7 +33,7 @@ pub async fn run(config: SoloConfig) -> anyhow::Result<()> {
     let genesis = nesa_genesis::GenesisDoc::load(&paths.genesis())?;
     let key = ValidatorKey::load(&paths.validator_key())?;
     let storage = Storage::open(&paths.state_db())?;
-    let app = Arc::new(App::new(storage.clone())?);
+    let app = Arc::new(App::new(storage.clone(), &paths.wasm_dir())?);
     if app.config().is_none() {
         let response = app.init_chain(RequestInitChain {
             chain_id: genesis.chain_id.clone(),

@@ -40,7 +40,11 @@ pub struct Producer {
     validators: validator::Set,
     power: i64,
     committed: broadcast::Sender<CommittedBlock>,
+    clock: Clock,
 }
+
+/// Chooses the next block time from the previous one.
+pub type Clock = fn(Option<Time>) -> Time;
 
 impl Producer {
     /// A producer for `app` signing with `key` (the only validator, with `power`).
@@ -55,7 +59,13 @@ impl Producer {
     ) -> Self {
         let info = validator::Info::new(key.pub_key, vote::Power::try_from(power).expect("positive power"));
         let validators = validator::Set::new(vec![info.clone()], Some(info));
-        Producer { app, store, mempool, key, chain_id, validators, power, committed }
+        Producer { app, store, mempool, key, chain_id, validators, power, committed, clock: next_time }
+    }
+
+    /// Uses `clock` for block times instead of the wall clock (deterministic tests).
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// The validator set (for the `validators` RPC).
@@ -78,7 +88,7 @@ impl Producer {
         let initial_height = self.app.config().ok_or(AppError::NotInitialised)?.initial_height;
         let height = committed.height + 1;
         let previous = if height > initial_height { self.store.block(height - 1)? } else { None };
-        let time = next_time(previous.as_ref().map(|p| p.block.header.time));
+        let time = (self.clock)(previous.as_ref().map(|p| p.block.header.time));
         let proposer = self.key.address;
 
         let prepared = self.app.prepare_proposal(RequestPrepareProposal {
@@ -168,6 +178,14 @@ impl Producer {
             block_id: stored.id,
             signatures: vec![CommitSig::BlockIdFlagCommit { validator_address: self.key.address, timestamp, signature }],
         }
+    }
+}
+
+/// A deterministic clock: one second after the previous block (from the Unix epoch).
+pub fn one_second_blocks(previous: Option<Time>) -> Time {
+    match previous {
+        Some(prev) => (prev + Duration::from_secs(1)).expect("time in range"),
+        None => Time::from_unix_timestamp(1_700_000_000, 0).expect("valid time"),
     }
 }
 

@@ -22,7 +22,7 @@ pub fn fee_collector() -> Address {
 
 /// Runs the ante checks against `state`, charging `meter`.
 pub fn ante(
-    state: &mut impl StateWrite,
+    state: &mut (impl StateWrite + ?Sized),
     meter: &GasMeter,
     tx: &CheckedTx,
     env: &TxEnv,

@@ -47,6 +47,9 @@ pub enum TxError {
     InvalidGasLimit(String),
     #[error("internal error: {0}")]
     Internal(String),
+    /// A wasm operation failed (codespace `wasm` for contract errors).
+    #[error("{log}")]
+    Wasm { codespace: &'static str, code: u32, log: String },
     /// A message failed; its own error says why.
     #[error("failed to execute message; message index: {index}: {source}")]
     Message { index: usize, source: Box<TxError> },
@@ -75,6 +78,16 @@ impl TxError {
             TxError::InvalidGasLimit(_) => 41,
             TxError::Internal(_) => 1,
             TxError::Message { source, .. } => source.code(),
+            TxError::Wasm { code, .. } => *code,
+        }
+    }
+
+    /// The ABCI codespace: `sdk`, or `wasm` for contract errors.
+    pub fn codespace(&self) -> &'static str {
+        match self {
+            TxError::Wasm { codespace, .. } => codespace,
+            TxError::Message { source, .. } => source.codespace(),
+            _ => CODESPACE,
         }
     }
 }
@@ -84,6 +97,16 @@ impl From<StateError> for TxError {
         match e {
             StateError::OutOfGas { .. } => TxError::OutOfGas(format!("{e}: out of gas")),
             other => TxError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<crate::modules::wasm::WasmError> for TxError {
+    fn from(e: crate::modules::wasm::WasmError) -> Self {
+        match e {
+            crate::modules::wasm::WasmError::Chain(inner) => *inner,
+            crate::modules::wasm::WasmError::State(inner) => inner.into(),
+            other => TxError::Wasm { codespace: other.codespace(), code: other.code(), log: other.to_string() },
         }
     }
 }

@@ -25,11 +25,28 @@ pub enum ExecMode {
 #[derive(Clone, Copy, Debug)]
 pub struct TxEnv<'a> {
     pub chain_id: &'a str,
+    /// Block time in nanoseconds since the Unix epoch.
+    pub time_nanos: u64,
+    /// Position of the transaction in its block.
+    pub tx_index: u32,
+    /// The contract VM (absent only in tools that run without one).
+    pub wasm: Option<&'a std::sync::Arc<crate::modules::wasm::WasmVm>>,
     /// Signatures already verified on this node (skips repeat verification).
     pub signatures: Option<&'a super::SignatureCache>,
     pub height: u64,
     pub params: &'a Params,
     pub mode: ExecMode,
+}
+
+impl TxEnv<'_> {
+    /// The block as contracts see it.
+    pub fn block_info(&self) -> cosmwasm_std::BlockInfo {
+        cosmwasm_std::BlockInfo {
+            height: self.height,
+            time: cosmwasm_std::Timestamp::from_nanos(self.time_nanos),
+            chain_id: self.chain_id.to_string(),
+        }
+    }
 }
 
 /// What executing a transaction produced.
@@ -86,7 +103,7 @@ pub fn execute_tx<P: StateRead>(parent: &P, tx: &CheckedTx, env: &TxEnv) -> TxOu
     let mut failure = None;
     for (index, msg) in tx.msgs.iter().enumerate() {
         let mut emitted = vec![];
-        match msg.execute(&mut Metered::new(&mut msg_state, &meter), &mut emitted) {
+        match msg.execute(&mut msg_state, &meter, env, &mut emitted) {
             Ok(response) => {
                 tag_message_index(&mut emitted, index);
                 msg_events.extend(emitted);

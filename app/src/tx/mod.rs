@@ -12,6 +12,6 @@ mod sig_cache;
 pub use decode::{decode_tx, CheckedTx, DecodeMode};
 pub use error::{TxError, CODESPACE};
 pub use execute::{execute_tx, ExecMode, TxEnv, TxOutcome};
-pub use msg::Msg;
+pub use msg::{uncompress, Msg};
 pub use params::Params;
 pub use sig_cache::SignatureCache;

@@ -56,6 +56,21 @@ impl TestAccount {
             .bytes
     }
 
+    /// A signed transaction with `gas` and the matching minimum fee, advancing the sequence.
+    pub fn sign_with_gas(&mut self, msgs: Vec<Any>, gas: u64) -> Vec<u8> {
+        let fee = (gas as u128 * 25).div_ceil(1000);
+        let tx = self
+            .builder()
+            .msgs(msgs)
+            .gas_limit(gas)
+            .fee(Coins::from(nesa_sdk::Coin::unes(fee)))
+            .sign(&self.key)
+            .expect("signs")
+            .bytes;
+        self.sequence += 1;
+        tx
+    }
+
     /// A builder preset with this account's number and sequence on the test chain.
     pub fn builder(&self) -> TxBuilder {
         TxBuilder::new(CHAIN_ID.parse().expect("chain id"), self.account_number, self.sequence)
@@ -108,7 +123,7 @@ impl TestChain {
     /// Reopens the chain stored in `dir` (as after a restart).
     pub fn open(dir: PathBuf) -> Self {
         let storage = Storage::open(&dir.join("state.redb")).unwrap();
-        let app = Arc::new(App::new(storage.clone()).unwrap());
+        let app = Arc::new(App::new(storage.clone(), &dir.join("wasm")).unwrap());
         let store = BlockStore::new(storage).unwrap();
         let mempool = Arc::new(Mempool::new());
         let key_path = dir.join("validator.json");
@@ -118,7 +133,8 @@ impl TestChain {
         let key = ValidatorKey::load(&key_path).unwrap();
         let (committed, _) = tokio::sync::broadcast::channel(16);
         let producer =
-            Producer::new(app.clone(), store.clone(), mempool.clone(), key, CHAIN_ID.parse().unwrap(), 10, committed);
+            Producer::new(app.clone(), store.clone(), mempool.clone(), key, CHAIN_ID.parse().unwrap(), 10, committed)
+                .with_clock(nesa_app::solo::producer::one_second_blocks);
         TestChain { dir, app, store, mempool, producer, keep_dir: false }
     }
 
@@ -160,7 +176,7 @@ impl TestChain {
     }
 
     /// A balance through the ABCI query path clients use.
-    pub fn balance(&self, address: &Address) -> u128 {
+    pub fn balance(&self, address: &impl std::fmt::Display) -> u128 {
         let request = QueryBalanceRequest { address: address.to_string(), denom: "unes".into() };
         let response = self.app.query(RequestQuery {
             path: "/cosmos.bank.v1beta1.Query/Balance".into(),
@@ -186,6 +202,34 @@ impl TestChain {
         });
         assert_eq!(response.code, 0, "{}", response.log);
         SimulateResponse::decode(response.value.as_ref()).unwrap().gas_info.unwrap().gas_used
+    }
+
+    /// A contract's answer to a smart query, as JSON.
+    pub fn query_smart(&self, contract: &str, query: serde_json::Value) -> Result<serde_json::Value, String> {
+        use nesa_sdk::cosmrs::proto::cosmwasm::wasm::v1::{QuerySmartContractStateRequest, QuerySmartContractStateResponse};
+        let request = QuerySmartContractStateRequest { address: contract.into(), query_data: serde_json::to_vec(&query).unwrap() };
+        let response = self.app.query(RequestQuery {
+            path: "/cosmwasm.wasm.v1.Query/SmartContractState".into(),
+            data: request.encode_to_vec().into(),
+            height: 0,
+            prove: false,
+        });
+        if response.code != 0 {
+            return Err(response.log);
+        }
+        let data = QuerySmartContractStateResponse::decode(response.value.as_ref()).unwrap().data;
+        Ok(serde_json::from_slice(&data).unwrap())
+    }
+
+    /// Submits `tx`, produces a block and returns its result (CheckTx failures as a result too).
+    pub fn run(&self, tx: &[u8]) -> ExecTxResult {
+        let check = self.submit(tx);
+        if check.code != 0 {
+            return ExecTxResult { code: check.code, log: check.log, codespace: check.codespace, ..Default::default() };
+        }
+        let block = self.produce();
+        let index = block.block.data.iter().position(|t| t == tx).expect("the block includes the tx");
+        block.results.tx_results[index].clone()
     }
 
     /// An account's sequence (0 if it does not exist).

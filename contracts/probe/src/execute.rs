@@ -90,13 +90,21 @@ pub fn spin_forever() -> ! {
     }
 }
 
-pub fn write_and_fail(deps: DepsMut, key: String, value: String) -> Result<Response, ContractError> {
+pub fn write_and_fail(
+    deps: DepsMut,
+    key: String,
+    value: String,
+) -> Result<Response, ContractError> {
     ENTRIES.save(deps.storage, &key, &value)?;
     Err(ContractError::WroteThenFailed { key })
 }
 
 /// Smart-queries another contract and keeps its answer byte for byte (no re-serialisation).
-pub fn query_other(deps: DepsMut, contract: String, msg: Binary) -> Result<Response, ContractError> {
+pub fn query_other(
+    deps: DepsMut,
+    contract: String,
+    msg: Binary,
+) -> Result<Response, ContractError> {
     let request: QueryRequest<Empty> = QueryRequest::Wasm(WasmQuery::Smart {
         contract_addr: contract.clone(),
         msg,
@@ -104,7 +112,9 @@ pub fn query_other(deps: DepsMut, contract: String, msg: Binary) -> Result<Respo
     let answer = match deps.querier.raw_query(&to_json_vec(&request)?) {
         SystemResult::Ok(ContractResult::Ok(answer)) => answer,
         SystemResult::Ok(ContractResult::Err(error)) => {
-            return Err(ContractError::QueryOther(format!("{contract} answered: {error}")))
+            return Err(ContractError::QueryOther(format!(
+                "{contract} answered: {error}"
+            )))
         }
         SystemResult::Err(error) => {
             return Err(ContractError::QueryOther(format!("querier error: {error}")))

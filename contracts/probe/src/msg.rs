@@ -133,3 +133,85 @@ pub struct MigratedResponse {
 pub struct OwnerResponse {
     pub owner: String,
 }
+
+#[cfg(test)]
+mod tests {
+    use cosmwasm_std::{from_json, to_json_string, BankMsg, Coin, CosmosMsg, ReplyOn, WasmMsg};
+
+    use super::*;
+
+    #[test]
+    fn execute_messages_parse_from_their_documented_json() {
+        let examples = [
+            r#"{"increment":{}}"#,
+            r#"{"set":{"key":"k","value":"v"}}"#,
+            r#"{"send":{"to":"nesa1to","amount":[{"denom":"unes","amount":"5"}]}}"#,
+            r#"{"burn":{"amount":[{"denom":"unes","amount":"5"}]}}"#,
+            r#"{"fail":{"reason":"why"}}"#,
+            r#"{"panic":{}}"#,
+            r#"{"loop":{}}"#,
+            r#"{"write_and_fail":{"key":"k","value":"v"}}"#,
+            r#"{"query_other":{"contract":"nesa1other","msg":"eyJjb3VudCI6e319"}}"#,
+            r#"{"instantiate_child":{"code_id":1,"label":"child","salt":"c2FsdA==","msg":"e30=","funds":[],"admin":null}}"#,
+            r#"{"instantiate_child":{"code_id":1,"label":"child","msg":"e30="}}"#,
+        ];
+        for example in examples {
+            from_json::<ExecuteMsg>(example).unwrap_or_else(|e| panic!("{example}: {e}"));
+        }
+    }
+
+    #[test]
+    fn dispatch_calls_carry_any_cosmos_msg_as_json() {
+        let json = r#"{"dispatch":{"calls":[
+            {"id":1,"reply_on":"success","msg":{"wasm":{"execute":{"contract_addr":"nesa1c","msg":"eyJpbmNyZW1lbnQiOnt9fQ==","funds":[]}}}},
+            {"id":2,"reply_on":"error","msg":{"bank":{"send":{"to_address":"nesa1to","amount":[{"denom":"unes","amount":"1"}]}}},"gas_limit":100000}
+        ]}}"#;
+        let ExecuteMsg::Dispatch { calls } = from_json(json).unwrap() else {
+            panic!("not a dispatch");
+        };
+        assert_eq!(calls[0].reply_on, ReplyOn::Success);
+        assert!(matches!(
+            &calls[0].msg,
+            CosmosMsg::Wasm(WasmMsg::Execute { contract_addr, .. }) if contract_addr == "nesa1c"
+        ));
+        assert_eq!(calls[1].gas_limit, Some(100_000));
+        assert_eq!(
+            calls[1].msg,
+            CosmosMsg::Bank(BankMsg::Send {
+                to_address: "nesa1to".into(),
+                amount: vec![Coin::new(1u128, "unes")],
+            })
+        );
+    }
+
+    #[test]
+    fn queries_and_responses_have_their_documented_json() {
+        for example in [
+            r#"{"get":{"key":"reply:1"}}"#,
+            r#"{"count":{}}"#,
+            r#"{"list":{"start_after":"a","limit":10}}"#,
+            r#"{"list":{}}"#,
+            r#"{"balance":{"address":"nesa1a","denom":"unes"}}"#,
+            r#"{"migrated":{}}"#,
+            r#"{"owner":{}}"#,
+        ] {
+            from_json::<QueryMsg>(example).unwrap_or_else(|e| panic!("{example}: {e}"));
+        }
+        let list = ListResponse {
+            entries: vec![Entry {
+                key: "k".into(),
+                value: "v".into(),
+            }],
+        };
+        assert_eq!(
+            to_json_string(&list).unwrap(),
+            r#"{"entries":[{"key":"k","value":"v"}]}"#
+        );
+        assert_eq!(
+            to_json_string(&ValueResponse { value: None }).unwrap(),
+            r#"{"value":null}"#
+        );
+        from_json::<InstantiateMsg>(r#"{}"#).unwrap();
+        from_json::<MigrateMsg>(r#"{"note":"v2"}"#).unwrap();
+    }
+}

@@ -9,5 +9,5 @@ pub const NEXT_ACCOUNT_NUMBER: &[u8] = b"auth/next_account_number";
 
 /// Where the account at `address` is stored.
 pub fn account(address: &Address) -> Vec<u8> {
-    [b"auth/acc/".as_slice(), address.as_bytes()].concat()
+    [b"auth/acc/".as_slice(), &address.length_prefixed()].concat()
 }

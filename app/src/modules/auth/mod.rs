@@ -55,7 +55,7 @@ impl Account {
 }
 
 /// The account at `address`, if it exists.
-pub fn account(state: &impl StateRead, address: &Address) -> Result<Option<Account>, StateError> {
+pub fn account(state: &(impl StateRead + ?Sized), address: &Address) -> Result<Option<Account>, StateError> {
     match state.get(&keys::account(address))? {
         Some(bytes) => {
             let proto = BaseAccount::decode(bytes.as_slice()).map_err(|e| StateError::Storage(e.to_string()))?;
@@ -66,12 +66,12 @@ pub fn account(state: &impl StateRead, address: &Address) -> Result<Option<Accou
 }
 
 /// Stores `account`.
-pub fn set_account(state: &mut impl StateWrite, account: &Account) -> Result<(), StateError> {
+pub fn set_account(state: &mut (impl StateWrite + ?Sized), account: &Account) -> Result<(), StateError> {
     state.put(keys::account(&account.address), account.to_proto().encode_to_vec())
 }
 
 /// The account at `address`, created with the next account number if it does not exist yet.
-pub fn ensure_account(state: &mut impl StateWrite, address: &Address) -> Result<Account, StateError> {
+pub fn ensure_account(state: &mut (impl StateWrite + ?Sized), address: &Address) -> Result<Account, StateError> {
     if let Some(existing) = account(state, address)? {
         return Ok(existing);
     }

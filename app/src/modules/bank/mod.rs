@@ -64,7 +64,7 @@ pub fn coins_string(coins: &[Coin]) -> String {
     coins.iter().map(Coin::to_string).collect::<Vec<_>>().join(",")
 }
 
-fn read_amount(state: &impl StateRead, key: &[u8]) -> Result<u128, StateError> {
+fn read_amount(state: &(impl StateRead + ?Sized), key: &[u8]) -> Result<u128, StateError> {
     match state.get(key)? {
         Some(bytes) => std::str::from_utf8(&bytes)
             .ok()
@@ -74,7 +74,7 @@ fn read_amount(state: &impl StateRead, key: &[u8]) -> Result<u128, StateError> {
     }
 }
 
-fn write_amount(state: &mut impl StateWrite, key: Vec<u8>, amount: u128) -> Result<(), StateError> {
+fn write_amount(state: &mut (impl StateWrite + ?Sized), key: Vec<u8>, amount: u128) -> Result<(), StateError> {
     if amount == 0 {
         state.delete(key)
     } else {
@@ -83,12 +83,12 @@ fn write_amount(state: &mut impl StateWrite, key: Vec<u8>, amount: u128) -> Resu
 }
 
 /// The balance of `denom` held by `address`.
-pub fn balance(state: &impl StateRead, address: &Address, denom: &str) -> Result<u128, StateError> {
+pub fn balance(state: &(impl StateRead + ?Sized), address: &Address, denom: &str) -> Result<u128, StateError> {
     read_amount(state, &keys::balance(address, denom))
 }
 
 /// Every non-zero balance of `address`, ordered by denomination.
-pub fn balances(state: &impl StateRead, address: &Address) -> Result<Vec<Coin>, StateError> {
+pub fn balances(state: &(impl StateRead + ?Sized), address: &Address) -> Result<Vec<Coin>, StateError> {
     let prefix = keys::balances_of(address);
     state
         .prefix(&prefix)?
@@ -105,12 +105,12 @@ pub fn balances(state: &impl StateRead, address: &Address) -> Result<Vec<Coin>, 
 }
 
 /// The total supply of `denom`.
-pub fn supply(state: &impl StateRead, denom: &str) -> Result<u128, StateError> {
+pub fn supply(state: &(impl StateRead + ?Sized), denom: &str) -> Result<u128, StateError> {
     read_amount(state, &keys::supply(denom))
 }
 
 /// The total supply of every denomination.
-pub fn total_supply(state: &impl StateRead) -> Result<Vec<Coin>, StateError> {
+pub fn total_supply(state: &(impl StateRead + ?Sized)) -> Result<Vec<Coin>, StateError> {
     state
         .prefix(keys::SUPPLY_PREFIX)?
         .into_iter()
@@ -125,7 +125,7 @@ pub fn total_supply(state: &impl StateRead) -> Result<Vec<Coin>, StateError> {
 /// Moves `coins` from `from` to `to`, creating the recipient's account if needed, and records
 /// the SDK's `coin_spent`, `coin_received` and `transfer` events.
 pub fn send(
-    state: &mut impl StateWrite,
+    state: &mut (impl StateWrite + ?Sized),
     from: &Address,
     to: &Address,
     coins: &[Coin],
@@ -154,8 +154,29 @@ pub fn send(
     Ok(())
 }
 
+/// Destroys `coins` held by `from`, lowering the total supply; records the SDK's `burn` and
+/// `coin_spent` events.
+pub fn burn(state: &mut (impl StateWrite + ?Sized), from: &Address, coins: &[Coin], events: &mut Vec<Event>) -> Result<(), TxError> {
+    for coin in coins {
+        let key = keys::balance(from, &coin.denom);
+        let held = read_amount(state, &key)?;
+        let left = held.checked_sub(coin.amount).ok_or_else(|| {
+            TxError::InsufficientFunds(format!("spendable balance {held}{} is smaller than {coin}", coin.denom))
+        })?;
+        write_amount(state, key, left)?;
+        let supply_key = keys::supply(&coin.denom);
+        let supply = read_amount(state, &supply_key)?;
+        write_amount(state, supply_key, supply.saturating_sub(coin.amount))?;
+    }
+    let amount = coins_string(coins);
+    let burner = from.to_string();
+    events.push(event("coin_spent", &[("spender", &burner), ("amount", &amount)]));
+    events.push(event("burn", &[("burner", &burner), ("amount", &amount)]));
+    Ok(())
+}
+
 /// Creates `coins` in `to`'s balance and the total supply (genesis only).
-pub fn mint(state: &mut impl StateWrite, to: &Address, coins: &[Coin]) -> Result<(), TxError> {
+pub fn mint(state: &mut (impl StateWrite + ?Sized), to: &Address, coins: &[Coin]) -> Result<(), TxError> {
     for coin in coins {
         let key = keys::balance(to, &coin.denom);
         let held = read_amount(state, &key)?;

@@ -1,0 +1,281 @@
+//! The embedded CosmWasm VM: a module cache (code compiles once; genesis codes are pinned in
+//! memory), instance creation with a gas limit derived from the transaction's remaining gas,
+//! and the entry-point calls. Gas conversion and costs are wasmd's.
+
+use std::collections::HashSet;
+use std::path::Path;
+use std::sync::Arc;
+
+use cosmwasm_std::{
+    Addr, Binary, BlockInfo, Checksum, ContractResult, Env, MessageInfo, Reply, Response, TransactionInfo,
+};
+use cosmwasm_vm::{
+    call_execute, call_instantiate, call_migrate, call_query, call_reply, Backend, Cache, CacheOptions, Instance,
+    InstanceOptions, Size, VmError, VmResult,
+};
+
+use super::backend::{ChainQuerier, ContractStorage, WasmApi};
+use super::handle::scoped;
+use super::{store, WasmError};
+use crate::modules::auth::Address;
+use crate::state::{GasMeter, StateWrite};
+
+/// CosmWasm gas per unit of chain gas: wasmd's effective conversion. cosmwasm-vm targets 10^12
+/// CosmWasm gas per second of execution (115 per Wasm operation), so one chain gas buys about
+/// 0.14 µs of contract execution — in line with the SDK's storage costs (a 2,000-gas write
+/// ≈ 200 µs of I/O was wasmd's original calibration).
+pub const GAS_MULTIPLIER: u64 = 140_000;
+/// Chain gas charged for loading a contract instance (wasmd's `DefaultInstanceCost`).
+pub const INSTANCE_COST: u64 = 60_000;
+/// Chain gas charged for loading a pinned contract instance (wasmd's discounted cost).
+pub const PINNED_INSTANCE_COST: u64 = 1_000;
+/// Chain gas charged per byte of uploaded wasm (wasmd's `DefaultCompileCost`).
+pub const COMPILE_COST_PER_BYTE: u64 = 3;
+/// Largest accepted wasm, uncompressed (wasmd's `MaxWasmSize`).
+pub const MAX_WASM_BYTES: usize = 800 * 1024;
+/// Deepest nesting of contract calls (submessages and queries).
+pub const MAX_CALL_DEPTH: u32 = 10;
+/// Chain gas available to a smart query served over ABCI (wasmd's `SmartQueryGasLimit`).
+pub const QUERY_GAS_LIMIT: u64 = 3_000_000;
+
+/// What the chain offers contracts: contracts requiring more are rejected at upload.
+const CAPABILITIES: &[&str] = &["iterator", "cosmwasm_1_1", "cosmwasm_1_2"];
+/// In-memory module cache size.
+const MEMORY_CACHE_BYTES: usize = 128 * 1024 * 1024;
+/// Memory limit of one contract instance.
+const INSTANCE_MEMORY_BYTES: usize = 32 * 1024 * 1024;
+
+type VmCache = Cache<WasmApi, ContractStorage, ChainQuerier>;
+
+/// Where and when a contract call happens.
+#[derive(Clone, Debug)]
+pub struct CallSite {
+    pub block: BlockInfo,
+    pub tx_index: Option<u32>,
+    pub depth: u32,
+}
+
+impl CallSite {
+    /// The same site one call deeper.
+    pub fn deeper(&self) -> Result<CallSite, WasmError> {
+        if self.depth + 1 >= MAX_CALL_DEPTH {
+            return Err(WasmError::Limit(format!("contract calls nest deeper than {MAX_CALL_DEPTH}")));
+        }
+        Ok(CallSite { depth: self.depth + 1, ..self.clone() })
+    }
+}
+
+/// The VM shared by every block, query and simulation.
+pub struct WasmVm {
+    cache: VmCache,
+    pinned: std::sync::Mutex<HashSet<[u8; 32]>>,
+}
+
+impl std::fmt::Debug for WasmVm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WasmVm").field("pinned", &self.pinned.lock().map(|p| p.len()).unwrap_or(0)).finish()
+    }
+}
+
+fn vm_error(e: VmError) -> WasmError {
+    match e {
+        VmError::GasDepletion { .. } => WasmError::OutOfGas("contract ran out of gas".into()),
+        other => WasmError::Vm(other.to_string()),
+    }
+}
+
+impl WasmVm {
+    /// Opens the module cache in `dir` (compiled modules persist there across restarts).
+    pub fn open(dir: &Path) -> Result<Arc<Self>, WasmError> {
+        std::fs::create_dir_all(dir).map_err(|e| WasmError::Vm(format!("cache dir {}: {e}", dir.display())))?;
+        let options = CacheOptions::new(
+            dir,
+            CAPABILITIES.iter().map(|c| c.to_string()).collect::<HashSet<_>>(),
+            Size::new(MEMORY_CACHE_BYTES),
+            Size::new(INSTANCE_MEMORY_BYTES),
+        );
+        // SAFETY: the cache directory belongs to this node; cosmwasm-vm requires the caller to
+        // guarantee that no other process writes compiled modules into it.
+        let cache = unsafe { Cache::new(options) }.map_err(vm_error)?;
+        Ok(Arc::new(WasmVm { cache, pinned: Default::default() }))
+    }
+
+    /// Validates `wasm` as a contract this chain can run, without storing it.
+    pub fn check(wasm: &[u8]) -> Result<(), WasmError> {
+        let capabilities = CAPABILITIES.iter().map(|c| c.to_string()).collect();
+        cosmwasm_vm::internals::check_wasm(
+            wasm,
+            &capabilities,
+            &cosmwasm_vm::WasmLimits::default(),
+            cosmwasm_vm::internals::Logger::Off,
+        )
+        .map_err(|e| WasmError::Create(e.to_string()))
+    }
+
+    /// Checks, compiles and caches `wasm`; returns its checksum.
+    pub fn store(&self, wasm: &[u8]) -> Result<[u8; 32], WasmError> {
+        let checksum = self.cache.store_code(wasm, true, true).map_err(|e| WasmError::Create(e.to_string()))?;
+        Ok(*checksum.as_ref())
+    }
+
+    /// Makes sure the cache has code stored in state (after the cache directory was lost).
+    pub fn ensure_cached(&self, checksum: &[u8; 32], wasm: &[u8]) -> Result<(), WasmError> {
+        if self.cache.load_wasm(&Checksum::from(*checksum)).is_err() {
+            self.cache.store_code(wasm, false, true).map_err(vm_error)?;
+        }
+        Ok(())
+    }
+
+    /// Keeps a module compiled in memory (genesis contracts, called in every query round).
+    pub fn pin(&self, checksum: &[u8; 32]) -> Result<(), WasmError> {
+        self.cache.pin(&Checksum::from(*checksum)).map_err(vm_error)?;
+        self.pinned.lock().expect("pinned lock").insert(*checksum);
+        Ok(())
+    }
+
+    /// Cache statistics (hits, misses) for metrics and benchmarks.
+    pub fn stats(&self) -> cosmwasm_vm::Stats {
+        self.cache.stats()
+    }
+
+    fn env(site: &CallSite, contract: &Address) -> Env {
+        Env {
+            block: site.block.clone(),
+            transaction: site.tx_index.map(|index| TransactionInfo { index }),
+            contract: cosmwasm_std::ContractInfo { address: Addr::unchecked(contract.to_string()) },
+        }
+    }
+
+    /// Runs one entry point of `contract` over `state`, charging `meter`; returns what the
+    /// entry point returned and the VM gas it used internally.
+    #[allow(clippy::too_many_arguments)]
+    fn run<T>(
+        self: &Arc<Self>,
+        state: &mut dyn StateWrite,
+        meter: &GasMeter,
+        site: &CallSite,
+        contract: &Address,
+        writable: bool,
+        vm_gas_limit: Option<u64>,
+        call: impl FnOnce(&mut Instance<WasmApi, ContractStorage, ChainQuerier>, &Env) -> VmResult<ContractResult<T>>,
+    ) -> Result<(T, u64), WasmError> {
+        let info = store::contract(state, contract)?;
+        let code = store::code(state, info.code_id)?;
+        let checksum = code.checksum_bytes();
+        let pinned = self.pinned.lock().expect("pinned lock").contains(&checksum);
+        meter.consume(if pinned { PINNED_INSTANCE_COST } else { INSTANCE_COST }, "wasm instance")?;
+        let env = Self::env(site, contract);
+        let outcome = scoped(state, meter, |handle| {
+            let storage = if writable { handle.clone() } else { handle.read_only() };
+            let backend = Backend {
+                api: WasmApi,
+                storage: ContractStorage::new(storage, contract),
+                querier: ChainQuerier::new(handle.clone(), self.clone(), site.block.clone(), site.depth),
+            };
+            let remaining = meter.limit().saturating_sub(meter.used()).saturating_mul(GAS_MULTIPLIER);
+            let gas_limit = vm_gas_limit.map_or(remaining, |limit| limit.min(remaining));
+            let mut instance = self
+                .cache
+                .get_instance(&Checksum::from(checksum), backend, InstanceOptions { gas_limit })
+                .map_err(vm_error)?;
+            let result = call(&mut instance, &env);
+            let report = instance.create_gas_report();
+            drop(instance);
+            Ok::<_, WasmError>((result, report.used_internally))
+        })?;
+        let (result, used_internally) = outcome;
+        // A nested query's VM gas is charged by the calling contract's VM instead.
+        if vm_gas_limit.is_none() {
+            meter.consume(used_internally.div_ceil(GAS_MULTIPLIER), "wasm execution")?;
+        }
+        match result.map_err(vm_error)? {
+            ContractResult::Ok(value) => Ok((value, used_internally)),
+            ContractResult::Err(message) => Err(WasmError::Contract(message)),
+        }
+    }
+
+    /// `instantiate` entry point.
+    pub fn instantiate(
+        self: &Arc<Self>,
+        state: &mut dyn StateWrite,
+        meter: &GasMeter,
+        site: &CallSite,
+        contract: &Address,
+        info: &MessageInfo,
+        msg: &[u8],
+    ) -> Result<Response, WasmError> {
+        self.run(state, meter, site, contract, true, None, |instance, env| call_instantiate(instance, env, info, msg))
+            .map(|(response, _)| response)
+    }
+
+    /// `execute` entry point.
+    pub fn execute(
+        self: &Arc<Self>,
+        state: &mut dyn StateWrite,
+        meter: &GasMeter,
+        site: &CallSite,
+        contract: &Address,
+        info: &MessageInfo,
+        msg: &[u8],
+    ) -> Result<Response, WasmError> {
+        self.run(state, meter, site, contract, true, None, |instance, env| call_execute(instance, env, info, msg))
+            .map(|(response, _)| response)
+    }
+
+    /// `migrate` entry point (of the contract's new code).
+    pub fn migrate(
+        self: &Arc<Self>,
+        state: &mut dyn StateWrite,
+        meter: &GasMeter,
+        site: &CallSite,
+        contract: &Address,
+        msg: &[u8],
+    ) -> Result<Response, WasmError> {
+        self.run(state, meter, site, contract, true, None, |instance, env| call_migrate(instance, env, msg))
+            .map(|(response, _)| response)
+    }
+
+    /// `reply` entry point.
+    pub fn reply(
+        self: &Arc<Self>,
+        state: &mut dyn StateWrite,
+        meter: &GasMeter,
+        site: &CallSite,
+        contract: &Address,
+        reply: &Reply,
+    ) -> Result<Response, WasmError> {
+        self.run(state, meter, site, contract, true, None, |instance, env| call_reply(instance, env, reply))
+            .map(|(response, _)| response)
+    }
+
+    /// `query` entry point, read-only.
+    pub fn query(
+        self: &Arc<Self>,
+        state: &mut dyn StateWrite,
+        meter: &GasMeter,
+        site: &CallSite,
+        contract: &Address,
+        msg: &[u8],
+    ) -> Result<Binary, WasmError> {
+        self.run(state, meter, site, contract, false, None, |instance, env| call_query(instance, env, msg))
+            .map(|(binary, _)| binary)
+    }
+
+    /// A smart query from inside another contract call, limited to `vm_gas_limit` VM gas;
+    /// returns the answer and the VM gas used internally (which the caller's VM charges).
+    #[allow(clippy::too_many_arguments)]
+    pub fn query_nested(
+        self: &Arc<Self>,
+        state: &mut dyn StateWrite,
+        meter: &GasMeter,
+        block: &BlockInfo,
+        depth: u32,
+        contract: &Address,
+        msg: &[u8],
+        vm_gas_limit: u64,
+    ) -> Result<(Binary, u64), WasmError> {
+        let site = CallSite { block: block.clone(), tx_index: None, depth };
+        let mut view = crate::state::Overlay::new(&*state);
+        self.run(&mut view, meter, &site, contract, false, Some(vm_gas_limit), |instance, env| call_query(instance, env, msg))
+    }
+}
