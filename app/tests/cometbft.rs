@@ -40,7 +40,7 @@ fn one_network_at_a_time() -> MutexGuard<'static, ()> {
     ONE_NETWORK_AT_A_TIME.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// `cometbft` on PATH or where `scripts/common.sh` puts tools, or `None` (the test then skips).
+/// Whether `cometbft` is on PATH or where `scripts/common.sh` puts tools; prints why a test skips.
 fn cometbft_installed() -> bool {
     let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_default();
     let tools = std::env::var_os("NESA_TOOLS").map(PathBuf::from).unwrap_or_else(|| home.join(".cache/nesa/bin"));

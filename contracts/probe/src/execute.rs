@@ -85,8 +85,10 @@ pub fn dispatch(calls: Vec<Call>) -> Result<Response, ContractError> {
 pub fn spin_forever() -> ! {
     let mut turns: u64 = 0;
     loop {
-        // black_box keeps the optimiser from proving the loop has no effect.
-        turns = std::hint::black_box(turns.wrapping_add(1));
+        // A volatile write is an effect no optimiser (rustc's or wasm-opt's) may remove, so
+        // the loop stays a loop (`std::hint::black_box` is only a hint).
+        // SAFETY: `turns` is a live local, properly aligned.
+        unsafe { std::ptr::write_volatile(&mut turns, turns.wrapping_add(1)) };
     }
 }
 
