@@ -8,59 +8,13 @@
 use std::time::{Duration, Instant};
 
 use k256::ecdsa::signature::Verifier;
-use nesa_app::state::Storage;
-use nesa_app::App;
-use nesa_genesis::{AppState, GenesisCoin};
-use nesa_sdk::cosmrs::crypto::secp256k1::SigningKey;
 use nesa_sdk::cosmrs::proto::cosmos::tx::v1beta1::{SignDoc, TxRaw};
-use nesa_sdk::{Address, Coin, Coins, TxBuilder};
 use prost::Message;
-use tendermint_proto::v0_38::abci::{RequestFinalizeBlock, RequestInitChain};
+use tendermint_proto::v0_38::abci::RequestFinalizeBlock;
 
-const CHAIN_ID: &str = "nesa-bench-1";
+mod support;
 
-struct Sender {
-    key: SigningKey,
-    address: Address,
-    account_number: u64,
-}
-
-fn senders(count: usize) -> Vec<Sender> {
-    (0..count)
-        .map(|i| {
-            let mut secret = [7u8; 32];
-            secret[..8].copy_from_slice(&(i as u64 + 1).to_be_bytes());
-            let key = SigningKey::from_slice(&secret).unwrap();
-            let address = Address::from_public_key(&key.public_key()).unwrap();
-            Sender { key, address, account_number: i as u64 }
-        })
-        .collect()
-}
-
-/// `per_sender` sends from every sender, ordered so each block has one tx per sender.
-fn signed_sends(senders: &[Sender], per_sender: usize, chain_id: &str) -> Vec<Vec<u8>> {
-    let recipient = senders[0].address;
-    let mut txs = Vec::with_capacity(senders.len() * per_sender);
-    for sequence in 0..per_sender as u64 {
-        for sender in senders {
-            let msg = nesa_sdk::msgs::bank_send(&sender.address, &recipient, &Coins::from(Coin::unes(1))).unwrap();
-            let tx = TxBuilder::new(chain_id.parse().unwrap(), sender.account_number, sequence)
-                .msgs(vec![msg])
-                .sign(&sender.key)
-                .unwrap();
-            txs.push(tx.bytes);
-        }
-    }
-    txs
-}
-
-fn genesis(senders: &[Sender]) -> AppState {
-    let mut state = AppState::default();
-    for sender in senders {
-        state.add_balance(&sender.address.to_string(), GenesisCoin::parse_list("1000000000000unes").unwrap()).unwrap();
-    }
-    state
-}
+use support::{genesis, senders, signed_sends, Sender, CHAIN_ID};
 
 /// Verifies every signature the way the ante handler does, without touching state.
 fn verify_only(txs: &[Vec<u8>], senders: &[Sender]) -> Duration {
@@ -89,16 +43,7 @@ struct InProcess {
 }
 
 fn in_process(senders: &[Sender], blocks: usize) -> InProcess {
-    let dir = std::env::temp_dir().join(format!("nesa-bench-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let app = App::new(Storage::open(&dir.join("state.redb")).unwrap(), &dir.join("wasm")).unwrap();
-    app.init_chain(RequestInitChain {
-        chain_id: CHAIN_ID.into(),
-        app_state_bytes: serde_json::to_vec(&genesis(senders)).unwrap().into(),
-        initial_height: 1,
-        ..Default::default()
-    })
-    .unwrap();
+    let (app, dir) = support::fresh_app("chain", &genesis(senders));
     eprintln!("signing {} transactions…", senders.len() * blocks);
     let txs = signed_sends(senders, blocks, CHAIN_ID);
     let verify_baseline = verify_only(&txs, senders);

@@ -29,6 +29,11 @@ enum Command {
         #[arg(long)]
         overwrite: bool,
     },
+    /// Contract tools.
+    Wasm {
+        #[command(subcommand)]
+        command: WasmCommand,
+    },
     /// Edit the genesis file before the chain starts.
     Genesis {
         #[command(subcommand)]
@@ -53,6 +58,16 @@ enum Command {
 }
 
 #[derive(Subcommand)]
+enum WasmCommand {
+    /// Check that wasm files are contracts this chain can run (the loader's own validation).
+    Check {
+        /// One or more .wasm files.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
 enum GenesisCommand {
     /// Give an account coins at genesis, e.g. `nesad genesis add-account nesa1… 1000000000unes`.
     AddAccount {
@@ -60,6 +75,32 @@ enum GenesisCommand {
         address: String,
         /// Coins, e.g. 1000000000unes or 10unes,5uatom.
         coins: String,
+    },
+    /// Store a contract code at genesis; prints its code id.
+    AddWasm {
+        /// The .wasm file (optionally gzipped).
+        file: PathBuf,
+        /// The uploader's address.
+        #[arg(long)]
+        creator: String,
+        /// Do not keep the compiled module pinned in memory.
+        #[arg(long)]
+        no_pin: bool,
+    },
+    /// Instantiate a genesis code at genesis, e.g. `nesad genesis instantiate 1 '{}' --label market --creator nesa1…`.
+    Instantiate {
+        /// Code id from `add-wasm`.
+        code_id: u64,
+        /// The instantiate message (JSON).
+        msg: String,
+        #[arg(long)]
+        label: String,
+        /// The instantiating address.
+        #[arg(long)]
+        creator: String,
+        /// Who may migrate the contract (none: immutable).
+        #[arg(long)]
+        admin: Option<String>,
     },
 }
 
@@ -73,6 +114,13 @@ fn main() {
         Command::Genesis { command: GenesisCommand::AddAccount { address, coins } } => {
             cmd::add_genesis_account(&cli.home, &address, &coins)
         }
+        Command::Genesis { command: GenesisCommand::AddWasm { file, creator, no_pin } } => {
+            cmd::add_genesis_wasm(&cli.home, &file, &creator, !no_pin)
+        }
+        Command::Genesis { command: GenesisCommand::Instantiate { code_id, msg, label, creator, admin } } => {
+            cmd::add_genesis_contract(&cli.home, code_id, &msg, &label, &creator, admin)
+        }
+        Command::Wasm { command: WasmCommand::Check { files } } => cmd::check_wasm(&files),
         Command::Start { solo, rpc_laddr, abci, block_interval_ms } => cmd::start(cmd::StartOptions {
             home: cli.home,
             solo,

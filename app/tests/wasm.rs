@@ -342,6 +342,32 @@ fn a_wasm_blob_that_is_not_a_contract_is_rejected_at_upload() {
     }
 }
 
+#[test]
+fn genesis_stores_codes_and_instantiates_contracts() {
+    use base64::Engine;
+    let alice = TestAccount::from_seed(1, 0);
+    let mut app_state = nesa_genesis::AppState::default();
+    app_state.add_balance(&alice.address.to_string(), nesa_genesis::GenesisCoin::parse_list("1000unes").unwrap()).unwrap();
+    app_state.wasm.codes.push(nesa_genesis::GenesisCode {
+        wasm_byte_code: base64::engine::general_purpose::STANDARD.encode(probe_wasm()),
+        creator: alice.address.to_string(),
+        pinned: true,
+    });
+    app_state.wasm.contracts.push(nesa_genesis::GenesisContract {
+        code_id: 1,
+        label: "genesis-probe".into(),
+        msg: json!({}),
+        creator: alice.address.to_string(),
+        admin: None,
+    });
+    let chain = TestChain::from_app_state("wasm-genesis", app_state);
+    let contract = nesa_app::modules::wasm::classic_address(1, 1).to_string();
+    assert_eq!(chain.query_smart(&contract, json!({"count": {}})).unwrap(), json!({"count": 0}));
+    assert_eq!(chain.query_smart(&contract, json!({"owner": {}})).unwrap()["owner"], alice.address.to_string());
+    let stats = chain.app.wasm().stats();
+    assert!(stats.hits_pinned_memory_cache >= 1, "genesis codes are pinned: {stats:?}");
+}
+
 /// The app hash after a fixed sequence of wasm transactions (deterministic execution).
 const SCRIPTED_WASM_APP_HASH: &str = "03ECDDFB4E171B025B28CA800B6FCFC75DC2B325AE1C28697BA9D51618370B53";
 

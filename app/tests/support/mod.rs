@@ -107,6 +107,13 @@ impl TestChain {
         Self::with_app_state(dir, app_state)
     }
 
+    /// A fresh chain starting from `app_state`.
+    pub fn from_app_state(name: &str, app_state: AppState) -> Self {
+        let dir = std::env::temp_dir().join(format!("nesa-app-test-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        Self::with_app_state(dir, app_state)
+    }
+
     fn with_app_state(dir: PathBuf, app_state: AppState) -> Self {
         let chain = Self::open(dir);
         chain.app.init_chain(RequestInitChain {
