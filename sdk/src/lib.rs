@@ -13,7 +13,8 @@ pub mod tx;
 
 pub use address::{Address, AddressError};
 pub use client::{
-    AccountInfo, ChainClient, ClientError, SendTxOptions, TxEvent, TxEventAttribute, TxOutcome,
+    execute_msg, AccountInfo, BlockWatcher, ChainClient, ClientError, SendTxOptions, TxEvent, TxEventAttribute,
+    TxOutcome, TxSender, WatchedBlock,
 };
 pub use coin::{Coin, CoinError, Coins};
 pub use fee::{FeeError, FeeSetting, GasPrice, GasSetting};

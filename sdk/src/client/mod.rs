@@ -1,9 +1,12 @@
 //! `ChainClient`: queries, simulation, broadcast and confirmation over CometBFT JSON-RPC.
 
 mod broadcast;
+mod contracts;
 mod error;
 mod outcome;
 mod queries;
+mod sender;
+mod watch;
 
 use std::{sync::OnceLock, time::Duration};
 
@@ -18,6 +21,9 @@ use error::rpc_reason;
 pub use error::ClientError;
 pub use outcome::{TxEvent, TxEventAttribute, TxOutcome};
 pub use queries::AccountInfo;
+pub use contracts::execute_msg;
+pub use sender::TxSender;
+pub use watch::{BlockWatcher, WatchedBlock};
 
 /// How long one JSON-RPC request may take before it counts as failed.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
@@ -115,7 +121,7 @@ impl ChainClient {
         })
     }
 
-    fn rpc_error(&self, cause: tendermint_rpc::Error) -> ClientError {
+    pub(crate) fn rpc_error(&self, cause: tendermint_rpc::Error) -> ClientError {
         ClientError::Rpc {
             node: self.node.clone(),
             cause: Box::new(cause),
