@@ -97,7 +97,22 @@ pub async fn run(config: SoloConfig) -> anyhow::Result<()> {
                 Err(_) => anyhow::bail!("block production panicked"),
             }
         }
-        _ = tokio::signal::ctrl_c() => tracing::info!("interrupted; the last committed block is safe on disk"),
+        _ = shutdown_signal() => tracing::info!("stopping; the last committed block is safe on disk"),
     }
     Ok(())
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("SIGTERM handler installs");
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = terminate.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = tokio::signal::ctrl_c().await;
 }
