@@ -5,6 +5,7 @@ mod output;
 mod query;
 mod resolve;
 mod tx;
+mod wasm;
 
 use std::path::PathBuf;
 

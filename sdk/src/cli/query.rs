@@ -19,6 +19,9 @@ pub enum QueryCommand {
     /// Auth module queries
     #[command(subcommand)]
     Auth(AuthQueryCommand),
+    /// Contract queries
+    #[command(subcommand)]
+    Wasm(super::wasm::WasmQueryCommand),
     /// Look up an executed transaction by hash
     Tx {
         /// Transaction hash (hex)
@@ -48,8 +51,12 @@ pub enum AuthQueryCommand {
 }
 
 pub async fn run(command: QueryCommand, global: &GlobalArgs) -> anyhow::Result<()> {
+    if let QueryCommand::Wasm(command) = command {
+        return super::wasm::run_query(command, global).await;
+    }
     let client = ChainClient::new(&global.node)?;
     match command {
+        QueryCommand::Wasm(_) => unreachable!("handled above"),
         QueryCommand::Bank(BankQueryCommand::Balances { address, denom }) => {
             let address = address_or_key_name(&address, global)?;
             let balances: Vec<Coin> = match denom {

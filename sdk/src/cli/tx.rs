@@ -13,6 +13,9 @@ pub enum TxCommand {
     /// Bank module transactions
     #[command(subcommand)]
     Bank(BankTxCommand),
+    /// Contract transactions: store, instantiate, execute
+    #[command(subcommand)]
+    Wasm(super::wasm::WasmTxCommand),
 }
 
 #[derive(Subcommand)]
@@ -51,7 +54,7 @@ pub struct TxFlags {
 }
 
 impl TxFlags {
-    fn client(&self, global: &GlobalArgs) -> anyhow::Result<ChainClient> {
+    pub(super) fn client(&self, global: &GlobalArgs) -> anyhow::Result<ChainClient> {
         let client = ChainClient::new(&global.node)?;
         Ok(match &self.chain_id {
             Some(chain_id) => client.with_chain_id(chain_id.clone()),
@@ -59,7 +62,7 @@ impl TxFlags {
         })
     }
 
-    fn send_options(&self) -> SendTxOptions {
+    pub(super) fn send_options(&self) -> SendTxOptions {
         let fee = match &self.fees {
             Some(coins) => FeeSetting::Fixed(coins.clone()),
             None => FeeSetting::GasPrice(self.gas_prices.clone()),
@@ -75,6 +78,7 @@ impl TxFlags {
 
 pub async fn run(command: TxCommand, global: &GlobalArgs) -> anyhow::Result<()> {
     match command {
+        TxCommand::Wasm(command) => super::wasm::run_tx(command, global).await,
         TxCommand::Bank(BankTxCommand::Send {
             from_key,
             to_address,
