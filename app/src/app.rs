@@ -22,6 +22,8 @@ use crate::tx::{decode_tx, execute_tx, DecodeMode, ExecMode, Params, SignatureCa
 
 /// The proof-op type of JMT ICS-23 proofs in `abci_query` responses.
 pub const PROOF_OP_TYPE: &str = "ics23:jmt";
+/// Path of the query for the genesis market contracts' addresses (JSON answer).
+pub const MARKET_CONTRACTS_PATH: &str = "/nesa.market.v1.Query/Contracts";
 /// Path of the gas-estimation query.
 pub const SIMULATE_PATH: &str = "/cosmos.tx.v1beta1.Service/Simulate";
 
@@ -340,6 +342,13 @@ impl App {
                 height: height as i64,
                 ..Default::default()
             });
+        }
+        if request.path == MARKET_CONTRACTS_PATH {
+            let state = self.storage.at(height)?;
+            let value = state
+                .get(crate::genesis::MARKET_CONTRACTS_KEY)?
+                .ok_or_else(|| QueryError::NotFound("this chain has no genesis market contracts".into()))?;
+            return Ok(ResponseQuery { value: value.into(), height: height as i64, ..Default::default() });
         }
         if wasm::query::serves(&request.path) {
             let config = self.config().ok_or_else(|| QueryError::InvalidRequest("the chain has no genesis yet".into()))?;

@@ -19,6 +19,8 @@ pub const PARAMS_KEY: &[u8] = b"app/params";
 pub const INITIAL_HEIGHT_KEY: &[u8] = b"app/initial_height";
 /// The last block height, written every block (it also makes every block change the root).
 pub const HEIGHT_KEY: &[u8] = b"app/height";
+/// The genesis market contracts (JSON of `nesa_genesis::market::MarketAddresses`).
+pub const MARKET_CONTRACTS_KEY: &[u8] = b"app/market_contracts";
 /// The last block time in nanoseconds (for simulations and queries between blocks).
 pub const TIME_KEY: &[u8] = b"app/time";
 
@@ -65,6 +67,9 @@ pub fn apply_genesis(
             .map_err(|source| GenesisApplyError::Balance { address: balance.address.clone(), source })?;
     }
     apply_wasm_genesis(state, vm, chain_id, initial_height, genesis_time_nanos, app_state)?;
+    if let Some(market) = &app_state.market {
+        state.put(MARKET_CONTRACTS_KEY.to_vec(), serde_json::to_vec(market).expect("addresses serialise"))?;
+    }
     Ok(params)
 }
 

@@ -28,6 +28,12 @@ enum Command {
         /// Replace an existing genesis file.
         #[arg(long)]
         overwrite: bool,
+        /// Directory with the market contracts to deploy at genesis (default: ./artifacts if present).
+        #[arg(long, env = "NESA_ARTIFACTS")]
+        artifacts: Option<PathBuf>,
+        /// Admin (migrations, parameters) of the genesis market contracts; default: none.
+        #[arg(long)]
+        market_admin: Option<String>,
     },
     /// Contract tools.
     Wasm {
@@ -110,7 +116,10 @@ fn main() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(log_level));
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
     let result = match cli.command {
-        Command::Init { moniker, chain_id, overwrite } => cmd::init(&cli.home, &moniker, &chain_id, overwrite),
+        Command::Init { moniker, chain_id, overwrite, artifacts, market_admin } => cmd::init(
+            &cli.home,
+            cmd::InitOptions { moniker: &moniker, chain_id: &chain_id, overwrite, artifacts, market_admin },
+        ),
         Command::Genesis { command: GenesisCommand::AddAccount { address, coins } } => {
             cmd::add_genesis_account(&cli.home, &address, &coins)
         }

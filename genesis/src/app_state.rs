@@ -21,6 +21,9 @@ pub struct AppState {
     /// Contracts module: codes stored and contracts instantiated at genesis.
     #[serde(default)]
     pub wasm: WasmGenesis,
+    /// The market contracts among the genesis contracts, for clients to find them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub market: Option<crate::market::MarketAddresses>,
 }
 
 /// Contracts live from the first block.

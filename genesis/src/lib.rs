@@ -3,6 +3,7 @@
 
 mod app_state;
 mod document;
+pub mod market;
 
 pub use app_state::{
     is_valid_denom, validate_address, AppState, AuthGenesis, BankGenesis, ChainParams, GenesisBalance, GenesisCode,

@@ -12,7 +12,26 @@ use crate::home::{socket_address, HomePaths, NodeConfig};
 use crate::solo::validator::ValidatorKey;
 
 /// `nesad init <moniker> --chain-id <id>`: writes config, a validator key and a genesis file.
-pub fn init(home: &Path, moniker: &str, chain_id: &str, overwrite: bool) -> anyhow::Result<()> {
+/// Options of `nesad init`.
+pub struct InitOptions<'a> {
+    pub moniker: &'a str,
+    pub chain_id: &'a str,
+    pub overwrite: bool,
+    /// Where the market contracts are (`scripts/build-contracts` output).
+    pub artifacts: Option<PathBuf>,
+    /// Admin of the genesis market contracts (None: governance module, i.e. nobody yet).
+    pub market_admin: Option<String>,
+}
+
+/// The protocol treasury: a module account that receives fees and slashed stake.
+pub fn treasury_address() -> crate::modules::auth::Address {
+    crate::modules::auth::Address::module("treasury")
+}
+
+/// `nesad init <moniker> --chain-id <id>`: writes config, a validator key and a genesis file
+/// with the market contracts deployed when their artifacts are found.
+pub fn init(home: &Path, options: InitOptions) -> anyhow::Result<()> {
+    let InitOptions { moniker, chain_id, overwrite, .. } = options;
     let paths = HomePaths::new(home);
     if paths.genesis().exists() && !overwrite {
         anyhow::bail!(
@@ -37,6 +56,7 @@ pub fn init(home: &Path, moniker: &str, chain_id: &str, overwrite: bool) -> anyh
         power: "10".into(),
         name: moniker.to_string(),
     });
+    let market = deploy_market(&mut genesis.app_state, options.artifacts.as_deref(), options.market_admin.as_deref())?;
     genesis.save(&paths.genesis())?;
     NodeConfig { moniker: moniker.to_string(), ..NodeConfig::default() }.save(home)?;
     println!(
@@ -47,9 +67,47 @@ pub fn init(home: &Path, moniker: &str, chain_id: &str, overwrite: bool) -> anyh
             "home": home.display().to_string(),
             "validator_address": key.address.to_string(),
             "genesis": paths.genesis().display().to_string(),
+            "market": market,
         }))?
     );
     Ok(())
+}
+
+/// Adds the market contracts to genesis if `artifacts` (or `./artifacts`) holds them.
+fn deploy_market(
+    app_state: &mut nesa_genesis::AppState,
+    artifacts: Option<&Path>,
+    admin: Option<&str>,
+) -> anyhow::Result<Option<nesa_genesis::market::MarketAddresses>> {
+    let dir = artifacts.map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("artifacts"));
+    let Some(wasm) = nesa_genesis::market::MarketWasm::from_dir(&dir) else {
+        if artifacts.is_some() {
+            anyhow::bail!(
+                "{} does not hold the market contracts ({}, {}, {}): run scripts/build-contracts",
+                dir.display(),
+                nesa_genesis::market::REGISTRY_WASM,
+                nesa_genesis::market::STAKING_WASM,
+                nesa_genesis::market::MARKET_WASM
+            );
+        }
+        tracing::warn!("no market contracts in ./artifacts: the chain starts without the market (pass --artifacts <dir>)");
+        return Ok(None);
+    };
+    for (name, code) in [("registry", &wasm.registry), ("staking", &wasm.staking), ("market", &wasm.market)] {
+        crate::modules::wasm::WasmVm::check(code).map_err(|e| anyhow::anyhow!("the {name} contract in {}: {e}", dir.display()))?;
+    }
+    let creator = match admin {
+        Some(admin) => {
+            nesa_genesis::validate_address(admin)?;
+            admin.to_string()
+        }
+        None => crate::modules::auth::Address::module("gov").to_string(),
+    };
+    let treasury = treasury_address().to_string();
+    let addresses = nesa_genesis::market::deploy(app_state, &wasm, &creator, admin, &treasury, |code, instance| {
+        crate::modules::wasm::classic_address(code, instance).to_string()
+    })?;
+    Ok(Some(addresses))
 }
 
 /// `nesad genesis add-account <address> <coins>`.
@@ -154,7 +212,10 @@ pub fn start(options: StartOptions) -> anyhow::Result<()> {
             block_interval: Duration::from_millis(options.block_interval_ms.unwrap_or(config.block_interval_ms).max(1)),
         };
         let runtime = tokio::runtime::Runtime::new()?;
-        runtime.block_on(crate::solo::run(solo))
+        let result = runtime.block_on(crate::solo::run(solo));
+        // Let the producer finish its block, but do not wait on idle RPC connections.
+        runtime.shutdown_timeout(std::time::Duration::from_secs(5));
+        result
     } else {
         let abci = options.abci_laddr.unwrap_or(config.abci_laddr);
         let storage = crate::state::Storage::open(&paths.state_db())?;

@@ -83,21 +83,29 @@ pub async fn run(config: SoloConfig) -> anyhow::Result<()> {
         rpc_address: format!("tcp://{}", config.rpc_address),
     });
     let interval = config.block_interval;
-    let producer_thread = std::thread::Builder::new().name("block-producer".into()).spawn(move || producer.run(interval))?;
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let producer_stop = stop.clone();
+    let producer_thread =
+        std::thread::Builder::new().name("block-producer".into()).spawn(move || producer.run(interval, &producer_stop))?;
+    let producer_done = tokio::task::spawn_blocking(move || producer_thread.join());
     let rpc = tokio::spawn({
         let address = config.rpc_address.clone();
         async move { rpc::serve(context, &address).await }
     });
     tokio::select! {
         result = rpc => result??,
-        result = tokio::task::spawn_blocking(move || producer_thread.join()) => {
+        result = producer_done => {
             match result? {
                 Ok(Ok(())) => {}
                 Ok(Err(e)) => anyhow::bail!("block production halted: {e}"),
                 Err(_) => anyhow::bail!("block production panicked"),
             }
         }
-        _ = shutdown_signal() => tracing::info!("stopping; the last committed block is safe on disk"),
+        _ = shutdown_signal() => {
+            // The producer finishes the block in progress (at most one block interval) and exits.
+            stop.store(true, std::sync::atomic::Ordering::Release);
+            tracing::info!("stopping; the last committed block is safe on disk");
+        }
     }
     Ok(())
 }

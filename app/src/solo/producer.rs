@@ -73,13 +73,18 @@ impl Producer {
         &self.validators
     }
 
-    /// Produces blocks until the process ends or a block fails (which halts the node).
-    pub fn run(&self, block_interval: Duration) -> Result<(), AppError> {
-        loop {
+    /// Produces blocks until `stop` is set (checked between blocks, so a block in progress is
+    /// always committed whole) or a block fails (which halts the node).
+    pub fn run(&self, block_interval: Duration, stop: &std::sync::atomic::AtomicBool) -> Result<(), AppError> {
+        while !stop.load(std::sync::atomic::Ordering::Acquire) {
             self.mempool.wait_for_txs(block_interval);
+            if stop.load(std::sync::atomic::Ordering::Acquire) {
+                break;
+            }
             let txs = self.mempool.reap(MAX_BLOCK_BYTES as usize);
             self.produce(txs)?;
         }
+        Ok(())
     }
 
     /// Builds, executes, signs and commits one block containing (the valid part of) `txs`.
