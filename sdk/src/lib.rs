@@ -8,12 +8,13 @@ pub mod client;
 pub mod coin;
 pub mod fee;
 pub mod keys;
+pub mod market;
 pub mod msgs;
 pub mod tx;
 
 pub use address::{Address, AddressError};
 pub use client::{
-    execute_msg, AccountInfo, BlockWatcher, ChainClient, ClientError, SendTxOptions, TxEvent, TxEventAttribute,
+    execute_msg, AccountInfo, MarketContracts, BlockWatcher, ChainClient, ClientError, SendTxOptions, TxEvent, TxEventAttribute,
     TxOutcome, TxSender, WatchedBlock,
 };
 pub use coin::{Coin, CoinError, Coins};

@@ -34,3 +34,24 @@ impl ChainClient {
             .map_err(|e| ClientError::Decode { what: "contract answer", reason: format!("{contract}: {e}") })
     }
 }
+
+/// Addresses of the market contracts deployed at genesis.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+pub struct MarketContracts {
+    pub registry: String,
+    pub staking: String,
+    pub market: String,
+}
+
+impl ChainClient {
+    /// The genesis market contracts, as the chain reports them.
+    pub async fn market_contracts(&self) -> Result<MarketContracts, ClientError> {
+        use tendermint_rpc::Client;
+        let path = "/nesa.market.v1.Query/Contracts";
+        let answer = self.rpc.abci_query(Some(path.to_owned()), vec![], None, false).await.map_err(|e| self.rpc_error(e))?;
+        if answer.code.is_err() {
+            return Err(ClientError::QueryFailed { path: path.to_owned(), code: answer.code.value(), log: answer.log });
+        }
+        serde_json::from_slice(&answer.value).map_err(|e| ClientError::Decode { what: "market contracts", reason: e.to_string() })
+    }
+}

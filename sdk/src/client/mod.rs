@@ -21,7 +21,7 @@ use error::rpc_reason;
 pub use error::ClientError;
 pub use outcome::{TxEvent, TxEventAttribute, TxOutcome};
 pub use queries::AccountInfo;
-pub use contracts::execute_msg;
+pub use contracts::{execute_msg, MarketContracts};
 pub use sender::TxSender;
 pub use watch::{BlockWatcher, WatchedBlock};
 
