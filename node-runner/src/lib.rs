@@ -1,1 +1,7 @@
-//! Nesa node runner. The inference engine, chain watcher and HTTP API are built in later milestones; this crate holds their place in the workspace.
+//! Nesa node runner: serves registered models ("AI kernels") for the inference market.
+//!
+//! - [`engine`]: the inference engine (quantized llama over GGUF, layer ranges, sampling).
+//! - [`cmd`]: the `nesa-node` subcommands.
+
+pub mod cmd;
+pub mod engine;

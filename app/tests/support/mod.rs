@@ -271,3 +271,29 @@ impl Drop for TestChain {
         }
     }
 }
+
+impl TestChain {
+    /// Submits every tx (each must pass CheckTx), produces one block holding all of them and
+    /// returns their results in the order given.
+    pub fn run_all(&self, txs: &[Vec<u8>]) -> Vec<ExecTxResult> {
+        for tx in txs {
+            let check = self.submit(tx);
+            assert_eq!(check.code, 0, "CheckTx: {}", check.log);
+        }
+        let block = self.produce();
+        txs.iter()
+            .map(|tx| {
+                let index = block.block.data.iter().position(|t| t == tx).expect("the block includes every tx");
+                block.results.tx_results[index].clone()
+            })
+            .collect()
+    }
+
+    /// Produces empty blocks until the last committed height is at least `height` (so the
+    /// next transaction executes at `height + 1` or later).
+    pub fn advance_to(&self, height: u64) {
+        while self.height() < height {
+            self.produce();
+        }
+    }
+}

@@ -1,1 +1,24 @@
-//! placeholder
+//! `nesa-inference-market`: the query lifecycle of DESIGN.md §3.
+//!
+//! [`submit`] takes the escrow and assigns k nodes by stake from an unsteerable seed
+//! ([`sampling`]); [`commit_reveal`] runs the commit and reveal windows ([`lifecycle`] says
+//! which is open); [`settle`] decides the result by consensus ([`cdv`]), pays the winners per
+//! token with the protocol fee and kernel royalty split off, refunds the rest and slashes the
+//! faulty through the staking contract. Messages and responses are `nesa_market::market`
+//! types, re-exported by [`msg`].
+
+pub mod cdv;
+mod commit_reveal;
+pub mod contract;
+pub mod error;
+mod instantiate;
+pub mod lifecycle;
+pub mod msg;
+pub mod params;
+mod query;
+pub mod sampling;
+mod settle;
+pub mod state;
+mod submit;
+
+pub use crate::error::ContractError;

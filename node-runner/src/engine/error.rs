@@ -19,6 +19,8 @@ pub enum EngineError {
     LayerRange { start: usize, end: usize, first: usize, loaded: usize },
     #[error("the sequence would reach position {needed}, past the model's context length {context_length}")]
     ContextOverflow { needed: usize, context_length: usize },
+    #[error("the key/value cache of layer {layer} holds {cached} positions but the input starts at position {position}: send the missing prefix first")]
+    CacheGap { layer: usize, cached: usize, position: usize },
     #[error("hidden states have {got} values per position, the model expects {expected}")]
     HiddenSize { got: usize, expected: usize },
     #[error("token id {token} is outside the vocabulary of {vocab_size} tokens")]

@@ -1,26 +1,28 @@
 //! Reads weights by name from a GGUF file, with a progress bar on a terminal and optional
 //! requantization of Q4_1 matrices at load time.
 
-use std::borrow::Cow;
 use std::fs::File;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
-use candle_core::quantized::{gguf_file, GgmlDType, QMatMul, QStorage, QTensor};
+use candle_core::quantized::{gguf_file, GgmlDType, QTensor};
 use candle_core::{Device, Tensor};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::error::{EngineError, Result};
+use super::linear::{Linear, StackedProjection};
 
-/// How quantized matrices are stored in memory after loading.
+/// How quantized matrices are stored and multiplied after loading.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum WeightFormat {
-    /// Keep every tensor as the file stores it.
+    /// Keep every tensor as the file stores it; Q4_1 matrices use the engine's SIMD kernel.
     #[default]
     AsStored,
-    /// Requantize Q4_1 matrices to Q8_0: candle's Q4_1 dot product is scalar while Q8_0 has
-    /// SIMD kernels, so this trades ~1.7× the memory of those matrices for decode speed.
+    /// Keep every tensor as stored and multiply everything with candle's own kernels (its
+    /// Q4_1 one is scalar): the baseline the benchmark compares against.
+    CandleKernels,
+    /// Requantize Q4_1 matrices to Q8_0 (candle's kernels): ~1.7× the memory of those
+    /// matrices, and the rounding can change near-tied greedy choices.
     Q4_1ToQ8_0,
 }
 
@@ -114,7 +116,17 @@ impl GgufFile {
                 reason: format!("expected shape [{rows}, {cols}], found {:?}", tensor.shape().dims()),
             });
         }
-        match self.format.target(tensor.dtype()) {
+        // candle's Q4_1/Q5_0/Q5_1 dot products handle blocks in pairs and panic otherwise.
+        let dtype = tensor.dtype();
+        if matches!(dtype, GgmlDType::Q4_1 | GgmlDType::Q5_0 | GgmlDType::Q5_1)
+            && (cols / dtype.block_size()) % 2 != 0
+        {
+            return Err(EngineError::Tensor {
+                name: name.into(),
+                reason: format!("{dtype:?} rows of {cols} values are an odd number of blocks, which this engine cannot multiply"),
+            });
+        }
+        match self.format.target(dtype) {
             Some(target) => Ok(QTensor::quantize(&tensor.dequantize(&Device::Cpu)?, target)?),
             None => Ok(tensor),
         }
@@ -127,63 +139,13 @@ impl GgufFile {
         for &(name, rows) in parts {
             tensors.push(self.matrix(name, rows, cols)?);
         }
-        StackedProjection::new(tensors, cols)
+        StackedProjection::new(tensors, cols, self.format)
+    }
+
+    /// Reads one matrix as a linear map.
+    pub(crate) fn linear(&mut self, name: &str, rows: usize, cols: usize) -> Result<Linear> {
+        let tensor = self.matrix(name, rows, cols)?;
+        Linear::new(tensor, self.format)
     }
 }
 
-/// Several linear maps over the same input, run as few matmuls as their storage types allow.
-#[derive(Debug)]
-pub(crate) struct StackedProjection {
-    /// Each matmul and the output widths it produces, in order.
-    groups: Vec<(QMatMul, Vec<usize>)>,
-}
-
-impl StackedProjection {
-    fn new(tensors: Vec<QTensor>, cols: usize) -> Result<Self> {
-        let mut groups: Vec<(GgmlDType, Vec<QTensor>)> = Vec::new();
-        for tensor in tensors {
-            match groups.last_mut() {
-                Some((dtype, members)) if *dtype == tensor.dtype() => members.push(tensor),
-                _ => groups.push((tensor.dtype(), vec![tensor])),
-            }
-        }
-        let groups = groups
-            .into_iter()
-            .map(|(dtype, members)| {
-                let widths: Vec<usize> = members.iter().map(|t| t.shape().dims()[0]).collect();
-                let stacked = if members.len() == 1 {
-                    members.into_iter().next().expect("one member")
-                } else {
-                    // Rows are stored one after another, so stacking rows is concatenating bytes.
-                    let mut bytes = Vec::new();
-                    for member in &members {
-                        bytes.extend_from_slice(&member.data()?);
-                    }
-                    let storage = QStorage::from_data(Cow::Owned(bytes), &Device::Cpu, dtype)?;
-                    QTensor::new(storage, (widths.iter().sum::<usize>(), cols))?
-                };
-                Ok((QMatMul::from_arc(Arc::new(stacked))?, widths))
-            })
-            .collect::<Result<Vec<_>>>()?;
-        Ok(Self { groups })
-    }
-
-    /// Applies every map to `x` (`[.., cols]`) and returns the outputs in load order.
-    pub(crate) fn forward(&self, x: &Tensor) -> Result<Vec<Tensor>> {
-        use candle_core::Module;
-        let mut outputs = Vec::new();
-        for (matmul, widths) in &self.groups {
-            let y = matmul.forward(x)?;
-            if widths.len() == 1 {
-                outputs.push(y);
-                continue;
-            }
-            let mut offset = 0;
-            for &width in widths {
-                outputs.push(y.narrow(candle_core::D::Minus1, offset, width)?);
-                offset += width;
-            }
-        }
-        Ok(outputs)
-    }
-}

@@ -33,12 +33,11 @@ pub fn decode_token_ids(bytes: &[u8]) -> Result<Vec<u32>, TokenIdsError> {
 
 /// How many token ids a payload holds, without decoding them (what the market bills).
 pub fn token_count(bytes: &[u8]) -> Result<u32, TokenIdsError> {
-    if bytes.len() % TOKEN_ID_BYTES != 0 {
+    if !bytes.len().is_multiple_of(TOKEN_ID_BYTES) {
         return Err(TokenIdsError::Misaligned { len: bytes.len() });
     }
-    u32::try_from(bytes.len() / TOKEN_ID_BYTES).map_err(|_| TokenIdsError::Misaligned {
-        len: bytes.len(),
-    })
+    u32::try_from(bytes.len() / TOKEN_ID_BYTES)
+        .map_err(|_| TokenIdsError::Misaligned { len: bytes.len() })
 }
 
 #[cfg(test)]

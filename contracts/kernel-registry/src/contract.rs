@@ -1,0 +1,58 @@
+//! Entry points: each parses its message and hands it to one handler.
+
+#[cfg(not(feature = "library"))]
+use cosmwasm_std::entry_point;
+use cosmwasm_std::{Binary, Deps, DepsMut, Env, MessageInfo, Response, StdResult};
+
+use crate::error::ContractError;
+use crate::msg::{ExecuteMsg, InstantiateMsg, QueryMsg};
+use crate::{execute, query};
+
+#[cfg_attr(not(feature = "library"), entry_point)]
+pub fn instantiate(
+    deps: DepsMut,
+    _env: Env,
+    info: MessageInfo,
+    _msg: InstantiateMsg,
+) -> Result<Response, ContractError> {
+    execute::instantiate(deps, info)
+}
+
+#[cfg_attr(not(feature = "library"), entry_point)]
+pub fn execute(
+    deps: DepsMut,
+    env: Env,
+    info: MessageInfo,
+    msg: ExecuteMsg,
+) -> Result<Response, ContractError> {
+    cw_utils::nonpayable(&info)?;
+    match msg {
+        ExecuteMsg::Register(kernel) => execute::register(deps, env, info, kernel),
+        ExecuteMsg::Update(update) => execute::update(deps, info, update),
+        ExecuteMsg::Fork(fork) => execute::fork(deps, env, info, fork),
+        ExecuteMsg::Deprecate { kernel_id } => execute::deprecate(deps, info, kernel_id),
+        ExecuteMsg::TransferOwnership {
+            kernel_id,
+            new_owner,
+        } => execute::transfer_ownership(deps, info, kernel_id, new_owner),
+    }
+}
+
+#[cfg_attr(not(feature = "library"), entry_point)]
+pub fn query(deps: Deps, _env: Env, msg: QueryMsg) -> StdResult<Binary> {
+    match msg {
+        QueryMsg::Kernel { id } => query::kernel(deps, id),
+        QueryMsg::Kernels { start_after, limit } => query::kernels(deps, start_after, limit),
+        QueryMsg::ByOwner {
+            owner,
+            start_after,
+            limit,
+        } => query::by_owner(deps, owner, start_after, limit),
+        QueryMsg::Versions {
+            name,
+            start_after,
+            limit,
+        } => query::versions(deps, name, start_after, limit),
+        QueryMsg::Config {} => query::config(deps),
+    }
+}

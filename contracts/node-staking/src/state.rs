@@ -1,0 +1,37 @@
+//! Every storage item of the staking contract, each with its key.
+
+use cosmwasm_schema::cw_serde;
+use cosmwasm_std::{Addr, Uint128};
+use cw_storage_plus::{Item, Map};
+use nesa_market::registry::KernelId;
+use nesa_market::staking::{NodeProfile, StakingConfig, UnbondingEntry};
+
+pub const CONFIG: Item<StakingConfig> = Item::new("config");
+/// Every node that ever bonded, by address.
+pub const NODES: Map<&Addr, Node> = Map::new("nodes");
+/// Index kernel → nodes whose profile lists it, in address order (what `candidates` scans).
+pub const SERVERS: Map<(KernelId, &Addr), ()> = Map::new("servers");
+
+/// A node's stake and profile.
+#[cw_serde]
+pub struct Node {
+    pub bonded: Uint128,
+    /// Oldest first.
+    pub unbonding: Vec<UnbondingEntry>,
+    /// Set while jailed: the height from which `unjail` is allowed.
+    pub jailed_until: Option<u64>,
+    /// Total ever slashed.
+    pub slashed: Uint128,
+    pub profile: NodeProfile,
+}
+
+impl Node {
+    pub fn is_jailed(&self) -> bool {
+        self.jailed_until.is_some()
+    }
+
+    /// Not jailed and bonded ≥ `min_stake`.
+    pub fn is_eligible(&self, min_stake: Uint128) -> bool {
+        !self.is_jailed() && self.bonded >= min_stake && !self.bonded.is_zero()
+    }
+}

@@ -1,0 +1,207 @@
+//! `nesa-node-staking`: node runners' stake, profiles, unbonding, jail and slashing.
+//!
+//! A node is eligible for assignment while it is not jailed, has at least `min_stake` bonded
+//! and its profile serves a kernel's whole layer range. Only the configured market contract
+//! may slash; slashing reaches bonded stake and unbonding entries alike, so leaving does not
+//! escape a fault committed while assigned.
+
+use cosmwasm_schema::{cw_serde, QueryResponses};
+use cosmwasm_std::{Addr, Decimal, Uint128};
+
+use crate::registry::KernelId;
+
+/// Most unbonding entries a node may have in flight.
+pub const MAX_UNBONDING_ENTRIES: usize = 16;
+/// Most kernel ranges one profile may list.
+pub const MAX_SERVED_KERNELS: usize = 32;
+
+#[cw_serde]
+pub struct InstantiateMsg {
+    /// May update the configuration; defaults to the sender.
+    pub admin: Option<String>,
+    /// Denomination of stake (`unes`).
+    pub denom: String,
+    /// Least bonded stake of an eligible node; a node's first bond must reach it.
+    pub min_stake: Uint128,
+    /// Blocks between `unbond` and the entry becoming claimable (> 0). Keep it longer than a
+    /// query's commit + reveal windows, so a node cannot leave before it can be slashed.
+    pub unbonding_blocks: u64,
+    /// Blocks a jailed node waits before it may `unjail`.
+    pub jail_blocks: u64,
+    /// The kernel registry (for layer counts).
+    pub registry: String,
+    /// The inference market, the only address that may slash; may be set later with
+    /// `update_config` when it is not known yet.
+    pub market: Option<String>,
+    /// Receives slashed stake (e.g. the protocol treasury).
+    pub slash_recipient: String,
+}
+
+#[cw_serde]
+pub enum ExecuteMsg {
+    /// Adds the attached funds (one coin of the stake denom) to the sender's bond. The first
+    /// bond must carry a `profile` and reach `min_stake`; later ones may replace the profile.
+    /// Emits `wasm-node_bonded`.
+    Bond { profile: Option<NodeProfile> },
+    /// Replaces the sender's endpoint and served kernels. Emits `wasm-node_profile_updated`.
+    UpdateProfile { profile: NodeProfile },
+    /// Moves `amount` from bonded to an unbonding entry released after `unbonding_blocks`.
+    /// Emits `wasm-node_unbonding`.
+    Unbond { amount: Uint128 },
+    /// Pays out every matured unbonding entry. Emits `wasm-node_claimed`.
+    Claim {},
+    /// Market only: burns `fraction` of the node's bonded and unbonding stake (sent to
+    /// `slash_recipient`) and, with `jail`, jails it for `jail_blocks`. A node with no stake
+    /// left is not an error (nothing to take). Emits `wasm-stake_slashed`.
+    Slash {
+        node: String,
+        fraction: Decimal,
+        jail: bool,
+        reason: String,
+        query_id: u64,
+    },
+    /// The node ends its own jail once `jailed_until` is reached. Emits `wasm-node_unjailed`.
+    Unjail {},
+    /// Admin only; `None` keeps the value.
+    UpdateConfig(ConfigUpdate),
+}
+
+/// Admin's configuration changes; `None` keeps the current value.
+#[cw_serde]
+#[derive(Default)]
+pub struct ConfigUpdate {
+    pub admin: Option<String>,
+    pub min_stake: Option<Uint128>,
+    pub unbonding_blocks: Option<u64>,
+    pub jail_blocks: Option<u64>,
+    pub registry: Option<String>,
+    pub market: Option<String>,
+    pub slash_recipient: Option<String>,
+}
+
+/// What a node tells the market and users about itself.
+#[cw_serde]
+pub struct NodeProfile {
+    /// Where its HTTP API listens: `http://…` or `https://…`, at most 256 bytes.
+    pub endpoint: String,
+    /// Kernels (and layer ranges of them) it serves; at most 32 entries.
+    pub kernels: Vec<ServedKernel>,
+}
+
+/// Layers `start_layer..end_layer` (end exclusive) of a kernel served by a node.
+#[cw_serde]
+pub struct ServedKernel {
+    pub kernel_id: KernelId,
+    pub start_layer: u32,
+    pub end_layer: u32,
+}
+
+/// A pending unbonding: `amount` claimable from `release_height` on.
+#[cw_serde]
+pub struct UnbondingEntry {
+    pub amount: Uint128,
+    pub release_height: u64,
+}
+
+#[cw_serde]
+pub struct StakingConfig {
+    pub admin: Addr,
+    pub denom: String,
+    pub min_stake: Uint128,
+    pub unbonding_blocks: u64,
+    pub jail_blocks: u64,
+    pub registry: Addr,
+    pub market: Option<Addr>,
+    pub slash_recipient: Addr,
+}
+
+#[cw_serde]
+#[derive(QueryResponses)]
+pub enum QueryMsg {
+    /// One node; an error when it never bonded.
+    #[returns(NodeResponse)]
+    Node { address: String },
+    /// Nodes in address order (default 10, at most 30 per page).
+    #[returns(NodesResponse)]
+    Nodes {
+        start_after: Option<String>,
+        limit: Option<u32>,
+    },
+    /// Eligible nodes for a kernel (not jailed, bonded ≥ min_stake, serving all its layers),
+    /// with their bonded stake, in address order (default and most 100 per page): what the
+    /// market samples from.
+    #[returns(CandidatesResponse)]
+    Candidates {
+        kernel_id: KernelId,
+        start_after: Option<String>,
+        limit: Option<u32>,
+    },
+    #[returns(StakingConfig)]
+    Config {},
+}
+
+#[cw_serde]
+pub struct NodeResponse {
+    pub address: Addr,
+    pub bonded: Uint128,
+    pub unbonding: Vec<UnbondingEntry>,
+    pub jailed: bool,
+    /// Height from which `unjail` is allowed (set while jailed).
+    pub jailed_until: Option<u64>,
+    /// Total ever slashed from this node.
+    pub slashed: Uint128,
+    pub profile: NodeProfile,
+    /// Not jailed and bonded ≥ min_stake (it still needs to serve a kernel to be assigned).
+    pub eligible: bool,
+}
+
+#[cw_serde]
+pub struct NodesResponse {
+    pub nodes: Vec<NodeResponse>,
+}
+
+/// An eligible node and the stake it is sampled by.
+#[cw_serde]
+pub struct Candidate {
+    pub address: Addr,
+    pub stake: Uint128,
+}
+
+#[cw_serde]
+pub struct CandidatesResponse {
+    pub candidates: Vec<Candidate>,
+}
+
+/// Page size of `candidates` (default and maximum).
+pub const CANDIDATES_PAGE: u32 = 100;
+
+#[cfg(test)]
+mod tests {
+    use cosmwasm_std::from_json;
+
+    use super::*;
+
+    #[test]
+    fn staking_messages_parse_from_their_documented_json() {
+        for example in [
+            r#"{"bond":{"profile":{"endpoint":"http://127.0.0.1:8700","kernels":[{"kernel_id":1,"start_layer":0,"end_layer":30}]}}}"#,
+            r#"{"bond":{}}"#,
+            r#"{"update_profile":{"profile":{"endpoint":"https://n.example","kernels":[]}}}"#,
+            r#"{"unbond":{"amount":"500000"}}"#,
+            r#"{"claim":{}}"#,
+            r#"{"slash":{"node":"nesa1n","fraction":"0.05","jail":true,"reason":"no_commit","query_id":7}}"#,
+            r#"{"unjail":{}}"#,
+            r#"{"update_config":{"market":"nesa1market"}}"#,
+        ] {
+            from_json::<ExecuteMsg>(example).unwrap_or_else(|e| panic!("{example}: {e}"));
+        }
+        for example in [
+            r#"{"node":{"address":"nesa1n"}}"#,
+            r#"{"nodes":{"limit":5}}"#,
+            r#"{"candidates":{"kernel_id":1}}"#,
+            r#"{"config":{}}"#,
+        ] {
+            from_json::<QueryMsg>(example).unwrap_or_else(|e| panic!("{example}: {e}"));
+        }
+    }
+}

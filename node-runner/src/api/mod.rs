@@ -1,0 +1,107 @@
+//! The node runner's HTTP API: `/health`, Prometheus `/metrics`, and `/v1/generate` for the
+//! operator to try the model locally (not reachable by market users; they go through the chain).
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+
+use crate::chain::Worker;
+use crate::engine::{GenerateRequest, Sampling, Tokenizer};
+use crate::metrics::Metrics;
+
+/// What the API answers from.
+pub struct ApiState {
+    pub worker: Arc<Worker>,
+    pub tokenizer: Arc<Tokenizer>,
+    pub metrics: Arc<Metrics>,
+    pub node: String,
+    pub kernel_id: Option<u64>,
+    pub model: String,
+}
+
+/// A local generation request.
+#[derive(Deserialize)]
+pub struct GenerateBody {
+    pub prompt: String,
+    #[serde(default = "default_max_tokens")]
+    pub max_tokens: usize,
+}
+
+fn default_max_tokens() -> usize {
+    64
+}
+
+/// A local generation answer.
+#[derive(Serialize)]
+pub struct GenerateAnswer {
+    pub text: String,
+    pub tokens: usize,
+    pub decode_tokens_per_second: f64,
+}
+
+/// The API router.
+pub fn router(state: Arc<ApiState>) -> Router {
+    Router::new()
+        .route("/health", get(health))
+        .route("/metrics", get(metrics))
+        .route("/v1/generate", post(generate))
+        .with_state(state)
+}
+
+async fn health(State(state): State<Arc<ApiState>>) -> impl IntoResponse {
+    Json(serde_json::json!({
+        "status": "ok",
+        "node": state.node,
+        "kernel_id": state.kernel_id,
+        "model": state.model,
+        "height": state.metrics.block_height.load(Ordering::Relaxed),
+    }))
+}
+
+async fn metrics(State(state): State<Arc<ApiState>>) -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render())
+}
+
+async fn generate(State(state): State<Arc<ApiState>>, Json(body): Json<GenerateBody>) -> impl IntoResponse {
+    if body.prompt.trim().is_empty() {
+        return (StatusCode::BAD_REQUEST, Json(serde_json::json!({"error": "prompt is empty"}))).into_response();
+    }
+    let max_tokens = body.max_tokens.clamp(1, 512);
+    let outcome = tokio::task::spawn_blocking(move || {
+        let prompt = state.tokenizer.encode(&state.tokenizer.chat_prompt(None, &body.prompt))?;
+        let request = GenerateRequest {
+            prompt,
+            max_tokens,
+            sampling: Sampling::Greedy,
+            stop_tokens: state.worker.stop_tokens.clone(),
+            top_logprobs: 0,
+        };
+        let output = state.worker.model.generate(&request, |_| {})?;
+        let text = state.tokenizer.decode(&output.tokens)?;
+        Ok::<_, crate::engine::EngineError>(GenerateAnswer {
+            text,
+            tokens: output.tokens.len(),
+            decode_tokens_per_second: output.decode_tokens_per_second(),
+        })
+    })
+    .await;
+    match outcome {
+        Ok(Ok(answer)) => Json(answer).into_response(),
+        Ok(Err(e)) => (StatusCode::INTERNAL_SERVER_ERROR, Json(serde_json::json!({"error": e.to_string()}))).into_response(),
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, Json(serde_json::json!({"error": e.to_string()}))).into_response(),
+    }
+}
+
+/// Serves the API on `address` until the process stops.
+pub async fn serve(state: Arc<ApiState>, address: &str) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(address).await.map_err(|e| anyhow::anyhow!("cannot listen on {address}: {e}"))?;
+    tracing::info!(%address, "HTTP API: /health /metrics /v1/generate");
+    axum::serve(listener, router(state)).await?;
+    Ok(())
+}

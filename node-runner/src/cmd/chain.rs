@@ -1,0 +1,199 @@
+//! `nesa-node init | register | bond | start`: the node runner's life on chain.
+
+use std::io::BufRead;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::Context;
+use cosmwasm_std::{HexBinary, Uint128};
+use nesa_market::registry::{Encryption, ExecuteMsg as RegistryMsg, NewKernel, ShardRange};
+use nesa_market::staking::{ExecuteMsg as StakingMsg, NodeProfile, ServedKernel};
+use nesa_sdk::{execute_msg, ChainClient, Coin, Coins, GasSetting, Keyring, SendTxOptions};
+use sha2::{Digest, Sha256};
+
+use crate::api::{self, ApiState};
+use crate::chain::{Runner, Worker};
+use crate::config::NodeConfig;
+use crate::engine::{LoadOptions, Model, Tokenizer};
+use crate::metrics::Metrics;
+
+/// `nesa-node init`: creates the runner's key (or recovers it from a mnemonic on stdin) and
+/// writes `config.toml`.
+pub fn init(home: &Path, config: NodeConfig, recover: bool) -> anyhow::Result<()> {
+    let mut keyring = Keyring::open(home)?;
+    let entry = match keyring.show(&config.key) {
+        Ok(entry) => entry.clone(),
+        Err(_) if recover => {
+            eprintln!("Enter the mnemonic of key '{}':", config.key);
+            let mut line = String::new();
+            std::io::stdin().lock().read_line(&mut line)?;
+            keyring.recover(&config.key, line.trim())?
+        }
+        Err(_) => {
+            let entry = keyring.add(&config.key)?;
+            eprintln!("Created key '{}'. Write this mnemonic down; it is the only way to recover the key:\n\n{}\n", config.key, entry.mnemonic);
+            entry
+        }
+    };
+    config.save(home)?;
+    println!("{}", entry.address);
+    Ok(())
+}
+
+/// What describes a model file on chain.
+pub struct ModelIdentity {
+    pub weights_sha256: [u8; 32],
+    pub tokenizer_sha256: [u8; 32],
+    pub architecture: String,
+    pub layer_count: u32,
+}
+
+/// Hashes and shape of a GGUF model: the weights hash is sha256 of the whole file, the
+/// tokenizer hash covers its vocabulary and merges.
+pub fn identify(model: &Path) -> anyhow::Result<ModelIdentity> {
+    use candle_core::quantized::gguf_file;
+    let mut file = std::fs::File::open(model).with_context(|| format!("cannot open model {}", model.display()))?;
+    let content = gguf_file::Content::read(&mut file).map_err(|e| anyhow::anyhow!("{} is not a GGUF model: {e}", model.display()))?;
+    let architecture = content
+        .metadata
+        .get("general.architecture")
+        .and_then(|v| v.to_string().ok().cloned())
+        .unwrap_or_else(|| "llama".into());
+    let layer_count = content
+        .metadata
+        .get(&format!("{architecture}.block_count"))
+        .and_then(|v| v.to_u32().ok())
+        .ok_or_else(|| anyhow::anyhow!("{}: no {architecture}.block_count", model.display()))?;
+    let mut tokenizer = Sha256::new();
+    for key in ["tokenizer.ggml.tokens", "tokenizer.ggml.merges"] {
+        if let Some(gguf_file::Value::Array(items)) = content.metadata.get(key) {
+            for item in items {
+                if let Ok(text) = item.to_string() {
+                    tokenizer.update(text.as_bytes());
+                    tokenizer.update([0u8]);
+                }
+            }
+        }
+    }
+    let mut weights = Sha256::new();
+    let mut reader = std::fs::File::open(model)?;
+    std::io::copy(&mut reader, &mut weights)?;
+    Ok(ModelIdentity {
+        weights_sha256: weights.finalize().into(),
+        tokenizer_sha256: tokenizer.finalize().into(),
+        architecture,
+        layer_count,
+    })
+}
+
+fn signer(home: &Path, config: &NodeConfig) -> anyhow::Result<(nesa_sdk::cosmrs::crypto::secp256k1::SigningKey, nesa_sdk::Address)> {
+    let keyring = Keyring::open(home)?;
+    let entry = keyring.show(&config.key).map_err(|e| anyhow::anyhow!("{e} (run `nesa-node init` first)"))?;
+    Ok((entry.signing_key()?, entry.address))
+}
+
+/// Options of `nesa-node register`.
+pub struct Register {
+    pub name: String,
+    pub price_per_input_token: u128,
+    pub price_per_output_token: u128,
+    pub min_redundancy: u8,
+    pub encryption: Encryption,
+}
+
+/// `nesa-node register`: registers the configured model as a kernel and stores its id in the
+/// config.
+pub async fn register(home: &Path, mut config: NodeConfig, options: Register) -> anyhow::Result<u64> {
+    let (key, address) = signer(home, &config)?;
+    eprintln!("hashing {} …", config.model.display());
+    let identity = identify(&config.model)?;
+    let client = ChainClient::new(&config.node)?;
+    let contracts = client.market_contracts().await?;
+    let kernel = NewKernel {
+        name: options.name,
+        weights_sha256: HexBinary::from(identity.weights_sha256.to_vec()),
+        tokenizer_sha256: HexBinary::from(identity.tokenizer_sha256.to_vec()),
+        architecture: identity.architecture,
+        layer_count: identity.layer_count,
+        shard_layout: vec![ShardRange {
+            start_layer: 0,
+            end_layer: identity.layer_count,
+            sha256: HexBinary::from(identity.weights_sha256.to_vec()),
+        }],
+        encryption: options.encryption,
+        price_per_input_token: Uint128::new(options.price_per_input_token),
+        price_per_output_token: Uint128::new(options.price_per_output_token),
+        min_redundancy: options.min_redundancy,
+        description: String::new(),
+    };
+    let msg = execute_msg(&address, &contracts.registry, &RegistryMsg::Register(kernel), &Coins::default())?;
+    let outcome = client.send_tx(&key, vec![msg], &SendTxOptions { gas: GasSetting::Auto, ..Default::default() }).await?;
+    let kind = nesa_market::events::wasm_type(nesa_market::events::registry::KERNEL_REGISTERED);
+    let kernel_id: u64 = outcome
+        .event_attribute(&kind, nesa_market::events::registry::attr::KERNEL_ID)
+        .and_then(|id| id.parse().ok())
+        .ok_or_else(|| anyhow::anyhow!("the registry did not report a kernel id (tx {})", outcome.hash))?;
+    config.kernel_id = Some(kernel_id);
+    config.save(home)?;
+    println!("{kernel_id}");
+    Ok(kernel_id)
+}
+
+/// `nesa-node bond <amount>`: bonds stake with a profile serving the configured kernel.
+pub async fn bond(home: &Path, config: NodeConfig, amount: Coin) -> anyhow::Result<()> {
+    let (key, address) = signer(home, &config)?;
+    let kernel_id = config.kernel_id.ok_or_else(|| anyhow::anyhow!("no kernel_id in the config: run `nesa-node register` or set it"))?;
+    let client = ChainClient::new(&config.node)?;
+    let contracts = client.market_contracts().await?;
+    let kernel: nesa_market::registry::Kernel = client
+        .query_contract(&contracts.registry, &nesa_market::registry::QueryMsg::Kernel { id: kernel_id })
+        .await
+        .map_err(|e| anyhow::anyhow!("kernel {kernel_id}: {e}"))?;
+    let profile = NodeProfile {
+        endpoint: format!("http://{}", config.api_laddr),
+        kernels: vec![ServedKernel { kernel_id, start_layer: 0, end_layer: kernel.layer_count }],
+    };
+    let msg = execute_msg(&address, &contracts.staking, &StakingMsg::Bond { profile: Some(profile) }, &Coins::from(amount.clone()))?;
+    let outcome = client.send_tx(&key, vec![msg], &SendTxOptions { gas: GasSetting::Auto, ..Default::default() }).await?;
+    println!("bonded {amount} as {address} serving kernel {kernel_id} (tx {})", outcome.hash);
+    Ok(())
+}
+
+/// `nesa-node start`: loads the model, serves the HTTP API and the chain loop.
+pub async fn start(home: &Path, config: NodeConfig) -> anyhow::Result<()> {
+    let (key, address) = signer(home, &config)?;
+    let keyring = Keyring::open(home)?;
+    let secret: [u8; 32] = Sha256::digest(keyring.show(&config.key)?.mnemonic.as_bytes()).into();
+    let client = Arc::new(ChainClient::new(&config.node)?);
+    let contracts = client
+        .market_contracts()
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot find the market contracts on {}: {e}", config.node))?;
+    let model_path: PathBuf = config.model.clone();
+    let (model, tokenizer) = tokio::task::spawn_blocking(move || {
+        let model = Model::load(&model_path, &LoadOptions::default())?;
+        let tokenizer = Tokenizer::load(&model_path)?;
+        Ok::<_, crate::engine::EngineError>((model, tokenizer))
+    })
+    .await??;
+    let worker = Arc::new(Worker { stop_tokens: tokenizer.stop_tokens().to_vec(), model });
+    let metrics = Arc::new(Metrics::default());
+    let api_state = Arc::new(ApiState {
+        worker: worker.clone(),
+        tokenizer: Arc::new(tokenizer),
+        metrics: metrics.clone(),
+        node: address.to_string(),
+        kernel_id: config.kernel_id,
+        model: config.model.display().to_string(),
+    });
+    let runner = Runner { client, node: address, market: contracts.market, secret, worker, metrics };
+    let api_address = config.api_laddr.clone();
+    tokio::select! {
+        result = api::serve(api_state, &api_address) => result,
+        result = runner.run(key) => result,
+        _ = tokio::signal::ctrl_c() => {
+            tracing::info!("stopping; unfinished queries resume from chain state on the next start");
+            Ok(())
+        }
+    }
+}

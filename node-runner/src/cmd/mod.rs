@@ -1,0 +1,3 @@
+//! The `nesa-node` subcommands; `main.rs` parses arguments and calls these.
+
+pub mod generate;

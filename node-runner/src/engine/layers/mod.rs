@@ -1,0 +1,16 @@
+//! The transformer's parts, one plain struct each: norms, rotary embedding, attention with
+//! its key/value cache, MLP, and the block that chains them.
+
+mod attention;
+mod block;
+mod kv_cache;
+mod mlp;
+mod norm;
+mod rope;
+
+pub(crate) use attention::Attention;
+pub(crate) use block::Block;
+pub use kv_cache::LayerKvCache;
+pub(crate) use mlp::Mlp;
+pub(crate) use norm::RmsNorm;
+pub(crate) use rope::RotaryEmbedding;

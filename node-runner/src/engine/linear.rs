@@ -1,0 +1,90 @@
+//! Linear maps over quantized weights: candle's `QMatMul`, or the engine's own Q4_1 kernel.
+
+use std::borrow::Cow;
+use std::sync::Arc;
+
+use candle_core::quantized::{GgmlDType, QMatMul, QStorage, QTensor};
+use candle_core::{Device, Module, Tensor};
+
+use super::error::Result;
+use super::q4_1::Q4_1Matrix;
+use super::weights::WeightFormat;
+
+/// `y = x · Wᵀ` for a quantized `W` `[rows, cols]`.
+#[derive(Debug)]
+pub(crate) enum Linear {
+    Candle(QMatMul),
+    Q4_1(Q4_1Matrix),
+}
+
+impl Linear {
+    pub(crate) fn new(tensor: QTensor, format: WeightFormat) -> Result<Self> {
+        if tensor.dtype() == GgmlDType::Q4_1 && format == WeightFormat::AsStored {
+            return Ok(Linear::Q4_1(Q4_1Matrix::from_qtensor(&tensor)?));
+        }
+        Ok(Linear::Candle(QMatMul::from_arc(Arc::new(tensor))?))
+    }
+
+    pub(crate) fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        match self {
+            Linear::Candle(matmul) => Ok(matmul.forward(x)?),
+            Linear::Q4_1(matrix) => matrix.forward(x),
+        }
+    }
+}
+
+/// Several linear maps over the same input, run as few matmuls as their storage types allow.
+#[derive(Debug)]
+pub(crate) struct StackedProjection {
+    /// Each matmul and the output widths it produces, in order.
+    groups: Vec<(Linear, Vec<usize>)>,
+}
+
+impl StackedProjection {
+    pub(crate) fn new(tensors: Vec<QTensor>, cols: usize, format: WeightFormat) -> Result<Self> {
+        let mut groups: Vec<(GgmlDType, Vec<QTensor>)> = Vec::new();
+        for tensor in tensors {
+            match groups.last_mut() {
+                Some((dtype, members)) if *dtype == tensor.dtype() => members.push(tensor),
+                _ => groups.push((tensor.dtype(), vec![tensor])),
+            }
+        }
+        let groups = groups
+            .into_iter()
+            .map(|(dtype, members)| {
+                let widths: Vec<usize> = members.iter().map(|t| t.shape().dims()[0]).collect();
+                let stacked = if members.len() == 1 {
+                    members.into_iter().next().expect("one member")
+                } else {
+                    // Rows are stored one after another, so stacking rows is concatenating bytes.
+                    let mut bytes = Vec::new();
+                    for member in &members {
+                        bytes.extend_from_slice(&member.data()?);
+                    }
+                    let storage = QStorage::from_data(Cow::Owned(bytes), &Device::Cpu, dtype)?;
+                    QTensor::new(storage, (widths.iter().sum::<usize>(), cols))?
+                };
+                Ok((Linear::new(stacked, format)?, widths))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Self { groups })
+    }
+
+    /// Applies every map to `x` (`[.., cols]`) and returns the outputs in load order.
+    pub(crate) fn forward(&self, x: &Tensor) -> Result<Vec<Tensor>> {
+        let mut outputs = Vec::new();
+        for (linear, widths) in &self.groups {
+            let y = linear.forward(x)?;
+            if widths.len() == 1 {
+                outputs.push(y);
+                continue;
+            }
+            let mut offset = 0;
+            for &width in widths {
+                outputs.push(y.narrow(candle_core::D::Minus1, offset, width)?);
+                offset += width;
+            }
+        }
+        Ok(outputs)
+    }
+}

@@ -1,0 +1,252 @@
+//! Q4_1 matrix × f32 activations with AVX2, chosen at run time. candle 0.11's Q4_1 dot product
+//! is scalar (and its SIMD paths for other types are compile-time gated), which made Q4_1
+//! models the slowest case; this kernel follows ggml's arithmetic (activations quantized to
+//! Q8_1, integer dot products per 4-value lane, f32 fused multiply-add per block), so results
+//! stay within rounding of llama.cpp's.
+//!
+//! The portable fallback computes exactly the same lanes, fused multiply-adds and reduction
+//! order as the AVX2 path, so a node's output does not depend on its CPU's features.
+
+use candle_core::quantized::{GgmlDType, QTensor};
+use candle_core::{Device, Tensor};
+use half::f16;
+
+use super::error::{EngineError, Result};
+
+const BLOCK: usize = 32;
+
+/// One Q4_1 block as GGUF stores it: `value = d * q + m` for 32 4-bit `q`.
+#[derive(Clone, Copy, Debug)]
+#[repr(C)]
+struct BlockQ4_1 {
+    d: f16,
+    m: f16,
+    /// Byte j holds value j in its low nibble and value j + 16 in its high nibble.
+    qs: [u8; 16],
+}
+const _: () = assert!(std::mem::size_of::<BlockQ4_1>() == 20);
+
+/// One block of activations quantized to 8 bits (ggml's Q8_1): `value ≈ d * q`, `s = d * Σq`.
+#[derive(Clone, Copy, Debug)]
+struct BlockQ8_1 {
+    d: f32,
+    s: f32,
+    qs: [i8; BLOCK],
+}
+
+/// A Q4_1 weight matrix `[rows, cols]` (rows = outputs).
+#[derive(Debug)]
+pub(crate) struct Q4_1Matrix {
+    blocks: Vec<BlockQ4_1>,
+    rows: usize,
+    cols: usize,
+}
+
+impl Q4_1Matrix {
+    /// Takes the blocks of a Q4_1 `QTensor` of shape `[rows, cols]`.
+    pub(crate) fn from_qtensor(tensor: &QTensor) -> Result<Self> {
+        let bad = |reason: String| EngineError::Tensor { name: "Q4_1 matrix".into(), reason };
+        if tensor.dtype() != GgmlDType::Q4_1 {
+            return Err(bad(format!("expected Q4_1, found {:?}", tensor.dtype())));
+        }
+        let (rows, cols) = tensor.shape().dims2()?;
+        if cols % BLOCK != 0 {
+            return Err(bad(format!("{cols} columns are not whole blocks of {BLOCK}")));
+        }
+        let bytes = tensor.data()?;
+        let blocks = bytes
+            .chunks_exact(20)
+            .map(|b| BlockQ4_1 {
+                d: f16::from_le_bytes([b[0], b[1]]),
+                m: f16::from_le_bytes([b[2], b[3]]),
+                qs: b[4..20].try_into().expect("16 bytes"),
+            })
+            .collect::<Vec<_>>();
+        if blocks.len() != rows * cols / BLOCK {
+            return Err(bad(format!("{} blocks for a {rows}×{cols} matrix", blocks.len())));
+        }
+        Ok(Self { blocks, rows, cols })
+    }
+
+    /// `x · selfᵀ` for `x` of shape `[.., cols]`.
+    pub(crate) fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let dims = x.dims().to_vec();
+        let (&cols, batch) = dims.split_last().expect("at least one dimension");
+        if cols != self.cols {
+            return Err(EngineError::HiddenSize { got: cols, expected: self.cols });
+        }
+        let m: usize = batch.iter().product();
+        let input: Vec<f32> = x.flatten_all()?.to_vec1()?;
+        let blocks_per_row = self.cols / BLOCK;
+        let mut activations = Vec::with_capacity(m * blocks_per_row);
+        for chunk in input.chunks_exact(BLOCK) {
+            activations.push(quantize_q8_1(chunk));
+        }
+        let mut output = vec![0f32; m * self.rows];
+        let out_ptr = output.as_mut_ptr() as usize;
+        let kernel = Kernel::detect();
+        // Groups of 4 weight rows share each activation load; the pool splits the groups.
+        let groups = self.rows.div_ceil(4);
+        candle_core::utils::barrier_pool().execute_chunked(groups, |range| {
+            for group in range {
+                let first = group * 4;
+                let count = (self.rows - first).min(4);
+                for i in 0..m {
+                    let acts = &activations[i * blocks_per_row..(i + 1) * blocks_per_row];
+                    let mut dots = [0f32; 4];
+                    for (r, dot) in dots.iter_mut().enumerate().take(count) {
+                        let row = first + r;
+                        let weights = &self.blocks[row * blocks_per_row..(row + 1) * blocks_per_row];
+                        *dot = kernel.dot(weights, acts);
+                    }
+                    // SAFETY: each (i, row) element is written by exactly one group.
+                    unsafe {
+                        let out = (out_ptr as *mut f32).add(i * self.rows + first);
+                        std::ptr::copy_nonoverlapping(dots.as_ptr(), out, count);
+                    }
+                }
+            }
+        });
+        let mut out_dims = batch.to_vec();
+        out_dims.push(self.rows);
+        Ok(Tensor::from_vec(output, out_dims, &Device::Cpu)?)
+    }
+}
+
+/// ggml's `quantize_row_q8_1` for one block (scale and sum rounded through f16 as ggml does).
+fn quantize_q8_1(xs: &[f32]) -> BlockQ8_1 {
+    let amax = xs.iter().fold(0f32, |a, x| a.max(x.abs()));
+    let d = amax / 127.0;
+    let id = if d != 0.0 { 1.0 / d } else { 0.0 };
+    let mut qs = [0i8; BLOCK];
+    let mut sum = 0i32;
+    for (q, x) in qs.iter_mut().zip(xs) {
+        *q = (x * id).round() as i8;
+        sum += *q as i32;
+    }
+    let d16 = f16::from_f32(d);
+    BlockQ8_1 { d: d16.to_f32(), s: (f16::from_f32(sum as f32) * d16).to_f32(), qs }
+}
+
+#[derive(Clone, Copy)]
+enum Kernel {
+    Portable,
+    #[cfg(target_arch = "x86_64")]
+    Avx2,
+}
+
+impl Kernel {
+    fn detect() -> Self {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+                return Kernel::Avx2;
+            }
+        }
+        Kernel::Portable
+    }
+
+    fn dot(self, weights: &[BlockQ4_1], acts: &[BlockQ8_1]) -> f32 {
+        match self {
+            Kernel::Portable => dot_portable(weights, acts),
+            // SAFETY: the CPU supports AVX2 and FMA (checked in `detect`).
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Avx2 => unsafe { dot_avx2(weights, acts) },
+        }
+    }
+}
+
+/// The reduction both paths use for the 8 lane accumulators.
+fn reduce_lanes(lanes: [f32; 8]) -> f32 {
+    ((lanes[0] + lanes[4]) + (lanes[2] + lanes[6])) + ((lanes[1] + lanes[5]) + (lanes[3] + lanes[7]))
+}
+
+/// Lane `l` of a block is the integer dot product of values `4l..4l + 4`.
+fn dot_portable(weights: &[BlockQ4_1], acts: &[BlockQ8_1]) -> f32 {
+    let mut lanes = [0f32; 8];
+    let mut offsets = 0f32;
+    for (w, a) in weights.iter().zip(acts) {
+        let scale = w.d.to_f32() * a.d;
+        for (lane, acc) in lanes.iter_mut().enumerate() {
+            let mut sum = 0i32;
+            for k in lane * 4..lane * 4 + 4 {
+                let q = if k < 16 { w.qs[k] & 0x0F } else { w.qs[k - 16] >> 4 };
+                sum += q as i32 * a.qs[k] as i32;
+            }
+            *acc = (sum as f32).mul_add(scale, *acc);
+        }
+        offsets += w.m.to_f32() * a.s;
+    }
+    reduce_lanes(lanes) + offsets
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn dot_avx2(weights: &[BlockQ4_1], acts: &[BlockQ8_1]) -> f32 {
+    use std::arch::x86_64::*;
+    let low_nibbles = _mm_set1_epi8(0x0F);
+    let ones = _mm256_set1_epi16(1);
+    let mut acc = _mm256_setzero_ps();
+    let mut offsets = 0f32;
+    for (w, a) in weights.iter().zip(acts) {
+        let packed = _mm_loadu_si128(w.qs.as_ptr() as *const __m128i);
+        let low = _mm_and_si128(packed, low_nibbles);
+        let high = _mm_and_si128(_mm_srli_epi16(packed, 4), low_nibbles);
+        let q4 = _mm256_set_m128i(high, low);
+        let q8 = _mm256_loadu_si256(a.qs.as_ptr() as *const __m256i);
+        // u8 × i8 pairs → i16 (at most 2·15·127, no saturation), then pairs → i32 lanes.
+        let pairs = _mm256_maddubs_epi16(q4, q8);
+        let lanes = _mm256_cvtepi32_ps(_mm256_madd_epi16(pairs, ones));
+        let scale = _mm256_set1_ps(w.d.to_f32() * a.d);
+        acc = _mm256_fmadd_ps(lanes, scale, acc);
+        offsets += w.m.to_f32() * a.s;
+    }
+    let mut lanes = [0f32; 8];
+    _mm256_storeu_ps(lanes.as_mut_ptr(), acc);
+    reduce_lanes(lanes) + offsets
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::{Rng, SeedableRng};
+
+    fn random_matrix(rows: usize, cols: usize, seed: u64) -> (Tensor, QTensor) {
+        let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(seed);
+        let values: Vec<f32> = (0..rows * cols).map(|_| rng.gen_range(-1.0f32..1.0)).collect();
+        let dense = Tensor::from_vec(values, (rows, cols), &Device::Cpu).unwrap();
+        let quantized = QTensor::quantize(&dense, GgmlDType::Q4_1).unwrap();
+        (dense, quantized)
+    }
+
+    #[test]
+    fn matches_candles_q4_1_matmul_within_rounding() {
+        use candle_core::Module;
+        let (_, weights) = random_matrix(40, 128, 1);
+        let matrix = Q4_1Matrix::from_qtensor(&weights).unwrap();
+        let candle = candle_core::quantized::QMatMul::from_qtensor(weights).unwrap();
+        let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(2);
+        let x: Vec<f32> = (0..3 * 128).map(|_| rng.gen_range(-2.0f32..2.0)).collect();
+        let x = Tensor::from_vec(x, (1, 3, 128), &Device::Cpu).unwrap();
+        let ours: Vec<f32> = matrix.forward(&x).unwrap().flatten_all().unwrap().to_vec1().unwrap();
+        let theirs: Vec<f32> = candle.forward(&x).unwrap().flatten_all().unwrap().to_vec1().unwrap();
+        for (a, b) in ours.iter().zip(&theirs) {
+            assert!((a - b).abs() <= 1e-4 * (1.0 + b.abs()), "{a} vs {b}");
+        }
+    }
+
+    #[test]
+    fn the_portable_and_simd_paths_agree_bit_for_bit() {
+        let (_, weights) = random_matrix(8, 576, 3);
+        let matrix = Q4_1Matrix::from_qtensor(&weights).unwrap();
+        let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(4);
+        let x: Vec<f32> = (0..576).map(|_| rng.gen_range(-3.0f32..3.0)).collect();
+        let acts: Vec<BlockQ8_1> = x.chunks_exact(BLOCK).map(quantize_q8_1).collect();
+        for row in 0..8 {
+            let w = &matrix.blocks[row * 18..(row + 1) * 18];
+            let portable = Kernel::Portable.dot(w, &acts);
+            let detected = Kernel::detect().dot(w, &acts);
+            assert_eq!(portable.to_bits(), detected.to_bits(), "row {row}");
+        }
+    }
+}

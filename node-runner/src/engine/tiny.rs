@@ -1,0 +1,152 @@
+//! A tiny random llama GGUF for fast tests (here and in other crates' end-to-end tests): the
+//! same metadata keys and tensor names as SmolLM2, a byte-level vocabulary of a few hundred
+//! tokens and random quantized weights. Its answers are noise, but deterministic noise.
+
+use std::path::Path;
+
+use candle_core::quantized::gguf_file::{self, Value};
+use candle_core::quantized::{GgmlDType, QTensor};
+use candle_core::{Device, Tensor};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha20Rng;
+
+use super::error::{EngineError, Result};
+
+/// The shape and randomness of a tiny model.
+#[derive(Clone, Debug)]
+pub struct TinyModelSpec {
+    /// Seed of the weights.
+    pub seed: u64,
+    /// Number of blocks.
+    pub layers: usize,
+    /// Storage type of the block matrices (the embedding is Q8_0, as in SmolLM2).
+    pub weight_dtype: GgmlDType,
+}
+
+impl Default for TinyModelSpec {
+    fn default() -> Self {
+        Self { seed: 7, layers: 4, weight_dtype: GgmlDType::Q8_0 }
+    }
+}
+
+pub const TINY_HIDDEN: usize = 64;
+pub const TINY_HEADS: usize = 4;
+pub const TINY_KV_HEADS: usize = 2;
+pub const TINY_FFN: usize = 128;
+pub const TINY_CONTEXT: usize = 256;
+
+/// Special tokens first, as in SmolLM2: `<|endoftext|>` = 0, `<|im_start|>` = 1, `<|im_end|>` = 2.
+const SPECIAL_TOKENS: [&str; 3] = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"];
+const MERGES: [(&str, &str); 6] = [("Ġ", "t"), ("h", "e"), ("Ġt", "he"), ("l", "l"), ("e", "ll"), ("o", "r")];
+
+/// GPT-2's byte-to-character map: printable bytes stand for themselves, the rest are shifted
+/// past U+0100 so every byte is a visible character.
+fn byte_level_alphabet() -> Vec<String> {
+    let printable = |b: u32| (0x21..=0x7E).contains(&b) || (0xA1..=0xAC).contains(&b) || (0xAE..=0xFF).contains(&b);
+    let mut shifted = 0;
+    (0u32..256)
+        .map(|b| {
+            let c = if printable(b) {
+                b
+            } else {
+                shifted += 1;
+                255 + shifted
+            };
+            char::from_u32(c).expect("valid char").to_string()
+        })
+        .collect()
+}
+
+fn vocabulary() -> (Vec<String>, Vec<i32>) {
+    let mut tokens: Vec<String> = SPECIAL_TOKENS.iter().map(|t| t.to_string()).collect();
+    tokens.extend(byte_level_alphabet());
+    tokens.extend(MERGES.iter().map(|(a, b)| format!("{a}{b}")));
+    let types = tokens.iter().enumerate().map(|(i, _)| if i < SPECIAL_TOKENS.len() { 3 } else { 1 }).collect();
+    (tokens, types)
+}
+
+/// Number of tokens in the tiny vocabulary.
+pub fn tiny_vocab_size() -> usize {
+    vocabulary().0.len()
+}
+
+/// Writes the tiny model to `path`.
+pub fn write_tiny_model(path: &Path, spec: &TinyModelSpec) -> Result<()> {
+    let (tokens, token_types) = vocabulary();
+    let vocab = tokens.len();
+    let mut rng = ChaCha20Rng::seed_from_u64(spec.seed);
+    let mut random = |rows: usize, cols: usize, scale: f32, offset: f32, dtype: GgmlDType| -> Result<QTensor> {
+        let values: Vec<f32> = (0..rows * cols).map(|_| offset + scale * rng.gen_range(-1.0f32..1.0)).collect();
+        let shape: Vec<usize> = if rows == 1 { vec![cols] } else { vec![rows, cols] };
+        Ok(QTensor::quantize(&Tensor::from_vec(values, shape, &Device::Cpu)?, dtype)?)
+    };
+    let kv = TINY_KV_HEADS * (TINY_HIDDEN / TINY_HEADS);
+    let mut tensors: Vec<(String, QTensor)> = vec![
+        ("token_embd.weight".into(), random(vocab, TINY_HIDDEN, 1.0, 0.0, GgmlDType::Q8_0)?),
+        ("output_norm.weight".into(), random(1, TINY_HIDDEN, 0.1, 1.0, GgmlDType::F32)?),
+    ];
+    let fan_in = |n: usize| 1.5 / (n as f32).sqrt();
+    for layer in 0..spec.layers {
+        let name = |suffix: &str| format!("blk.{layer}.{suffix}");
+        let dtype = spec.weight_dtype;
+        tensors.push((name("attn_norm.weight"), random(1, TINY_HIDDEN, 0.1, 1.0, GgmlDType::F32)?));
+        tensors.push((name("attn_q.weight"), random(TINY_HIDDEN, TINY_HIDDEN, fan_in(TINY_HIDDEN), 0.0, dtype)?));
+        tensors.push((name("attn_k.weight"), random(kv, TINY_HIDDEN, fan_in(TINY_HIDDEN), 0.0, dtype)?));
+        tensors.push((name("attn_v.weight"), random(kv, TINY_HIDDEN, fan_in(TINY_HIDDEN), 0.0, dtype)?));
+        tensors.push((name("attn_output.weight"), random(TINY_HIDDEN, TINY_HIDDEN, fan_in(TINY_HIDDEN), 0.0, dtype)?));
+        tensors.push((name("ffn_norm.weight"), random(1, TINY_HIDDEN, 0.1, 1.0, GgmlDType::F32)?));
+        tensors.push((name("ffn_gate.weight"), random(TINY_FFN, TINY_HIDDEN, fan_in(TINY_HIDDEN), 0.0, dtype)?));
+        tensors.push((name("ffn_up.weight"), random(TINY_FFN, TINY_HIDDEN, fan_in(TINY_HIDDEN), 0.0, dtype)?));
+        tensors.push((name("ffn_down.weight"), random(TINY_HIDDEN, TINY_FFN, fan_in(TINY_FFN), 0.0, dtype)?));
+    }
+
+    let strings = |items: Vec<String>| Value::Array(items.into_iter().map(Value::String).collect());
+    let metadata: Vec<(&str, Value)> = vec![
+        ("general.architecture", Value::String("llama".into())),
+        ("general.name", Value::String("nesa tiny test llama".into())),
+        ("llama.block_count", Value::U32(spec.layers as u32)),
+        ("llama.context_length", Value::U32(TINY_CONTEXT as u32)),
+        ("llama.embedding_length", Value::U32(TINY_HIDDEN as u32)),
+        ("llama.feed_forward_length", Value::U32(TINY_FFN as u32)),
+        ("llama.attention.head_count", Value::U32(TINY_HEADS as u32)),
+        ("llama.attention.head_count_kv", Value::U32(TINY_KV_HEADS as u32)),
+        ("llama.rope.freq_base", Value::F32(10_000.0)),
+        ("llama.attention.layer_norm_rms_epsilon", Value::F32(1e-5)),
+        ("llama.vocab_size", Value::U32(vocab as u32)),
+        ("llama.rope.dimension_count", Value::U32((TINY_HIDDEN / TINY_HEADS) as u32)),
+        ("tokenizer.ggml.model", Value::String("gpt2".into())),
+        ("tokenizer.ggml.pre", Value::String("smollm".into())),
+        ("tokenizer.ggml.tokens", strings(tokens)),
+        ("tokenizer.ggml.token_type", Value::Array(token_types.into_iter().map(Value::I32).collect())),
+        ("tokenizer.ggml.merges", strings(MERGES.iter().map(|(a, b)| format!("{a} {b}")).collect())),
+        ("tokenizer.ggml.bos_token_id", Value::U32(1)),
+        ("tokenizer.ggml.eos_token_id", Value::U32(2)),
+        ("tokenizer.ggml.add_bos_token", Value::Bool(false)),
+        (
+            "tokenizer.chat_template",
+            Value::String("{% if messages[0]['role'] != 'system' %}{{ '<|im_start|>system\nYou are tiny.<|im_end|>\n' }}{% endif %}".into()),
+        ),
+    ];
+    let metadata_refs: Vec<(&str, &Value)> = metadata.iter().map(|(k, v)| (*k, v)).collect();
+    let tensor_refs: Vec<(&str, &QTensor)> = tensors.iter().map(|(k, v)| (k.as_str(), v)).collect();
+    let io_error = |source| EngineError::ModelFile { path: path.to_owned(), source };
+    let mut file = std::io::BufWriter::new(std::fs::File::create(path).map_err(io_error)?);
+    gguf_file::write(&mut file, &metadata_refs, &tensor_refs)?;
+    std::io::Write::flush(&mut file).map_err(io_error)?;
+    Ok(())
+}
+
+/// Writes the tiny model for `spec` once into the system temp dir and returns its path
+/// (tests running in parallel share it; each writer renames a private file into place).
+pub fn tiny_model_file(spec: &TinyModelSpec) -> Result<std::path::PathBuf> {
+    let name = format!("nesa-tiny-{}-{}-{:?}.gguf", spec.seed, spec.layers, spec.weight_dtype);
+    let path = std::env::temp_dir().join(name);
+    if !path.exists() {
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let unique = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let partial = path.with_extension(format!("{}.{unique}.partial", std::process::id()));
+        write_tiny_model(&partial, spec)?;
+        std::fs::rename(&partial, &path).map_err(|source| EngineError::ModelFile { path: path.clone(), source })?;
+    }
+    Ok(path)
+}

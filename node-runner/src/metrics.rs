@@ -1,0 +1,103 @@
+//! Counters and gauges the node exports in the Prometheus text format at `/metrics`.
+
+use std::fmt::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+
+/// The node runner's metrics.
+#[derive(Default)]
+pub struct Metrics {
+    pub queries_assigned: AtomicU64,
+    pub queries_served: AtomicU64,
+    pub queries_failed: AtomicU64,
+    pub tokens_generated: AtomicU64,
+    pub commits_sent: AtomicU64,
+    pub reveals_sent: AtomicU64,
+    pub settles_sent: AtomicU64,
+    pub slashes: AtomicU64,
+    pub paid_unes: AtomicU64,
+    pub block_height: AtomicU64,
+    latencies: Mutex<Latencies>,
+}
+
+#[derive(Default)]
+struct Latencies {
+    decode_tokens_per_second: f64,
+    commit_seconds_sum: f64,
+    commit_count: u64,
+    reveal_seconds_sum: f64,
+    reveal_count: u64,
+}
+
+impl Metrics {
+    /// Records the decode speed of the last generation.
+    pub fn record_speed(&self, tokens_per_second: f64) {
+        self.latencies.lock().expect("metrics lock").decode_tokens_per_second = tokens_per_second;
+    }
+
+    /// Records how long after assignment a commit was sent.
+    pub fn record_commit_latency(&self, seconds: f64) {
+        let mut l = self.latencies.lock().expect("metrics lock");
+        l.commit_seconds_sum += seconds;
+        l.commit_count += 1;
+    }
+
+    /// Records how long after the reveal window opened a reveal was sent.
+    pub fn record_reveal_latency(&self, seconds: f64) {
+        let mut l = self.latencies.lock().expect("metrics lock");
+        l.reveal_seconds_sum += seconds;
+        l.reveal_count += 1;
+    }
+
+    /// The Prometheus exposition.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        let counter = |out: &mut String, name: &str, help: &str, value: u64| {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}");
+        };
+        let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        counter(&mut out, "nesa_node_queries_assigned_total", "Queries assigned to this node.", load(&self.queries_assigned));
+        counter(&mut out, "nesa_node_queries_served_total", "Queries this node generated a result for.", load(&self.queries_served));
+        counter(&mut out, "nesa_node_queries_failed_total", "Queries whose generation failed.", load(&self.queries_failed));
+        counter(&mut out, "nesa_node_tokens_generated_total", "Tokens generated for queries.", load(&self.tokens_generated));
+        counter(&mut out, "nesa_node_commits_total", "Commit transactions sent.", load(&self.commits_sent));
+        counter(&mut out, "nesa_node_reveals_total", "Reveal transactions sent.", load(&self.reveals_sent));
+        counter(&mut out, "nesa_node_settles_total", "Settle transactions sent.", load(&self.settles_sent));
+        counter(&mut out, "nesa_node_slashes_total", "Times this node was slashed.", load(&self.slashes));
+        counter(&mut out, "nesa_node_paid_unes_total", "unes paid to this node for queries.", load(&self.paid_unes));
+        let l = self.latencies.lock().expect("metrics lock");
+        let _ = writeln!(
+            out,
+            "# HELP nesa_node_block_height Latest block seen.\n# TYPE nesa_node_block_height gauge\nnesa_node_block_height {}",
+            load(&self.block_height)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP nesa_node_decode_tokens_per_second Decode speed of the last query.\n# TYPE nesa_node_decode_tokens_per_second gauge\nnesa_node_decode_tokens_per_second {:.2}",
+            l.decode_tokens_per_second
+        );
+        for (name, help, sum, count) in [
+            ("nesa_node_commit_latency_seconds", "From assignment to commit sent.", l.commit_seconds_sum, l.commit_count),
+            ("nesa_node_reveal_latency_seconds", "From reveal window open to reveal sent.", l.reveal_seconds_sum, l.reveal_count),
+        ] {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} summary\n{name}_sum {sum:.3}\n{name}_count {count}");
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_exposition_lists_every_metric_with_its_type() {
+        let metrics = Metrics::default();
+        metrics.queries_served.fetch_add(2, Ordering::Relaxed);
+        metrics.record_commit_latency(1.5);
+        let text = metrics.render();
+        assert!(text.contains("# TYPE nesa_node_queries_served_total counter\nnesa_node_queries_served_total 2"));
+        assert!(text.contains("nesa_node_commit_latency_seconds_sum 1.500\nnesa_node_commit_latency_seconds_count 1"));
+        assert!(text.contains("nesa_node_slashes_total 0"));
+    }
+}
