@@ -4,18 +4,69 @@ use std::ops::Range;
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
+use nesa_node::cmd::chain;
 use nesa_node::cmd::generate::{self, GenerateArgs};
 use nesa_node::engine::{default_model_path, Sampling, WeightFormat};
 
 #[derive(Parser)]
-#[command(name = "nesa-node", version, about = "Nesa node runner: serves AI kernels for the inference market")]
+#[command(
+    name = "nesa-node",
+    version,
+    about = "Nesa node runner: serves AI kernels for the inference market"
+)]
 struct Cli {
+    /// Runner home: config.toml and keyring.json.
+    #[arg(long, global = true, env = "NESA_NODE_HOME", default_value_os_t = nesa_node::config::default_home())]
+    home: PathBuf,
+    /// CometBFT JSON-RPC of a Nesa node (overrides the config).
+    #[arg(long, global = true, env = "NESA_NODE_RPC")]
+    node: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
 
 #[derive(Subcommand)]
 enum Command {
+    /// Create the runner's key and config (prints its address).
+    Init {
+        /// Key name in the runner's keyring.
+        #[arg(long, default_value = "node")]
+        key: String,
+        /// Recover the key from a mnemonic read on stdin.
+        #[arg(long)]
+        recover: bool,
+        /// GGUF model served.
+        #[arg(long, default_value_os_t = default_model_path())]
+        model: PathBuf,
+        /// HTTP API listen address (also published in the on-chain profile).
+        #[arg(long, default_value = "127.0.0.1:8700")]
+        api_laddr: String,
+        /// Kernel id served, if already registered.
+        #[arg(long)]
+        kernel: Option<u64>,
+    },
+    /// Register the configured model as a kernel (prints its id and stores it in the config).
+    Register {
+        /// Kernel name.
+        #[arg(long, default_value = "SmolLM2-135M-Instruct")]
+        name: String,
+        /// Price per input token, in unes.
+        #[arg(long, default_value_t = 1)]
+        price_in: u128,
+        /// Price per output token, in unes.
+        #[arg(long, default_value_t = 2)]
+        price_out: u128,
+        /// Least number of nodes per query.
+        #[arg(long, default_value_t = 3)]
+        min_redundancy: u8,
+    },
+    /// Bond stake and publish the profile serving the configured kernel, e.g. `bond 2000000unes`.
+    Bond {
+        /// Stake, e.g. 2000000unes.
+        amount: nesa_sdk::Coin,
+    },
+    /// Serve: load the model, follow the chain, answer assigned queries, serve the HTTP API.
+    Start,
     /// Run a prompt through a model locally and print the answer and tokens/s.
     Generate {
         /// GGUF model file (default: the SmolLM2 model fetched by scripts/fetch-model).
@@ -63,8 +114,14 @@ enum Weights {
 }
 
 fn parse_layer_range(text: &str) -> Result<Range<usize>, String> {
-    let (start, end) = text.split_once("..").ok_or_else(|| format!("`{text}` is not a range like 0..15"))?;
-    let parse = |s: &str| s.trim().parse::<usize>().map_err(|_| format!("`{s}` in `{text}` is not a layer number"));
+    let (start, end) = text
+        .split_once("..")
+        .ok_or_else(|| format!("`{text}` is not a range like 0..15"))?;
+    let parse = |s: &str| {
+        s.trim()
+            .parse::<usize>()
+            .map_err(|_| format!("`{s}` in `{text}` is not a layer number"))
+    };
     let (start, end) = (parse(start)?, parse(end)?);
     if start >= end {
         return Err(format!("layer range {start}..{end} is empty"));
@@ -73,10 +130,51 @@ fn parse_layer_range(text: &str) -> Result<Range<usize>, String> {
 }
 
 fn main() -> anyhow::Result<()> {
-    match Cli::parse().command {
-        Command::Generate { model, prompt, raw, max_tokens, greedy: _, temperature, top_p, seed, layers, weights, json } => {
+    let cli = Cli::parse();
+    let mut config = nesa_node::config::NodeConfig::load(&cli.home)?;
+    if let Some(node) = &cli.node {
+        config.node = node.clone();
+    }
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&config.log_level));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    let runtime = || tokio::runtime::Runtime::new();
+    match cli.command {
+        Command::Init { key, recover, model, api_laddr, kernel } => {
+            let config = nesa_node::config::NodeConfig { key, model, api_laddr, kernel_id: kernel, ..config };
+            chain::init(&cli.home, config, recover)
+        }
+        Command::Register { name, price_in, price_out, min_redundancy } => {
+            let options = chain::Register {
+                name,
+                price_per_input_token: price_in,
+                price_per_output_token: price_out,
+                min_redundancy,
+                encryption: nesa_market::registry::Encryption::None,
+            };
+            runtime()?.block_on(chain::register(&cli.home, config, options)).map(|_| ())
+        }
+        Command::Bond { amount } => runtime()?.block_on(chain::bond(&cli.home, config, amount)),
+        Command::Start => runtime()?.block_on(chain::start(&cli.home, config)),
+        Command::Generate {
+            model,
+            prompt,
+            raw,
+            max_tokens,
+            greedy: _,
+            temperature,
+            top_p,
+            seed,
+            layers,
+            weights,
+            json,
+        } => {
             let sampling = match temperature {
-                Some(temperature) => Sampling::Seeded { temperature, top_p, seed },
+                Some(temperature) => Sampling::Seeded {
+                    temperature,
+                    top_p,
+                    seed,
+                },
                 None => Sampling::Greedy,
             };
             let format = match weights {
@@ -84,7 +182,16 @@ fn main() -> anyhow::Result<()> {
                 Weights::Candle => WeightFormat::CandleKernels,
                 Weights::Q8 => WeightFormat::Q4_1ToQ8_0,
             };
-            generate::run(&GenerateArgs { model, prompt, raw, max_tokens, sampling, layers, format, json })
+            generate::run(&GenerateArgs {
+                model,
+                prompt,
+                raw,
+                max_tokens,
+                sampling,
+                layers,
+                format,
+                json,
+            })
         }
     }
 }

@@ -18,20 +18,45 @@ fn generate(args: &[&str]) -> std::process::Output {
 #[test]
 fn generate_prints_tokens_and_speed_as_json() {
     let output = generate(&["--prompt", "hello there", "--max-tokens", "5", "--json"]);
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let stdout = String::from_utf8(output.stdout).unwrap();
     assert!(stdout.contains("\"tokens\":["), "{stdout}");
     assert!(stdout.contains("\"decode_tps\":"), "{stdout}");
-    let again = String::from_utf8(generate(&["--prompt", "hello there", "--max-tokens", "5", "--json"]).stdout).unwrap();
-    let tokens = |s: &str| s.split("\"tokens\":").nth(1).unwrap().split(']').next().unwrap().to_string();
-    assert_eq!(tokens(&stdout), tokens(&again), "greedy by default, so the same tokens");
+    let again = String::from_utf8(
+        generate(&["--prompt", "hello there", "--max-tokens", "5", "--json"]).stdout,
+    )
+    .unwrap();
+    let tokens = |s: &str| {
+        s.split("\"tokens\":")
+            .nth(1)
+            .unwrap()
+            .split(']')
+            .next()
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(
+        tokens(&stdout),
+        tokens(&again),
+        "greedy by default, so the same tokens"
+    );
 }
 
 #[test]
 fn generate_runs_a_layer_range_as_a_shard() {
     let output = generate(&["--prompt", "hello", "--layers", "1..3"]);
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-    assert!(String::from_utf8(output.stdout).unwrap().contains("layers 1..3:"));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(String::from_utf8(output.stdout)
+        .unwrap()
+        .contains("layers 1..3:"));
 }
 
 #[test]

@@ -3,14 +3,19 @@
 
 use std::path::PathBuf;
 
-use nesa_node::engine::{default_model_path, GenerateRequest, LoadOptions, Model, Sampling, Tokenizer};
+use nesa_node::engine::{
+    default_model_path, GenerateRequest, LoadOptions, Model, Sampling, Tokenizer,
+};
 
 fn model_path() -> Option<PathBuf> {
     let path = default_model_path();
     if path.exists() {
         Some(path)
     } else {
-        eprintln!("skipped: {} not found (run scripts/fetch-model)", path.display());
+        eprintln!(
+            "skipped: {} not found (run scripts/fetch-model)",
+            path.display()
+        );
         None
     }
 }
@@ -19,12 +24,20 @@ fn model_path() -> Option<PathBuf> {
 fn tokenizer_matches_llama_cpp_on_mixed_text() {
     let Some(path) = model_path() else { return };
     let tokenizer = Tokenizer::load(&path).unwrap();
-    let ids = tokenizer.encode("<|im_start|>user\nHello, world! 12345 café 你好<|im_end|>").unwrap();
+    let ids = tokenizer
+        .encode("<|im_start|>user\nHello, world! 12345 café 你好<|im_end|>")
+        .unwrap();
     assert_eq!(
         ids,
-        [1, 4093, 198, 19556, 28, 905, 17, 216, 33, 34, 35, 36, 37, 37366, 216, 18645, 250, 48392, 138, 2]
+        [
+            1, 4093, 198, 19556, 28, 905, 17, 216, 33, 34, 35, 36, 37, 37366, 216, 18645, 250,
+            48392, 138, 2
+        ]
     );
-    assert_eq!(tokenizer.decode(&ids).unwrap(), "user\nHello, world! 12345 café 你好");
+    assert_eq!(
+        tokenizer.decode(&ids).unwrap(),
+        "user\nHello, world! 12345 café 你好"
+    );
 }
 
 #[test]
@@ -32,7 +45,12 @@ fn greedy_answer_names_the_capital_of_france() {
     let Some(path) = model_path() else { return };
     let tokenizer = Tokenizer::load(&path).unwrap();
     let model = Model::load(&path, &LoadOptions::default()).unwrap();
-    let prompt = tokenizer.encode(&tokenizer.chat_prompt(Some("You are a helpful assistant."), "What is the capital of France?")).unwrap();
+    let prompt = tokenizer
+        .encode(&tokenizer.chat_prompt(
+            Some("You are a helpful assistant."),
+            "What is the capital of France?",
+        ))
+        .unwrap();
     let request = GenerateRequest {
         prompt,
         max_tokens: 24,
@@ -44,5 +62,9 @@ fn greedy_answer_names_the_capital_of_france() {
     let answer = tokenizer.decode(&output.tokens).unwrap();
     assert!(answer.contains("Paris"), "answer: {answer:?}");
     assert_eq!(output.top_logprobs.len(), output.tokens.len());
-    assert_eq!(model.generate(&request, |_| {}).unwrap().tokens, output.tokens, "greedy is deterministic");
+    assert_eq!(
+        model.generate(&request, |_| {}).unwrap().tokens,
+        output.tokens,
+        "greedy is deterministic"
+    );
 }

@@ -10,7 +10,7 @@ use sha2::{Digest, Sha256};
 use crate::engine::{GenerateRequest, Model, Sampling};
 
 /// What a node commits to and later reveals.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct QueryResult {
     /// Generated token ids, encoded as on chain.
     pub output: Vec<u8>,

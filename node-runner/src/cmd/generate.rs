@@ -39,10 +39,20 @@ pub fn run(args: &GenerateArgs) -> anyhow::Result<()> {
     }
     let load_started = std::time::Instant::now();
     let tokenizer = Tokenizer::load(&args.model)?;
-    let model = Model::load(&args.model, &LoadOptions { layers: args.layers.clone(), format: args.format })
-        .with_context(|| format!("loading {}", args.model.display()))?;
+    let model = Model::load(
+        &args.model,
+        &LoadOptions {
+            layers: args.layers.clone(),
+            format: args.format,
+        },
+    )
+    .with_context(|| format!("loading {}", args.model.display()))?;
     let load_ms = load_started.elapsed().as_secs_f64() * 1000.0;
-    let text = if args.raw { args.prompt.clone() } else { tokenizer.chat_prompt(None, &args.prompt) };
+    let text = if args.raw {
+        args.prompt.clone()
+    } else {
+        tokenizer.chat_prompt(None, &args.prompt)
+    };
     let prompt = tokenizer.encode(&text)?;
 
     if model.loaded_layers() != (0..model.config().layer_count) {
@@ -77,7 +87,15 @@ pub fn run(args: &GenerateArgs) -> anyhow::Result<()> {
         let top2 = output
             .top_logprobs
             .iter()
-            .map(|top| format!("[{}]", top.iter().map(|(id, lp)| format!("[{id},{lp:.4}]")).collect::<Vec<_>>().join(",")))
+            .map(|top| {
+                format!(
+                    "[{}]",
+                    top.iter()
+                        .map(|(id, lp)| format!("[{id},{lp:.4}]"))
+                        .collect::<Vec<_>>()
+                        .join(",")
+                )
+            })
             .collect::<Vec<_>>()
             .join(",");
         let peak_rss_kb = peak_rss_kb().map_or("null".to_string(), |kb| kb.to_string());
@@ -114,7 +132,11 @@ fn run_shard(model: &Model, prompt: &[u32]) -> anyhow::Result<()> {
     let hidden = model.forward_layers(&model.embed(prompt)?, layers.clone(), 0, &mut cache)?;
     let ms = started.elapsed().as_secs_f64() * 1000.0;
     let values = hidden.to_vec()?;
-    let norm = values.iter().map(|v| (*v as f64).powi(2)).sum::<f64>().sqrt();
+    let norm = values
+        .iter()
+        .map(|v| (*v as f64).powi(2))
+        .sum::<f64>()
+        .sqrt();
     println!(
         "layers {}..{}: {} positions × {} hidden values (L2 norm {norm:.3}) in {ms:.1} ms",
         layers.start,

@@ -73,23 +73,38 @@ impl ModelConfig {
 
     fn validate(&self) -> Result<()> {
         let bad = |reason: String| {
-            Err(EngineError::Metadata { key: "llama.*".into(), reason })
+            Err(EngineError::Metadata {
+                key: "llama.*".into(),
+                reason,
+            })
         };
-        if self.head_count == 0 || self.hidden_size % self.head_count != 0 {
-            return bad(format!("embedding length {} is not a multiple of {} heads", self.hidden_size, self.head_count));
+        if self.head_count == 0 || !self.hidden_size.is_multiple_of(self.head_count) {
+            return bad(format!(
+                "embedding length {} is not a multiple of {} heads",
+                self.hidden_size, self.head_count
+            ));
         }
-        if self.kv_head_count == 0 || self.head_count % self.kv_head_count != 0 {
-            return bad(format!("{} query heads are not a multiple of {} key/value heads", self.head_count, self.kv_head_count));
+        if self.kv_head_count == 0 || !self.head_count.is_multiple_of(self.kv_head_count) {
+            return bad(format!(
+                "{} query heads are not a multiple of {} key/value heads",
+                self.head_count, self.kv_head_count
+            ));
         }
-        if self.head_dim() % 2 != 0 {
-            return bad(format!("head dimension {} is odd, RoPE needs pairs", self.head_dim()));
+        if !self.head_dim().is_multiple_of(2) {
+            return bad(format!(
+                "head dimension {} is odd, RoPE needs pairs",
+                self.head_dim()
+            ));
         }
         Ok(())
     }
 }
 
 fn missing(key: &str) -> EngineError {
-    EngineError::Metadata { key: key.into(), reason: "not present".into() }
+    EngineError::Metadata {
+        key: key.into(),
+        reason: "not present".into(),
+    }
 }
 
 fn lookup<'a>(metadata: &'a HashMap<String, Value>, key: &str) -> Result<&'a Value> {
@@ -97,7 +112,10 @@ fn lookup<'a>(metadata: &'a HashMap<String, Value>, key: &str) -> Result<&'a Val
 }
 
 fn wrong_type(key: &str, err: candle_core::Error) -> EngineError {
-    EngineError::Metadata { key: key.into(), reason: err.to_string() }
+    EngineError::Metadata {
+        key: key.into(),
+        reason: err.to_string(),
+    }
 }
 
 /// Reads an unsigned integer metadata value of any width.
@@ -113,7 +131,10 @@ pub(crate) fn metadata_usize(metadata: &HashMap<String, Value>, key: &str) -> Re
         other => {
             return Err(EngineError::Metadata {
                 key: key.into(),
-                reason: format!("expected an unsigned integer, found {:?}", other.value_type()),
+                reason: format!(
+                    "expected an unsigned integer, found {:?}",
+                    other.value_type()
+                ),
             })
         }
     };
@@ -127,10 +148,22 @@ pub(crate) fn metadata_f32(metadata: &HashMap<String, Value>, key: &str) -> Resu
     }
 }
 
-pub(crate) fn metadata_string<'a>(metadata: &'a HashMap<String, Value>, key: &str) -> Result<&'a str> {
-    lookup(metadata, key)?.to_string().map(String::as_str).map_err(|e| wrong_type(key, e))
+pub(crate) fn metadata_string<'a>(
+    metadata: &'a HashMap<String, Value>,
+    key: &str,
+) -> Result<&'a str> {
+    lookup(metadata, key)?
+        .to_string()
+        .map(String::as_str)
+        .map_err(|e| wrong_type(key, e))
 }
 
-pub(crate) fn metadata_array<'a>(metadata: &'a HashMap<String, Value>, key: &str) -> Result<&'a [Value]> {
-    lookup(metadata, key)?.to_vec().map(Vec::as_slice).map_err(|e| wrong_type(key, e))
+pub(crate) fn metadata_array<'a>(
+    metadata: &'a HashMap<String, Value>,
+    key: &str,
+) -> Result<&'a [Value]> {
+    lookup(metadata, key)?
+        .to_vec()
+        .map(Vec::as_slice)
+        .map_err(|e| wrong_type(key, e))
 }

@@ -5,10 +5,18 @@ use std::path::PathBuf;
 /// Every way loading or running a model can fail.
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
-    #[error("cannot open model file {path}: {source} (run scripts/fetch-model for the default model)")]
-    ModelFile { path: PathBuf, source: std::io::Error },
+    #[error(
+        "cannot open model file {path}: {source} (run scripts/fetch-model for the default model)"
+    )]
+    ModelFile {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("model file {path} is not a GGUF file this engine can read: {source}")]
-    NotGguf { path: PathBuf, source: candle_core::Error },
+    NotGguf {
+        path: PathBuf,
+        source: candle_core::Error,
+    },
     #[error("GGUF metadata key `{key}` is missing or has the wrong type: {reason}")]
     Metadata { key: String, reason: String },
     #[error("unsupported model architecture `{0}`: only llama-family GGUF files are supported")]
@@ -16,11 +24,23 @@ pub enum EngineError {
     #[error("GGUF tensor `{name}` is missing or malformed: {reason}")]
     Tensor { name: String, reason: String },
     #[error("layer range {start}..{end} is not within the {loaded} layers loaded ({first}..{last_exclusive})", last_exclusive = first + loaded)]
-    LayerRange { start: usize, end: usize, first: usize, loaded: usize },
+    LayerRange {
+        start: usize,
+        end: usize,
+        first: usize,
+        loaded: usize,
+    },
     #[error("the sequence would reach position {needed}, past the model's context length {context_length}")]
-    ContextOverflow { needed: usize, context_length: usize },
+    ContextOverflow {
+        needed: usize,
+        context_length: usize,
+    },
     #[error("the key/value cache of layer {layer} holds {cached} positions but the input starts at position {position}: send the missing prefix first")]
-    CacheGap { layer: usize, cached: usize, position: usize },
+    CacheGap {
+        layer: usize,
+        cached: usize,
+        position: usize,
+    },
     #[error("hidden states have {got} values per position, the model expects {expected}")]
     HiddenSize { got: usize, expected: usize },
     #[error("token id {token} is outside the vocabulary of {vocab_size} tokens")]

@@ -69,24 +69,40 @@ impl GenerationOutput {
 }
 
 fn per_second(count: usize, ms: f64) -> f64 {
-    if ms > 0.0 { count as f64 * 1000.0 / ms } else { 0.0 }
+    if ms > 0.0 {
+        count as f64 * 1000.0 / ms
+    } else {
+        0.0
+    }
 }
 
 impl Model {
     /// Generates an answer with every layer in this process; `on_token` sees each token as
     /// soon as it is chosen.
-    pub fn generate(&self, request: &GenerateRequest, mut on_token: impl FnMut(u32)) -> Result<GenerationOutput> {
+    pub fn generate(
+        &self,
+        request: &GenerateRequest,
+        mut on_token: impl FnMut(u32),
+    ) -> Result<GenerationOutput> {
         let layers = 0..self.config().layer_count;
         if self.loaded_layers() != layers {
             let loaded = self.loaded_layers();
-            return Err(EngineError::LayerRange { start: 0, end: layers.end, first: loaded.start, loaded: loaded.len() });
+            return Err(EngineError::LayerRange {
+                start: 0,
+                end: layers.end,
+                first: loaded.start,
+                loaded: loaded.len(),
+            });
         }
         if request.prompt.is_empty() {
             return Err(EngineError::EmptyPrompt);
         }
         let context_length = self.config().context_length;
         if request.prompt.len() > context_length {
-            return Err(EngineError::ContextOverflow { needed: request.prompt.len(), context_length });
+            return Err(EngineError::ContextOverflow {
+                needed: request.prompt.len(),
+                context_length,
+            });
         }
         let mut sampler = Sampler::new(request.sampling)?;
         let mut cache = self.new_cache(layers.clone());
@@ -99,7 +115,8 @@ impl Model {
         };
 
         let started = Instant::now();
-        let hidden = self.forward_layers(&self.embed(&request.prompt)?, layers.clone(), 0, &mut cache)?;
+        let hidden =
+            self.forward_layers(&self.embed(&request.prompt)?, layers.clone(), 0, &mut cache)?;
         let mut logits = self.head(&hidden)?;
         output.prefill_ms = started.elapsed().as_secs_f64() * 1000.0;
 
@@ -111,13 +128,16 @@ impl Model {
                 output.finish_reason = FinishReason::Stop;
                 break;
             }
-            output.top_logprobs.push(top_logprobs(&logits, request.top_logprobs));
+            output
+                .top_logprobs
+                .push(top_logprobs(&logits, request.top_logprobs));
             output.tokens.push(token);
             on_token(token);
             if output.tokens.len() == request.max_tokens || position >= context_length {
                 break;
             }
-            let hidden = self.forward_layers(&self.embed(&[token])?, layers.clone(), position, &mut cache)?;
+            let hidden =
+                self.forward_layers(&self.embed(&[token])?, layers.clone(), position, &mut cache)?;
             logits = self.head(&hidden)?;
             position += 1;
         }
@@ -133,11 +153,21 @@ mod tests {
     use crate::engine::tiny::{tiny_model_file, TinyModelSpec};
 
     fn tiny() -> Model {
-        Model::load(&tiny_model_file(&TinyModelSpec::default()).unwrap(), &LoadOptions::default()).unwrap()
+        Model::load(
+            &tiny_model_file(&TinyModelSpec::default()).unwrap(),
+            &LoadOptions::default(),
+        )
+        .unwrap()
     }
 
     fn request(sampling: Sampling) -> GenerateRequest {
-        GenerateRequest { prompt: vec![1, 70, 80, 90, 2, 1], max_tokens: 12, sampling, stop_tokens: vec![], top_logprobs: 5 }
+        GenerateRequest {
+            prompt: vec![1, 70, 80, 90, 2, 1],
+            max_tokens: 12,
+            sampling,
+            stop_tokens: vec![],
+            top_logprobs: 5,
+        }
     }
 
     #[test]
@@ -165,7 +195,11 @@ mod tests {
     #[test]
     fn seeded_sampling_is_deterministic_per_seed() {
         let model = tiny();
-        let seeded = |seed| Sampling::Seeded { temperature: 1.5, top_p: 0.95, seed };
+        let seeded = |seed| Sampling::Seeded {
+            temperature: 1.5,
+            top_p: 0.95,
+            seed,
+        };
         let a = model.generate(&request(seeded(1)), |_| {}).unwrap();
         let b = model.generate(&request(seeded(1)), |_| {}).unwrap();
         let c = model.generate(&request(seeded(2)), |_| {}).unwrap();
@@ -181,7 +215,13 @@ mod tests {
         let first_stop = greedy.tokens.iter().position(|&t| t == stop).unwrap();
         let mut streamed = Vec::new();
         let stopped = model
-            .generate(&GenerateRequest { stop_tokens: vec![stop], ..request(Sampling::Greedy) }, |t| streamed.push(t))
+            .generate(
+                &GenerateRequest {
+                    stop_tokens: vec![stop],
+                    ..request(Sampling::Greedy)
+                },
+                |t| streamed.push(t),
+            )
             .unwrap();
         assert_eq!(stopped.tokens, greedy.tokens[..first_stop]);
         assert_eq!(streamed, stopped.tokens);
@@ -192,9 +232,25 @@ mod tests {
     #[test]
     fn a_shard_cannot_generate_and_an_empty_prompt_is_rejected() {
         let path = tiny_model_file(&TinyModelSpec::default()).unwrap();
-        let shard = Model::load(&path, &LoadOptions { layers: Some(0..2), ..Default::default() }).unwrap();
-        assert!(matches!(shard.generate(&request(Sampling::Greedy), |_| {}), Err(EngineError::LayerRange { .. })));
-        let empty = GenerateRequest { prompt: vec![], ..request(Sampling::Greedy) };
-        assert!(matches!(tiny().generate(&empty, |_| {}), Err(EngineError::EmptyPrompt)));
+        let shard = Model::load(
+            &path,
+            &LoadOptions {
+                layers: Some(0..2),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert!(matches!(
+            shard.generate(&request(Sampling::Greedy), |_| {}),
+            Err(EngineError::LayerRange { .. })
+        ));
+        let empty = GenerateRequest {
+            prompt: vec![],
+            ..request(Sampling::Greedy)
+        };
+        assert!(matches!(
+            tiny().generate(&empty, |_| {}),
+            Err(EngineError::EmptyPrompt)
+        ));
     }
 }

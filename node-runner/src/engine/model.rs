@@ -12,7 +12,7 @@ use candle_core::{Device, Module, Tensor};
 
 use super::config::ModelConfig;
 use super::error::{EngineError, Result};
-use super::layers::{Attention, Block, LayerKvCache, Mlp, RmsNorm, RotaryEmbedding};
+use super::layers::{Attention, Block, KvCache, Mlp, RmsNorm, RotaryEmbedding};
 use super::weights::{GgufFile, WeightFormat};
 
 /// Which parts of a GGUF file to load, and how.
@@ -32,11 +32,18 @@ pub struct Hidden(Tensor);
 impl Hidden {
     /// Wraps values received from another shard.
     pub fn from_vec(values: Vec<f32>, hidden_size: usize) -> Result<Self> {
-        if hidden_size == 0 || values.len() % hidden_size != 0 {
-            return Err(EngineError::HiddenSize { got: values.len(), expected: hidden_size });
+        if hidden_size == 0 || !values.len().is_multiple_of(hidden_size) {
+            return Err(EngineError::HiddenSize {
+                got: values.len(),
+                expected: hidden_size,
+            });
         }
         let positions = values.len() / hidden_size;
-        Ok(Self(Tensor::from_vec(values, (1, positions, hidden_size), &Device::Cpu)?))
+        Ok(Self(Tensor::from_vec(
+            values,
+            (1, positions, hidden_size),
+            &Device::Cpu,
+        )?))
     }
 
     /// The values, row-major, to send to the next shard.
@@ -60,41 +67,6 @@ impl Hidden {
     }
 }
 
-/// Keys and values of one sequence for a range of blocks.
-#[derive(Clone, Debug)]
-pub struct KvCache {
-    layers: Range<usize>,
-    per_layer: Vec<LayerKvCache>,
-}
-
-impl KvCache {
-    /// An empty cache for `layers`.
-    pub fn new(layers: Range<usize>) -> Self {
-        let per_layer = vec![LayerKvCache::default(); layers.len()];
-        Self { layers, per_layer }
-    }
-
-    /// The blocks this cache serves.
-    pub fn layers(&self) -> Range<usize> {
-        self.layers.clone()
-    }
-
-    /// Positions cached (the position the next token will take).
-    pub fn len(&self) -> usize {
-        self.per_layer.first().map_or(0, LayerKvCache::len)
-    }
-
-    /// True when no position is cached.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// Forgets every position from `len` on, e.g. to replay a suffix on a replacement node.
-    pub fn truncate(&mut self, len: usize) {
-        self.per_layer.iter_mut().for_each(|layer| layer.truncate(len));
-    }
-}
-
 /// A loaded model: embedding, the blocks of one layer range, final norm and LM head.
 #[derive(Debug)]
 pub struct Model {
@@ -114,6 +86,9 @@ impl Model {
     pub fn load(path: &Path, options: &LoadOptions) -> Result<Self> {
         let mut file = GgufFile::open(path, options.format)?;
         let config = ModelConfig::from_gguf_metadata(&file.content.metadata)?;
+        // The vocabulary and merges are megabytes of small strings: free them before the
+        // weights arrive (the tokenizer reads them separately).
+        file.content.metadata = Default::default();
         let layers = options.layers.clone().unwrap_or(0..config.layer_count);
         if layers.start > layers.end || layers.end > config.layer_count {
             return Err(EngineError::LayerRange {
@@ -124,12 +99,19 @@ impl Model {
             });
         }
         let tied = !file.has_tensor("output.weight");
-        let mut names = vec!["token_embd.weight".to_string(), "output_norm.weight".to_string()];
+        let mut names = vec![
+            "token_embd.weight".to_string(),
+            "output_norm.weight".to_string(),
+        ];
         if !tied {
             names.push("output.weight".into());
         }
         for layer in layers.clone() {
-            names.extend(BLOCK_TENSORS.iter().map(|suffix| format!("blk.{layer}.{suffix}")));
+            names.extend(
+                BLOCK_TENSORS
+                    .iter()
+                    .map(|suffix| format!("blk.{layer}.{suffix}")),
+            );
         }
         file.show_progress(&names);
 
@@ -141,13 +123,20 @@ impl Model {
         } else {
             QMatMul::from_qtensor(file.matrix("output.weight", vocab, hidden)?)?
         };
-        let final_norm = RmsNorm::new(file.vector("output_norm.weight", hidden)?, config.rms_norm_eps);
+        let final_norm = RmsNorm::new(
+            file.vector("output_norm.weight", hidden)?,
+            config.rms_norm_eps,
+        );
         let blocks = layers
             .clone()
             .map(|layer| load_block(&mut file, &config, layer))
             .collect::<Result<Vec<_>>>()?;
         file.finish_progress();
-        let rope = RotaryEmbedding::new(config.head_dim(), config.rope_freq_base, config.context_length)?;
+        let rope = RotaryEmbedding::new(
+            config.head_dim(),
+            config.rope_freq_base,
+            config.context_length,
+        )?;
         Ok(Self {
             embedding: QMatMul::from_arc(embedding)?,
             config,
@@ -179,8 +168,14 @@ impl Model {
         if tokens.is_empty() {
             return Err(EngineError::EmptyPrompt);
         }
-        if let Some(&token) = tokens.iter().find(|&&t| t as usize >= self.config.vocab_size) {
-            return Err(EngineError::TokenOutOfRange { token, vocab_size: self.config.vocab_size });
+        if let Some(&token) = tokens
+            .iter()
+            .find(|&&t| t as usize >= self.config.vocab_size)
+        {
+            return Err(EngineError::TokenOutOfRange {
+                token,
+                vocab_size: self.config.vocab_size,
+            });
         }
         let ids = Tensor::new(tokens, &Device::Cpu)?.unsqueeze(0)?;
         Ok(Hidden(self.embedding.embedding(&ids)?))
@@ -205,43 +200,81 @@ impl Model {
                 loaded: loaded.len(),
             });
         }
-        if layers.start < cache.layers.start || layers.end > cache.layers.end {
+        let cached_layers = cache.layers();
+        if layers.start < cached_layers.start || layers.end > cached_layers.end {
             return Err(EngineError::LayerRange {
                 start: layers.start,
                 end: layers.end,
-                first: cache.layers.start,
-                loaded: cache.layers.len(),
+                first: cached_layers.start,
+                loaded: cached_layers.len(),
             });
         }
         if hidden.width() != self.config.hidden_size {
-            return Err(EngineError::HiddenSize { got: hidden.width(), expected: self.config.hidden_size });
+            return Err(EngineError::HiddenSize {
+                got: hidden.width(),
+                expected: self.config.hidden_size,
+            });
         }
         let needed = position + hidden.positions();
         if needed > self.config.context_length {
-            return Err(EngineError::ContextOverflow { needed, context_length: self.config.context_length });
+            return Err(EngineError::ContextOverflow {
+                needed,
+                context_length: self.config.context_length,
+            });
         }
-        let mut x = hidden.0.clone();
-        for layer in layers {
-            let layer_cache = &mut cache.per_layer[layer - cache.layers.start];
-            if layer_cache.len() < position {
-                return Err(EngineError::CacheGap { layer, cached: layer_cache.len(), position });
+        for layer in layers.clone() {
+            let cached = cache.layer_mut(layer).len();
+            if cached < position {
+                return Err(EngineError::CacheGap {
+                    layer,
+                    cached,
+                    position,
+                });
             }
-            layer_cache.truncate(position);
-            x = self.blocks[layer - self.first_layer].forward(&x, position, &self.rope, layer_cache)?;
         }
+        cache.truncate(position);
+        // Long inputs go through in chunks: same result (each chunk attends to the cached
+        // ones before it), but attention scores stay chunk × positions instead of positions².
+        let mut outputs = Vec::new();
+        let mut start = 0;
+        while start < hidden.positions() {
+            let len = PREFILL_CHUNK.min(hidden.positions() - start);
+            let mut x = hidden.0.narrow(1, start, len)?;
+            for layer in layers.clone() {
+                x = self.blocks[layer - self.first_layer].forward(
+                    &x,
+                    position + start,
+                    &self.rope,
+                    cache.layer_mut(layer),
+                )?;
+            }
+            outputs.push(x);
+            start += len;
+        }
+        let x = if outputs.len() == 1 {
+            outputs.pop().expect("one chunk")
+        } else {
+            Tensor::cat(&outputs, 1)?
+        };
         Ok(Hidden(x))
     }
 
     /// Final norm and LM head: logits over the vocabulary for the last position.
     pub fn head(&self, hidden: &Hidden) -> Result<Vec<f32>> {
         if hidden.width() != self.config.hidden_size {
-            return Err(EngineError::HiddenSize { got: hidden.width(), expected: self.config.hidden_size });
+            return Err(EngineError::HiddenSize {
+                got: hidden.width(),
+                expected: self.config.hidden_size,
+            });
         }
         let last = hidden.0.narrow(1, hidden.positions() - 1, 1)?;
         let logits = self.lm_head.forward(&self.final_norm.forward(&last)?)?;
         Ok(logits.flatten_all()?.to_vec1()?)
     }
 }
+
+/// Most positions run through the blocks at once.
+const PREFILL_CHUNK: usize = 128;
 
 const BLOCK_TENSORS: [&str; 9] = [
     "attn_norm.weight",
@@ -260,19 +293,38 @@ fn load_block(file: &mut GgufFile, config: &ModelConfig, layer: usize) -> Result
     let hidden = config.hidden_size;
     let kv_width = config.kv_head_count * config.head_dim();
     let qkv = file.stacked(
-        &[(&name("attn_q.weight"), hidden), (&name("attn_k.weight"), kv_width), (&name("attn_v.weight"), kv_width)],
+        &[
+            (&name("attn_q.weight"), hidden),
+            (&name("attn_k.weight"), kv_width),
+            (&name("attn_v.weight"), kv_width),
+        ],
         hidden,
     )?;
     let output = file.linear(&name("attn_output.weight"), hidden, hidden)?;
     let gate_up = file.stacked(
-        &[(&name("ffn_gate.weight"), config.ffn_size), (&name("ffn_up.weight"), config.ffn_size)],
+        &[
+            (&name("ffn_gate.weight"), config.ffn_size),
+            (&name("ffn_up.weight"), config.ffn_size),
+        ],
         hidden,
     )?;
     let down = file.linear(&name("ffn_down.weight"), hidden, config.ffn_size)?;
     Ok(Block {
-        attention_norm: RmsNorm::new(file.vector(&name("attn_norm.weight"), hidden)?, config.rms_norm_eps),
-        attention: Attention::new(qkv, output, config.head_count, config.kv_head_count, config.head_dim()),
-        mlp_norm: RmsNorm::new(file.vector(&name("ffn_norm.weight"), hidden)?, config.rms_norm_eps),
+        attention_norm: RmsNorm::new(
+            file.vector(&name("attn_norm.weight"), hidden)?,
+            config.rms_norm_eps,
+        ),
+        attention: Attention::new(
+            qkv,
+            output,
+            config.head_count,
+            config.kv_head_count,
+            config.head_dim(),
+        ),
+        mlp_norm: RmsNorm::new(
+            file.vector(&name("ffn_norm.weight"), hidden)?,
+            config.rms_norm_eps,
+        ),
         mlp: Mlp::new(gate_up, down),
     })
 }
@@ -281,7 +333,10 @@ fn check_shape(name: &str, tensor: &QTensor, rows: usize, cols: usize) -> Result
     if tensor.shape().dims() != [rows, cols] {
         return Err(EngineError::Tensor {
             name: name.into(),
-            reason: format!("expected shape [{rows}, {cols}], found {:?}", tensor.shape().dims()),
+            reason: format!(
+                "expected shape [{rows}, {cols}], found {:?}",
+                tensor.shape().dims()
+            ),
         });
     }
     Ok(())
@@ -294,7 +349,14 @@ mod tests {
 
     fn tiny(layers: Option<Range<usize>>) -> Model {
         let path = tiny_model_file(&TinyModelSpec::default()).unwrap();
-        Model::load(&path, &LoadOptions { layers, ..Default::default() }).unwrap()
+        Model::load(
+            &path,
+            &LoadOptions {
+                layers,
+                ..Default::default()
+            },
+        )
+        .unwrap()
     }
 
     const PROMPT: [u32; 9] = [1, 40, 75, 250, 3, 99, 100, 2, 17];
@@ -302,20 +364,40 @@ mod tests {
     fn full_forward(model: &Model, tokens: &[u32]) -> Vec<f32> {
         let layers = model.loaded_layers();
         let mut cache = model.new_cache(layers.clone());
-        let hidden = model.forward_layers(&model.embed(tokens).unwrap(), layers, 0, &mut cache).unwrap();
+        let hidden = model
+            .forward_layers(&model.embed(tokens).unwrap(), layers, 0, &mut cache)
+            .unwrap();
         model.head(&hidden).unwrap()
     }
 
     fn max_difference(a: &[f32], b: &[f32]) -> f32 {
         assert_eq!(a.len(), b.len());
-        a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+        a.iter()
+            .zip(b)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0.0, f32::max)
+    }
+
+    #[test]
+    fn a_model_can_be_shared_across_threads() {
+        fn shareable<T: Send + Sync>() {}
+        shareable::<Model>();
+        shareable::<crate::engine::Tokenizer>();
     }
 
     #[test]
     fn shapes_follow_the_config() {
         let model = tiny(None);
         let config = model.config();
-        assert_eq!((config.layer_count, config.hidden_size, config.head_count, config.kv_head_count), (4, 64, 4, 2));
+        assert_eq!(
+            (
+                config.layer_count,
+                config.hidden_size,
+                config.head_count,
+                config.kv_head_count
+            ),
+            (4, 64, 4, 2)
+        );
         let hidden = model.embed(&PROMPT).unwrap();
         assert_eq!((hidden.positions(), hidden.width()), (PROMPT.len(), 64));
         let logits = full_forward(&model, &PROMPT);
@@ -331,13 +413,30 @@ mod tests {
         // Prefill a prefix, then one token at a time; each step must match recomputing the
         // whole prefix without a cache.
         let prefix = 4;
-        let mut hidden = model.forward_layers(&model.embed(&PROMPT[..prefix]).unwrap(), layers.clone(), 0, &mut cache).unwrap();
+        let mut hidden = model
+            .forward_layers(
+                &model.embed(&PROMPT[..prefix]).unwrap(),
+                layers.clone(),
+                0,
+                &mut cache,
+            )
+            .unwrap();
         for end in prefix..=PROMPT.len() {
             let cached = model.head(&hidden).unwrap();
             let recomputed = full_forward(&model, &PROMPT[..end]);
-            assert!(max_difference(&cached, &recomputed) < 1e-4, "position {end}");
+            assert!(
+                max_difference(&cached, &recomputed) < 1e-4,
+                "position {end}"
+            );
             if end < PROMPT.len() {
-                hidden = model.forward_layers(&model.embed(&PROMPT[end..end + 1]).unwrap(), layers.clone(), end, &mut cache).unwrap();
+                hidden = model
+                    .forward_layers(
+                        &model.embed(&PROMPT[end..end + 1]).unwrap(),
+                        layers.clone(),
+                        end,
+                        &mut cache,
+                    )
+                    .unwrap();
             }
         }
         assert_eq!(cache.len(), PROMPT.len());
@@ -349,11 +448,26 @@ mod tests {
         let tokens: Vec<u32> = (0..150).map(|i| (i * 37 % 250) as u32 + 3).collect();
         let layers = model.loaded_layers();
         let mut cache = model.new_cache(layers.clone());
-        let mut hidden = model.embed(&tokens[..1]).unwrap();
+        let mut last = None;
         for (position, token) in tokens.iter().enumerate() {
-            hidden = model.forward_layers(&model.embed(&[*token]).unwrap(), layers.clone(), position, &mut cache).unwrap();
+            last = Some(
+                model
+                    .forward_layers(
+                        &model.embed(&[*token]).unwrap(),
+                        layers.clone(),
+                        position,
+                        &mut cache,
+                    )
+                    .unwrap(),
+            );
         }
-        assert!(max_difference(&model.head(&hidden).unwrap(), &full_forward(&model, &tokens)) < 1e-4);
+        // 150 positions: past the cache's first allocation, and prefill in two chunks.
+        assert!(
+            max_difference(
+                &model.head(&last.unwrap()).unwrap(),
+                &full_forward(&model, &tokens)
+            ) < 1e-4
+        );
     }
 
     #[test]
@@ -364,10 +478,14 @@ mod tests {
             let mut first = model.new_cache(0..split);
             let mut second = model.new_cache(split..4);
             let hidden = model.embed(&PROMPT).unwrap();
-            let hidden = model.forward_layers(&hidden, 0..split, 0, &mut first).unwrap();
+            let hidden = model
+                .forward_layers(&hidden, 0..split, 0, &mut first)
+                .unwrap();
             // Hidden states travel between shards as plain vectors.
             let hidden = Hidden::from_vec(hidden.to_vec().unwrap(), 64).unwrap();
-            let hidden = model.forward_layers(&hidden, split..4, 0, &mut second).unwrap();
+            let hidden = model
+                .forward_layers(&hidden, split..4, 0, &mut second)
+                .unwrap();
             assert_eq!(model.head(&hidden).unwrap(), whole, "split at {split}");
         }
     }
@@ -379,8 +497,12 @@ mod tests {
         let back = tiny(Some(1..4));
         let mut front_cache = front.new_cache(0..1);
         let mut back_cache = back.new_cache(1..4);
-        let hidden = front.forward_layers(&front.embed(&PROMPT).unwrap(), 0..1, 0, &mut front_cache).unwrap();
-        let hidden = back.forward_layers(&hidden, 1..4, 0, &mut back_cache).unwrap();
+        let hidden = front
+            .forward_layers(&front.embed(&PROMPT).unwrap(), 0..1, 0, &mut front_cache)
+            .unwrap();
+        let hidden = back
+            .forward_layers(&hidden, 1..4, 0, &mut back_cache)
+            .unwrap();
         assert_eq!(back.head(&hidden).unwrap(), full_forward(&whole, &PROMPT));
     }
 
@@ -389,11 +511,30 @@ mod tests {
         let model = tiny(None);
         let layers = model.loaded_layers();
         let mut cache = model.new_cache(layers.clone());
-        model.forward_layers(&model.embed(&PROMPT).unwrap(), layers.clone(), 0, &mut cache).unwrap();
-        let replayed = model.forward_layers(&model.embed(&[5, 6]).unwrap(), layers.clone(), 3, &mut cache).unwrap();
+        model
+            .forward_layers(
+                &model.embed(&PROMPT).unwrap(),
+                layers.clone(),
+                0,
+                &mut cache,
+            )
+            .unwrap();
+        let replayed = model
+            .forward_layers(
+                &model.embed(&[5, 6]).unwrap(),
+                layers.clone(),
+                3,
+                &mut cache,
+            )
+            .unwrap();
         let mut tokens = PROMPT[..3].to_vec();
         tokens.extend([5, 6]);
-        assert!(max_difference(&model.head(&replayed).unwrap(), &full_forward(&model, &tokens)) < 1e-4);
+        assert!(
+            max_difference(
+                &model.head(&replayed).unwrap(),
+                &full_forward(&model, &tokens)
+            ) < 1e-4
+        );
         assert_eq!(cache.len(), 5);
     }
 
@@ -402,30 +543,68 @@ mod tests {
         let shard = tiny(Some(1..3));
         let mut cache = shard.new_cache(1..3);
         let hidden = shard.embed(&PROMPT).unwrap();
-        assert!(matches!(shard.forward_layers(&hidden, 0..2, 0, &mut cache), Err(EngineError::LayerRange { .. })));
-        assert!(matches!(shard.forward_layers(&hidden, 1..3, 4, &mut cache), Err(EngineError::CacheGap { .. })));
-        assert!(matches!(shard.embed(&[]), Err(EngineError::EmptyPrompt)));
-        assert!(matches!(shard.embed(&[100_000]), Err(EngineError::TokenOutOfRange { .. })));
-        let narrow = Hidden::from_vec(vec![0.0; 32], 32).unwrap();
-        assert!(matches!(shard.forward_layers(&narrow, 1..3, 0, &mut cache), Err(EngineError::HiddenSize { .. })));
-        let path = tiny_model_file(&TinyModelSpec::default()).unwrap();
-        let too_many = LoadOptions { layers: Some(2..9), ..Default::default() };
-        assert!(matches!(Model::load(&path, &too_many), Err(EngineError::LayerRange { .. })));
         assert!(matches!(
-            Model::load(Path::new("/nonexistent/model.gguf"), &LoadOptions::default()),
+            shard.forward_layers(&hidden, 0..2, 0, &mut cache),
+            Err(EngineError::LayerRange { .. })
+        ));
+        assert!(matches!(
+            shard.forward_layers(&hidden, 1..3, 4, &mut cache),
+            Err(EngineError::CacheGap { .. })
+        ));
+        assert!(matches!(shard.embed(&[]), Err(EngineError::EmptyPrompt)));
+        assert!(matches!(
+            shard.embed(&[100_000]),
+            Err(EngineError::TokenOutOfRange { .. })
+        ));
+        let narrow = Hidden::from_vec(vec![0.0; 32], 32).unwrap();
+        assert!(matches!(
+            shard.forward_layers(&narrow, 1..3, 0, &mut cache),
+            Err(EngineError::HiddenSize { .. })
+        ));
+        let path = tiny_model_file(&TinyModelSpec::default()).unwrap();
+        let too_many = LoadOptions {
+            layers: Some(2..9),
+            ..Default::default()
+        };
+        assert!(matches!(
+            Model::load(&path, &too_many),
+            Err(EngineError::LayerRange { .. })
+        ));
+        assert!(matches!(
+            Model::load(
+                Path::new("/nonexistent/model.gguf"),
+                &LoadOptions::default()
+            ),
             Err(EngineError::ModelFile { .. })
         ));
     }
 
     #[test]
     fn requantizing_q4_1_to_q8_0_keeps_the_logits_close() {
-        let spec = TinyModelSpec { weight_dtype: candle_core::quantized::GgmlDType::Q4_1, ..Default::default() };
+        let spec = TinyModelSpec {
+            weight_dtype: candle_core::quantized::GgmlDType::Q4_1,
+            ..Default::default()
+        };
         let path = tiny_model_file(&spec).unwrap();
         let stored = Model::load(&path, &LoadOptions::default()).unwrap();
-        let requantized = Model::load(&path, &LoadOptions { format: WeightFormat::Q4_1ToQ8_0, ..Default::default() }).unwrap();
-        let (a, b) = (full_forward(&stored, &PROMPT), full_forward(&requantized, &PROMPT));
+        let requantized = Model::load(
+            &path,
+            &LoadOptions {
+                format: WeightFormat::Q4_1ToQ8_0,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        let (a, b) = (
+            full_forward(&stored, &PROMPT),
+            full_forward(&requantized, &PROMPT),
+        );
         let scale = a.iter().map(|x| x.abs()).fold(0.0, f32::max);
-        assert!(max_difference(&a, &b) < 0.05 * scale, "difference {} of {scale}", max_difference(&a, &b));
+        assert!(
+            max_difference(&a, &b) < 0.05 * scale,
+            "difference {} of {scale}",
+            max_difference(&a, &b)
+        );
         assert_eq!(crate::engine::argmax(&a), crate::engine::argmax(&b));
     }
 }

@@ -13,18 +13,29 @@ pub enum Sampling {
     Greedy,
     /// Draw from the softmax of `logits / temperature`, restricted to the smallest set of most
     /// likely tokens whose probability reaches `top_p`, with a ChaCha20 stream seeded by `seed`.
-    Seeded { temperature: f32, top_p: f32, seed: u64 },
+    Seeded {
+        temperature: f32,
+        top_p: f32,
+        seed: u64,
+    },
 }
 
 impl Sampling {
     /// Checks the parameters, so a bad request fails before any compute.
     pub fn validate(&self) -> Result<()> {
-        if let Sampling::Seeded { temperature, top_p, .. } = *self {
+        if let Sampling::Seeded {
+            temperature, top_p, ..
+        } = *self
+        {
             if !(temperature.is_finite() && temperature >= 0.0) {
-                return Err(EngineError::Sampling(format!("temperature {temperature} must be a finite number ≥ 0")));
+                return Err(EngineError::Sampling(format!(
+                    "temperature {temperature} must be a finite number ≥ 0"
+                )));
             }
             if !(top_p > 0.0 && top_p <= 1.0) {
-                return Err(EngineError::Sampling(format!("top_p {top_p} must be in (0, 1]")));
+                return Err(EngineError::Sampling(format!(
+                    "top_p {top_p} must be in (0, 1]"
+                )));
             }
         }
         Ok(())
@@ -46,15 +57,22 @@ impl Sampler {
             Sampling::Seeded { seed, .. } => seed,
             Sampling::Greedy => 0,
         };
-        Ok(Self { sampling, rng: ChaCha20Rng::seed_from_u64(seed) })
+        Ok(Self {
+            sampling,
+            rng: ChaCha20Rng::seed_from_u64(seed),
+        })
     }
 
     /// Picks the next token.
     pub fn sample(&mut self, logits: &[f32]) -> u32 {
         match self.sampling {
             Sampling::Greedy => argmax(logits),
-            Sampling::Seeded { temperature, .. } if temperature == 0.0 => argmax(logits),
-            Sampling::Seeded { temperature, top_p, .. } => {
+            Sampling::Seeded {
+                temperature: 0.0, ..
+            } => argmax(logits),
+            Sampling::Seeded {
+                temperature, top_p, ..
+            } => {
                 let draw: f64 = self.rng.gen();
                 sample_top_p(logits, temperature, top_p, draw)
             }
@@ -84,7 +102,16 @@ fn sample_top_p(logits: &[f32], temperature: f32, top_p: f32, draw: f64) -> u32 
     let mut weights: Vec<(u32, f64)> = logits
         .iter()
         .enumerate()
-        .map(|(i, &l)| (i as u32, if l.is_nan() { 0.0 } else { ((l as f64 - max) / temperature).exp() }))
+        .map(|(i, &l)| {
+            (
+                i as u32,
+                if l.is_nan() {
+                    0.0
+                } else {
+                    ((l as f64 - max) / temperature).exp()
+                },
+            )
+        })
         .collect();
     let total: f64 = weights.iter().map(|w| w.1).sum();
     let nucleus = if top_p >= 1.0 {
@@ -131,15 +158,28 @@ pub fn top_logprobs(logits: &[f32], k: usize) -> Vec<(u32, f32)> {
         return Vec::new();
     }
     let max = logits[argmax(logits) as usize] as f64;
-    let log_total = max + logits.iter().map(|&l| (l as f64 - max).exp()).filter(|e| !e.is_nan()).sum::<f64>().ln();
-    let mut candidates: Vec<(u32, f64)> = logits.iter().enumerate().map(|(i, &l)| (i as u32, l as f64)).collect();
+    let log_total = max
+        + logits
+            .iter()
+            .map(|&l| (l as f64 - max).exp())
+            .filter(|e| !e.is_nan())
+            .sum::<f64>()
+            .ln();
+    let mut candidates: Vec<(u32, f64)> = logits
+        .iter()
+        .enumerate()
+        .map(|(i, &l)| (i as u32, l as f64))
+        .collect();
     let k = k.min(candidates.len());
     if k < candidates.len() {
         candidates.select_nth_unstable_by(k - 1, by_value_then_id);
     }
     candidates.truncate(k);
     candidates.sort_by(by_value_then_id);
-    candidates.into_iter().map(|(id, logit)| (id, (logit - log_total) as f32)).collect()
+    candidates
+        .into_iter()
+        .map(|(id, logit)| (id, (logit - log_total) as f32))
+        .collect()
 }
 
 #[cfg(test)]
@@ -147,7 +187,9 @@ mod tests {
     use super::*;
 
     fn logits() -> Vec<f32> {
-        (0..1000).map(|i| ((i * 7919) % 1000) as f32 / 100.0).collect()
+        (0..1000)
+            .map(|i| ((i * 7919) % 1000) as f32 / 100.0)
+            .collect()
     }
 
     #[test]
@@ -158,13 +200,23 @@ mod tests {
 
     #[test]
     fn the_same_seed_draws_the_same_tokens() {
-        let sampling = Sampling::Seeded { temperature: 0.8, top_p: 0.9, seed: 42 };
+        let sampling = Sampling::Seeded {
+            temperature: 0.8,
+            top_p: 0.9,
+            seed: 42,
+        };
         let draw = |sampling| {
             let mut sampler = Sampler::new(sampling).unwrap();
-            (0..50).map(|_| sampler.sample(&logits())).collect::<Vec<_>>()
+            (0..50)
+                .map(|_| sampler.sample(&logits()))
+                .collect::<Vec<_>>()
         };
         assert_eq!(draw(sampling), draw(sampling));
-        let other = Sampling::Seeded { temperature: 0.8, top_p: 0.9, seed: 43 };
+        let other = Sampling::Seeded {
+            temperature: 0.8,
+            top_p: 0.9,
+            seed: 43,
+        };
         assert_ne!(draw(sampling), draw(other));
     }
 
@@ -173,13 +225,23 @@ mod tests {
         // One token holds almost all the mass: a small top_p must always return it.
         let mut logits = vec![0.0f32; 100];
         logits[17] = 20.0;
-        let mut sampler = Sampler::new(Sampling::Seeded { temperature: 1.0, top_p: 0.5, seed: 1 }).unwrap();
+        let mut sampler = Sampler::new(Sampling::Seeded {
+            temperature: 1.0,
+            top_p: 0.5,
+            seed: 1,
+        })
+        .unwrap();
         assert!((0..100).all(|_| sampler.sample(&logits) == 17));
     }
 
     #[test]
     fn zero_temperature_is_greedy() {
-        let mut sampler = Sampler::new(Sampling::Seeded { temperature: 0.0, top_p: 1.0, seed: 9 }).unwrap();
+        let mut sampler = Sampler::new(Sampling::Seeded {
+            temperature: 0.0,
+            top_p: 1.0,
+            seed: 9,
+        })
+        .unwrap();
         assert_eq!(sampler.sample(&logits()), argmax(&logits()));
     }
 
@@ -195,8 +257,23 @@ mod tests {
 
     #[test]
     fn bad_sampling_parameters_are_rejected() {
-        assert!(Sampler::new(Sampling::Seeded { temperature: -1.0, top_p: 0.9, seed: 0 }).is_err());
-        assert!(Sampler::new(Sampling::Seeded { temperature: 1.0, top_p: 0.0, seed: 0 }).is_err());
-        assert!(Sampler::new(Sampling::Seeded { temperature: f32::NAN, top_p: 0.5, seed: 0 }).is_err());
+        assert!(Sampler::new(Sampling::Seeded {
+            temperature: -1.0,
+            top_p: 0.9,
+            seed: 0
+        })
+        .is_err());
+        assert!(Sampler::new(Sampling::Seeded {
+            temperature: 1.0,
+            top_p: 0.0,
+            seed: 0
+        })
+        .is_err());
+        assert!(Sampler::new(Sampling::Seeded {
+            temperature: f32::NAN,
+            top_p: 0.5,
+            seed: 0
+        })
+        .is_err());
     }
 }

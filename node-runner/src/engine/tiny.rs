@@ -25,7 +25,11 @@ pub struct TinyModelSpec {
 
 impl Default for TinyModelSpec {
     fn default() -> Self {
-        Self { seed: 7, layers: 4, weight_dtype: GgmlDType::Q8_0 }
+        Self {
+            seed: 7,
+            layers: 4,
+            weight_dtype: GgmlDType::Q8_0,
+        }
     }
 }
 
@@ -37,12 +41,21 @@ pub const TINY_CONTEXT: usize = 256;
 
 /// Special tokens first, as in SmolLM2: `<|endoftext|>` = 0, `<|im_start|>` = 1, `<|im_end|>` = 2.
 const SPECIAL_TOKENS: [&str; 3] = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"];
-const MERGES: [(&str, &str); 6] = [("Ġ", "t"), ("h", "e"), ("Ġt", "he"), ("l", "l"), ("e", "ll"), ("o", "r")];
+const MERGES: [(&str, &str); 6] = [
+    ("Ġ", "t"),
+    ("h", "e"),
+    ("Ġt", "he"),
+    ("l", "l"),
+    ("e", "ll"),
+    ("o", "r"),
+];
 
 /// GPT-2's byte-to-character map: printable bytes stand for themselves, the rest are shifted
 /// past U+0100 so every byte is a visible character.
 fn byte_level_alphabet() -> Vec<String> {
-    let printable = |b: u32| (0x21..=0x7E).contains(&b) || (0xA1..=0xAC).contains(&b) || (0xAE..=0xFF).contains(&b);
+    let printable = |b: u32| {
+        (0x21..=0x7E).contains(&b) || (0xA1..=0xAC).contains(&b) || (0xAE..=0xFF).contains(&b)
+    };
     let mut shifted = 0;
     (0u32..256)
         .map(|b| {
@@ -61,7 +74,11 @@ fn vocabulary() -> (Vec<String>, Vec<i32>) {
     let mut tokens: Vec<String> = SPECIAL_TOKENS.iter().map(|t| t.to_string()).collect();
     tokens.extend(byte_level_alphabet());
     tokens.extend(MERGES.iter().map(|(a, b)| format!("{a}{b}")));
-    let types = tokens.iter().enumerate().map(|(i, _)| if i < SPECIAL_TOKENS.len() { 3 } else { 1 }).collect();
+    let types = tokens
+        .iter()
+        .enumerate()
+        .map(|(i, _)| if i < SPECIAL_TOKENS.len() { 3 } else { 1 })
+        .collect();
     (tokens, types)
 }
 
@@ -75,29 +92,72 @@ pub fn write_tiny_model(path: &Path, spec: &TinyModelSpec) -> Result<()> {
     let (tokens, token_types) = vocabulary();
     let vocab = tokens.len();
     let mut rng = ChaCha20Rng::seed_from_u64(spec.seed);
-    let mut random = |rows: usize, cols: usize, scale: f32, offset: f32, dtype: GgmlDType| -> Result<QTensor> {
-        let values: Vec<f32> = (0..rows * cols).map(|_| offset + scale * rng.gen_range(-1.0f32..1.0)).collect();
-        let shape: Vec<usize> = if rows == 1 { vec![cols] } else { vec![rows, cols] };
-        Ok(QTensor::quantize(&Tensor::from_vec(values, shape, &Device::Cpu)?, dtype)?)
-    };
+    let mut random =
+        |rows: usize, cols: usize, scale: f32, offset: f32, dtype: GgmlDType| -> Result<QTensor> {
+            let values: Vec<f32> = (0..rows * cols)
+                .map(|_| offset + scale * rng.gen_range(-1.0f32..1.0))
+                .collect();
+            let shape: Vec<usize> = if rows == 1 {
+                vec![cols]
+            } else {
+                vec![rows, cols]
+            };
+            Ok(QTensor::quantize(
+                &Tensor::from_vec(values, shape, &Device::Cpu)?,
+                dtype,
+            )?)
+        };
     let kv = TINY_KV_HEADS * (TINY_HIDDEN / TINY_HEADS);
     let mut tensors: Vec<(String, QTensor)> = vec![
-        ("token_embd.weight".into(), random(vocab, TINY_HIDDEN, 1.0, 0.0, GgmlDType::Q8_0)?),
-        ("output_norm.weight".into(), random(1, TINY_HIDDEN, 0.1, 1.0, GgmlDType::F32)?),
+        (
+            "token_embd.weight".into(),
+            random(vocab, TINY_HIDDEN, 1.0, 0.0, GgmlDType::Q8_0)?,
+        ),
+        (
+            "output_norm.weight".into(),
+            random(1, TINY_HIDDEN, 0.1, 1.0, GgmlDType::F32)?,
+        ),
     ];
     let fan_in = |n: usize| 1.5 / (n as f32).sqrt();
     for layer in 0..spec.layers {
         let name = |suffix: &str| format!("blk.{layer}.{suffix}");
         let dtype = spec.weight_dtype;
-        tensors.push((name("attn_norm.weight"), random(1, TINY_HIDDEN, 0.1, 1.0, GgmlDType::F32)?));
-        tensors.push((name("attn_q.weight"), random(TINY_HIDDEN, TINY_HIDDEN, fan_in(TINY_HIDDEN), 0.0, dtype)?));
-        tensors.push((name("attn_k.weight"), random(kv, TINY_HIDDEN, fan_in(TINY_HIDDEN), 0.0, dtype)?));
-        tensors.push((name("attn_v.weight"), random(kv, TINY_HIDDEN, fan_in(TINY_HIDDEN), 0.0, dtype)?));
-        tensors.push((name("attn_output.weight"), random(TINY_HIDDEN, TINY_HIDDEN, fan_in(TINY_HIDDEN), 0.0, dtype)?));
-        tensors.push((name("ffn_norm.weight"), random(1, TINY_HIDDEN, 0.1, 1.0, GgmlDType::F32)?));
-        tensors.push((name("ffn_gate.weight"), random(TINY_FFN, TINY_HIDDEN, fan_in(TINY_HIDDEN), 0.0, dtype)?));
-        tensors.push((name("ffn_up.weight"), random(TINY_FFN, TINY_HIDDEN, fan_in(TINY_HIDDEN), 0.0, dtype)?));
-        tensors.push((name("ffn_down.weight"), random(TINY_HIDDEN, TINY_FFN, fan_in(TINY_FFN), 0.0, dtype)?));
+        tensors.push((
+            name("attn_norm.weight"),
+            random(1, TINY_HIDDEN, 0.1, 1.0, GgmlDType::F32)?,
+        ));
+        tensors.push((
+            name("attn_q.weight"),
+            random(TINY_HIDDEN, TINY_HIDDEN, fan_in(TINY_HIDDEN), 0.0, dtype)?,
+        ));
+        tensors.push((
+            name("attn_k.weight"),
+            random(kv, TINY_HIDDEN, fan_in(TINY_HIDDEN), 0.0, dtype)?,
+        ));
+        tensors.push((
+            name("attn_v.weight"),
+            random(kv, TINY_HIDDEN, fan_in(TINY_HIDDEN), 0.0, dtype)?,
+        ));
+        tensors.push((
+            name("attn_output.weight"),
+            random(TINY_HIDDEN, TINY_HIDDEN, fan_in(TINY_HIDDEN), 0.0, dtype)?,
+        ));
+        tensors.push((
+            name("ffn_norm.weight"),
+            random(1, TINY_HIDDEN, 0.1, 1.0, GgmlDType::F32)?,
+        ));
+        tensors.push((
+            name("ffn_gate.weight"),
+            random(TINY_FFN, TINY_HIDDEN, fan_in(TINY_HIDDEN), 0.0, dtype)?,
+        ));
+        tensors.push((
+            name("ffn_up.weight"),
+            random(TINY_FFN, TINY_HIDDEN, fan_in(TINY_HIDDEN), 0.0, dtype)?,
+        ));
+        tensors.push((
+            name("ffn_down.weight"),
+            random(TINY_HIDDEN, TINY_FFN, fan_in(TINY_FFN), 0.0, dtype)?,
+        ));
     }
 
     let strings = |items: Vec<String>| Value::Array(items.into_iter().map(Value::String).collect());
@@ -129,7 +189,10 @@ pub fn write_tiny_model(path: &Path, spec: &TinyModelSpec) -> Result<()> {
     ];
     let metadata_refs: Vec<(&str, &Value)> = metadata.iter().map(|(k, v)| (*k, v)).collect();
     let tensor_refs: Vec<(&str, &QTensor)> = tensors.iter().map(|(k, v)| (k.as_str(), v)).collect();
-    let io_error = |source| EngineError::ModelFile { path: path.to_owned(), source };
+    let io_error = |source| EngineError::ModelFile {
+        path: path.to_owned(),
+        source,
+    };
     let mut file = std::io::BufWriter::new(std::fs::File::create(path).map_err(io_error)?);
     gguf_file::write(&mut file, &metadata_refs, &tensor_refs)?;
     std::io::Write::flush(&mut file).map_err(io_error)?;
@@ -139,14 +202,20 @@ pub fn write_tiny_model(path: &Path, spec: &TinyModelSpec) -> Result<()> {
 /// Writes the tiny model for `spec` once into the system temp dir and returns its path
 /// (tests running in parallel share it; each writer renames a private file into place).
 pub fn tiny_model_file(spec: &TinyModelSpec) -> Result<std::path::PathBuf> {
-    let name = format!("nesa-tiny-{}-{}-{:?}.gguf", spec.seed, spec.layers, spec.weight_dtype);
+    let name = format!(
+        "nesa-tiny-{}-{}-{:?}.gguf",
+        spec.seed, spec.layers, spec.weight_dtype
+    );
     let path = std::env::temp_dir().join(name);
     if !path.exists() {
         static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         let unique = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let partial = path.with_extension(format!("{}.{unique}.partial", std::process::id()));
         write_tiny_model(&partial, spec)?;
-        std::fs::rename(&partial, &path).map_err(|source| EngineError::ModelFile { path: path.clone(), source })?;
+        std::fs::rename(&partial, &path).map_err(|source| EngineError::ModelFile {
+            path: path.clone(),
+            source,
+        })?;
     }
     Ok(path)
 }

@@ -36,10 +36,15 @@ pub struct Tokenizer {
 impl Tokenizer {
     /// Reads the tokenizer of a GGUF model file.
     pub fn load(path: &Path) -> Result<Self> {
-        let mut file = std::fs::File::open(path)
-            .map_err(|source| EngineError::ModelFile { path: path.to_owned(), source })?;
-        let content = gguf_file::Content::read(&mut file)
-            .map_err(|source| EngineError::NotGguf { path: path.to_owned(), source })?;
+        let mut file = std::fs::File::open(path).map_err(|source| EngineError::ModelFile {
+            path: path.to_owned(),
+            source,
+        })?;
+        let content =
+            gguf_file::Content::read(&mut file).map_err(|source| EngineError::NotGguf {
+                path: path.to_owned(),
+                source,
+            })?;
         Self::from_gguf_metadata(&content.metadata)
     }
 
@@ -51,23 +56,31 @@ impl Tokenizer {
                 "tokenizer model `{model}` is not supported: only byte-level BPE (`gpt2`) is"
             )));
         }
-        let tokens = strings(metadata_array(metadata, "tokenizer.ggml.tokens")?, "tokenizer.ggml.tokens")?;
-        let merges = strings(metadata_array(metadata, "tokenizer.ggml.merges")?, "tokenizer.ggml.merges")?
-            .into_iter()
-            .map(|merge| {
-                merge
-                    .split_once(' ')
-                    .map(|(a, b)| (a.to_string(), b.to_string()))
-                    .ok_or_else(|| EngineError::Tokenizer(format!("merge `{merge}` is not two tokens")))
-            })
-            .collect::<Result<Vec<_>>>()?;
+        let tokens = strings(
+            metadata_array(metadata, "tokenizer.ggml.tokens")?,
+            "tokenizer.ggml.tokens",
+        )?;
+        let merges = strings(
+            metadata_array(metadata, "tokenizer.ggml.merges")?,
+            "tokenizer.ggml.merges",
+        )?
+        .into_iter()
+        .map(|merge| {
+            merge
+                .split_once(' ')
+                .map(|(a, b)| (a.to_string(), b.to_string()))
+                .ok_or_else(|| EngineError::Tokenizer(format!("merge `{merge}` is not two tokens")))
+        })
+        .collect::<Result<Vec<_>>>()?;
         let token_types: Vec<i64> = match metadata.get("tokenizer.ggml.token_type") {
             Some(_) => metadata_array(metadata, "tokenizer.ggml.token_type")?
                 .iter()
                 .map(|v| match v {
                     Value::I32(t) => Ok(*t as i64),
                     Value::U32(t) => Ok(*t as i64),
-                    other => Err(EngineError::Tokenizer(format!("token type {other:?} is not an integer"))),
+                    other => Err(EngineError::Tokenizer(format!(
+                        "token type {other:?} is not an integer"
+                    ))),
                 })
                 .collect::<Result<_>>()?,
             None => vec![TOKEN_TYPE_NORMAL; tokens.len()],
@@ -90,13 +103,20 @@ impl Tokenizer {
             .map_err(|e| EngineError::Tokenizer(format!("cannot build BPE: {e}")))?;
         let mut inner = tokenizers::Tokenizer::new(bpe);
         let split = |pattern: &str| -> Result<Split> {
-            Split::new(SplitPattern::Regex(pattern.into()), SplitDelimiterBehavior::Isolated, false)
-                .map_err(|e| EngineError::Tokenizer(format!("bad split pattern: {e}")))
+            Split::new(
+                SplitPattern::Regex(pattern.into()),
+                SplitDelimiterBehavior::Isolated,
+                false,
+            )
+            .map_err(|e| EngineError::Tokenizer(format!("bad split pattern: {e}")))
         };
         inner.with_pre_tokenizer(Some(Sequence::new(vec![
             split(r"\p{N}")?.into(),
             split(GPT2_PATTERN)?.into(),
-            ByteLevel::default().add_prefix_space(false).use_regex(false).into(),
+            ByteLevel::default()
+                .add_prefix_space(false)
+                .use_regex(false)
+                .into(),
         ])));
         inner.with_decoder(Some(ByteLevelDecoder::default()));
         let specials: Vec<AddedToken> = tokens
@@ -108,12 +128,20 @@ impl Tokenizer {
         inner.add_special_tokens(&specials);
 
         let token_id = |key: &str| -> Option<u32> {
-            metadata.get(key).and_then(|_| metadata_usize(metadata, key).ok()).map(|id| id as u32)
+            metadata
+                .get(key)
+                .and_then(|_| metadata_usize(metadata, key).ok())
+                .map(|id| id as u32)
         };
         let bos_token = token_id("tokenizer.ggml.bos_token_id");
-        let add_bos = metadata.get("tokenizer.ggml.add_bos_token").and_then(|v| v.to_bool().ok()).unwrap_or(false);
+        let add_bos = metadata
+            .get("tokenizer.ggml.add_bos_token")
+            .and_then(|v| v.to_bool().ok())
+            .unwrap_or(false);
         let chat = ChatTemplate::from_gguf_metadata(metadata);
-        let mut stop_tokens: Vec<u32> = token_id("tokenizer.ggml.eos_token_id").into_iter().collect();
+        let mut stop_tokens: Vec<u32> = token_id("tokenizer.ggml.eos_token_id")
+            .into_iter()
+            .collect();
         for marker in ["<|im_end|>", "<|endoftext|>", "<|eot_id|>"] {
             if let Some(id) = inner.token_to_id(marker) {
                 if !stop_tokens.contains(&id) {
@@ -121,7 +149,13 @@ impl Tokenizer {
                 }
             }
         }
-        Ok(Self { inner, bos_token, add_bos, stop_tokens, chat })
+        Ok(Self {
+            inner,
+            bos_token,
+            add_bos,
+            stop_tokens,
+            chat,
+        })
     }
 
     /// Token ids of `text`; special-token markers in it (`<|im_start|>`) become their ids, and
@@ -141,12 +175,18 @@ impl Tokenizer {
 
     /// The text of `ids`, without special tokens.
     pub fn decode(&self, ids: &[u32]) -> Result<String> {
-        self.inner.decode(ids, true).map_err(|e| EngineError::Tokenizer(format!("cannot decode tokens: {e}")))
+        self.inner
+            .decode(ids, true)
+            .map_err(|e| EngineError::Tokenizer(format!("cannot decode tokens: {e}")))
     }
 
     /// A decoder that turns tokens into text as they arrive (holding back incomplete UTF-8).
     pub fn stream_decoder(&self) -> TextStream<'_> {
-        TextStream { tokenizer: self, ids: Vec::new(), emitted: 0 }
+        TextStream {
+            tokenizer: self,
+            ids: Vec::new(),
+            emitted: 0,
+        }
     }
 
     /// Tokens that end an answer: end-of-sequence and end-of-turn markers.
@@ -196,7 +236,9 @@ struct ChatTemplate {
 
 impl ChatTemplate {
     fn from_gguf_metadata(metadata: &HashMap<String, Value>) -> Self {
-        let template = metadata.get("tokenizer.chat_template").and_then(|v| v.to_string().ok());
+        let template = metadata
+            .get("tokenizer.chat_template")
+            .and_then(|v| v.to_string().ok());
         // SmolLM2's Jinja template writes a fixed system turn when the conversation has none;
         // read it from the template rather than hard-coding it.
         let default_system = template.and_then(|t| {
@@ -212,7 +254,9 @@ impl ChatTemplate {
         if let Some(system) = system.or(self.default_system.as_deref()) {
             prompt.push_str(&format!("<|im_start|>system\n{system}<|im_end|>\n"));
         }
-        prompt.push_str(&format!("<|im_start|>user\n{user}<|im_end|>\n<|im_start|>assistant\n"));
+        prompt.push_str(&format!(
+            "<|im_start|>user\n{user}<|im_end|>\n<|im_start|>assistant\n"
+        ));
         prompt
     }
 }
@@ -222,7 +266,10 @@ fn strings<'a>(values: &'a [Value], key: &str) -> Result<Vec<&'a str>> {
         .iter()
         .map(|v| v.to_string().map(String::as_str))
         .collect::<candle_core::Result<Vec<_>>>()
-        .map_err(|e| EngineError::Metadata { key: key.into(), reason: e.to_string() })
+        .map_err(|e| EngineError::Metadata {
+            key: key.into(),
+            reason: e.to_string(),
+        })
 }
 
 #[cfg(test)]
@@ -255,7 +302,9 @@ mod tests {
     #[test]
     fn special_token_markers_become_their_ids_and_are_dropped_when_decoding() {
         let tokenizer = tiny();
-        let ids = tokenizer.encode("<|im_start|>user\nhello<|im_end|>").unwrap();
+        let ids = tokenizer
+            .encode("<|im_start|>user\nhello<|im_end|>")
+            .unwrap();
         assert_eq!(ids.first(), Some(&1));
         assert_eq!(ids.last(), Some(&2));
         assert_eq!(tokenizer.decode(&ids).unwrap(), "user\nhello");
@@ -270,7 +319,9 @@ mod tests {
             tokenizer.chat_prompt(None, "Hi"),
             "<|im_start|>system\nYou are tiny.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n"
         );
-        assert!(tokenizer.chat_prompt(Some("Be brief."), "Hi").starts_with("<|im_start|>system\nBe brief.<|im_end|>\n"));
+        assert!(tokenizer
+            .chat_prompt(Some("Be brief."), "Hi")
+            .starts_with("<|im_start|>system\nBe brief.<|im_end|>\n"));
     }
 
     #[test]

@@ -46,11 +46,22 @@ pub(crate) struct GgufFile {
 
 impl GgufFile {
     pub(crate) fn open(path: &Path, format: WeightFormat) -> Result<Self> {
-        let mut file = File::open(path)
-            .map_err(|source| EngineError::ModelFile { path: path.to_owned(), source })?;
-        let content = gguf_file::Content::read(&mut file)
-            .map_err(|source| EngineError::NotGguf { path: path.to_owned(), source })?;
-        Ok(Self { path: path.to_owned(), content, file, format, progress: ProgressBar::hidden() })
+        let mut file = File::open(path).map_err(|source| EngineError::ModelFile {
+            path: path.to_owned(),
+            source,
+        })?;
+        let content =
+            gguf_file::Content::read(&mut file).map_err(|source| EngineError::NotGguf {
+                path: path.to_owned(),
+                source,
+            })?;
+        Ok(Self {
+            path: path.to_owned(),
+            content,
+            file,
+            format,
+            progress: ProgressBar::hidden(),
+        })
     }
 
     /// Shows a progress bar on stderr (only when it is a terminal) over the bytes of `names`.
@@ -66,7 +77,10 @@ impl GgufFile {
                 .progress_chars("=> "),
         );
         bar.set_message(
-            self.path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+            self.path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default(),
         );
         self.progress = bar;
     }
@@ -90,7 +104,10 @@ impl GgufFile {
         let tensor = self
             .content
             .tensor(&mut self.file, name, &Device::Cpu)
-            .map_err(|e| EngineError::Tensor { name: name.into(), reason: e.to_string() })?;
+            .map_err(|e| EngineError::Tensor {
+                name: name.into(),
+                reason: e.to_string(),
+            })?;
         self.progress.inc(self.stored_size(name).unwrap_or(0));
         Ok(tensor)
     }
@@ -113,28 +130,42 @@ impl GgufFile {
         if tensor.shape().dims() != [rows, cols] {
             return Err(EngineError::Tensor {
                 name: name.into(),
-                reason: format!("expected shape [{rows}, {cols}], found {:?}", tensor.shape().dims()),
+                reason: format!(
+                    "expected shape [{rows}, {cols}], found {:?}",
+                    tensor.shape().dims()
+                ),
             });
         }
-        // candle's Q4_1/Q5_0/Q5_1 dot products handle blocks in pairs and panic otherwise.
+        // candle's Q4_1/Q5_0/Q5_1 dot products handle blocks in pairs and panic otherwise (the
+        // engine's own Q4_1 kernel does not care).
         let dtype = tensor.dtype();
-        if matches!(dtype, GgmlDType::Q4_1 | GgmlDType::Q5_0 | GgmlDType::Q5_1)
-            && (cols / dtype.block_size()) % 2 != 0
-        {
+        let through_candle = match dtype {
+            GgmlDType::Q4_1 => self.format == WeightFormat::CandleKernels,
+            GgmlDType::Q5_0 | GgmlDType::Q5_1 => true,
+            _ => false,
+        };
+        if through_candle && !(cols / dtype.block_size()).is_multiple_of(2) {
             return Err(EngineError::Tensor {
                 name: name.into(),
                 reason: format!("{dtype:?} rows of {cols} values are an odd number of blocks, which this engine cannot multiply"),
             });
         }
         match self.format.target(dtype) {
-            Some(target) => Ok(QTensor::quantize(&tensor.dequantize(&Device::Cpu)?, target)?),
+            Some(target) => Ok(QTensor::quantize(
+                &tensor.dequantize(&Device::Cpu)?,
+                target,
+            )?),
             None => Ok(tensor),
         }
     }
 
     /// Reads several matrices with the same input width and stacks their rows into one
     /// projection, so a block runs one matmul where the file has several (q/k/v, gate/up).
-    pub(crate) fn stacked(&mut self, parts: &[(&str, usize)], cols: usize) -> Result<StackedProjection> {
+    pub(crate) fn stacked(
+        &mut self,
+        parts: &[(&str, usize)],
+        cols: usize,
+    ) -> Result<StackedProjection> {
         let mut tensors = Vec::with_capacity(parts.len());
         for &(name, rows) in parts {
             tensors.push(self.matrix(name, rows, cols)?);
@@ -148,4 +179,3 @@ impl GgufFile {
         Linear::new(tensor, self.format)
     }
 }
-

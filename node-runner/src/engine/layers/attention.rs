@@ -25,7 +25,13 @@ impl Attention {
         kv_head_count: usize,
         head_dim: usize,
     ) -> Self {
-        Self { qkv, output, head_count, kv_head_count, head_dim }
+        Self {
+            qkv,
+            output,
+            head_count,
+            kv_head_count,
+            head_dim,
+        }
     }
 
     /// `x`: `[1, seq, hidden]` (already normalised) whose first row sits at `position`; the
@@ -38,9 +44,15 @@ impl Attention {
         cache: &mut LayerKvCache,
     ) -> Result<Tensor> {
         let (batch, seq_len, _) = x.dims3()?;
-        let [q, k, v]: [Tensor; 3] = self.qkv.forward(x)?.try_into().expect("q, k and v projections");
+        let [q, k, v]: [Tensor; 3] = self
+            .qkv
+            .forward(x)?
+            .try_into()
+            .expect("q, k and v projections");
         let split_heads = |t: Tensor, heads: usize| -> Result<Tensor> {
-            Ok(t.reshape((batch, seq_len, heads, self.head_dim))?.transpose(1, 2)?.contiguous()?)
+            Ok(t.reshape((batch, seq_len, heads, self.head_dim))?
+                .transpose(1, 2)?
+                .contiguous()?)
         };
         let q = rope.apply(&split_heads(q, self.head_count)?, position)?;
         let k = rope.apply(&split_heads(k, self.kv_head_count)?, position)?;
@@ -54,19 +66,19 @@ impl Attention {
         let rows = group * seq_len;
         let q = q.reshape((batch, self.kv_head_count, rows, self.head_dim))?;
         let scale = 1.0 / (self.head_dim as f64).sqrt();
-        let scores = (q.matmul(&keys.contiguous()?.t()?)? * scale)?;
+        let scores = (q.matmul(&keys.t()?)? * scale)?;
         let scores = if seq_len > 1 {
             scores.broadcast_add(&causal_mask(group, seq_len, position, keys.dim(2)?)?)?
         } else {
             scores
         };
         let weights = candle_nn::ops::softmax_last_dim(&scores)?;
-        let attended = weights.matmul(&values.contiguous()?)?;
+        let attended = weights.matmul(&values)?;
         let attended = attended
             .reshape((batch, self.head_count, seq_len, self.head_dim))?
             .transpose(1, 2)?
             .reshape((batch, seq_len, self.head_count * self.head_dim))?;
-        Ok(self.output.forward(&attended)?)
+        self.output.forward(&attended)
     }
 }
 
@@ -82,5 +94,9 @@ fn causal_mask(group: usize, seq_len: usize, position: usize, total: usize) -> R
             }
         }
     }
-    Ok(Tensor::from_vec(mask, (group * seq_len, total), &Device::Cpu)?)
+    Ok(Tensor::from_vec(
+        mask,
+        (group * seq_len, total),
+        &Device::Cpu,
+    )?)
 }

@@ -22,7 +22,9 @@ impl Block {
         rope: &RotaryEmbedding,
         cache: &mut LayerKvCache,
     ) -> Result<Tensor> {
-        let attended = self.attention.forward(&self.attention_norm.forward(x)?, position, rope, cache)?;
+        let attended =
+            self.attention
+                .forward(&self.attention_norm.forward(x)?, position, rope, cache)?;
         let x = (x + attended)?;
         let transformed = self.mlp.forward(&self.mlp_norm.forward(&x)?)?;
         Ok((x + transformed)?)

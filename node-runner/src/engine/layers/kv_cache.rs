@@ -1,9 +1,56 @@
-//! The keys and values one attention layer has seen, grown by doubling so that appending a
-//! token copies only that token.
+//! The keys and values a sequence has seen, per attention layer, in buffers grown in steps
+//! of `GROWTH` positions so that appending a token usually copies only that token.
+
+use std::ops::Range;
 
 use candle_core::{DType, Device, Tensor};
 
 use crate::engine::error::Result;
+
+/// Positions added when a buffer is full (~200 kB per SmolLM2 layer: f32 keys and values).
+const GROWTH: usize = 128;
+
+/// Keys and values of one sequence for a range of blocks.
+#[derive(Clone, Debug)]
+pub struct KvCache {
+    layers: Range<usize>,
+    per_layer: Vec<LayerKvCache>,
+}
+
+impl KvCache {
+    /// An empty cache for `layers`.
+    pub fn new(layers: Range<usize>) -> Self {
+        let per_layer = vec![LayerKvCache::default(); layers.len()];
+        Self { layers, per_layer }
+    }
+
+    /// The blocks this cache serves.
+    pub fn layers(&self) -> Range<usize> {
+        self.layers.clone()
+    }
+
+    /// Positions cached (the position the next token will take).
+    pub fn len(&self) -> usize {
+        self.per_layer.first().map_or(0, LayerKvCache::len)
+    }
+
+    /// True when no position is cached.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Forgets every position from `len` on, e.g. to replay a suffix on a replacement node.
+    pub fn truncate(&mut self, len: usize) {
+        self.per_layer
+            .iter_mut()
+            .for_each(|layer| layer.truncate(len));
+    }
+
+    /// The cache of block `layer` (which must be in `layers()`).
+    pub(crate) fn layer_mut(&mut self, layer: usize) -> &mut LayerKvCache {
+        &mut self.per_layer[layer - self.layers.start]
+    }
+}
 
 /// Cached keys and values of one layer: `[1, kv_heads, positions, head_dim]` each.
 #[derive(Debug, Default, Clone)]
@@ -34,18 +81,28 @@ impl LayerKvCache {
     pub(crate) fn append(&mut self, keys: &Tensor, values: &Tensor) -> Result<(Tensor, Tensor)> {
         let added = keys.dim(2)?;
         let needed = self.len + added;
-        let capacity = self.keys.as_ref().map(|k| k.dim(2)).transpose()?.unwrap_or(0);
+        let capacity = self
+            .keys
+            .as_ref()
+            .map(|k| k.dim(2))
+            .transpose()?
+            .unwrap_or(0);
         if needed > capacity {
-            let new_capacity = needed.max(capacity * 2).max(64);
+            let new_capacity = needed.max(capacity + GROWTH);
             self.keys = Some(grow(self.keys.take(), keys, self.len, new_capacity)?);
             self.values = Some(grow(self.values.take(), values, self.len, new_capacity)?);
         }
-        let (cached_keys, cached_values) =
-            (self.keys.as_ref().expect("allocated"), self.values.as_ref().expect("allocated"));
+        let (cached_keys, cached_values) = (
+            self.keys.as_ref().expect("allocated"),
+            self.values.as_ref().expect("allocated"),
+        );
         cached_keys.slice_set(&keys.contiguous()?, 2, self.len)?;
         cached_values.slice_set(&values.contiguous()?, 2, self.len)?;
         self.len = needed;
-        Ok((cached_keys.narrow(2, 0, needed)?, cached_values.narrow(2, 0, needed)?))
+        Ok((
+            cached_keys.narrow(2, 0, needed)?,
+            cached_values.narrow(2, 0, needed)?,
+        ))
     }
 }
 

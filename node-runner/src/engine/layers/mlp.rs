@@ -18,9 +18,12 @@ impl Mlp {
     }
 
     pub(crate) fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let [gate, up]: [Tensor; 2] =
-            self.gate_up.forward(x)?.try_into().expect("gate and up projections");
+        let [gate, up]: [Tensor; 2] = self
+            .gate_up
+            .forward(x)?
+            .try_into()
+            .expect("gate and up projections");
         let activated = (candle_nn::ops::silu(&gate)? * up)?;
-        Ok(self.down.forward(&activated)?)
+        self.down.forward(&activated)
     }
 }

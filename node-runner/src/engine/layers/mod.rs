@@ -10,7 +10,7 @@ mod rope;
 
 pub(crate) use attention::Attention;
 pub(crate) use block::Block;
-pub use kv_cache::LayerKvCache;
+pub use kv_cache::{KvCache, LayerKvCache};
 pub(crate) use mlp::Mlp;
 pub(crate) use norm::RmsNorm;
 pub(crate) use rope::RotaryEmbedding;

@@ -24,7 +24,11 @@ impl RotaryEmbedding {
             .to_dtype(DType::F32)?
             .reshape((max_positions, 1))?;
         let angles = positions.matmul(&inv_freq)?;
-        Ok(Self { cos: angles.cos()?, sin: angles.sin()?, max_positions })
+        Ok(Self {
+            cos: angles.cos()?,
+            sin: angles.sin()?,
+            max_positions,
+        })
     }
 
     /// Rotates `x` (`[1, heads, seq, head_dim]`, contiguous) whose first row sits at `position`.
