@@ -38,13 +38,15 @@ pub struct MarketAddresses {
     pub market: String,
 }
 
-/// Devnet market parameters: 10-block commit and reveal windows, 3 nodes per query with a
+/// Devnet market parameters: a 15-block commit window (room to generate on a loaded machine; a
+/// query settles as soon as every node revealed, so the window only delays faulty rounds) and a
+/// 10-block reveal window, 3 nodes per query with a
 /// quorum of 2, slashes of 5–30% (ANCHORS: Livepeer/Truebit-style), 10% protocol fee and 10%
 /// kernel royalty.
 pub fn devnet_params() -> MarketParams {
     let percent = |p: u64| Decimal::percent(p);
     MarketParams {
-        commit_blocks: 10,
+        commit_blocks: 15,
         reveal_blocks: 10,
         default_redundancy: 3,
         max_redundancy: 5,

@@ -1,4 +1,5 @@
-//! Nesa client library: addresses, coins, keys, transaction signing and chain queries.
+//! Nesa client library: addresses, coins, keys, transaction signing, chain queries, the
+//! market client and the model tokenizer.
 //!
 //! Every off-chain process (node runner, relayer, the `nesa` CLI, app tests) talks to the chain
 //! through this crate, so there is one tx builder, one keyring and one RPC client.
@@ -7,9 +8,12 @@ pub mod address;
 pub mod client;
 pub mod coin;
 pub mod fee;
+pub mod gguf;
 pub mod keys;
 pub mod market;
+pub mod models;
 pub mod msgs;
+pub mod tokenizer;
 pub mod tx;
 
 pub use address::{Address, AddressError};

@@ -1,11 +1,13 @@
 //! The inference market from a user's side: quote, submit a query with escrow, follow it to
 //! settlement. Message types come from the market's own package (`nesa-market`).
 
+pub mod progress;
+
 use std::time::{Duration, Instant};
 
 use cosmwasm_std::{Binary, Uint128};
 use nesa_market::market::{ExecuteMsg, MarketParams, QueryMsg, QueryResponse, QuoteResponse, Sampling};
-use nesa_market::registry::{Kernel, KernelStatus, QueryMsg as RegistryQuery};
+use nesa_market::registry::{Kernel, KernelStatus, KernelsResponse, QueryMsg as RegistryQuery};
 
 use crate::client::{execute_msg, ChainClient, ClientError, MarketContracts, SendTxOptions};
 use crate::{Address, Coin, Coins, GasSetting};
@@ -65,6 +67,13 @@ impl<'c> MarketClient<'c> {
     /// A registered kernel.
     pub async fn kernel(&self, id: u64) -> Result<Kernel, ClientError> {
         self.client.query_contract(&self.contracts.registry, &RegistryQuery::Kernel { id }).await
+    }
+
+    /// One page of registered kernels in id order, after `start_after` (at most 30).
+    pub async fn kernels(&self, start_after: Option<u64>, limit: Option<u32>) -> Result<Vec<Kernel>, ClientError> {
+        let page: KernelsResponse =
+            self.client.query_contract(&self.contracts.registry, &RegistryQuery::Kernels { start_after, limit }).await?;
+        Ok(page.kernels)
     }
 
     /// The market parameters.

@@ -49,11 +49,9 @@ pub struct ModelIdentity {
 }
 
 /// Hashes and shape of a GGUF model: the weights hash is sha256 of the whole file, the
-/// tokenizer hash covers its vocabulary and merges.
+/// tokenizer hash is [`Tokenizer::sha256`] (its vocabulary and merges), the one users check.
 pub fn identify(model: &Path) -> anyhow::Result<ModelIdentity> {
-    use candle_core::quantized::gguf_file;
-    let mut file = std::fs::File::open(model).with_context(|| format!("cannot open model {}", model.display()))?;
-    let content = gguf_file::Content::read(&mut file).map_err(|e| anyhow::anyhow!("{} is not a GGUF model: {e}", model.display()))?;
+    let content = nesa_sdk::gguf::read_content(model)?;
     let architecture = content
         .metadata
         .get("general.architecture")
@@ -64,23 +62,14 @@ pub fn identify(model: &Path) -> anyhow::Result<ModelIdentity> {
         .get(&format!("{architecture}.block_count"))
         .and_then(|v| v.to_u32().ok())
         .ok_or_else(|| anyhow::anyhow!("{}: no {architecture}.block_count", model.display()))?;
-    let mut tokenizer = Sha256::new();
-    for key in ["tokenizer.ggml.tokens", "tokenizer.ggml.merges"] {
-        if let Some(gguf_file::Value::Array(items)) = content.metadata.get(key) {
-            for item in items {
-                if let Ok(text) = item.to_string() {
-                    tokenizer.update(text.as_bytes());
-                    tokenizer.update([0u8]);
-                }
-            }
-        }
-    }
+    let tokenizer = Tokenizer::from_gguf_metadata(&content.metadata)
+        .with_context(|| format!("reading the tokenizer of {}", model.display()))?;
     let mut weights = Sha256::new();
-    let mut reader = std::fs::File::open(model)?;
+    let mut reader = std::fs::File::open(model).with_context(|| format!("cannot open model {}", model.display()))?;
     std::io::copy(&mut reader, &mut weights)?;
     Ok(ModelIdentity {
         weights_sha256: weights.finalize().into(),
-        tokenizer_sha256: tokenizer.finalize().into(),
+        tokenizer_sha256: tokenizer.sha256(),
         architecture,
         layer_count,
     })

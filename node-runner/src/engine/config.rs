@@ -1,8 +1,6 @@
 //! Model hyperparameters, read from the GGUF metadata (`llama.*` keys).
 
-use std::collections::HashMap;
-
-use candle_core::quantized::gguf_file::Value;
+use nesa_sdk::gguf::{metadata_f32, metadata_string, metadata_usize, Metadata, MetadataError};
 
 use super::error::{EngineError, Result};
 
@@ -31,7 +29,7 @@ pub struct ModelConfig {
 
 impl ModelConfig {
     /// Reads the hyperparameters of a `general.architecture = llama` GGUF file.
-    pub fn from_gguf_metadata(metadata: &HashMap<String, Value>) -> Result<Self> {
+    pub fn from_gguf_metadata(metadata: &Metadata) -> Result<Self> {
         let architecture = metadata_string(metadata, "general.architecture")?;
         if architecture != "llama" {
             return Err(EngineError::Architecture(architecture.to_string()));
@@ -53,7 +51,7 @@ impl ModelConfig {
                     .get("tokenizer.ggml.tokens")
                     .and_then(|v| v.to_vec().ok())
                     .map(Vec::len)
-                    .ok_or_else(|| missing("llama.vocab_size"))?,
+                    .ok_or_else(|| MetadataError::new("llama.vocab_size", "not present"))?,
             },
             context_length: metadata_usize(metadata, "llama.context_length")?,
             rms_norm_eps: metadata_f32(metadata, "llama.attention.layer_norm_rms_epsilon")?,
@@ -72,12 +70,7 @@ impl ModelConfig {
     }
 
     fn validate(&self) -> Result<()> {
-        let bad = |reason: String| {
-            Err(EngineError::Metadata {
-                key: "llama.*".into(),
-                reason,
-            })
-        };
+        let bad = |reason: String| Err(EngineError::Metadata(MetadataError::new("llama.*", reason)));
         if self.head_count == 0 || !self.hidden_size.is_multiple_of(self.head_count) {
             return bad(format!(
                 "embedding length {} is not a multiple of {} heads",
@@ -98,72 +91,4 @@ impl ModelConfig {
         }
         Ok(())
     }
-}
-
-fn missing(key: &str) -> EngineError {
-    EngineError::Metadata {
-        key: key.into(),
-        reason: "not present".into(),
-    }
-}
-
-fn lookup<'a>(metadata: &'a HashMap<String, Value>, key: &str) -> Result<&'a Value> {
-    metadata.get(key).ok_or_else(|| missing(key))
-}
-
-fn wrong_type(key: &str, err: candle_core::Error) -> EngineError {
-    EngineError::Metadata {
-        key: key.into(),
-        reason: err.to_string(),
-    }
-}
-
-/// Reads an unsigned integer metadata value of any width.
-pub(crate) fn metadata_usize(metadata: &HashMap<String, Value>, key: &str) -> Result<usize> {
-    let value = lookup(metadata, key)?;
-    let number = match value {
-        Value::U8(v) => *v as u64,
-        Value::U16(v) => *v as u64,
-        Value::U32(v) => *v as u64,
-        Value::U64(v) => *v,
-        Value::I32(v) if *v >= 0 => *v as u64,
-        Value::I64(v) if *v >= 0 => *v as u64,
-        other => {
-            return Err(EngineError::Metadata {
-                key: key.into(),
-                reason: format!(
-                    "expected an unsigned integer, found {:?}",
-                    other.value_type()
-                ),
-            })
-        }
-    };
-    Ok(number as usize)
-}
-
-pub(crate) fn metadata_f32(metadata: &HashMap<String, Value>, key: &str) -> Result<f32> {
-    match lookup(metadata, key)? {
-        Value::F64(v) => Ok(*v as f32),
-        other => other.to_f32().map_err(|e| wrong_type(key, e)),
-    }
-}
-
-pub(crate) fn metadata_string<'a>(
-    metadata: &'a HashMap<String, Value>,
-    key: &str,
-) -> Result<&'a str> {
-    lookup(metadata, key)?
-        .to_string()
-        .map(String::as_str)
-        .map_err(|e| wrong_type(key, e))
-}
-
-pub(crate) fn metadata_array<'a>(
-    metadata: &'a HashMap<String, Value>,
-    key: &str,
-) -> Result<&'a [Value]> {
-    lookup(metadata, key)?
-        .to_vec()
-        .map(Vec::as_slice)
-        .map_err(|e| wrong_type(key, e))
 }

@@ -17,8 +17,8 @@ pub enum EngineError {
         path: PathBuf,
         source: candle_core::Error,
     },
-    #[error("GGUF metadata key `{key}` is missing or has the wrong type: {reason}")]
-    Metadata { key: String, reason: String },
+    #[error(transparent)]
+    Metadata(#[from] nesa_sdk::gguf::MetadataError),
     #[error("unsupported model architecture `{0}`: only llama-family GGUF files are supported")]
     Architecture(String),
     #[error("GGUF tensor `{name}` is missing or malformed: {reason}")]
@@ -50,7 +50,7 @@ pub enum EngineError {
     #[error("invalid sampling parameters: {0}")]
     Sampling(String),
     #[error("tokenizer: {0}")]
-    Tokenizer(String),
+    Tokenizer(#[from] nesa_sdk::tokenizer::TokenizerError),
     #[error("tensor computation failed: {0}")]
     Candle(#[from] candle_core::Error),
 }

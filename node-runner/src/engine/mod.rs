@@ -7,7 +7,8 @@
 //! - [`Model::generate`] the whole loop with [`Sampling`] (greedy or seeded), returning
 //!   [`GenerationOutput`] with the per-position top log-probabilities the market's logit
 //!   fingerprint is built from;
-//! - [`Tokenizer`] built from the same file, with the model's chat format.
+//! - [`Tokenizer`] built from the same file, with the model's chat format (it lives in
+//!   `nesa_sdk::tokenizer`, so users and node runners tokenize with the same code).
 
 mod config;
 mod error;
@@ -18,7 +19,6 @@ mod model;
 mod q4_1;
 mod sampling;
 pub mod tiny;
-mod tokenizer;
 mod weights;
 
 pub use config::ModelConfig;
@@ -27,25 +27,7 @@ pub use generate::{FinishReason, GenerateRequest, GenerationOutput};
 pub use layers::{KvCache, LayerKvCache};
 pub use model::{Hidden, LoadOptions, Model};
 pub use sampling::{argmax, top_logprobs, Sampler, Sampling};
-pub use tokenizer::{TextStream, Tokenizer};
 pub use weights::WeightFormat;
 
-/// File name of the default model in the model cache.
-pub const DEFAULT_MODEL_FILE: &str = "SmolLM2-135M-Instruct.Q4_1.gguf";
-
-/// The model cache: `$NESA_MODELS`, or `~/.cache/nesa/models` (where scripts/fetch-model puts
-/// the default model).
-pub fn model_cache_dir() -> std::path::PathBuf {
-    match std::env::var_os("NESA_MODELS") {
-        Some(dir) if !dir.is_empty() => dir.into(),
-        _ => std::env::var_os("HOME")
-            .map(std::path::PathBuf::from)
-            .unwrap_or_default()
-            .join(".cache/nesa/models"),
-    }
-}
-
-/// Path of the default model in the model cache.
-pub fn default_model_path() -> std::path::PathBuf {
-    model_cache_dir().join(DEFAULT_MODEL_FILE)
-}
+pub use nesa_sdk::tokenizer::{TextStream, Tokenizer};
+pub use nesa_sdk::models::{default_model_path, model_cache_dir, DEFAULT_MODEL_FILE};

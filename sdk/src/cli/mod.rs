@@ -1,6 +1,8 @@
-//! Command-line surface of `nesa`: global flags and dispatch to `keys`, `tx` and `query`.
+//! Command-line surface of `nesa`: global flags and dispatch to `keys`, `tx`, `query` and `ask`.
 
+mod ask;
 mod keys;
+mod market;
 mod output;
 mod query;
 mod resolve;
@@ -14,7 +16,7 @@ use nesa_sdk::DEFAULT_NODE;
 
 pub use output::OutputFormat;
 
-/// Nesa wallet: manage keys, send transactions and query the chain.
+/// Nesa wallet: manage keys, send transactions, query the chain and ask AI kernels.
 #[derive(Parser)]
 #[command(name = "nesa", version, propagate_version = true)]
 pub struct Cli {
@@ -67,6 +69,9 @@ enum Command {
     /// Query chain state
     #[command(subcommand, visible_alias = "q")]
     Query(query::QueryCommand),
+    /// Ask a kernel a question through the market: pays from escrow, waits for the nodes'
+    /// consensus, prints the answer and what it cost
+    Ask(ask::AskArgs),
 }
 
 /// Parses the command line; prints help or a one-line usage error and returns `None` when it should not run.
@@ -100,6 +105,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Keys(command) => keys::run(command, &cli.global),
         Command::Tx(command) => tx::run(command, &cli.global).await,
         Command::Query(command) => query::run(command, &cli.global).await,
+        Command::Ask(args) => ask::run(args, &cli.global).await,
     }
 }
 

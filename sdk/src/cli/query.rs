@@ -22,6 +22,9 @@ pub enum QueryCommand {
     /// Contract queries
     #[command(subcommand)]
     Wasm(super::wasm::WasmQueryCommand),
+    /// Inference market: queries, kernels, parameters
+    #[command(subcommand)]
+    Market(super::market::MarketQueryCommand),
     /// Look up an executed transaction by hash
     Tx {
         /// Transaction hash (hex)
@@ -51,12 +54,14 @@ pub enum AuthQueryCommand {
 }
 
 pub async fn run(command: QueryCommand, global: &GlobalArgs) -> anyhow::Result<()> {
-    if let QueryCommand::Wasm(command) = command {
-        return super::wasm::run_query(command, global).await;
-    }
+    let command = match command {
+        QueryCommand::Wasm(command) => return super::wasm::run_query(command, global).await,
+        QueryCommand::Market(command) => return super::market::run(command, global).await,
+        other => other,
+    };
     let client = ChainClient::new(&global.node)?;
     match command {
-        QueryCommand::Wasm(_) => unreachable!("handled above"),
+        QueryCommand::Wasm(_) | QueryCommand::Market(_) => unreachable!("handled above"),
         QueryCommand::Bank(BankQueryCommand::Balances { address, denom }) => {
             let address = address_or_key_name(&address, global)?;
             let balances: Vec<Coin> = match denom {

@@ -1,12 +1,18 @@
-//! The model's tokenizer, built from the GGUF metadata (`tokenizer.ggml.*`) rather than a
+//! A model's tokenizer, built from its GGUF metadata (`tokenizer.ggml.*`) rather than a
 //! separate tokenizer.json, so a model is one file. Byte-level BPE as in GPT-2, with the
 //! pre-tokenizer SmolLM2 uses (digits split one by one); this matches llama.cpp on mixed
 //! text, including the tokens right after special tokens (DESIGN.md §4).
+//!
+//! Users encode prompts and decode answers with it, node runners feed the engine with it, and
+//! both compute the same [`Tokenizer::sha256`] that a kernel registers on chain.
 
-use std::collections::HashMap;
+mod chat;
+#[cfg(test)]
+mod fixture;
+
 use std::path::Path;
 
-use candle_core::quantized::gguf_file::{self, Value};
+use sha2::{Digest, Sha256};
 use tokenizers::decoders::byte_level::ByteLevel as ByteLevelDecoder;
 use tokenizers::models::bpe::BPE;
 use tokenizers::pre_tokenizers::byte_level::ByteLevel;
@@ -14,8 +20,8 @@ use tokenizers::pre_tokenizers::sequence::Sequence;
 use tokenizers::pre_tokenizers::split::{Split, SplitPattern};
 use tokenizers::{AddedToken, SplitDelimiterBehavior};
 
-use super::config::{metadata_array, metadata_string, metadata_usize};
-use super::error::{EngineError, Result};
+use crate::gguf::{self, GgufError, Metadata, MetadataError, Value};
+use chat::ChatTemplate;
 
 /// GPT-2's pre-tokenizer pattern (contractions, letters, numbers, punctuation, spaces).
 const GPT2_PATTERN: &str =
@@ -24,6 +30,28 @@ const GPT2_PATTERN: &str =
 /// GGUF token type of ordinary vocabulary entries; every other type is a special token.
 const TOKEN_TYPE_NORMAL: i64 = 1;
 
+/// Every way building or using a tokenizer can fail.
+#[derive(Debug, thiserror::Error)]
+pub enum TokenizerError {
+    #[error(transparent)]
+    File(#[from] GgufError),
+    #[error(transparent)]
+    Metadata(#[from] MetadataError),
+    #[error("tokenizer model `{0}` is not supported: only byte-level BPE (`gpt2`) is")]
+    UnsupportedModel(String),
+    #[error("tokenizer metadata is malformed: {0}")]
+    Malformed(String),
+    #[error("cannot build the tokenizer: {0}")]
+    Build(String),
+    #[error("cannot encode text: {0}")]
+    Encode(String),
+    #[error("cannot decode tokens: {0}")]
+    Decode(String),
+}
+
+/// Results of tokenizer operations.
+pub type Result<T, E = TokenizerError> = std::result::Result<T, E>;
+
 /// Text to token ids and back, plus the model's chat format.
 pub struct Tokenizer {
     inner: tokenizers::Tokenizer,
@@ -31,67 +59,36 @@ pub struct Tokenizer {
     add_bos: bool,
     stop_tokens: Vec<u32>,
     chat: ChatTemplate,
+    sha256: [u8; 32],
 }
 
 impl Tokenizer {
     /// Reads the tokenizer of a GGUF model file.
     pub fn load(path: &Path) -> Result<Self> {
-        let mut file = std::fs::File::open(path).map_err(|source| EngineError::ModelFile {
-            path: path.to_owned(),
-            source,
-        })?;
-        let content =
-            gguf_file::Content::read(&mut file).map_err(|source| EngineError::NotGguf {
-                path: path.to_owned(),
-                source,
-            })?;
-        Self::from_gguf_metadata(&content.metadata)
+        Self::from_gguf_metadata(&gguf::read_content(path)?.metadata)
     }
 
     /// Builds the tokenizer from `tokenizer.ggml.*` metadata (model `gpt2`).
-    pub fn from_gguf_metadata(metadata: &HashMap<String, Value>) -> Result<Self> {
-        let model = metadata_string(metadata, "tokenizer.ggml.model")?;
+    pub fn from_gguf_metadata(metadata: &Metadata) -> Result<Self> {
+        let model = gguf::metadata_string(metadata, "tokenizer.ggml.model")?;
         if model != "gpt2" {
-            return Err(EngineError::Tokenizer(format!(
-                "tokenizer model `{model}` is not supported: only byte-level BPE (`gpt2`) is"
-            )));
+            return Err(TokenizerError::UnsupportedModel(model.to_string()));
         }
-        let tokens = strings(
-            metadata_array(metadata, "tokenizer.ggml.tokens")?,
-            "tokenizer.ggml.tokens",
-        )?;
-        let merges = strings(
-            metadata_array(metadata, "tokenizer.ggml.merges")?,
-            "tokenizer.ggml.merges",
-        )?
-        .into_iter()
-        .map(|merge| {
-            merge
-                .split_once(' ')
-                .map(|(a, b)| (a.to_string(), b.to_string()))
-                .ok_or_else(|| EngineError::Tokenizer(format!("merge `{merge}` is not two tokens")))
-        })
-        .collect::<Result<Vec<_>>>()?;
-        let token_types: Vec<i64> = match metadata.get("tokenizer.ggml.token_type") {
-            Some(_) => metadata_array(metadata, "tokenizer.ggml.token_type")?
-                .iter()
-                .map(|v| match v {
-                    Value::I32(t) => Ok(*t as i64),
-                    Value::U32(t) => Ok(*t as i64),
-                    other => Err(EngineError::Tokenizer(format!(
-                        "token type {other:?} is not an integer"
-                    ))),
-                })
-                .collect::<Result<_>>()?,
-            None => vec![TOKEN_TYPE_NORMAL; tokens.len()],
-        };
-        if token_types.len() != tokens.len() {
-            return Err(EngineError::Tokenizer(format!(
-                "{} token types for {} tokens",
-                token_types.len(),
-                tokens.len()
-            )));
-        }
+        let tokens = gguf::metadata_strings(metadata, "tokenizer.ggml.tokens")?;
+        let merge_lines = gguf::metadata_strings(metadata, "tokenizer.ggml.merges")?;
+        let sha256 = vocabulary_sha256(&tokens, &merge_lines);
+        let merges = merge_lines
+            .iter()
+            .map(|merge| {
+                merge
+                    .split_once(' ')
+                    .map(|(a, b)| (a.to_string(), b.to_string()))
+                    .ok_or_else(|| {
+                        TokenizerError::Malformed(format!("merge `{merge}` is not two tokens"))
+                    })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let token_types = token_types(metadata, tokens.len())?;
 
         let mut vocab = tokenizers::models::bpe::Vocab::with_capacity(tokens.len());
         for (id, token) in tokens.iter().enumerate() {
@@ -100,7 +97,7 @@ impl Tokenizer {
         let bpe = BPE::builder()
             .vocab_and_merges(vocab, merges)
             .build()
-            .map_err(|e| EngineError::Tokenizer(format!("cannot build BPE: {e}")))?;
+            .map_err(|e| TokenizerError::Build(format!("BPE: {e}")))?;
         let mut inner = tokenizers::Tokenizer::new(bpe);
         let split = |pattern: &str| -> Result<Split> {
             Split::new(
@@ -108,7 +105,7 @@ impl Tokenizer {
                 SplitDelimiterBehavior::Isolated,
                 false,
             )
-            .map_err(|e| EngineError::Tokenizer(format!("bad split pattern: {e}")))
+            .map_err(|e| TokenizerError::Build(format!("split pattern: {e}")))
         };
         inner.with_pre_tokenizer(Some(Sequence::new(vec![
             split(r"\p{N}")?.into(),
@@ -128,17 +125,15 @@ impl Tokenizer {
         inner.add_special_tokens(&specials);
 
         let token_id = |key: &str| -> Option<u32> {
-            metadata
-                .get(key)
-                .and_then(|_| metadata_usize(metadata, key).ok())
-                .map(|id| id as u32)
+            gguf::metadata_usize(metadata, key)
+                .ok()
+                .and_then(|id| u32::try_from(id).ok())
         };
         let bos_token = token_id("tokenizer.ggml.bos_token_id");
         let add_bos = metadata
             .get("tokenizer.ggml.add_bos_token")
             .and_then(|v| v.to_bool().ok())
             .unwrap_or(false);
-        let chat = ChatTemplate::from_gguf_metadata(metadata);
         let mut stop_tokens: Vec<u32> = token_id("tokenizer.ggml.eos_token_id")
             .into_iter()
             .collect();
@@ -154,7 +149,8 @@ impl Tokenizer {
             bos_token,
             add_bos,
             stop_tokens,
-            chat,
+            chat: ChatTemplate::from_gguf_metadata(metadata),
+            sha256,
         })
     }
 
@@ -164,7 +160,7 @@ impl Tokenizer {
         let encoding = self
             .inner
             .encode(text, false)
-            .map_err(|e| EngineError::Tokenizer(format!("cannot encode text: {e}")))?;
+            .map_err(|e| TokenizerError::Encode(e.to_string()))?;
         let mut ids = Vec::with_capacity(encoding.len() + 1);
         if self.add_bos {
             ids.extend(self.bos_token);
@@ -177,7 +173,7 @@ impl Tokenizer {
     pub fn decode(&self, ids: &[u32]) -> Result<String> {
         self.inner
             .decode(ids, true)
-            .map_err(|e| EngineError::Tokenizer(format!("cannot decode tokens: {e}")))
+            .map_err(|e| TokenizerError::Decode(e.to_string()))
     }
 
     /// A decoder that turns tokens into text as they arrive (holding back incomplete UTF-8).
@@ -203,6 +199,13 @@ impl Tokenizer {
     pub fn chat_prompt(&self, system: Option<&str>, user: &str) -> String {
         self.chat.render(system, user)
     }
+
+    /// The tokenizer hash a kernel registers on chain (`tokenizer_sha256`): sha256 over
+    /// `tokenizer.ggml.tokens` then `tokenizer.ggml.merges`, each item's bytes followed by a
+    /// 0 byte. Users check it against the kernel before asking, so both sides tokenize alike.
+    pub fn sha256(&self) -> [u8; 32] {
+        self.sha256
+    }
 }
 
 /// Incremental detokenization for printing an answer while it is generated.
@@ -227,64 +230,55 @@ impl TextStream<'_> {
     }
 }
 
-/// The ChatML turn format (`<|im_start|>role\n…<|im_end|>\n`), with the default system prompt
-/// the model's own template inserts when none is given.
-#[derive(Clone, Debug, Default)]
-struct ChatTemplate {
-    default_system: Option<String>,
+/// The on-chain tokenizer hash. Its byte definition is consensus between users and kernel
+/// owners: changing it changes every registered `tokenizer_sha256`.
+fn vocabulary_sha256(tokens: &[&str], merges: &[&str]) -> [u8; 32] {
+    let mut hasher = Sha256::new();
+    for item in tokens.iter().chain(merges) {
+        hasher.update(item.as_bytes());
+        hasher.update([0u8]);
+    }
+    hasher.finalize().into()
 }
 
-impl ChatTemplate {
-    fn from_gguf_metadata(metadata: &HashMap<String, Value>) -> Self {
-        let template = metadata
-            .get("tokenizer.chat_template")
-            .and_then(|v| v.to_string().ok());
-        // SmolLM2's Jinja template writes a fixed system turn when the conversation has none;
-        // read it from the template rather than hard-coding it.
-        let default_system = template.and_then(|t| {
-            let start = t.find("<|im_start|>system\n")? + "<|im_start|>system\n".len();
-            let len = t[start..].find("<|im_end|>")?;
-            Some(t[start..start + len].to_string())
-        });
-        Self { default_system }
+/// `tokenizer.ggml.token_type`, or every token normal when the key is absent.
+fn token_types(metadata: &Metadata, token_count: usize) -> Result<Vec<i64>> {
+    const KEY: &str = "tokenizer.ggml.token_type";
+    if !metadata.contains_key(KEY) {
+        return Ok(vec![TOKEN_TYPE_NORMAL; token_count]);
     }
-
-    fn render(&self, system: Option<&str>, user: &str) -> String {
-        let mut prompt = String::new();
-        if let Some(system) = system.or(self.default_system.as_deref()) {
-            prompt.push_str(&format!("<|im_start|>system\n{system}<|im_end|>\n"));
-        }
-        prompt.push_str(&format!(
-            "<|im_start|>user\n{user}<|im_end|>\n<|im_start|>assistant\n"
-        ));
-        prompt
-    }
-}
-
-fn strings<'a>(values: &'a [Value], key: &str) -> Result<Vec<&'a str>> {
-    values
+    let types = gguf::metadata_array(metadata, KEY)?
         .iter()
-        .map(|v| v.to_string().map(String::as_str))
-        .collect::<candle_core::Result<Vec<_>>>()
-        .map_err(|e| EngineError::Metadata {
-            key: key.into(),
-            reason: e.to_string(),
+        .map(|v| match v {
+            Value::I32(t) => Ok(*t as i64),
+            Value::U32(t) => Ok(*t as i64),
+            other => Err(MetadataError::new(
+                KEY,
+                format!("token type {other:?} is not an integer"),
+            )),
         })
+        .collect::<Result<Vec<_>, _>>()?;
+    if types.len() != token_count {
+        return Err(TokenizerError::Malformed(format!(
+            "{} token types for {token_count} tokens",
+            types.len()
+        )));
+    }
+    Ok(types)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::tiny::{tiny_model_file, tiny_vocab_size, TinyModelSpec};
 
     fn tiny() -> Tokenizer {
-        Tokenizer::load(&tiny_model_file(&TinyModelSpec::default()).unwrap()).unwrap()
+        Tokenizer::from_gguf_metadata(&fixture::metadata()).unwrap()
     }
 
     #[test]
     fn text_round_trips_through_the_byte_level_vocabulary() {
         let tokenizer = tiny();
-        assert_eq!(tokenizer.vocab_size(), tiny_vocab_size());
+        assert_eq!(tokenizer.vocab_size(), fixture::tokens().len());
         for text in ["hello the world", "café 你好 12345!", "  spaced\n\nlines  "] {
             let ids = tokenizer.encode(text).unwrap();
             assert_eq!(tokenizer.decode(&ids).unwrap(), text);
@@ -332,5 +326,70 @@ mod tests {
         let mut stream = tokenizer.stream_decoder();
         let pieces: Vec<String> = ids.iter().map(|&id| stream.push(id).unwrap()).collect();
         assert_eq!(pieces, vec!["".to_string(), "é".into(), "!".into()]);
+    }
+
+    #[test]
+    fn the_hash_covers_tokens_then_merges_each_followed_by_a_zero_byte() {
+        let mut expected = Sha256::new();
+        for token in fixture::tokens() {
+            expected.update(token.as_bytes());
+            expected.update([0u8]);
+        }
+        for (a, b) in fixture::MERGES {
+            expected.update(format!("{a} {b}").as_bytes());
+            expected.update([0u8]);
+        }
+        let expected: [u8; 32] = expected.finalize().into();
+        assert_eq!(tiny().sha256(), expected);
+    }
+
+    #[test]
+    fn a_different_vocabulary_has_a_different_hash() {
+        let mut metadata = fixture::metadata();
+        let merges = Value::Array(
+            fixture::MERGES[..5]
+                .iter()
+                .map(|(a, b)| Value::String(format!("{a} {b}")))
+                .collect(),
+        );
+        metadata.insert("tokenizer.ggml.merges".into(), merges);
+        let fewer_merges = Tokenizer::from_gguf_metadata(&metadata).unwrap();
+        assert_ne!(fewer_merges.sha256(), tiny().sha256());
+    }
+
+    #[test]
+    fn a_tokenizer_loads_from_a_gguf_file() {
+        let metadata = fixture::metadata();
+        let entries: Vec<(&str, &Value)> = metadata.iter().map(|(k, v)| (k.as_str(), v)).collect();
+        let path = std::env::temp_dir().join(format!(
+            "nesa-sdk-tokenizer-{}.gguf",
+            std::process::id()
+        ));
+        let mut file = std::fs::File::create(&path).unwrap();
+        candle_core::quantized::gguf_file::write(&mut file, &entries, &[]).unwrap();
+        drop(file);
+        let loaded = Tokenizer::load(&path);
+        std::fs::remove_file(&path).unwrap();
+        let loaded = loaded.unwrap();
+        assert_eq!(loaded.sha256(), tiny().sha256());
+        assert_eq!(loaded.encode("hello").unwrap(), tiny().encode("hello").unwrap());
+    }
+
+    #[test]
+    fn unsupported_and_broken_metadata_are_clear_errors() {
+        let mut metadata = fixture::metadata();
+        metadata.insert("tokenizer.ggml.model".into(), Value::String("llama".into()));
+        assert!(matches!(
+            Tokenizer::from_gguf_metadata(&metadata),
+            Err(TokenizerError::UnsupportedModel(model)) if model == "llama"
+        ));
+        let mut metadata = fixture::metadata();
+        metadata.remove("tokenizer.ggml.merges");
+        let error = Tokenizer::from_gguf_metadata(&metadata).err().unwrap();
+        assert!(error.to_string().contains("tokenizer.ggml.merges"), "{error}");
+        assert!(matches!(
+            Tokenizer::load(Path::new("/nonexistent/model.gguf")),
+            Err(TokenizerError::File(GgufError::Open { .. }))
+        ));
     }
 }

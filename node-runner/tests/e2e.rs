@@ -1,0 +1,238 @@
+//! End to end with the real SmolLM2 model: a solo chain with the market at genesis and three
+//! node runners (`scripts/devnet`), a user query through the sdk's market client, and the
+//! faults the market must absorb — a runner killed mid-query, a runner serving a tampered
+//! model, a runner restarted mid-round. Every assertion is on chain state.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use nesa_market::market::{NodeOutcome, QueryPhase, QueryResponse, QueryStatus, Sampling, SlashReason};
+use nesa_node::engine::{default_model_path, Tokenizer};
+use nesa_sdk::market::{MarketClient, QueryRequest};
+use nesa_sdk::{ChainClient, Keyring};
+
+struct Devnet {
+    dir: PathBuf,
+    rpc_port: u16,
+    api_port: u16,
+    tampered_runner3: Option<PathBuf>,
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn bin_dir() -> PathBuf {
+    // target/<profile>/deps/e2e-… → target/<profile>
+    std::env::current_exe().unwrap().parent().unwrap().parent().unwrap().to_path_buf()
+}
+
+impl Devnet {
+    fn script(&self, command: &str) -> std::process::Output {
+        let repo = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+        let bins = bin_dir();
+        let mut cmd = Command::new(repo.join("scripts/devnet"));
+        cmd.arg(command)
+            .env("DEVNET_DIR", &self.dir)
+            .env("DEVNET_RPC_PORT", self.rpc_port.to_string())
+            .env("DEVNET_API_PORT", self.api_port.to_string())
+            .env("NESAD_BIN", bins.join("nesad"))
+            .env("NESA_BIN", bins.join("nesa"))
+            .env("NESA_NODE_BIN", env!("CARGO_BIN_EXE_nesa-node"));
+        if let Some(model) = &self.tampered_runner3 {
+            cmd.env("RUNNER3_MODEL", model);
+        }
+        cmd.output().unwrap()
+    }
+
+    fn up(name: &str, tampered_runner3: Option<PathBuf>) -> Devnet {
+        let dir = std::env::temp_dir().join(format!("nesa-e2e-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let api_port = loop {
+            let port = free_port();
+            if port < 60_000 && TcpListener::bind(("127.0.0.1", port + 1)).is_ok() && TcpListener::bind(("127.0.0.1", port + 2)).is_ok() {
+                break port;
+            }
+        };
+        let devnet = Devnet { dir, rpc_port: free_port(), api_port, tampered_runner3 };
+        let out = devnet.script("up");
+        assert!(
+            out.status.success(),
+            "devnet up failed:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        devnet
+    }
+
+    fn rpc(&self) -> String {
+        format!("http://127.0.0.1:{}", self.rpc_port)
+    }
+
+    fn runner_address(&self, i: usize) -> String {
+        let keyring = Keyring::open(&self.dir.join(format!("runner{i}"))).unwrap();
+        keyring.show("node").unwrap().address.to_string()
+    }
+
+    fn kill_runner(&self, i: usize) {
+        let pid = std::fs::read_to_string(self.dir.join(format!("runner{i}/runner.pid"))).unwrap();
+        let pid = pid.trim();
+        let _ = Command::new("kill").args(["-9", &format!("-{pid}")]).status();
+        let _ = Command::new("kill").args(["-9", pid]).status();
+    }
+
+    fn log(&self, name: &str) -> String {
+        std::fs::read_to_string(self.dir.join(name)).unwrap_or_default()
+    }
+}
+
+impl Drop for Devnet {
+    fn drop(&mut self) {
+        self.script("down");
+        if std::thread::panicking() {
+            eprintln!("runner logs kept in {}", self.dir.display());
+            for i in 1..=3 {
+                let log = self.log(&format!("runner{i}/runner.log"));
+                let tail: Vec<&str> = log.lines().rev().take(15).collect();
+                eprintln!("--- runner{i} ---\n{}", tail.into_iter().rev().collect::<Vec<_>>().join("\n"));
+            }
+        } else {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+fn model_available() -> Option<PathBuf> {
+    let model = default_model_path();
+    if model.exists() {
+        Some(model)
+    } else {
+        eprintln!("{} not found; skipping (scripts/setup fetches it)", model.display());
+        None
+    }
+}
+
+/// Asks `prompt` as alice and returns the query id once assigned, plus the client for following it.
+async fn ask(devnet: &Devnet, tokenizer: &Tokenizer, prompt: &str) -> (ChainClient, nesa_sdk::cosmrs::crypto::secp256k1::SigningKey, u64, u128) {
+    let client = ChainClient::new(&devnet.rpc()).unwrap();
+    let key = Keyring::open(&devnet.dir.join("wallet")).unwrap().signing_key("alice").unwrap();
+    let market = MarketClient::connect(&client).await.unwrap();
+    let input = tokenizer.encode(&tokenizer.chat_prompt(Some("You are a helpful assistant."), prompt)).unwrap();
+    let request = QueryRequest {
+        kernel_id: 1,
+        input,
+        max_output_tokens: 96,
+        sampling: Sampling { seed: 7, temperature_milli: 0, top_p_milli: 1000 },
+        redundancy: Some(3),
+    };
+    let submitted = market.submit(&key, &request).await.unwrap();
+    (client, key, submitted.query_id, submitted.escrow.amount)
+}
+
+async fn settle(client: &ChainClient, key: &nesa_sdk::cosmrs::crypto::secp256k1::SigningKey, id: u64) -> QueryResponse {
+    let market = MarketClient::connect(client).await.unwrap();
+    market.wait_for_settlement(key, id, Duration::from_secs(240), |_| {}).await.unwrap()
+}
+
+fn outcome_of<'a>(state: &'a QueryResponse, node: &str) -> &'a Option<NodeOutcome> {
+    &state.assignments.iter().find(|a| a.node.as_str() == node).expect("assigned").outcome
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_query_is_answered_by_three_runners_and_survives_their_faults() {
+    let Some(model) = model_available() else { return };
+    let tokenizer = Tokenizer::load(&model).unwrap();
+
+    // 1. Honest round: submitted, assigned to 3, committed, revealed, settled, paid, refunded.
+    {
+        let devnet = Devnet::up("honest", None);
+        let (client, key, id, escrow) = ask(&devnet, &tokenizer, "What is the capital of France?").await;
+        let state = settle(&client, &key, id).await;
+        assert_eq!(state.query.status, QueryStatus::Settled);
+        assert_eq!(state.assignments.len(), 3, "assigned to three distinct nodes");
+        assert!(state.assignments.iter().all(|a| a.commitment.is_some()), "all committed");
+        assert!(state.assignments.iter().all(|a| a.reveal.as_ref().is_some_and(|r| r.matches_commitment)), "all revealed");
+        let settlement = state.query.settlement.clone().expect("settled");
+        assert_eq!(settlement.winners.len(), 3, "CDV: all three agree");
+        assert!(state.assignments.iter().all(|a| matches!(a.outcome, Some(NodeOutcome::Paid { .. }))));
+        assert_eq!(settlement.paid.u128() + settlement.refunded.u128(), escrow, "escrow = payments + refund, to the unes");
+        let to_nodes: u128 = state
+            .assignments
+            .iter()
+            .map(|a| match a.outcome {
+                Some(NodeOutcome::Paid { amount }) => amount.u128(),
+                _ => 0,
+            })
+            .sum();
+        assert_eq!(
+            to_nodes + settlement.protocol_fee.u128() + settlement.royalty.u128(),
+            settlement.paid.u128(),
+            "payments = node payouts + protocol fee + kernel royalty"
+        );
+        eprintln!("settlement: {settlement:?}");
+        assert!(settlement.refunded.u128() > 0, "the unused escrow is refunded");
+        let output = nesa_market::tokens::decode_token_ids(settlement.output.as_ref().unwrap()).unwrap();
+        let answer = tokenizer.decode(&output).unwrap();
+        assert!(answer.contains("Paris"), "a sensible answer: {answer}");
+        assert!(matches!(state.phase, QueryPhase::Closed));
+    }
+
+    // 2. A runner killed right after assignment: settled by the other two, the dead one slashed.
+    {
+        let devnet = Devnet::up("killed", None);
+        let dead = devnet.runner_address(3);
+        let (client, key, id, _) = ask(&devnet, &tokenizer, "Name a primary color.").await;
+        devnet.kill_runner(3);
+        let state = settle(&client, &key, id).await;
+        assert_eq!(state.query.status, QueryStatus::Settled, "quorum of two reached");
+        assert_eq!(state.query.settlement.as_ref().unwrap().winners.len(), 2);
+        assert!(
+            matches!(outcome_of(&state, &dead), Some(NodeOutcome::Slashed { reason: SlashReason::NoCommit | SlashReason::NoReveal, .. })),
+            "the dead runner is slashed for not revealing: {:?}",
+            outcome_of(&state, &dead)
+        );
+    }
+
+    // 3. A runner serving a tampered model ends up outside consensus and is slashed.
+    {
+        let tampered = std::env::temp_dir().join(format!("nesa-e2e-tampered-{}.gguf", std::process::id()));
+        let mut bytes = std::fs::read(&model).unwrap();
+        // Scramble 4 MiB of tensor data in the middle of the file: different weights, same shape.
+        let middle = bytes.len() / 2;
+        for (i, byte) in bytes[middle..middle + (4 << 20)].iter_mut().enumerate() {
+            *byte = byte.wrapping_mul(31).wrapping_add(i as u8);
+        }
+        std::fs::write(&tampered, bytes).unwrap();
+        let devnet = Devnet::up("tampered", Some(tampered.clone()));
+        let cheater = devnet.runner_address(3);
+        let (client, key, id, _) = ask(&devnet, &tokenizer, "What is the capital of France?").await;
+        let state = settle(&client, &key, id).await;
+        assert_eq!(state.query.status, QueryStatus::Settled);
+        assert!(
+            matches!(outcome_of(&state, &cheater), Some(NodeOutcome::Slashed { reason: SlashReason::Outlier, .. })),
+            "the tampered runner is an outlier: {:?}",
+            outcome_of(&state, &cheater)
+        );
+        let _ = std::fs::remove_file(tampered);
+    }
+
+    // 4. A runner restarted mid-round loses nothing: it resumes from chain state and is paid.
+    {
+        let devnet = Devnet::up("restart", None);
+        let restarted = devnet.runner_address(2);
+        let (client, key, id, _) = ask(&devnet, &tokenizer, "Say hello.").await;
+        devnet.kill_runner(2);
+        let out = devnet.script("up");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let state = settle(&client, &key, id).await;
+        assert_eq!(state.query.status, QueryStatus::Settled);
+        assert!(
+            matches!(outcome_of(&state, &restarted), Some(NodeOutcome::Paid { .. })),
+            "the restarted runner finished its work: {:?}",
+            outcome_of(&state, &restarted)
+        );
+        assert!(devnet.log("runner2/runner.log").contains("resuming unfinished query"));
+    }
+}

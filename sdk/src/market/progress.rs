@@ -1,0 +1,394 @@
+//! Following a query: which milestones it has reached, at which heights, and when the client
+//! saw them — what a progress display prints and what the per-phase latency of `nesa ask`
+//! is measured from.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use nesa_market::market::{QueryPhase, QueryResponse, QueryStatus};
+use serde::Serialize;
+
+/// A point in a query's life, in the order they happen.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Milestone {
+    /// The query is on chain with its escrow.
+    Submitted,
+    /// Its k nodes are drawn (in the submitting transaction).
+    Assigned,
+    /// Every assigned node committed.
+    AllCommitted,
+    /// Every assigned node revealed.
+    AllRevealed,
+    /// Settled or disputed.
+    Closed,
+}
+
+impl Milestone {
+    /// Every milestone, in order.
+    pub const ALL: [Milestone; 5] = [
+        Milestone::Submitted,
+        Milestone::Assigned,
+        Milestone::AllCommitted,
+        Milestone::AllRevealed,
+        Milestone::Closed,
+    ];
+
+    /// Lower-case words for display (`all committed`).
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Milestone::Submitted => "submitted",
+            Milestone::Assigned => "assigned",
+            Milestone::AllCommitted => "all committed",
+            Milestone::AllRevealed => "all revealed",
+            Milestone::Closed => "closed",
+        }
+    }
+
+    /// The block height at which `state` reached this milestone, if it has.
+    pub fn height(&self, state: &QueryResponse) -> Option<u64> {
+        let query = &state.query;
+        let every = |height: fn(&nesa_market::market::Assignment) -> Option<u64>| {
+            let heights: Option<Vec<u64>> = state.assignments.iter().map(height).collect();
+            heights.filter(|h| !h.is_empty()).and_then(|h| h.into_iter().max())
+        };
+        match self {
+            Milestone::Submitted => Some(query.submitted_height),
+            Milestone::Assigned => (!query.nodes.is_empty()).then_some(query.submitted_height),
+            Milestone::AllCommitted => every(|a| a.committed_height),
+            Milestone::AllRevealed => every(|a| a.reveal.as_ref().map(|r| r.height)),
+            Milestone::Closed => query.settlement.as_ref().map(|s| s.height),
+        }
+    }
+}
+
+/// The counts a progress display shows; a new line is due whenever they change.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Progress {
+    pub status: QueryStatus,
+    /// Reveals are over (every node revealed or the deadline passed): anyone may settle.
+    pub settleable: bool,
+    /// k.
+    pub nodes: usize,
+    pub committed: usize,
+    pub revealed: usize,
+}
+
+impl Progress {
+    /// The counts of `state`.
+    pub fn of(state: &QueryResponse) -> Self {
+        Progress {
+            status: state.query.status,
+            settleable: matches!(state.phase, QueryPhase::Settleable),
+            nodes: state.assignments.len(),
+            committed: state
+                .assignments
+                .iter()
+                .filter(|a| a.commitment.is_some())
+                .count(),
+            revealed: state
+                .assignments
+                .iter()
+                .filter(|a| a.reveal.is_some())
+                .count(),
+        }
+    }
+}
+
+/// How long one step between two milestones took, in blocks and as the client saw it.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct PhaseTiming {
+    pub from: Milestone,
+    pub to: Milestone,
+    pub blocks: u64,
+    /// Wall-clock seconds between the client first seeing each end (block-polling precision);
+    /// `None` when it did not see one of them.
+    pub seconds: Option<f64>,
+}
+
+/// When the client first saw each milestone, as time since it started submitting.
+#[derive(Clone, Debug, Default)]
+pub struct Timeline {
+    seen: BTreeMap<Milestone, Duration>,
+}
+
+impl Timeline {
+    /// Records `milestone` as seen at `at`, unless it was seen before.
+    pub fn mark(&mut self, milestone: Milestone, at: Duration) {
+        self.seen.entry(milestone).or_insert(at);
+    }
+
+    /// Marks every milestone `state` has reached as seen at `at`.
+    pub fn observe(&mut self, state: &QueryResponse, at: Duration) {
+        for milestone in Milestone::ALL {
+            if milestone.height(state).is_some() {
+                self.mark(milestone, at);
+            }
+        }
+    }
+
+    /// When `milestone` was first seen.
+    pub fn seen(&self, milestone: Milestone) -> Option<Duration> {
+        self.seen.get(&milestone).copied()
+    }
+
+    /// The steps between the milestones `state` reached, each measured from the previous one
+    /// reached (a node that never committed means no `all committed`: that step is skipped and
+    /// the next one runs from `assigned`).
+    pub fn phases(&self, state: &QueryResponse) -> Vec<PhaseTiming> {
+        let reached: Vec<(Milestone, u64)> = Milestone::ALL
+            .iter()
+            .filter_map(|m| m.height(state).map(|h| (*m, h)))
+            .collect();
+        reached
+            .windows(2)
+            .map(|pair| {
+                let ((from, from_height), (to, to_height)) = (pair[0], pair[1]);
+                let seconds = match (self.seen(from), self.seen(to)) {
+                    (Some(start), Some(end)) => Some(end.saturating_sub(start).as_secs_f64()),
+                    _ => None,
+                };
+                PhaseTiming {
+                    from,
+                    to,
+                    blocks: to_height.saturating_sub(from_height),
+                    seconds,
+                }
+            })
+            .collect()
+    }
+}
+
+/// Query states at each step of the lifecycle, for tests of code that follows queries (here
+/// and in the `nesa` CLI).
+#[doc(hidden)]
+pub mod fixtures {
+    use cosmwasm_std::{Addr, Binary, Coin, Decimal, HexBinary, Uint128};
+    use nesa_market::market::{
+        Assignment, InferenceQuery, NodeOutcome, Reveal, Sampling, Settlement, SlashReason,
+    };
+
+    use nesa_market::market::{QueryPhase, QueryResponse, QueryStatus};
+
+    /// A query on kernel 1 submitted at height 10 with `k` nodes, nothing committed yet.
+    pub fn submitted(k: usize) -> QueryResponse {
+        let nodes: Vec<Addr> = (0..k)
+            .map(|i| Addr::unchecked(format!("nesa1node{i}aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa{i}")))
+            .collect();
+        QueryResponse {
+            query: InferenceQuery {
+                id: 7,
+                user: Addr::unchecked("nesa1user"),
+                kernel_id: 1,
+                kernel_owner: Addr::unchecked("nesa1owner"),
+                price_per_input_token: Uint128::new(1),
+                price_per_output_token: Uint128::new(2),
+                input: Binary::default(),
+                input_tokens: 31,
+                max_output_tokens: 64,
+                sampling: Sampling::default(),
+                redundancy: k as u8,
+                quorum: 2,
+                fingerprint_positions: 16,
+                fingerprint_tolerance: 3,
+                nodes: nodes.clone(),
+                escrow: Coin::new(3u128 * (31 + 2 * 64), "unes"),
+                seed: HexBinary::default(),
+                submitted_height: 10,
+                commit_deadline: 20,
+                reveal_deadline: 30,
+                status: QueryStatus::Pending,
+                commits: 0,
+                reveals: 0,
+                settlement: None,
+            },
+            assignments: nodes
+                .into_iter()
+                .map(|node| Assignment {
+                    node,
+                    commitment: None,
+                    committed_height: None,
+                    reveal: None,
+                    outcome: None,
+                })
+                .collect(),
+            phase: QueryPhase::Commit,
+        }
+    }
+
+    /// Node `index` commits at `height`.
+    pub fn commit(state: &mut QueryResponse, index: usize, height: u64) {
+        let assignment = &mut state.assignments[index];
+        assignment.commitment = Some(HexBinary::from(vec![index as u8; 32]));
+        assignment.committed_height = Some(height);
+        state.query.commits += 1;
+        if state.query.commits as usize == state.assignments.len() {
+            state.query.status = QueryStatus::Revealing;
+            state.phase = QueryPhase::Reveal;
+        }
+    }
+
+    /// Node `index` reveals `output` at `height`.
+    pub fn reveal(state: &mut QueryResponse, index: usize, height: u64, output: &[u32]) {
+        state.assignments[index].reveal = Some(Reveal {
+            output: Binary::from(nesa_market::tokens::encode_token_ids(output)),
+            output_hash: HexBinary::from(vec![1; 32]),
+            output_tokens: output.len() as u32,
+            fingerprint: Binary::default(),
+            salt: Binary::from(vec![0; 16]),
+            matches_commitment: true,
+            height,
+        });
+        state.query.status = QueryStatus::Revealing;
+        state.query.reveals += 1;
+        state.phase = QueryPhase::Reveal;
+    }
+
+    /// The query closes at `height` with `settlement`.
+    pub fn close(state: &mut QueryResponse, status: QueryStatus, settlement: Settlement) {
+        state.query.status = status;
+        state.query.settlement = Some(settlement);
+        state.phase = QueryPhase::Closed;
+    }
+
+    /// An honest round of three nodes on `output`: commits at 12–13, reveals at 15–16, settled
+    /// at 17; each node is paid 39unes gross (10% protocol fee, 10% royalty).
+    pub fn honest_round(output: &[u32]) -> QueryResponse {
+        let mut state = submitted(3);
+        commit(&mut state, 0, 12);
+        commit(&mut state, 1, 13);
+        commit(&mut state, 2, 13);
+        reveal(&mut state, 0, 15, output);
+        reveal(&mut state, 1, 15, output);
+        reveal(&mut state, 2, 16, output);
+        let pay = 31 + 2 * output.len() as u128;
+        let fee = pay / 10;
+        for assignment in &mut state.assignments {
+            assignment.outcome = Some(NodeOutcome::Paid { amount: Uint128::new(pay - 2 * fee) });
+        }
+        let winners = state.query.nodes.clone();
+        let settlement = Settlement {
+            height: 17,
+            winners,
+            output: Some(Binary::from(nesa_market::tokens::encode_token_ids(output))),
+            output_hash: Some(HexBinary::from(vec![1; 32])),
+            output_tokens: output.len() as u32,
+            paid: Uint128::new(3 * pay),
+            protocol_fee: Uint128::new(3 * fee),
+            royalty: Uint128::new(3 * fee),
+            refunded: state.query.escrow.amount - Uint128::new(3 * pay),
+        };
+        close(&mut state, QueryStatus::Settled, settlement);
+        state
+    }
+
+    /// Three nodes that all disagree: disputed at 17, the escrow refunded in full, nobody
+    /// paid; node 2 never revealed and is slashed.
+    pub fn disputed_round() -> QueryResponse {
+        let mut state = submitted(3);
+        commit(&mut state, 0, 12);
+        commit(&mut state, 1, 12);
+        commit(&mut state, 2, 12);
+        reveal(&mut state, 0, 14, &[1]);
+        reveal(&mut state, 1, 14, &[2]);
+        state.assignments[0].outcome = Some(NodeOutcome::Unpaid {});
+        state.assignments[1].outcome = Some(NodeOutcome::Unpaid {});
+        state.assignments[2].outcome = Some(NodeOutcome::Slashed {
+            reason: SlashReason::NoReveal,
+            fraction: Decimal::percent(20),
+        });
+        let mut settlement = settlement(17);
+        settlement.refunded = state.query.escrow.amount;
+        close(&mut state, QueryStatus::Disputed, settlement);
+        state
+    }
+
+    pub fn settlement(height: u64) -> Settlement {
+        Settlement {
+            height,
+            winners: vec![],
+            output: None,
+            output_hash: None,
+            output_tokens: 0,
+            paid: Uint128::zero(),
+            protocol_fee: Uint128::zero(),
+            royalty: Uint128::zero(),
+            refunded: Uint128::zero(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fixtures::*;
+    use super::*;
+
+    #[test]
+    fn a_fresh_query_is_submitted_and_assigned_in_the_same_block() {
+        let state = submitted(3);
+        assert_eq!(Milestone::Submitted.height(&state), Some(10));
+        assert_eq!(Milestone::Assigned.height(&state), Some(10));
+        assert_eq!(Milestone::AllCommitted.height(&state), None);
+        assert_eq!(
+            Progress::of(&state),
+            Progress {
+                status: QueryStatus::Pending,
+                settleable: false,
+                nodes: 3,
+                committed: 0,
+                revealed: 0
+            }
+        );
+    }
+
+    #[test]
+    fn all_committed_is_the_height_of_the_last_commit_and_only_once_every_node_committed() {
+        let mut state = submitted(3);
+        commit(&mut state, 0, 12);
+        commit(&mut state, 2, 14);
+        assert_eq!(Milestone::AllCommitted.height(&state), None);
+        assert_eq!(Progress::of(&state).committed, 2);
+        commit(&mut state, 1, 13);
+        assert_eq!(Milestone::AllCommitted.height(&state), Some(14));
+        assert_eq!(Progress::of(&state).status, QueryStatus::Revealing);
+    }
+
+    #[test]
+    fn phases_skip_a_milestone_that_was_never_reached() {
+        let mut state = submitted(3);
+        let mut timeline = Timeline::default();
+        timeline.mark(Milestone::Submitted, Duration::ZERO);
+        timeline.observe(&state, Duration::from_millis(1200));
+        commit(&mut state, 0, 12);
+        commit(&mut state, 1, 13);
+        timeline.observe(&state, Duration::from_millis(4000));
+        reveal(&mut state, 0, 21, &[5]);
+        reveal(&mut state, 1, 22, &[5]);
+        state.phase = QueryPhase::Settleable;
+        assert!(Progress::of(&state).settleable);
+        close(&mut state, QueryStatus::Settled, settlement(23));
+        timeline.observe(&state, Duration::from_millis(14000));
+        let phases = timeline.phases(&state);
+        let steps: Vec<(Milestone, Milestone, u64)> =
+            phases.iter().map(|p| (p.from, p.to, p.blocks)).collect();
+        assert_eq!(
+            steps,
+            [
+                (Milestone::Submitted, Milestone::Assigned, 0),
+                (Milestone::Assigned, Milestone::Closed, 13),
+            ],
+            "node 2 never committed, so neither `all committed` nor `all revealed` happened"
+        );
+        assert_eq!(phases[0].seconds, Some(1.2));
+        assert_eq!(phases[1].seconds, Some(12.8));
+    }
+
+    #[test]
+    fn the_first_sighting_of_a_milestone_is_kept() {
+        let mut timeline = Timeline::default();
+        timeline.mark(Milestone::Closed, Duration::from_secs(3));
+        timeline.mark(Milestone::Closed, Duration::from_secs(9));
+        assert_eq!(timeline.seen(Milestone::Closed), Some(Duration::from_secs(3)));
+        assert_eq!(timeline.seen(Milestone::Assigned), None);
+    }
+}
