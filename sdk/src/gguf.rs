@@ -4,8 +4,8 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-pub use candle_core::quantized::gguf_file::Value;
 use candle_core::quantized::gguf_file;
+pub use candle_core::quantized::gguf_file::Value;
 
 /// The metadata section of a GGUF file.
 pub type Metadata = HashMap<String, Value>;
@@ -31,7 +31,9 @@ impl MetadataError {
 /// A GGUF file that cannot be read.
 #[derive(Debug, thiserror::Error)]
 pub enum GgufError {
-    #[error("cannot open model file {path}: {source} (run scripts/fetch-model for the default model)")]
+    #[error(
+        "cannot open model file {path}: {source} (run scripts/fetch-model for the default model)"
+    )]
     Open {
         path: PathBuf,
         source: std::io::Error,
@@ -39,7 +41,8 @@ pub enum GgufError {
     #[error("model file {path} is not a GGUF file: {source}")]
     NotGguf {
         path: PathBuf,
-        source: candle_core::Error,
+        // Boxed: candle's error is large and this one travels inside other crates' errors.
+        source: Box<candle_core::Error>,
     },
 }
 
@@ -51,7 +54,7 @@ pub fn read_content(path: &Path) -> Result<gguf_file::Content, GgufError> {
     })?;
     gguf_file::Content::read(&mut file).map_err(|source| GgufError::NotGguf {
         path: path.to_owned(),
-        source,
+        source: Box::new(source),
     })
 }
 
@@ -155,9 +158,18 @@ mod tests {
         let metadata = metadata();
         let missing = metadata_usize(&metadata, "absent").unwrap_err();
         assert_eq!(missing, MetadataError::new("absent", "not present"));
-        assert_eq!(metadata_usize(&metadata, "signed").unwrap_err().key, "signed");
-        assert_eq!(metadata_string(&metadata, "count").unwrap_err().key, "count");
-        assert_eq!(metadata_strings(&metadata, "mixed").unwrap_err().key, "mixed");
+        assert_eq!(
+            metadata_usize(&metadata, "signed").unwrap_err().key,
+            "signed"
+        );
+        assert_eq!(
+            metadata_string(&metadata, "count").unwrap_err().key,
+            "count"
+        );
+        assert_eq!(
+            metadata_strings(&metadata, "mixed").unwrap_err().key,
+            "mixed"
+        );
     }
 
     #[test]

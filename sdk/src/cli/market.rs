@@ -5,8 +5,8 @@ use std::fmt::Write;
 use clap::Subcommand;
 use nesa_market::market::{Assignment, MarketParams, NodeOutcome, QueryResponse, Sampling};
 use nesa_market::registry::{Encryption, Kernel, KernelStatus, KernelsResponse};
-use nesa_sdk::market::MarketClient;
-use nesa_sdk::ChainClient;
+use nesa_sdk::market::{MarketClient, SubmitError};
+use nesa_sdk::{ChainClient, ClientError};
 
 use super::output::{emit, milli, percent};
 use super::GlobalArgs;
@@ -44,10 +44,12 @@ pub async fn run(command: MarketQueryCommand, global: &GlobalArgs) -> anyhow::Re
     let market = MarketClient::connect(&client).await?;
     match command {
         MarketQueryCommand::Query { id } => {
-            let state = market
-                .query(id)
-                .await
-                .map_err(|e| anyhow::anyhow!("query {id} not found: {e}"))?;
+            let state = market.query(id).await.map_err(|e| match e {
+                ClientError::QueryFailed { .. } => anyhow::anyhow!(
+                    "query {id} does not exist: `nesa ask` prints the id of each query it submits"
+                ),
+                other => other.into(),
+            })?;
             emit(global.output, &state, describe_query)
         }
         MarketQueryCommand::Kernels { start_after, limit } => {
@@ -60,8 +62,9 @@ pub async fn run(command: MarketQueryCommand, global: &GlobalArgs) -> anyhow::Re
             })
         }
         MarketQueryCommand::Kernel { id } => {
-            let kernel = market.kernel(id).await.map_err(|e| {
-                anyhow::anyhow!("kernel {id} not found (list them with `nesa query market kernels`): {e}")
+            let kernel = market.kernel(id).await.map_err(|e| match e {
+                ClientError::QueryFailed { .. } => SubmitError::UnknownKernel(id).into(),
+                other => anyhow::Error::from(other),
             })?;
             emit(global.output, &kernel, describe_kernel)
         }
@@ -138,7 +141,12 @@ pub fn describe_query(state: &QueryResponse) -> String {
     let denom = &query.escrow.denom;
     let mut text = String::new();
     let phase = format!("{:?}", state.phase).to_lowercase();
-    let _ = writeln!(text, "query {}: {} (phase {phase})", query.id, query.status.as_str());
+    let _ = writeln!(
+        text,
+        "query {}: {} (phase {phase})",
+        query.id,
+        query.status.as_str()
+    );
     let _ = writeln!(text, "kernel: {}", query.kernel_id);
     let _ = writeln!(text, "user: {}", query.user);
     let _ = writeln!(
@@ -357,15 +365,23 @@ mod tests {
     #[test]
     fn a_settled_query_shows_each_node_and_the_payments() {
         let text = describe_query(&fixtures::honest_round(&[5, 6, 7, 8]));
-        assert!(text.starts_with("query 7: settled (phase closed)\n"), "{text}");
-        assert!(text.contains("input: 31 tokens, at most 64 output tokens, greedy"), "{text}");
+        assert!(
+            text.starts_with("query 7: settled (phase closed)\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("input: 31 tokens, at most 64 output tokens, greedy"),
+            "{text}"
+        );
         assert!(
             text.contains("committed at 12, revealed at 15 (4 tokens), paid 33unes"),
             "{text}"
         );
         assert!(text.contains("settlement at height 17:"), "{text}");
         assert!(
-            text.contains("cost: 117unes = 99unes to nodes + 9unes protocol fee + 9unes kernel royalty"),
+            text.contains(
+                "cost: 117unes = 99unes to nodes + 9unes protocol fee + 9unes kernel royalty"
+            ),
             "{text}"
         );
         assert!(text.contains("refunded: 360unes"), "{text}");
@@ -375,7 +391,10 @@ mod tests {
     fn a_disputed_query_shows_the_slashed_node_and_no_winners() {
         let text = describe_query(&fixtures::disputed_round());
         assert!(text.starts_with("query 7: disputed"), "{text}");
-        assert!(text.contains("not revealed, slashed 20% for no_reveal"), "{text}");
+        assert!(
+            text.contains("not revealed, slashed 20% for no_reveal"),
+            "{text}"
+        );
         assert!(text.contains("winners: none (no quorum)"), "{text}");
     }
 
@@ -394,19 +413,31 @@ mod tests {
             temperature_milli: 700,
             top_p_milli: 1000,
         };
-        assert_eq!(describe_sampling(&seeded), "temperature 0.7, top-p 1, seed 42");
+        assert_eq!(
+            describe_sampling(&seeded),
+            "temperature 0.7, top-p 1, seed 42"
+        );
     }
 
     #[test]
     fn kernels_list_one_line_each_and_a_kernel_shows_its_hashes() {
         let list = describe_kernels(&[kernel()]);
         assert_eq!(list.lines().count(), 1);
-        assert!(list.contains("smollm2-135m v1  active  llama 30 layers"), "{list}");
+        assert!(
+            list.contains("smollm2-135m v1  active  llama 30 layers"),
+            "{list}"
+        );
         assert_eq!(describe_kernels(&[]), "no kernels registered");
         let one = describe_kernel(&kernel());
-        assert!(one.contains(&format!("tokenizer sha256: {}", "cd".repeat(32))), "{one}");
+        assert!(
+            one.contains(&format!("tokenizer sha256: {}", "cd".repeat(32))),
+            "{one}"
+        );
         assert!(one.contains("layers 0..30: sha256 abab"), "{one}");
-        assert!(one.contains("price: 1 unes per input token, 2 unes per output token"), "{one}");
+        assert!(
+            one.contains("price: 1 unes per input token, 2 unes per output token"),
+            "{one}"
+        );
     }
 
     #[test]

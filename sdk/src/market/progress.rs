@@ -50,7 +50,9 @@ impl Milestone {
         let query = &state.query;
         let every = |height: fn(&nesa_market::market::Assignment) -> Option<u64>| {
             let heights: Option<Vec<u64>> = state.assignments.iter().map(height).collect();
-            heights.filter(|h| !h.is_empty()).and_then(|h| h.into_iter().max())
+            heights
+                .filter(|h| !h.is_empty())
+                .and_then(|h| h.into_iter().max())
         };
         match self {
             Milestone::Submitted => Some(query.submitted_height),
@@ -106,6 +108,11 @@ pub struct PhaseTiming {
     pub seconds: Option<f64>,
 }
 
+/// `duration` in seconds, to the millisecond (finer is polling noise).
+pub fn seconds(duration: Duration) -> f64 {
+    duration.as_millis() as f64 / 1000.0
+}
+
 /// When the client first saw each milestone, as time since it started submitting.
 #[derive(Clone, Debug, Default)]
 pub struct Timeline {
@@ -145,7 +152,7 @@ impl Timeline {
             .map(|pair| {
                 let ((from, from_height), (to, to_height)) = (pair[0], pair[1]);
                 let seconds = match (self.seen(from), self.seen(to)) {
-                    (Some(start), Some(end)) => Some(end.saturating_sub(start).as_secs_f64()),
+                    (Some(start), Some(end)) => Some(seconds(end.saturating_sub(start))),
                     _ => None,
                 };
                 PhaseTiming {
@@ -173,7 +180,11 @@ pub mod fixtures {
     /// A query on kernel 1 submitted at height 10 with `k` nodes, nothing committed yet.
     pub fn submitted(k: usize) -> QueryResponse {
         let nodes: Vec<Addr> = (0..k)
-            .map(|i| Addr::unchecked(format!("nesa1node{i}aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa{i}")))
+            .map(|i| {
+                Addr::unchecked(format!(
+                    "nesa1node{i}aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa{i}"
+                ))
+            })
             .collect();
         QueryResponse {
             query: InferenceQuery {
@@ -264,7 +275,9 @@ pub mod fixtures {
         let pay = 31 + 2 * output.len() as u128;
         let fee = pay / 10;
         for assignment in &mut state.assignments {
-            assignment.outcome = Some(NodeOutcome::Paid { amount: Uint128::new(pay - 2 * fee) });
+            assignment.outcome = Some(NodeOutcome::Paid {
+                amount: Uint128::new(pay - 2 * fee),
+            });
         }
         let winners = state.query.nodes.clone();
         let settlement = Settlement {
@@ -388,7 +401,10 @@ mod tests {
         let mut timeline = Timeline::default();
         timeline.mark(Milestone::Closed, Duration::from_secs(3));
         timeline.mark(Milestone::Closed, Duration::from_secs(9));
-        assert_eq!(timeline.seen(Milestone::Closed), Some(Duration::from_secs(3)));
+        assert_eq!(
+            timeline.seen(Milestone::Closed),
+            Some(Duration::from_secs(3))
+        );
         assert_eq!(timeline.seen(Milestone::Assigned), None);
     }
 }

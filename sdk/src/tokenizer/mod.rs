@@ -361,10 +361,8 @@ mod tests {
     fn a_tokenizer_loads_from_a_gguf_file() {
         let metadata = fixture::metadata();
         let entries: Vec<(&str, &Value)> = metadata.iter().map(|(k, v)| (k.as_str(), v)).collect();
-        let path = std::env::temp_dir().join(format!(
-            "nesa-sdk-tokenizer-{}.gguf",
-            std::process::id()
-        ));
+        let path =
+            std::env::temp_dir().join(format!("nesa-sdk-tokenizer-{}.gguf", std::process::id()));
         let mut file = std::fs::File::create(&path).unwrap();
         candle_core::quantized::gguf_file::write(&mut file, &entries, &[]).unwrap();
         drop(file);
@@ -372,7 +370,10 @@ mod tests {
         std::fs::remove_file(&path).unwrap();
         let loaded = loaded.unwrap();
         assert_eq!(loaded.sha256(), tiny().sha256());
-        assert_eq!(loaded.encode("hello").unwrap(), tiny().encode("hello").unwrap());
+        assert_eq!(
+            loaded.encode("hello").unwrap(),
+            tiny().encode("hello").unwrap()
+        );
     }
 
     #[test]
@@ -386,7 +387,10 @@ mod tests {
         let mut metadata = fixture::metadata();
         metadata.remove("tokenizer.ggml.merges");
         let error = Tokenizer::from_gguf_metadata(&metadata).err().unwrap();
-        assert!(error.to_string().contains("tokenizer.ggml.merges"), "{error}");
+        assert!(
+            error.to_string().contains("tokenizer.ggml.merges"),
+            "{error}"
+        );
         assert!(matches!(
             Tokenizer::load(Path::new("/nonexistent/model.gguf")),
             Err(TokenizerError::File(GgufError::Open { .. }))

@@ -8,24 +8,41 @@ use nesa_sdk::market::progress::Progress;
 
 use crate::cli::output::short_address;
 
+/// The line naming the nodes a query was assigned to.
+pub fn assigned_line(state: &QueryResponse) -> String {
+    let nodes: Vec<String> = state
+        .query
+        .nodes
+        .iter()
+        .map(|n| short_address(n.as_str()))
+        .collect();
+    format!("assigned to {} nodes: {}", nodes.len(), nodes.join(", "))
+}
+
 /// What the user reads about `state`: where the query is now.
 pub fn progress_line(state: &QueryResponse) -> String {
     let progress = Progress::of(state);
     let k = progress.nodes;
-    let closed_at = state.query.settlement.as_ref().map(|s| s.height).unwrap_or_default();
+    let closed_at = state
+        .query
+        .settlement
+        .as_ref()
+        .map(|s| s.height)
+        .unwrap_or_default();
     match state.query.status {
         QueryStatus::Settled => {
-            let winners = state.query.settlement.as_ref().map_or(0, |s| s.winners.len());
+            let winners = state
+                .query
+                .settlement
+                .as_ref()
+                .map_or(0, |s| s.winners.len());
             return format!("settled at height {closed_at}: {winners}/{k} nodes agreed");
         }
         QueryStatus::Disputed => return format!("disputed at height {closed_at}: no quorum"),
         QueryStatus::Pending | QueryStatus::Revealing => {}
     }
     match state.phase {
-        QueryPhase::Commit if progress.committed == 0 => {
-            let nodes: Vec<String> = state.query.nodes.iter().map(|n| short_address(n.as_str())).collect();
-            format!("assigned to {k} nodes: {}", nodes.join(", "))
-        }
+        QueryPhase::Commit if progress.committed == 0 => assigned_line(state),
         QueryPhase::Commit => format!("committed {}/{k}", progress.committed),
         QueryPhase::Reveal if progress.revealed == 0 && progress.committed == k => {
             format!("committed {k}/{k}")
@@ -86,8 +103,14 @@ impl<W: Write> ProgressDisplay<W> {
         if self.last == Some(progress) {
             return;
         }
+        // The assignment is always worth a line, even when the first state seen is further on.
+        let line = progress_line(state);
+        let assigned = assigned_line(state);
+        if self.last.is_none() && line != assigned {
+            self.line(&assigned);
+        }
         self.last = Some(progress);
-        self.line(&progress_line(state));
+        self.line(&line);
     }
 
     /// Ends the in-place line so what follows starts on its own line.
@@ -114,7 +137,10 @@ mod tests {
     fn each_phase_has_its_line() {
         let mut state = submitted(3);
         let line = progress_line(&state);
-        assert!(line.starts_with("assigned to 3 nodes: nesa1node0…aaa0, "), "{line}");
+        assert!(
+            line.starts_with("assigned to 3 nodes: nesa1node0…aaa0, "),
+            "{line}"
+        );
         commit(&mut state, 0, 12);
         assert_eq!(progress_line(&state), "committed 1/3");
         commit(&mut state, 1, 12);
@@ -128,7 +154,10 @@ mod tests {
             progress_line(&honest_round(&[5])),
             "settled at height 17: 3/3 nodes agreed"
         );
-        assert_eq!(progress_line(&disputed_round()), "disputed at height 17: no quorum");
+        assert_eq!(
+            progress_line(&disputed_round()),
+            "disputed at height 17: no quorum"
+        );
     }
 
     #[test]
@@ -153,6 +182,17 @@ mod tests {
         let text = String::from_utf8(display.into_inner()).unwrap();
         assert_eq!(text.lines().count(), 2, "{text}");
         assert!(text.ends_with("committed 1/2\n"), "{text}");
+    }
+
+    #[test]
+    fn the_assignment_is_shown_even_when_the_first_state_is_further_on() {
+        let mut display = ProgressDisplay::new(Vec::new(), false);
+        display.update(&honest_round(&[5]));
+        let text = String::from_utf8(display.into_inner()).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 2, "{text}");
+        assert!(lines[0].starts_with("assigned to 3 nodes: "), "{text}");
+        assert_eq!(lines[1], "settled at height 17: 3/3 nodes agreed");
     }
 
     #[test]

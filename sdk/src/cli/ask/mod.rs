@@ -10,7 +10,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::Args;
-use nesa_market::market::{QueryResponse, QueryStatus, Sampling, MAX_TEMPERATURE_MILLI, MAX_TOP_P_MILLI};
+use nesa_market::market::{
+    QueryResponse, QueryStatus, Sampling, MAX_TEMPERATURE_MILLI, MAX_TOP_P_MILLI,
+};
 use nesa_market::registry::{Encryption, Kernel};
 use nesa_sdk::market::progress::{Milestone, Timeline};
 use nesa_sdk::market::{MarketClient, QueryRequest, SubmitError};
@@ -59,7 +61,10 @@ pub struct AskArgs {
 /// Runs `nesa ask`.
 pub async fn run(args: AskArgs, global: &GlobalArgs) -> anyhow::Result<()> {
     if args.prompt.trim().is_empty() {
-        anyhow::bail!("{}: ask a question, e.g. nesa ask \"What is the capital of France?\" --kernel 1", SubmitError::EmptyPrompt);
+        anyhow::bail!(
+            "{}: ask a question, e.g. nesa ask \"What is the capital of France?\" --kernel 1",
+            SubmitError::EmptyPrompt
+        );
     }
     let sampling = sampling(args.temperature, args.seed)?;
     let keyring = Keyring::open(&global.home_dir()?)?;
@@ -70,14 +75,20 @@ pub async fn run(args: AskArgs, global: &GlobalArgs) -> anyhow::Result<()> {
     let client = ChainClient::new(&global.node)?;
     let market = MarketClient::connect(&client).await?;
     let kernel = market.kernel(args.kernel).await.map_err(|e| match e {
-        ClientError::QueryFailed { .. } => anyhow::Error::from(SubmitError::UnknownKernel(args.kernel)),
+        ClientError::QueryFailed { .. } => {
+            anyhow::Error::from(SubmitError::UnknownKernel(args.kernel))
+        }
         other => other.into(),
     })?;
     if kernel.encryption == Encryption::EeV1 {
         anyhow::bail!("kernel {} is encrypted (ee-v1) and `nesa ask` does not hold equivariant-encryption keys yet: ask a plain kernel", kernel.id);
     }
-    let tokenizer = Tokenizer::load(&args.model)
-        .with_context(|| format!("reading the tokenizer of {} (pass --model <the kernel's GGUF>)", args.model.display()))?;
+    let tokenizer = Tokenizer::load(&args.model).with_context(|| {
+        format!(
+            "reading the tokenizer of {} (pass --model <the kernel's GGUF>)",
+            args.model.display()
+        )
+    })?;
     check_tokenizer(&kernel, &tokenizer, &args.model)?;
     let input = tokenizer.encode(&tokenizer.chat_prompt(args.system.as_deref(), &args.prompt))?;
     let request = QueryRequest {
@@ -115,8 +126,14 @@ pub async fn run(args: AskArgs, global: &GlobalArgs) -> anyhow::Result<()> {
     let answer = answer(&state, &tokenizer)?;
     let total_seconds = timeline
         .seen(Milestone::Closed)
-        .map(|closed| closed.as_secs_f64());
-    let summary = AskSummary::new(&state, answer, submitted.tx_hash, timeline.phases(&state), total_seconds);
+        .map(nesa_sdk::market::progress::seconds);
+    let summary = AskSummary::new(
+        &state,
+        answer,
+        submitted.tx_hash,
+        timeline.phases(&state),
+        total_seconds,
+    );
     match global.output {
         OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&summary)?),
         OutputFormat::Text => {
@@ -187,7 +204,12 @@ fn check_tokenizer(kernel: &Kernel, tokenizer: &Tokenizer, model: &Path) -> anyh
 
 /// The decoded winning output, if the query has one.
 fn answer(state: &QueryResponse, tokenizer: &Tokenizer) -> anyhow::Result<Option<String>> {
-    let Some(output) = state.query.settlement.as_ref().and_then(|s| s.output.as_ref()) else {
+    let Some(output) = state
+        .query
+        .settlement
+        .as_ref()
+        .and_then(|s| s.output.as_ref())
+    else {
         return Ok(None);
     };
     let ids = nesa_market::tokens::decode_token_ids(output)
@@ -203,8 +225,13 @@ mod tests {
     fn the_only_key_pays_when_none_is_named() {
         let path = Path::new("/home/u/.nesa/keyring.json");
         assert_eq!(choose_key(&["alice"], None, path).unwrap(), "alice");
-        assert_eq!(choose_key(&["alice", "bob"], Some("bob"), path).unwrap(), "bob");
-        let several = choose_key(&["alice", "bob"], None, path).unwrap_err().to_string();
+        assert_eq!(
+            choose_key(&["alice", "bob"], Some("bob"), path).unwrap(),
+            "bob"
+        );
+        let several = choose_key(&["alice", "bob"], None, path)
+            .unwrap_err()
+            .to_string();
         assert!(several.contains("--from (alice, bob)"), "{several}");
         let none = choose_key(&[], None, path).unwrap_err().to_string();
         assert!(none.contains("nesa keys add"), "{none}");
@@ -213,7 +240,10 @@ mod tests {
     #[test]
     fn temperature_becomes_milli_units_and_a_seed_only_when_sampling() {
         let greedy = sampling(0.0, None).unwrap();
-        assert_eq!((greedy.temperature_milli, greedy.seed, greedy.top_p_milli), (0, 0, 1000));
+        assert_eq!(
+            (greedy.temperature_milli, greedy.seed, greedy.top_p_milli),
+            (0, 0, 1000)
+        );
         let seeded = sampling(0.7, Some(42)).unwrap();
         assert_eq!((seeded.temperature_milli, seeded.seed), (700, 42));
         assert!(sampling(10.5, None).is_err());

@@ -286,8 +286,14 @@ phases:
         let text = describe(&summary);
         assert!(text.starts_with("query 7: disputed at height 17"), "{text}");
         assert!(text.contains("winners: none (no quorum)\n"), "{text}");
-        assert!(text.contains("nesa1node2aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa2 20% for no_reveal"), "{text}");
-        assert!(text.contains("  all committed → disputed  5 blocks"), "{text}");
+        assert!(
+            text.contains("nesa1node2aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa2 20% for no_reveal"),
+            "{text}"
+        );
+        assert!(
+            text.contains("  all committed → disputed  5 blocks"),
+            "{text}"
+        );
         assert_eq!(
             summary.dispute_message(),
             "query 7 was disputed: its 3 nodes reached no quorum, so no answer is available; the escrow was refunded (477unes back to you)"
