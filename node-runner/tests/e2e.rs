@@ -136,6 +136,38 @@ async fn settle(client: &ChainClient, key: &nesa_sdk::cosmrs::crypto::secp256k1:
     market.wait_for_settlement(key, id, Duration::from_secs(240), |_| {}).await.unwrap()
 }
 
+/// Unknown kernel, empty prompt, too many tokens, too many output tokens: each refused by the
+/// client with its own error, and the user's balance does not move.
+async fn rejects_bad_queries_before_funds_move(devnet: &Devnet, tokenizer: &Tokenizer) {
+    use nesa_sdk::market::SubmitError;
+    let client = ChainClient::new(&devnet.rpc()).unwrap();
+    let keyring = Keyring::open(&devnet.dir.join("wallet")).unwrap();
+    let key = keyring.signing_key("alice").unwrap();
+    let alice = keyring.show("alice").unwrap().address;
+    let market = MarketClient::connect(&client).await.unwrap();
+    let before = client.balance(&alice, "unes").await.unwrap().amount;
+    let good = tokenizer.encode(&tokenizer.chat_prompt(None, "hello")).unwrap();
+    let request = |kernel_id: u64, input: Vec<u32>, max_output_tokens: u32| QueryRequest {
+        kernel_id,
+        input,
+        max_output_tokens,
+        sampling: Sampling::default(),
+        redundancy: None,
+    };
+    let cases: Vec<(QueryRequest, fn(&SubmitError) -> bool)> = vec![
+        (request(99, good.clone(), 16), |e| matches!(e, SubmitError::UnknownKernel(99))),
+        (request(1, vec![], 16), |e| matches!(e, SubmitError::EmptyPrompt)),
+        (request(1, vec![42; 5000], 16), |e| matches!(e, SubmitError::PromptTooLong { .. } | SubmitError::PayloadTooLarge { .. })),
+        (request(1, good.clone(), 100_000), |e| matches!(e, SubmitError::TooManyOutputTokens { .. })),
+    ];
+    for (bad, expected) in cases {
+        let error = market.submit(&key, &bad).await.err().expect("a bad query is refused");
+        assert!(expected(&error), "unexpected error: {error}");
+        assert!(!error.to_string().is_empty());
+    }
+    assert_eq!(client.balance(&alice, "unes").await.unwrap().amount, before, "no funds moved");
+}
+
 fn outcome_of<'a>(state: &'a QueryResponse, node: &str) -> &'a Option<NodeOutcome> {
     &state.assignments.iter().find(|a| a.node.as_str() == node).expect("assigned").outcome
 }
@@ -148,6 +180,7 @@ async fn a_query_is_answered_by_three_runners_and_survives_their_faults() {
     // 1. Honest round: submitted, assigned to 3, committed, revealed, settled, paid, refunded.
     {
         let devnet = Devnet::up("honest", None);
+        rejects_bad_queries_before_funds_move(&devnet, &tokenizer).await;
         let (client, key, id, escrow) = ask(&devnet, &tokenizer, "What is the capital of France?").await;
         let state = settle(&client, &key, id).await;
         assert_eq!(state.query.status, QueryStatus::Settled);
