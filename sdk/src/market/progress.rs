@@ -108,6 +108,18 @@ pub struct PhaseTiming {
     pub seconds: Option<f64>,
 }
 
+impl PhaseTiming {
+    /// Replaces the observed seconds with chain time: the difference of the two milestones'
+    /// block times, looked up in `block_seconds` (height → block time in seconds). Polling sees
+    /// several blocks at once after a slow step; block times do not.
+    pub fn with_block_times(mut self, from_height: u64, to_height: u64, block_seconds: &BTreeMap<u64, f64>) -> Self {
+        if let (Some(start), Some(end)) = (block_seconds.get(&from_height), block_seconds.get(&to_height)) {
+            self.seconds = Some(((end - start).max(0.0) * 1000.0).round() / 1000.0);
+        }
+        self
+    }
+}
+
 /// `duration` in seconds, to the millisecond (finer is polling noise).
 pub fn seconds(duration: Duration) -> f64 {
     duration.as_millis() as f64 / 1000.0
@@ -137,6 +149,21 @@ impl Timeline {
     /// When `milestone` was first seen.
     pub fn seen(&self, milestone: Milestone) -> Option<Duration> {
         self.seen.get(&milestone).copied()
+    }
+
+    /// The heights of the milestones `state` reached, in order.
+    pub fn heights(state: &QueryResponse) -> Vec<(Milestone, u64)> {
+        Milestone::ALL.iter().filter_map(|m| m.height(state).map(|h| (*m, h))).collect()
+    }
+
+    /// Like `phases`, with seconds taken from block times (height → seconds).
+    pub fn phases_in_chain_time(&self, state: &QueryResponse, block_seconds: &BTreeMap<u64, f64>) -> Vec<PhaseTiming> {
+        let reached = Self::heights(state);
+        self.phases(state)
+            .into_iter()
+            .zip(reached.windows(2))
+            .map(|(phase, pair)| phase.with_block_times(pair[0].1, pair[1].1, block_seconds))
+            .collect()
     }
 
     /// The steps between the milestones `state` reached, each measured from the previous one

@@ -127,11 +127,12 @@ pub async fn run(args: AskArgs, global: &GlobalArgs) -> anyhow::Result<()> {
     let total_seconds = timeline
         .seen(Milestone::Closed)
         .map(nesa_sdk::market::progress::seconds);
+    let block_seconds = block_times(&client, &nesa_sdk::market::progress::Timeline::heights(&state)).await;
     let summary = AskSummary::new(
         &state,
         answer,
         submitted.tx_hash,
-        timeline.phases(&state),
+        timeline.phases_in_chain_time(&state, &block_seconds),
         total_seconds,
     );
     match global.output {
@@ -250,4 +251,22 @@ mod tests {
         assert!(sampling(-0.1, None).is_err());
         assert!(sampling(f64::NAN, None).is_err());
     }
+}
+
+/// Block times (seconds since the epoch) of the milestones' heights; heights that cannot be
+/// read are left out (the observed times stand for them).
+async fn block_times(
+    client: &nesa_sdk::ChainClient,
+    milestones: &[(Milestone, u64)],
+) -> std::collections::BTreeMap<u64, f64> {
+    use tendermint_rpc::Client;
+    let mut times = std::collections::BTreeMap::new();
+    for (_, height) in milestones {
+        let Ok(h) = nesa_sdk::tendermint::block::Height::try_from(*height) else { continue };
+        if let Ok(block) = client.rpc().block(h).await {
+            let time = block.block.header.time.unix_timestamp_nanos() as f64 / 1e9;
+            times.insert(*height, time);
+        }
+    }
+    times
 }
