@@ -1,8 +1,10 @@
 //! Chain throughput: signed bank-send transactions per second
-//!   1. in process, through FinalizeBlock + Commit (one core), against a baseline measured in
-//!      the same run: bare secp256k1 signature verification of the same transactions;
-//!   2. end to end through a solo node's RPC (`broadcast_tx_sync` from concurrent clients until
-//!      the last transaction is committed).
+//!
+//! 1. in process, through FinalizeBlock + Commit (one core), against a baseline measured in
+//!    the same run: bare secp256k1 signature verification of the same transactions;
+//! 2. end to end through a solo node's RPC (`broadcast_tx_sync` from concurrent clients until
+//!    the last transaction is committed).
+//!
 //! Prints a markdown report and writes it to `$CARGO_TARGET_DIR/bench/chain.md`.
 
 use std::time::{Duration, Instant};

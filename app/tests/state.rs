@@ -108,11 +108,12 @@ fn the_app_hash_of_a_scripted_sequence_is_pinned() {
     let mut bob = TestAccount::from_seed(2, 1);
     let carol = TestAccount::from_seed(3, 2);
     let chain = TestChain::new("snapshot", &[(&alice.address, 1_000_000_000), (&bob.address, 50_000)]);
-    let mut blocks = vec![];
-    blocks.push(vec![alice.sign(vec![alice.send_msg(&bob.address, 1_000)]), bob.sign(vec![bob.send_msg(&carol.address, 7)])]);
-    blocks.push(vec![alice.sign(vec![alice.send_msg(&carol.address, 5), alice.send_msg(&bob.address, 6)])]);
-    blocks.push(vec![bob.sign(vec![bob.send_msg(&alice.address, 10_000_000)])]);
-    blocks.push(vec![]);
+    let blocks = vec![
+        vec![alice.sign(vec![alice.send_msg(&bob.address, 1_000)]), bob.sign(vec![bob.send_msg(&carol.address, 7)])],
+        vec![alice.sign(vec![alice.send_msg(&carol.address, 5), alice.send_msg(&bob.address, 6)])],
+        vec![bob.sign(vec![bob.send_msg(&alice.address, 10_000_000)])],
+        vec![],
+    ];
     for txs in blocks {
         chain.finalize(txs);
     }

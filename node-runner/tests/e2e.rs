@@ -154,7 +154,8 @@ async fn rejects_bad_queries_before_funds_move(devnet: &Devnet, tokenizer: &Toke
         sampling: Sampling::default(),
         redundancy: None,
     };
-    let cases: Vec<(QueryRequest, fn(&SubmitError) -> bool)> = vec![
+    type Expected = fn(&SubmitError) -> bool;
+    let cases: Vec<(QueryRequest, Expected)> = vec![
         (request(99, good.clone(), 16), |e| matches!(e, SubmitError::UnknownKernel(99))),
         (request(1, vec![], 16), |e| matches!(e, SubmitError::EmptyPrompt)),
         (request(1, vec![42; 5000], 16), |e| matches!(e, SubmitError::PromptTooLong { .. } | SubmitError::PayloadTooLarge { .. })),

@@ -9,14 +9,17 @@ use super::StateError;
 /// Pending writes: `None` marks a deletion.
 pub type Changes = BTreeMap<Vec<u8>, Option<Vec<u8>>>;
 
+/// Key-value pairs in key order.
+pub type Entries = Vec<(Vec<u8>, Vec<u8>)>;
+
 /// Reads from a view of the state.
 pub trait StateRead {
     /// The value at `key`, if any.
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StateError>;
     /// All entries with `start <= key < end` (unbounded when `end` is `None`), ascending.
-    fn range(&self, start: &[u8], end: Option<&[u8]>) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StateError>;
+    fn range(&self, start: &[u8], end: Option<&[u8]>) -> Result<Entries, StateError>;
     /// All entries whose key starts with `prefix`, ascending.
-    fn prefix(&self, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StateError> {
+    fn prefix(&self, prefix: &[u8]) -> Result<Entries, StateError> {
         let end = prefix_end(prefix);
         self.range(prefix, end.as_deref())
     }
@@ -34,7 +37,7 @@ impl<T: StateRead + ?Sized> StateRead for &T {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StateError> {
         (**self).get(key)
     }
-    fn range(&self, start: &[u8], end: Option<&[u8]>) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StateError> {
+    fn range(&self, start: &[u8], end: Option<&[u8]>) -> Result<Entries, StateError> {
         (**self).range(start, end)
     }
 }
@@ -43,7 +46,7 @@ impl<T: StateRead + ?Sized> StateRead for &mut T {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StateError> {
         (**self).get(key)
     }
-    fn range(&self, start: &[u8], end: Option<&[u8]>) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StateError> {
+    fn range(&self, start: &[u8], end: Option<&[u8]>) -> Result<Entries, StateError> {
         (**self).range(start, end)
     }
 }
@@ -110,7 +113,7 @@ impl<P: StateRead> StateRead for Overlay<P> {
         }
     }
 
-    fn range(&self, start: &[u8], end: Option<&[u8]>) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StateError> {
+    fn range(&self, start: &[u8], end: Option<&[u8]>) -> Result<Entries, StateError> {
         let below = self.parent.range(start, end)?;
         let upper = match end {
             Some(end) => Bound::Excluded(end.to_vec()),
@@ -148,7 +151,7 @@ impl StateRead for () {
     fn get(&self, _key: &[u8]) -> Result<Option<Vec<u8>>, StateError> {
         Ok(None)
     }
-    fn range(&self, _start: &[u8], _end: Option<&[u8]>) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StateError> {
+    fn range(&self, _start: &[u8], _end: Option<&[u8]>) -> Result<Entries, StateError> {
         Ok(vec![])
     }
 }

@@ -112,7 +112,7 @@ impl<S: StateRead> StateRead for Metered<'_, S> {
         Ok(value)
     }
 
-    fn range(&self, start: &[u8], end: Option<&[u8]>) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StateError> {
+    fn range(&self, start: &[u8], end: Option<&[u8]>) -> Result<crate::state::Entries, StateError> {
         let costs = GasCosts::SDK;
         let entries = self.inner.range(start, end)?;
         for (key, value) in &entries {

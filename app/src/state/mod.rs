@@ -5,7 +5,7 @@ mod delta;
 mod gas;
 mod storage;
 
-pub use delta::{prefix_end, Changes, Overlay, StateRead, StateWrite};
+pub use delta::{prefix_end, Changes, Entries, Overlay, StateRead, StateWrite};
 pub use gas::{Gas, GasCosts, GasMeter, Metered};
 pub use storage::{BlockWriter, Committed, HistoricalState, PendingCommit, Snapshot, Storage};
 

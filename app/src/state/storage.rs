@@ -206,7 +206,7 @@ impl StateRead for Snapshot {
         Ok(self.latest.get(key)?.map(|v| v.value().to_vec()))
     }
 
-    fn range(&self, start: &[u8], end: Option<&[u8]>) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StateError> {
+    fn range(&self, start: &[u8], end: Option<&[u8]>) -> Result<crate::state::Entries, StateError> {
         let iter = match end {
             Some(end) => self.latest.range::<&[u8]>(start..end)?,
             None => self.latest.range::<&[u8]>(start..)?,
@@ -233,7 +233,7 @@ impl StateRead for HistoricalState {
             .map_err(|e| StateError::Tree(e.to_string()))
     }
 
-    fn range(&self, _start: &[u8], _end: Option<&[u8]>) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StateError> {
+    fn range(&self, _start: &[u8], _end: Option<&[u8]>) -> Result<crate::state::Entries, StateError> {
         Err(StateError::HistoricalRange { height: self.height })
     }
 }

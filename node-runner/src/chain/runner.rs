@@ -256,11 +256,12 @@ impl Runner {
                 QueryPhase::Settleable => {
                     let since = *job.settleable_since.get_or_insert(height);
                     let first = state.assignments.first().is_some_and(|a| a.node.as_str() == me);
-                    if (first || height >= since + SETTLE_BACKUP_BLOCKS) && !job.recently_sent(Step::Settle, height) {
-                        if self.send(sender, &ExecuteMsg::Settle { query_id }).await {
-                            job.last_sent = Some((Step::Settle, height));
-                            self.metrics.settles_sent.fetch_add(1, Ordering::Relaxed);
-                        }
+                    if (first || height >= since + SETTLE_BACKUP_BLOCKS)
+                        && !job.recently_sent(Step::Settle, height)
+                        && self.send(sender, &ExecuteMsg::Settle { query_id }).await
+                    {
+                        job.last_sent = Some((Step::Settle, height));
+                        self.metrics.settles_sent.fetch_add(1, Ordering::Relaxed);
                     }
                 }
                 _ => {}

@@ -102,9 +102,7 @@ pub fn instantiate(
             "contract address {contract} already exists, try a different combination of creator, checksum and salt"
         )));
     }
-    let mut metered = Metered::new(&mut *state, call.meter);
-    auth::ensure_account(&mut metered, &contract)?;
-    drop(metered);
+    auth::ensure_account(&mut Metered::new(&mut *state, call.meter), &contract)?;
     send_funds(call, state, &request.sender, &contract, request.funds, events)?;
     let info = ContractInfo {
         code_id: request.code_id,

@@ -218,6 +218,24 @@ fn answer(state: &QueryResponse, tokenizer: &Tokenizer) -> anyhow::Result<Option
     Ok(Some(tokenizer.decode(&ids)?))
 }
 
+/// Block times (seconds since the epoch) of the milestones' heights; heights that cannot be
+/// read are left out (the observed times stand for them).
+async fn block_times(
+    client: &nesa_sdk::ChainClient,
+    milestones: &[(Milestone, u64)],
+) -> std::collections::BTreeMap<u64, f64> {
+    use tendermint_rpc::Client;
+    let mut times = std::collections::BTreeMap::new();
+    for (_, height) in milestones {
+        let Ok(h) = nesa_sdk::tendermint::block::Height::try_from(*height) else { continue };
+        if let Ok(block) = client.rpc().block(h).await {
+            let time = block.block.header.time.unix_timestamp_nanos() as f64 / 1e9;
+            times.insert(*height, time);
+        }
+    }
+    times
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -251,22 +269,4 @@ mod tests {
         assert!(sampling(-0.1, None).is_err());
         assert!(sampling(f64::NAN, None).is_err());
     }
-}
-
-/// Block times (seconds since the epoch) of the milestones' heights; heights that cannot be
-/// read are left out (the observed times stand for them).
-async fn block_times(
-    client: &nesa_sdk::ChainClient,
-    milestones: &[(Milestone, u64)],
-) -> std::collections::BTreeMap<u64, f64> {
-    use tendermint_rpc::Client;
-    let mut times = std::collections::BTreeMap::new();
-    for (_, height) in milestones {
-        let Ok(h) = nesa_sdk::tendermint::block::Height::try_from(*height) else { continue };
-        if let Ok(block) = client.rpc().block(h).await {
-            let time = block.block.header.time.unix_timestamp_nanos() as f64 / 1e9;
-            times.insert(*height, time);
-        }
-    }
-    times
 }
