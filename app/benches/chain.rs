@@ -30,7 +30,8 @@ fn verify_only(txs: &[Vec<u8>], senders: &[Sender]) -> Duration {
             chain_id: CHAIN_ID.into(),
             account_number: sender.account_number,
         };
-        let key = k256::ecdsa::VerifyingKey::from_sec1_bytes(&sender.key.public_key().to_bytes()).unwrap();
+        let key = k256::ecdsa::VerifyingKey::from_sec1_bytes(&sender.key.public_key().to_bytes())
+            .unwrap();
         let signature = k256::ecdsa::Signature::from_slice(&tx.signatures[0]).unwrap();
         key.verify(&doc.encode_to_vec(), &signature).unwrap();
     }
@@ -61,14 +62,23 @@ fn in_process(senders: &[Sender], blocks: usize) -> InProcess {
             })
             .unwrap();
         finalize += started.elapsed();
-        assert!(response.tx_results.iter().all(|r| r.code == 0), "{:?}", response.tx_results.iter().find(|r| r.code != 0));
+        assert!(
+            response.tx_results.iter().all(|r| r.code == 0),
+            "{:?}",
+            response.tx_results.iter().find(|r| r.code != 0)
+        );
         let started = Instant::now();
         app.commit().unwrap();
         commit += started.elapsed();
     }
     drop(app);
     let _ = std::fs::remove_dir_all(&dir);
-    InProcess { txs: txs.len(), finalize, commit, verify_baseline }
+    InProcess {
+        txs: txs.len(),
+        finalize,
+        commit,
+        verify_baseline,
+    }
 }
 
 struct EndToEnd {
@@ -81,16 +91,40 @@ async fn end_to_end(nesad: &str, senders: &[Sender], per_sender: usize) -> EndTo
     let home = std::env::temp_dir().join(format!("nesa-bench-e2e-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&home);
     let run = |args: &[&str]| {
-        let out = std::process::Command::new(nesad).args(args).arg("--home").arg(&home).output().unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let out = std::process::Command::new(nesad)
+            .args(args)
+            .arg("--home")
+            .arg(&home)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     };
     run(&["init", "bench", "--chain-id", CHAIN_ID]);
     for sender in senders {
-        run(&["genesis", "add-account", &sender.address.to_string(), "1000000000000unes"]);
+        run(&[
+            "genesis",
+            "add-account",
+            &sender.address.to_string(),
+            "1000000000000unes",
+        ]);
     }
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let mut child = std::process::Command::new(nesad)
-        .args(["start", "--solo", "--rpc.laddr", &format!("tcp://127.0.0.1:{port}"), "--home"])
+        .args([
+            "start",
+            "--solo",
+            "--rpc.laddr",
+            &format!("tcp://127.0.0.1:{port}"),
+            "--home",
+        ])
         .arg(&home)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
@@ -130,18 +164,27 @@ async fn end_to_end(nesad: &str, senders: &[Sender], per_sender: usize) -> EndTo
     for worker in workers {
         worker.await.unwrap();
     }
-    client.wait_for_tx(last_hash, Duration::from_secs(300)).await.unwrap();
+    client
+        .wait_for_tx(last_hash, Duration::from_secs(300))
+        .await
+        .unwrap();
     let elapsed = started.elapsed();
     let end_height = client.latest_height().await.unwrap().value();
     let _ = child.kill();
     let _ = child.wait();
     let _ = std::fs::remove_dir_all(&home);
-    EndToEnd { txs: total, elapsed, blocks: end_height - start_height }
+    EndToEnd {
+        txs: total,
+        elapsed,
+        blocks: end_height - start_height,
+    }
 }
 
 /// A minimal JSON-RPC poster on tendermint-rpc's client (the same one the sdk uses).
 fn reqwest_free_client(url: &str) -> Broadcaster {
-    Broadcaster { client: tendermint_rpc::HttpClient::new(url).unwrap() }
+    Broadcaster {
+        client: tendermint_rpc::HttpClient::new(url).unwrap(),
+    }
 }
 
 struct Broadcaster {
@@ -151,7 +194,11 @@ struct Broadcaster {
 impl Broadcaster {
     async fn broadcast(&self, tx: &[u8]) {
         use tendermint_rpc::Client;
-        let response = self.client.broadcast_tx_sync(tx.to_vec()).await.expect("broadcast");
+        let response = self
+            .client
+            .broadcast_tx_sync(tx.to_vec())
+            .await
+            .expect("broadcast");
         assert!(response.code.is_ok(), "CheckTx failed: {}", response.log);
     }
 }
@@ -161,8 +208,14 @@ fn rate(count: usize, elapsed: Duration) -> f64 {
 }
 
 fn main() {
-    let senders_count: usize = std::env::var("BENCH_SENDERS").ok().and_then(|v| v.parse().ok()).unwrap_or(1000);
-    let blocks: usize = std::env::var("BENCH_BLOCKS").ok().and_then(|v| v.parse().ok()).unwrap_or(10);
+    let senders_count: usize = std::env::var("BENCH_SENDERS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1000);
+    let blocks: usize = std::env::var("BENCH_BLOCKS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10);
     let senders = senders(senders_count);
 
     let measured = in_process(&senders, blocks);
@@ -186,7 +239,11 @@ fn main() {
     if let Ok(nesad) = std::env::var("NESAD_BIN") {
         let e2e_senders = senders_count.min(200);
         let per_sender = 20;
-        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
         let e2e = runtime.block_on(end_to_end(&nesad, &senders[..e2e_senders], per_sender));
         let e2e_rate = rate(e2e.txs, e2e.elapsed);
         let row = format!(
@@ -204,7 +261,10 @@ fn main() {
         "\nReference (ANCHORS.md): CometBFT with its kvstore app ~2,400 tx/s default, ~7,000 tx/s with a larger mempool.\n",
     );
     println!("\nReference (ANCHORS.md): CometBFT with its kvstore app ~2,400 tx/s default, ~7,000 tx/s with a larger mempool.");
-    let dir = std::path::PathBuf::from(std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| "target".into())).join("bench");
+    let dir = std::path::PathBuf::from(
+        std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| "target".into()),
+    )
+    .join("bench");
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("chain.md"), &report).unwrap();
 }

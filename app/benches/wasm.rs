@@ -18,12 +18,17 @@ use support::{block, fresh_app, genesis, senders, signed_round, Sender};
 const EXECUTE_GAS: u64 = 400_000;
 
 fn probe_wasm() -> Vec<u8> {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../artifacts/nesa_probe.wasm");
-    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e} (run scripts/build-contracts)", path.display()))
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../artifacts/nesa_probe.wasm");
+    std::fs::read(&path)
+        .unwrap_or_else(|e| panic!("{}: {e} (run scripts/build-contracts)", path.display()))
 }
 
 fn any(type_url: &str, msg: impl Message) -> Any {
-    Any { type_url: type_url.into(), value: msg.encode_to_vec() }
+    Any {
+        type_url: type_url.into(),
+        value: msg.encode_to_vec(),
+    }
 }
 
 fn increment(sender: &Sender, contract: &str) -> Any {
@@ -43,8 +48,14 @@ fn rate(count: usize, elapsed: Duration) -> f64 {
 }
 
 fn main() {
-    let count: usize = std::env::var("BENCH_SENDERS").ok().and_then(|v| v.parse().ok()).unwrap_or(500);
-    let rounds: u64 = std::env::var("BENCH_BLOCKS").ok().and_then(|v| v.parse().ok()).unwrap_or(6);
+    let count: usize = std::env::var("BENCH_SENDERS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(500);
+    let rounds: u64 = std::env::var("BENCH_BLOCKS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(6);
     let senders = senders(count);
     let (app, dir) = fresh_app("wasm", &genesis(&senders));
 
@@ -52,10 +63,18 @@ fn main() {
     let owner = &senders[0];
     let store = any(
         "/cosmwasm.wasm.v1.MsgStoreCode",
-        proto::MsgStoreCode { sender: owner.address.to_string(), wasm_byte_code: probe_wasm(), instantiate_permission: None },
+        proto::MsgStoreCode {
+            sender: owner.address.to_string(),
+            wasm_byte_code: probe_wasm(),
+            instantiate_permission: None,
+        },
     );
     let started = Instant::now();
-    let upload = block(&app, 1, &signed_round(&senders[..1], 0, 20_000_000, |_| store.clone()));
+    let upload = block(
+        &app,
+        1,
+        &signed_round(&senders[..1], 0, 20_000_000, |_| store.clone()),
+    );
     let upload_time = started.elapsed();
     assert_eq!(upload.tx_results[0].code, 0, "{}", upload.tx_results[0].log);
     let instantiate = any(
@@ -69,7 +88,11 @@ fn main() {
             funds: vec![],
         },
     );
-    let result = block(&app, 2, &signed_round(&senders[..1], 1, 2_000_000, |_| instantiate.clone()));
+    let result = block(
+        &app,
+        2,
+        &signed_round(&senders[..1], 1, 2_000_000, |_| instantiate.clone()),
+    );
     assert_eq!(result.tx_results[0].code, 0, "{}", result.tx_results[0].log);
     let contract = nesa_app::modules::wasm::classic_address(1, 1).to_string();
 
@@ -82,13 +105,22 @@ fn main() {
         let txs: Vec<Vec<u8>> = senders
             .iter()
             .zip(&sequences)
-            .map(|(sender, sequence)| signed_round(std::slice::from_ref(sender), *sequence, EXECUTE_GAS, |s| increment(s, &contract)).remove(0))
+            .map(|(sender, sequence)| {
+                signed_round(std::slice::from_ref(sender), *sequence, EXECUTE_GAS, |s| {
+                    increment(s, &contract)
+                })
+                .remove(0)
+            })
             .collect();
         height += 1;
         let started = Instant::now();
         let response = block(&app, height, &txs);
         elapsed += started.elapsed();
-        assert!(response.tx_results.iter().all(|r| r.code == 0), "{:?}", response.tx_results.iter().find(|r| r.code != 0));
+        assert!(
+            response.tx_results.iter().all(|r| r.code == 0),
+            "{:?}",
+            response.tx_results.iter().find(|r| r.code != 0)
+        );
         executed += txs.len();
         gas_used += response.tx_results.iter().map(|r| r.gas_used).sum::<i64>();
         sequences.iter_mut().for_each(|s| *s += 1);
@@ -101,8 +133,16 @@ fn main() {
         .iter()
         .zip(&sequences)
         .map(|(sender, sequence)| {
-            let msg = nesa_sdk::msgs::bank_send(&sender.address, &senders[0].address, &nesa_sdk::Coins::from(nesa_sdk::Coin::unes(1))).unwrap();
-            signed_round(std::slice::from_ref(sender), *sequence, 200_000, |_| msg.clone()).remove(0)
+            let msg = nesa_sdk::msgs::bank_send(
+                &sender.address,
+                &senders[0].address,
+                &nesa_sdk::Coins::from(nesa_sdk::Coin::unes(1)),
+            )
+            .unwrap();
+            signed_round(std::slice::from_ref(sender), *sequence, 200_000, |_| {
+                msg.clone()
+            })
+            .remove(0)
         })
         .collect();
     drop(sends);
@@ -116,9 +156,16 @@ fn main() {
     // First call after a restart (memory cache empty, module loaded from the disk cache) versus
     // cached calls, measured on smart queries: the same instance path without block I/O.
     drop(app);
-    let app = App::new(Storage::open(&dir.join("state.redb")).unwrap(), &dir.join("wasm")).unwrap();
+    let app = App::new(
+        Storage::open(&dir.join("state.redb")).unwrap(),
+        &dir.join("wasm"),
+    )
+    .unwrap();
     let count_query = || {
-        let request = proto::QuerySmartContractStateRequest { address: contract.clone(), query_data: br#"{"count":{}}"#.to_vec() };
+        let request = proto::QuerySmartContractStateRequest {
+            address: contract.clone(),
+            query_data: br#"{"count":{}}"#.to_vec(),
+        };
         let started = Instant::now();
         let response = app.query(tendermint_proto::v0_38::abci::RequestQuery {
             path: "/cosmwasm.wasm.v1.Query/SmartContractState".into(),
@@ -155,7 +202,10 @@ fn main() {
         upload_time.as_secs_f64() * 1e3,
     );
     println!("{report}");
-    let out = std::path::PathBuf::from(std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| "target".into())).join("bench");
+    let out = std::path::PathBuf::from(
+        std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| "target".into()),
+    )
+    .join("bench");
     std::fs::create_dir_all(&out).unwrap();
     std::fs::write(out.join("wasm.md"), &report).unwrap();
     drop(app);

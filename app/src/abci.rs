@@ -7,8 +7,9 @@ use std::sync::Arc;
 use tendermint_abci::{Application, ServerBuilder};
 use tendermint_proto::v0_38::abci::{
     RequestCheckTx, RequestFinalizeBlock, RequestInfo, RequestInitChain, RequestPrepareProposal,
-    RequestProcessProposal, RequestQuery, ResponseCheckTx, ResponseCommit, ResponseFinalizeBlock, ResponseInfo,
-    ResponseInitChain, ResponsePrepareProposal, ResponseProcessProposal, ResponseQuery,
+    RequestProcessProposal, RequestQuery, ResponseCheckTx, ResponseCommit, ResponseFinalizeBlock,
+    ResponseInfo, ResponseInitChain, ResponsePrepareProposal, ResponseProcessProposal,
+    ResponseQuery,
 };
 
 use crate::app::{App, AppError};
@@ -32,7 +33,9 @@ impl Application for AbciApp {
     }
 
     fn init_chain(&self, request: RequestInitChain) -> ResponseInitChain {
-        self.0.init_chain(request).unwrap_or_else(|e| halt("InitChain", e))
+        self.0
+            .init_chain(request)
+            .unwrap_or_else(|e| halt("InitChain", e))
     }
 
     fn query(&self, request: RequestQuery) -> ResponseQuery {
@@ -54,15 +57,21 @@ impl Application for AbciApp {
     }
 
     fn prepare_proposal(&self, request: RequestPrepareProposal) -> ResponsePrepareProposal {
-        self.0.prepare_proposal(request).unwrap_or_else(|e| halt("PrepareProposal", e))
+        self.0
+            .prepare_proposal(request)
+            .unwrap_or_else(|e| halt("PrepareProposal", e))
     }
 
     fn process_proposal(&self, request: RequestProcessProposal) -> ResponseProcessProposal {
-        self.0.process_proposal(request).unwrap_or_else(|e| halt("ProcessProposal", e))
+        self.0
+            .process_proposal(request)
+            .unwrap_or_else(|e| halt("ProcessProposal", e))
     }
 
     fn finalize_block(&self, request: RequestFinalizeBlock) -> ResponseFinalizeBlock {
-        self.0.finalize_block(request).unwrap_or_else(|e| halt("FinalizeBlock", e))
+        self.0
+            .finalize_block(request)
+            .unwrap_or_else(|e| halt("FinalizeBlock", e))
     }
 }
 
@@ -72,5 +81,7 @@ pub fn serve(app: Arc<App>, address: &str) -> anyhow::Result<()> {
         .bind(address, AbciApp(app))
         .map_err(|e| anyhow::anyhow!("cannot listen for CometBFT on {address}: {e}"))?;
     tracing::info!(%address, "waiting for CometBFT on the ABCI socket");
-    server.listen().map_err(|e| anyhow::anyhow!("ABCI server stopped: {e}"))
+    server
+        .listen()
+        .map_err(|e| anyhow::anyhow!("ABCI server stopped: {e}"))
 }

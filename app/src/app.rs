@@ -8,17 +8,26 @@ use cosmrs::proto::cosmos::base::abci::v1beta1::{GasInfo, Result as SdkResult};
 use cosmrs::proto::cosmos::tx::v1beta1::{SimulateRequest, SimulateResponse};
 use prost::Message;
 use tendermint_proto::v0_38::abci::{
-    ExecTxResult, RequestFinalizeBlock, RequestInitChain, RequestPrepareProposal, RequestProcessProposal,
-    RequestQuery, ResponseCheckTx, ResponseFinalizeBlock, ResponseInfo, ResponseInitChain,
-    ResponsePrepareProposal, ResponseProcessProposal, ResponseQuery,
+    ExecTxResult, RequestFinalizeBlock, RequestInitChain, RequestPrepareProposal,
+    RequestProcessProposal, RequestQuery, ResponseCheckTx, ResponseFinalizeBlock, ResponseInfo,
+    ResponseInitChain, ResponsePrepareProposal, ResponseProcessProposal, ResponseQuery,
 };
 use tendermint_proto::v0_38::crypto::{ProofOp, ProofOps};
 
-use crate::genesis::{apply_genesis, GenesisApplyError, CHAIN_ID_KEY, HEIGHT_KEY, INITIAL_HEIGHT_KEY, PARAMS_KEY, TIME_KEY};
+use crate::genesis::{
+    apply_genesis, GenesisApplyError, CHAIN_ID_KEY, HEIGHT_KEY, INITIAL_HEIGHT_KEY, PARAMS_KEY,
+    TIME_KEY,
+};
 use crate::modules::wasm::{self, CallSite, WasmError, WasmVm};
 use crate::query::{module_prefix, route, QueryError};
-use crate::state::{BlockWriter, Committed, Overlay, PendingCommit, Snapshot, StateError, StateRead, StateWrite, Storage};
-use crate::tx::{decode_tx, execute_tx, DecodeMode, ExecMode, Params, SignatureCache, TxEnv, TxError, TxOutcome, CODESPACE};
+use crate::state::{
+    BlockWriter, Committed, Overlay, PendingCommit, Snapshot, StateError, StateRead, StateWrite,
+    Storage,
+};
+use crate::tx::{
+    decode_tx, execute_tx, DecodeMode, ExecMode, Params, SignatureCache, TxEnv, TxError, TxOutcome,
+    CODESPACE,
+};
 
 /// The proof-op type of JMT ICS-23 proofs in `abci_query` responses.
 pub const PROOF_OP_TYPE: &str = "ics23:jmt";
@@ -130,32 +139,59 @@ impl App {
         let _consensus = self.consensus.lock().expect("consensus lock");
         if let (Some(config), Some(committed)) = (self.config.get(), self.storage.committed()?) {
             if config.chain_id != request.chain_id {
-                return Err(AppError::ChainIdMismatch { genesis: request.chain_id, stored: config.chain_id.clone() });
+                return Err(AppError::ChainIdMismatch {
+                    genesis: request.chain_id,
+                    stored: config.chain_id.clone(),
+                });
             }
-            return Ok(ResponseInitChain { app_hash: committed.app_hash.to_vec().into(), ..Default::default() });
+            return Ok(ResponseInitChain {
+                app_hash: committed.app_hash.to_vec().into(),
+                ..Default::default()
+            });
         }
         let app_state: nesa_genesis::AppState = if request.app_state_bytes.is_empty() {
             Default::default()
         } else {
-            serde_json::from_slice(&request.app_state_bytes).map_err(|e| AppError::AppStateJson(e.to_string()))?
+            serde_json::from_slice(&request.app_state_bytes)
+                .map_err(|e| AppError::AppStateJson(e.to_string()))?
         };
         let initial_height = request.initial_height.max(1) as u64;
         let snapshot = self.storage.snapshot()?;
         let mut state = Overlay::new(&snapshot);
         let genesis_time = request.time.map(timestamp_nanos).unwrap_or(0);
-        let params = apply_genesis(&mut state, &self.wasm, &request.chain_id, initial_height, genesis_time, &app_state)?;
-        let pending = self.storage.prepare(initial_height - 1, state.into_changes())?;
+        let params = apply_genesis(
+            &mut state,
+            &self.wasm,
+            &request.chain_id,
+            initial_height,
+            genesis_time,
+            &app_state,
+        )?;
+        let pending = self
+            .storage
+            .prepare(initial_height - 1, state.into_changes())?;
         let committed = self.storage.commit(pending, |_| Ok(()))?;
-        let _ = self.config.set(ChainConfig { chain_id: request.chain_id, params, initial_height });
+        let _ = self.config.set(ChainConfig {
+            chain_id: request.chain_id,
+            params,
+            initial_height,
+        });
         *self.mempool.lock().expect("mempool lock") = None;
         tracing::info!(app_hash = %hex::encode(committed.app_hash), "genesis applied");
-        Ok(ResponseInitChain { app_hash: committed.app_hash.to_vec().into(), ..Default::default() })
+        Ok(ResponseInitChain {
+            app_hash: committed.app_hash.to_vec().into(),
+            ..Default::default()
+        })
     }
 
     /// ABCI CheckTx: stateless checks and the ante checks against the mempool's view.
     pub fn check_tx(&self, raw: &[u8]) -> ResponseCheckTx {
         let Some(config) = self.config() else {
-            return check_response(Err(TxError::Internal("the chain has no genesis yet".into())), 0, 0);
+            return check_response(
+                Err(TxError::Internal("the chain has no genesis yet".into())),
+                0,
+                0,
+            );
         };
         let tx = match decode_tx(raw, &config.params, DecodeMode::Signed) {
             Ok(tx) => tx,
@@ -169,7 +205,12 @@ impl App {
             }
         }
         let view = mempool.as_mut().expect("just set");
-        let height = self.storage.committed().ok().flatten().map_or(1, |c| c.height + 1);
+        let height = self
+            .storage
+            .committed()
+            .ok()
+            .flatten()
+            .map_or(1, |c| c.height + 1);
         let env = self.tx_env(&config, height, 0, ExecMode::Check);
         let outcome = execute_tx(&*view, &tx, &env);
         if let (Ok(()), Some(changes)) = (&outcome.result, &outcome.changes) {
@@ -180,7 +221,10 @@ impl App {
 
     /// ABCI PrepareProposal: keeps, in order, the transactions that pass the ante checks in
     /// sequence and fit `max_tx_bytes`; drops the rest.
-    pub fn prepare_proposal(&self, request: RequestPrepareProposal) -> Result<ResponsePrepareProposal, AppError> {
+    pub fn prepare_proposal(
+        &self,
+        request: RequestPrepareProposal,
+    ) -> Result<ResponsePrepareProposal, AppError> {
         let config = self.config().ok_or(AppError::NotInitialised)?;
         let snapshot = self.storage.snapshot()?;
         let mut scratch = Overlay::new(&snapshot);
@@ -191,7 +235,9 @@ impl App {
             if total + raw.len() as i64 > request.max_tx_bytes {
                 continue;
             }
-            let Ok(tx) = decode_tx(&raw, &config.params, DecodeMode::Signed) else { continue };
+            let Ok(tx) = decode_tx(&raw, &config.params, DecodeMode::Signed) else {
+                continue;
+            };
             let outcome = execute_tx(&scratch, &tx, &env);
             if let (Ok(()), Some(changes)) = (outcome.result, outcome.changes) {
                 scratch.apply(changes);
@@ -204,7 +250,10 @@ impl App {
 
     /// ABCI ProcessProposal: rejects a block containing any transaction that fails decoding or
     /// the ante checks in sequence.
-    pub fn process_proposal(&self, request: RequestProcessProposal) -> Result<ResponseProcessProposal, AppError> {
+    pub fn process_proposal(
+        &self,
+        request: RequestProcessProposal,
+    ) -> Result<ResponseProcessProposal, AppError> {
         use tendermint_proto::v0_38::abci::response_process_proposal::ProposalStatus;
         let config = self.config().ok_or(AppError::NotInitialised)?;
         let snapshot = self.storage.snapshot()?;
@@ -213,7 +262,11 @@ impl App {
         for raw in &request.txs {
             let valid = match decode_tx(raw, &config.params, DecodeMode::Signed) {
                 Ok(tx) => match execute_tx(&scratch, &tx, &env) {
-                    TxOutcome { result: Ok(()), changes: Some(changes), .. } => {
+                    TxOutcome {
+                        result: Ok(()),
+                        changes: Some(changes),
+                        ..
+                    } => {
                         scratch.apply(changes);
                         true
                     }
@@ -222,32 +275,51 @@ impl App {
                 Err(_) => false,
             };
             if !valid {
-                tracing::warn!(height = request.height, "rejecting proposal with an invalid transaction");
-                return Ok(ResponseProcessProposal { status: ProposalStatus::Reject as i32 });
+                tracing::warn!(
+                    height = request.height,
+                    "rejecting proposal with an invalid transaction"
+                );
+                return Ok(ResponseProcessProposal {
+                    status: ProposalStatus::Reject as i32,
+                });
             }
         }
-        Ok(ResponseProcessProposal { status: ProposalStatus::Accept as i32 })
+        Ok(ResponseProcessProposal {
+            status: ProposalStatus::Accept as i32,
+        })
     }
 
     /// ABCI FinalizeBlock: executes every transaction and returns the new app hash. The state
     /// is written only by the following Commit.
-    pub fn finalize_block(&self, request: RequestFinalizeBlock) -> Result<ResponseFinalizeBlock, AppError> {
+    pub fn finalize_block(
+        &self,
+        request: RequestFinalizeBlock,
+    ) -> Result<ResponseFinalizeBlock, AppError> {
         let mut consensus = self.consensus.lock().expect("consensus lock");
         let config = self.config().ok_or(AppError::NotInitialised)?;
         let height = request.height as u64;
         let committed = self.storage.committed()?.map_or(0, |c| c.height);
         if height != committed + 1 {
-            return Err(AppError::UnexpectedHeight { got: height, committed });
+            return Err(AppError::UnexpectedHeight {
+                got: height,
+                committed,
+            });
         }
         let snapshot = self.storage.snapshot()?;
         let mut block = Overlay::new(&snapshot);
-        let time = request.time.map(timestamp_nanos).unwrap_or_else(|| last_block_time(&snapshot));
+        let time = request
+            .time
+            .map(timestamp_nanos)
+            .unwrap_or_else(|| last_block_time(&snapshot));
         block.put(HEIGHT_KEY.to_vec(), height.to_be_bytes().to_vec())?;
         block.put(TIME_KEY.to_vec(), time.to_be_bytes().to_vec())?;
         let base_env = self.tx_env(&config, height, time, ExecMode::Deliver);
         let mut tx_results = Vec::with_capacity(request.txs.len());
         for (index, raw) in request.txs.iter().enumerate() {
-            let env = TxEnv { tx_index: index as u32, ..base_env };
+            let env = TxEnv {
+                tx_index: index as u32,
+                ..base_env
+            };
             let result = match decode_tx(raw, &config.params, DecodeMode::Signed) {
                 Ok(tx) => {
                     let outcome = execute_tx(&block, &tx, &env);
@@ -264,7 +336,11 @@ impl App {
         let pending = self.storage.prepare(height, block.into_changes())?;
         let app_hash = pending.app_hash;
         consensus.pending = Some(pending);
-        Ok(ResponseFinalizeBlock { tx_results, app_hash: app_hash.to_vec().into(), ..Default::default() })
+        Ok(ResponseFinalizeBlock {
+            tx_results,
+            app_hash: app_hash.to_vec().into(),
+            ..Default::default()
+        })
     }
 
     /// ABCI Commit: persists the finalized block in one atomic write.
@@ -273,7 +349,10 @@ impl App {
     }
 
     /// Commit, writing `extra` tables (the solo block store) in the same atomic transaction.
-    pub fn commit_with(&self, extra: impl FnOnce(BlockWriter) -> Result<(), StateError>) -> Result<Committed, AppError> {
+    pub fn commit_with(
+        &self,
+        extra: impl FnOnce(BlockWriter) -> Result<(), StateError>,
+    ) -> Result<Committed, AppError> {
         let mut consensus = self.consensus.lock().expect("consensus lock");
         let pending = consensus.pending.take().ok_or(AppError::NothingToCommit)?;
         let committed = self.storage.commit(pending, extra)?;
@@ -281,7 +360,13 @@ impl App {
         Ok(committed)
     }
 
-    fn tx_env<'a>(&'a self, config: &'a ChainConfig, height: u64, time_nanos: u64, mode: ExecMode) -> TxEnv<'a> {
+    fn tx_env<'a>(
+        &'a self,
+        config: &'a ChainConfig,
+        height: u64,
+        time_nanos: u64,
+        mode: ExecMode,
+    ) -> TxEnv<'a> {
         TxEnv {
             chain_id: &config.chain_id,
             time_nanos,
@@ -322,15 +407,26 @@ impl App {
         };
         if request.path == SIMULATE_PATH {
             let value = self.simulate(&request.data)?;
-            return Ok(ResponseQuery { value: value.into(), height: latest as i64, ..Default::default() });
+            return Ok(ResponseQuery {
+                value: value.into(),
+                height: latest as i64,
+                ..Default::default()
+            });
         }
         if let Some(rest) = request.path.strip_prefix("store/") {
-            let module = rest.strip_suffix("/key").ok_or_else(|| QueryError::UnknownPath(request.path.clone()))?;
-            let prefix = module_prefix(module).ok_or_else(|| QueryError::UnknownPath(request.path.clone()))?;
+            let module = rest
+                .strip_suffix("/key")
+                .ok_or_else(|| QueryError::UnknownPath(request.path.clone()))?;
+            let prefix = module_prefix(module)
+                .ok_or_else(|| QueryError::UnknownPath(request.path.clone()))?;
             let key = [prefix, request.data.as_ref()].concat();
             let (value, proof_ops) = if request.prove {
                 let (value, proof) = self.storage.get_with_proof(&key, height)?;
-                let op = ProofOp { r#type: PROOF_OP_TYPE.into(), key: key.clone(), data: proof.encode_to_vec() };
+                let op = ProofOp {
+                    r#type: PROOF_OP_TYPE.into(),
+                    key: key.clone(),
+                    data: proof.encode_to_vec(),
+                };
                 (value, Some(ProofOps { ops: vec![op] }))
             } else {
                 (self.storage.get_at(&key, height)?, None)
@@ -347,11 +443,19 @@ impl App {
             let state = self.storage.at(height)?;
             let value = state
                 .get(crate::genesis::MARKET_CONTRACTS_KEY)?
-                .ok_or_else(|| QueryError::NotFound("this chain has no genesis market contracts".into()))?;
-            return Ok(ResponseQuery { value: value.into(), height: height as i64, ..Default::default() });
+                .ok_or_else(|| {
+                    QueryError::NotFound("this chain has no genesis market contracts".into())
+                })?;
+            return Ok(ResponseQuery {
+                value: value.into(),
+                height: height as i64,
+                ..Default::default()
+            });
         }
         if wasm::query::serves(&request.path) {
-            let config = self.config().ok_or_else(|| QueryError::InvalidRequest("the chain has no genesis yet".into()))?;
+            let config = self
+                .config()
+                .ok_or_else(|| QueryError::InvalidRequest("the chain has no genesis yet".into()))?;
             let value = if height == latest {
                 let snapshot = self.storage.snapshot()?;
                 let site = self.query_site(&config, height, last_block_time(&snapshot));
@@ -361,16 +465,26 @@ impl App {
                 let site = self.query_site(&config, height, last_block_time(&past));
                 wasm::query::answer(&request.path, &past, &self.wasm, &site, &request.data)?
             };
-            return Ok(ResponseQuery { value: value.into(), height: height as i64, ..Default::default() });
+            return Ok(ResponseQuery {
+                value: value.into(),
+                height: height as i64,
+                ..Default::default()
+            });
         }
         let value = if height == latest {
-            let handler = route::<Snapshot>(&request.path).ok_or_else(|| QueryError::UnknownPath(request.path.clone()))?;
+            let handler = route::<Snapshot>(&request.path)
+                .ok_or_else(|| QueryError::UnknownPath(request.path.clone()))?;
             handler(&self.storage.snapshot()?, &request.data)?
         } else {
-            let handler = route(&request.path).ok_or_else(|| QueryError::UnknownPath(request.path.clone()))?;
+            let handler = route(&request.path)
+                .ok_or_else(|| QueryError::UnknownPath(request.path.clone()))?;
             handler(&self.storage.at(height)?, &request.data)?
         };
-        Ok(ResponseQuery { value: value.into(), height: height as i64, ..Default::default() })
+        Ok(ResponseQuery {
+            value: value.into(),
+            height: height as i64,
+            ..Default::default()
+        })
     }
 
     fn query_site(&self, config: &ChainConfig, height: u64, time_nanos: u64) -> CallSite {
@@ -379,15 +493,23 @@ impl App {
             time: cosmwasm_std::Timestamp::from_nanos(time_nanos),
             chain_id: config.chain_id.clone(),
         };
-        CallSite { block, tx_index: None, depth: 0 }
+        CallSite {
+            block,
+            tx_index: None,
+            depth: 0,
+        }
     }
 
     /// Estimates gas by executing the (possibly unsigned) transaction against the latest state.
     fn simulate(&self, request: &[u8]) -> Result<Vec<u8>, QueryError> {
-        let config = self.config().ok_or_else(|| QueryError::InvalidRequest("the chain has no genesis yet".into()))?;
+        let config = self
+            .config()
+            .ok_or_else(|| QueryError::InvalidRequest("the chain has no genesis yet".into()))?;
         let request = SimulateRequest::decode(request)?;
         if request.tx_bytes.is_empty() {
-            return Err(QueryError::InvalidRequest("empty txBytes is not allowed".into()));
+            return Err(QueryError::InvalidRequest(
+                "empty txBytes is not allowed".into(),
+            ));
         }
         let tx = decode_tx(&request.tx_bytes, &config.params, DecodeMode::Simulate)
             .map_err(|e| QueryError::InvalidRequest(e.to_string()))?;
@@ -400,12 +522,16 @@ impl App {
             return Err(QueryError::InvalidRequest(e.to_string()));
         }
         #[allow(deprecated)]
-        let msg_responses = cosmrs::proto::cosmos::base::abci::v1beta1::TxMsgData::decode(outcome.data.as_slice())
-            .map(|d| d.msg_responses)
-            .unwrap_or_default();
+        let msg_responses =
+            cosmrs::proto::cosmos::base::abci::v1beta1::TxMsgData::decode(outcome.data.as_slice())
+                .map(|d| d.msg_responses)
+                .unwrap_or_default();
         #[allow(deprecated)]
         let response = SimulateResponse {
-            gas_info: Some(GasInfo { gas_wanted: outcome.gas_wanted, gas_used: outcome.gas_used }),
+            gas_info: Some(GasInfo {
+                gas_wanted: outcome.gas_wanted,
+                gas_used: outcome.gas_used,
+            }),
             result: Some(SdkResult {
                 data: outcome.data,
                 log: String::new(),
@@ -417,7 +543,11 @@ impl App {
                         attributes: e
                             .attributes
                             .into_iter()
-                            .map(|a| tendermint_proto::abci::EventAttribute { key: a.key, value: a.value, index: a.index })
+                            .map(|a| tendermint_proto::abci::EventAttribute {
+                                key: a.key,
+                                value: a.value,
+                                index: a.index,
+                            })
                             .collect(),
                     })
                     .collect(),
@@ -429,10 +559,14 @@ impl App {
 }
 
 fn load_config(snapshot: &Snapshot) -> Result<Option<ChainConfig>, AppError> {
-    let Some(chain_id) = snapshot.get(CHAIN_ID_KEY)? else { return Ok(None) };
-    let params_json = snapshot.get(PARAMS_KEY)?.ok_or_else(|| StateError::Storage("chain params missing".into()))?;
-    let params: nesa_genesis::ChainParams =
-        serde_json::from_slice(&params_json).map_err(|e| StateError::Storage(format!("stored params: {e}")))?;
+    let Some(chain_id) = snapshot.get(CHAIN_ID_KEY)? else {
+        return Ok(None);
+    };
+    let params_json = snapshot
+        .get(PARAMS_KEY)?
+        .ok_or_else(|| StateError::Storage("chain params missing".into()))?;
+    let params: nesa_genesis::ChainParams = serde_json::from_slice(&params_json)
+        .map_err(|e| StateError::Storage(format!("stored params: {e}")))?;
     let params = Params::from_genesis(&params).map_err(StateError::Storage)?;
     let initial_height = snapshot
         .get(INITIAL_HEIGHT_KEY)?
@@ -440,21 +574,37 @@ fn load_config(snapshot: &Snapshot) -> Result<Option<ChainConfig>, AppError> {
         .map(u64::from_be_bytes)
         .unwrap_or(1);
     let chain_id = String::from_utf8(chain_id).map_err(|e| StateError::Storage(e.to_string()))?;
-    Ok(Some(ChainConfig { chain_id, params, initial_height }))
+    Ok(Some(ChainConfig {
+        chain_id,
+        params,
+        initial_height,
+    }))
 }
 
 fn timestamp_nanos(time: tendermint_proto::google::protobuf::Timestamp) -> u64 {
-    (time.seconds.max(0) as u64).saturating_mul(1_000_000_000).saturating_add(time.nanos.max(0) as u64)
+    (time.seconds.max(0) as u64)
+        .saturating_mul(1_000_000_000)
+        .saturating_add(time.nanos.max(0) as u64)
 }
 
 /// The time of the last committed block (nanoseconds), as stored in state.
 fn last_block_time(state: &impl StateRead) -> u64 {
-    state.get(TIME_KEY).ok().flatten().and_then(|b| b.try_into().ok()).map(u64::from_be_bytes).unwrap_or(0)
+    state
+        .get(TIME_KEY)
+        .ok()
+        .flatten()
+        .and_then(|b| b.try_into().ok())
+        .map(u64::from_be_bytes)
+        .unwrap_or(0)
 }
 
 fn check_response(result: Result<(), TxError>, gas_wanted: u64, gas_used: u64) -> ResponseCheckTx {
     match result {
-        Ok(()) => ResponseCheckTx { gas_wanted: gas_wanted as i64, gas_used: gas_used as i64, ..Default::default() },
+        Ok(()) => ResponseCheckTx {
+            gas_wanted: gas_wanted as i64,
+            gas_used: gas_used as i64,
+            ..Default::default()
+        },
         Err(e) => ResponseCheckTx {
             code: e.code(),
             log: e.to_string(),

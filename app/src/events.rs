@@ -9,7 +9,11 @@ pub fn event(kind: &str, attributes: &[(&str, &str)]) -> Event {
         r#type: kind.to_string(),
         attributes: attributes
             .iter()
-            .map(|(key, value)| EventAttribute { key: key.to_string(), value: value.to_string(), index: true })
+            .map(|(key, value)| EventAttribute {
+                key: key.to_string(),
+                value: value.to_string(),
+                index: true,
+            })
             .collect(),
     }
 }
@@ -17,6 +21,10 @@ pub fn event(kind: &str, attributes: &[(&str, &str)]) -> Event {
 /// Adds `msg_index` to events emitted while executing message `index`, as the SDK does.
 pub fn tag_message_index(events: &mut [Event], index: usize) {
     for event in events {
-        event.attributes.push(EventAttribute { key: "msg_index".into(), value: index.to_string(), index: true });
+        event.attributes.push(EventAttribute {
+            key: "msg_index".into(),
+            value: index.to_string(),
+            index: true,
+        });
     }
 }

@@ -5,9 +5,9 @@ use nesa_genesis::AppState;
 use std::sync::Arc;
 
 use crate::modules::auth::{Address, AddressError};
+use crate::modules::bank::{self, Coin};
 use crate::modules::wasm::{self, CallSite, WasmCall, WasmVm};
 use crate::state::GasMeter;
-use crate::modules::bank::{self, Coin};
 use crate::state::StateWrite;
 use crate::tx::{Params, TxError};
 
@@ -47,28 +47,61 @@ pub fn apply_genesis(
     genesis_time_nanos: u64,
     app_state: &AppState,
 ) -> Result<Params, GenesisApplyError> {
-    app_state.validate().map_err(|e| GenesisApplyError::Invalid(e.to_string()))?;
+    app_state
+        .validate()
+        .map_err(|e| GenesisApplyError::Invalid(e.to_string()))?;
     let params = Params::from_genesis(&app_state.params).map_err(GenesisApplyError::Invalid)?;
     state.put(CHAIN_ID_KEY.to_vec(), chain_id.as_bytes().to_vec())?;
-    state.put(PARAMS_KEY.to_vec(), serde_json::to_vec(&app_state.params).expect("params serialise"))?;
-    state.put(INITIAL_HEIGHT_KEY.to_vec(), initial_height.to_be_bytes().to_vec())?;
-    state.put(HEIGHT_KEY.to_vec(), (initial_height - 1).to_be_bytes().to_vec())?;
+    state.put(
+        PARAMS_KEY.to_vec(),
+        serde_json::to_vec(&app_state.params).expect("params serialise"),
+    )?;
+    state.put(
+        INITIAL_HEIGHT_KEY.to_vec(),
+        initial_height.to_be_bytes().to_vec(),
+    )?;
+    state.put(
+        HEIGHT_KEY.to_vec(),
+        (initial_height - 1).to_be_bytes().to_vec(),
+    )?;
     for balance in &app_state.bank.balances {
-        let address: Address = balance
-            .address
-            .parse()
-            .map_err(|e: crate::modules::auth::AddressError| GenesisApplyError::Invalid(e.to_string()))?;
+        let address: Address =
+            balance
+                .address
+                .parse()
+                .map_err(|e: crate::modules::auth::AddressError| {
+                    GenesisApplyError::Invalid(e.to_string())
+                })?;
         let coins = balance
             .coins
             .iter()
-            .map(|c| Ok(Coin { denom: c.denom.clone(), amount: c.amount_u128().map_err(|e| GenesisApplyError::Invalid(e.to_string()))? }))
+            .map(|c| {
+                Ok(Coin {
+                    denom: c.denom.clone(),
+                    amount: c
+                        .amount_u128()
+                        .map_err(|e| GenesisApplyError::Invalid(e.to_string()))?,
+                })
+            })
             .collect::<Result<Vec<_>, GenesisApplyError>>()?;
-        bank::mint(state, &address, &coins)
-            .map_err(|source| GenesisApplyError::Balance { address: balance.address.clone(), source })?;
+        bank::mint(state, &address, &coins).map_err(|source| GenesisApplyError::Balance {
+            address: balance.address.clone(),
+            source,
+        })?;
     }
-    apply_wasm_genesis(state, vm, chain_id, initial_height, genesis_time_nanos, app_state)?;
+    apply_wasm_genesis(
+        state,
+        vm,
+        chain_id,
+        initial_height,
+        genesis_time_nanos,
+        app_state,
+    )?;
     if let Some(market) = &app_state.market {
-        state.put(MARKET_CONTRACTS_KEY.to_vec(), serde_json::to_vec(market).expect("addresses serialise"))?;
+        state.put(
+            MARKET_CONTRACTS_KEY.to_vec(),
+            serde_json::to_vec(market).expect("addresses serialise"),
+        )?;
     }
     Ok(params)
 }
@@ -85,16 +118,31 @@ fn apply_wasm_genesis(
     for (index, code) in app_state.wasm.codes.iter().enumerate() {
         let compressed = base64::engine::general_purpose::STANDARD
             .decode(&code.wasm_byte_code)
-            .map_err(|e| GenesisApplyError::Invalid(format!("genesis code {}: wasm_byte_code is not base64: {e}", index + 1)))?;
-        let creator: Address = code.creator.parse().map_err(|e: AddressError| GenesisApplyError::Invalid(e.to_string()))?;
-        let wasm = crate::tx::uncompress(&compressed).map_err(|e| GenesisApplyError::Wasm(e.to_string()))?;
-        let checksum = vm.store(&wasm).map_err(|e| GenesisApplyError::Wasm(format!("genesis code {}: {e}", index + 1)))?;
+            .map_err(|e| {
+                GenesisApplyError::Invalid(format!(
+                    "genesis code {}: wasm_byte_code is not base64: {e}",
+                    index + 1
+                ))
+            })?;
+        let creator: Address = code
+            .creator
+            .parse()
+            .map_err(|e: AddressError| GenesisApplyError::Invalid(e.to_string()))?;
+        let wasm = crate::tx::uncompress(&compressed)
+            .map_err(|e| GenesisApplyError::Wasm(e.to_string()))?;
+        let checksum = vm
+            .store(&wasm)
+            .map_err(|e| GenesisApplyError::Wasm(format!("genesis code {}: {e}", index + 1)))?;
         let code_id = wasm::store::next_code_id(state)?;
-        let info = wasm::CodeInfo { checksum: hex::encode(checksum), creator: creator.to_string() };
+        let info = wasm::CodeInfo {
+            checksum: hex::encode(checksum),
+            creator: creator.to_string(),
+        };
         wasm::store::save_code(state, code_id, &info, &wasm)?;
         if code.pinned {
             wasm::store::mark_pinned(state, code_id)?;
-            vm.pin(&checksum).map_err(|e| GenesisApplyError::Wasm(e.to_string()))?;
+            vm.pin(&checksum)
+                .map_err(|e| GenesisApplyError::Wasm(e.to_string()))?;
         }
     }
     let meter = GasMeter::unlimited();
@@ -107,9 +155,16 @@ fn apply_wasm_genesis(
         tx_index: None,
         depth: 0,
     };
-    let call = WasmCall { vm, meter: &meter, site };
+    let call = WasmCall {
+        vm,
+        meter: &meter,
+        site,
+    };
     for (index, contract) in app_state.wasm.contracts.iter().enumerate() {
-        let parse = |text: &str| text.parse::<Address>().map_err(|e| GenesisApplyError::Invalid(e.to_string()));
+        let parse = |text: &str| {
+            text.parse::<Address>()
+                .map_err(|e| GenesisApplyError::Invalid(e.to_string()))
+        };
         let msg = serde_json::to_vec(&contract.msg).expect("JSON value serialises");
         let request = wasm::Instantiate {
             sender: parse(&contract.creator)?,
@@ -121,7 +176,13 @@ fn apply_wasm_genesis(
             salt: None,
         };
         let (address, _) = wasm::dispatch::instantiate(&call, state, request, &mut vec![])
-            .map_err(|e| GenesisApplyError::Wasm(format!("genesis contract {} ({}): {e}", index + 1, contract.label)))?;
+            .map_err(|e| {
+                GenesisApplyError::Wasm(format!(
+                    "genesis contract {} ({}): {e}",
+                    index + 1,
+                    contract.label
+                ))
+            })?;
         tracing::info!(%address, label = %contract.label, code_id = contract.code_id, "genesis contract instantiated");
     }
     Ok(())

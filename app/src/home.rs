@@ -14,7 +14,9 @@ pub struct HomePaths {
 impl HomePaths {
     /// Paths under `home`.
     pub fn new(home: &Path) -> Self {
-        HomePaths { home: home.to_path_buf() }
+        HomePaths {
+            home: home.to_path_buf(),
+        }
     }
 
     pub fn config_dir(&self) -> PathBuf {
@@ -42,12 +44,17 @@ impl HomePaths {
 
 /// The default home: `~/.nesad`.
 pub fn default_home() -> PathBuf {
-    std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(".")).join(".nesad")
+    std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("."))
+        .join(".nesad")
 }
 
 /// The moniker chosen at `nesad init` (stored in the node config).
 pub fn moniker(home: &Path) -> String {
-    NodeConfig::load(home).map(|c| c.moniker).unwrap_or_else(|_| "nesad".into())
+    NodeConfig::load(home)
+        .map(|c| c.moniker)
+        .unwrap_or_else(|_| "nesad".into())
 }
 
 /// `config/nesad.toml`: every field has a default; command-line flags override it.
@@ -83,7 +90,8 @@ impl NodeConfig {
     pub fn load(home: &Path) -> anyhow::Result<Self> {
         let path = HomePaths::new(home).node_config();
         match std::fs::read_to_string(&path) {
-            Ok(text) => toml::from_str(&text).map_err(|e| anyhow::anyhow!("{} is not valid: {e}", path.display())),
+            Ok(text) => toml::from_str(&text)
+                .map_err(|e| anyhow::anyhow!("{} is not valid: {e}", path.display())),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(NodeConfig::default()),
             Err(e) => Err(anyhow::anyhow!("cannot read {}: {e}", path.display())),
         }
@@ -122,7 +130,11 @@ mod tests {
     fn a_saved_config_loads_back_identical() {
         let home = std::env::temp_dir().join(format!("nesad-config-test-{}", std::process::id()));
         std::fs::create_dir_all(HomePaths::new(&home).config_dir()).unwrap();
-        let config = NodeConfig { moniker: "val-1".into(), block_interval_ms: 250, ..NodeConfig::default() };
+        let config = NodeConfig {
+            moniker: "val-1".into(),
+            block_interval_ms: 250,
+            ..NodeConfig::default()
+        };
         config.save(&home).unwrap();
         assert_eq!(NodeConfig::load(&home).unwrap(), config);
         std::fs::remove_dir_all(home).unwrap();

@@ -7,7 +7,11 @@ use nesa_app::cmd;
 use nesa_app::home::{default_home, NodeConfig};
 
 #[derive(Parser)]
-#[command(name = "nesad", version, about = "The Nesa chain node: a private AI inference market on CometBFT")]
+#[command(
+    name = "nesad",
+    version,
+    about = "The Nesa chain node: a private AI inference market on CometBFT"
+)]
 struct Cli {
     /// Node home directory (config, keys, state).
     #[arg(long, global = true, env = "NESAD_HOME", default_value_os_t = default_home())]
@@ -112,25 +116,62 @@ enum GenesisCommand {
 
 fn main() {
     let cli = Cli::parse();
-    let log_level = NodeConfig::load(&cli.home).map(|c| c.log_level).unwrap_or_else(|_| "info".into());
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(log_level));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    let log_level = NodeConfig::load(&cli.home)
+        .map(|c| c.log_level)
+        .unwrap_or_else(|_| "info".into());
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(log_level));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
     let result = match cli.command {
-        Command::Init { moniker, chain_id, overwrite, artifacts, market_admin } => cmd::init(
+        Command::Init {
+            moniker,
+            chain_id,
+            overwrite,
+            artifacts,
+            market_admin,
+        } => cmd::init(
             &cli.home,
-            cmd::InitOptions { moniker: &moniker, chain_id: &chain_id, overwrite, artifacts, market_admin },
+            cmd::InitOptions {
+                moniker: &moniker,
+                chain_id: &chain_id,
+                overwrite,
+                artifacts,
+                market_admin,
+            },
         ),
-        Command::Genesis { command: GenesisCommand::AddAccount { address, coins } } => {
-            cmd::add_genesis_account(&cli.home, &address, &coins)
-        }
-        Command::Genesis { command: GenesisCommand::AddWasm { file, creator, no_pin } } => {
-            cmd::add_genesis_wasm(&cli.home, &file, &creator, !no_pin)
-        }
-        Command::Genesis { command: GenesisCommand::Instantiate { code_id, msg, label, creator, admin } } => {
-            cmd::add_genesis_contract(&cli.home, code_id, &msg, &label, &creator, admin)
-        }
-        Command::Wasm { command: WasmCommand::Check { files } } => cmd::check_wasm(&files),
-        Command::Start { solo, rpc_laddr, abci, block_interval_ms } => cmd::start(cmd::StartOptions {
+        Command::Genesis {
+            command: GenesisCommand::AddAccount { address, coins },
+        } => cmd::add_genesis_account(&cli.home, &address, &coins),
+        Command::Genesis {
+            command:
+                GenesisCommand::AddWasm {
+                    file,
+                    creator,
+                    no_pin,
+                },
+        } => cmd::add_genesis_wasm(&cli.home, &file, &creator, !no_pin),
+        Command::Genesis {
+            command:
+                GenesisCommand::Instantiate {
+                    code_id,
+                    msg,
+                    label,
+                    creator,
+                    admin,
+                },
+        } => cmd::add_genesis_contract(&cli.home, code_id, &msg, &label, &creator, admin),
+        Command::Wasm {
+            command: WasmCommand::Check { files },
+        } => cmd::check_wasm(&files),
+        Command::Start {
+            solo,
+            rpc_laddr,
+            abci,
+            block_interval_ms,
+        } => cmd::start(cmd::StartOptions {
             home: cli.home,
             solo,
             rpc_laddr,

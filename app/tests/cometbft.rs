@@ -17,7 +17,9 @@ use nesa_sdk::cosmrs::crypto::secp256k1::SigningKey;
 use nesa_sdk::msgs::bank_send;
 use nesa_sdk::tendermint::block::Height;
 use nesa_sdk::tendermint::Hash;
-use nesa_sdk::{signing_key_from_mnemonic, Address, ChainClient, Coin, Coins, Keyring, SendTxOptions};
+use nesa_sdk::{
+    signing_key_from_mnemonic, Address, ChainClient, Coin, Coins, Keyring, SendTxOptions,
+};
 use rand::Rng;
 use sha2::{Digest, Sha256};
 use tendermint_rpc::Client;
@@ -37,14 +39,22 @@ const SCRIPT_TIMEOUT: Duration = Duration::from_secs(120);
 static ONE_NETWORK_AT_A_TIME: Mutex<()> = Mutex::new(());
 
 fn one_network_at_a_time() -> MutexGuard<'static, ()> {
-    ONE_NETWORK_AT_A_TIME.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    ONE_NETWORK_AT_A_TIME
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// Whether `cometbft` is on PATH or where `scripts/common.sh` puts tools; prints why a test skips.
 fn cometbft_installed() -> bool {
-    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_default();
-    let tools = std::env::var_os("NESA_TOOLS").map(PathBuf::from).unwrap_or_else(|| home.join(".cache/nesa/bin"));
-    let mut dirs: Vec<PathBuf> = std::env::var_os("PATH").map(|p| std::env::split_paths(&p).collect()).unwrap_or_default();
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_default();
+    let tools = std::env::var_os("NESA_TOOLS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| home.join(".cache/nesa/bin"));
+    let mut dirs: Vec<PathBuf> = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).collect())
+        .unwrap_or_default();
     dirs.extend([tools, home.join("go/bin")]);
     if dirs.iter().any(|dir| dir.join("cometbft").is_file()) {
         return true;
@@ -65,8 +75,13 @@ fn generate_keys(dir: &Path, count: usize) -> Vec<TestKey> {
     (0..count)
         .map(|i| {
             let entry = keyring.add(&format!("key{i}")).expect("generates a key");
-            let key = signing_key_from_mnemonic(&entry.mnemonic).expect("recovers the key from its mnemonic");
-            TestKey { mnemonic: entry.mnemonic, key, address: entry.address }
+            let key = signing_key_from_mnemonic(&entry.mnemonic)
+                .expect("recovers the key from its mnemonic");
+            TestKey {
+                mnemonic: entry.mnemonic,
+                key,
+                address: entry.address,
+            }
         })
         .collect()
 }
@@ -88,16 +103,34 @@ impl Localnet {
     /// Creates a temporary directory for a network of `validators` nodes (not started yet).
     fn new(name: &str, validators: usize) -> Localnet {
         let guard = one_network_at_a_time();
-        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
-        let dir = std::env::temp_dir().join(format!("nesa-cometbft-{name}-{}-{nanos}", std::process::id()));
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos();
+        let dir = std::env::temp_dir().join(format!(
+            "nesa-cometbft-{name}-{}-{nanos}",
+            std::process::id()
+        ));
         std::fs::create_dir_all(&dir).expect("creates the network directory");
-        Localnet { dir, base_port: free_base_port(validators), validators, _one_at_a_time: guard }
+        Localnet {
+            dir,
+            base_port: free_base_port(validators),
+            validators,
+            _one_at_a_time: guard,
+        }
     }
 
     /// `scripts/localnet up N` with `accounts` funded at genesis; returns when every node has a block.
     async fn up(&self, accounts: &[(Address, u128)]) {
-        let accounts: Vec<String> = accounts.iter().map(|(address, amount)| format!("{address}={amount}unes")).collect();
-        self.script(&["up", &self.validators.to_string()], &[("LOCALNET_ACCOUNTS", accounts.join(" "))]).await;
+        let accounts: Vec<String> = accounts
+            .iter()
+            .map(|(address, amount)| format!("{address}={amount}unes"))
+            .collect();
+        self.script(
+            &["up", &self.validators.to_string()],
+            &[("LOCALNET_ACCOUNTS", accounts.join(" "))],
+        )
+        .await;
     }
 
     /// SIGKILLs node `i`'s nesad.
@@ -139,8 +172,15 @@ impl Localnet {
     async fn script(&self, args: &[&str], extra_env: &[(&str, String)]) {
         let started = Instant::now();
         let mut command = tokio::process::Command::new("bash");
-        command.arg(LOCALNET_SCRIPT).args(args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
-        command.envs(self.environment()).envs(extra_env.iter().map(|(k, v)| (*k, v.as_str())));
+        command
+            .arg(LOCALNET_SCRIPT)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        command
+            .envs(self.environment())
+            .envs(extra_env.iter().map(|(k, v)| (*k, v.as_str())));
         command.process_group(0).kill_on_drop(true);
         let child = command.spawn().expect("bash runs scripts/localnet");
         let pid = child.id();
@@ -153,9 +193,22 @@ impl Localnet {
                 panic!("scripts/localnet {args:?} ran over {SCRIPT_TIMEOUT:?}");
             }
         };
-        let text = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
-        println!("$ scripts/localnet {} ({:.1?})\n{}", args.join(" "), started.elapsed(), text.trim_end());
-        assert!(output.status.success(), "scripts/localnet {args:?} failed ({}):\n{text}", output.status);
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        println!(
+            "$ scripts/localnet {} ({:.1?})\n{}",
+            args.join(" "),
+            started.elapsed(),
+            text.trim_end()
+        );
+        assert!(
+            output.status.success(),
+            "scripts/localnet {args:?} failed ({}):\n{text}",
+            output.status
+        );
     }
 
     /// Waits until node `i` reports a latest height of at least `height`; returns it.
@@ -168,7 +221,10 @@ impl Localnet {
                     return latest.value();
                 }
             }
-            assert!(started.elapsed() < timeout, "node{i} did not reach height {height} within {timeout:?}");
+            assert!(
+                started.elapsed() < timeout,
+                "node{i} did not reach height {height} within {timeout:?}"
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
@@ -195,13 +251,18 @@ impl Drop for Localnet {
             .stdin(Stdio::null())
             .output();
         if !matches!(&down, Ok(output) if output.status.success()) {
-            eprintln!("scripts/localnet down failed ({down:?}); killing the recorded process groups");
+            eprintln!(
+                "scripts/localnet down failed ({down:?}); killing the recorded process groups"
+            );
         }
         // Whatever `down` left (it removes the pid files of what it stopped), killed outright.
         for i in 0..self.validators {
             for name in ["nesad.pid", "cometbft.pid"] {
                 let pid_file = self.dir.join(format!("node{i}")).join(name);
-                let Some(pid) = std::fs::read_to_string(&pid_file).ok().and_then(|p| p.trim().parse::<u32>().ok()) else {
+                let Some(pid) = std::fs::read_to_string(&pid_file)
+                    .ok()
+                    .and_then(|p| p.trim().parse::<u32>().ok())
+                else {
                     continue;
                 };
                 let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
@@ -212,7 +273,10 @@ impl Drop for Localnet {
         }
         if std::thread::panicking() {
             self.print_log_tails();
-            eprintln!("network directory kept for inspection: {}", self.dir.display());
+            eprintln!(
+                "network directory kept for inspection: {}",
+                self.dir.display()
+            );
         } else {
             let _ = std::fs::remove_dir_all(&self.dir);
         }
@@ -220,7 +284,9 @@ impl Drop for Localnet {
 }
 
 fn kill_process_group(pid: u32) {
-    let _ = std::process::Command::new("kill").args(["-KILL", "--", &format!("-{pid}")]).status();
+    let _ = std::process::Command::new("kill")
+        .args(["-KILL", "--", &format!("-{pid}")])
+        .status();
 }
 
 /// A base port such that every node's P2P, RPC and ABCI port (base + 100 i + 0..3) is free,
@@ -230,7 +296,10 @@ fn free_base_port(validators: usize) -> u16 {
     for _ in 0..200 {
         let base: u16 = rng.gen_range(200..290) * 100 + rng.gen_range(0..30) * 3;
         let ports = (0..validators).flat_map(|i| (0..3).map(move |k| base + 100 * i as u16 + k));
-        if ports.into_iter().all(|port| TcpListener::bind(("127.0.0.1", port)).is_ok()) {
+        if ports
+            .into_iter()
+            .all(|port| TcpListener::bind(("127.0.0.1", port)).is_ok())
+        {
             return base;
         }
     }
@@ -243,12 +312,17 @@ fn decoded_app_hash(reported: &[u8]) -> Vec<u8> {
     use base64::Engine;
     match reported.len() {
         0 | 32 => reported.to_vec(),
-        _ => base64::engine::general_purpose::STANDARD.decode(reported).expect("abci_info app hash is base64"),
+        _ => base64::engine::general_purpose::STANDARD
+            .decode(reported)
+            .expect("abci_info app hash is base64"),
     }
 }
 
 fn send_options() -> SendTxOptions {
-    SendTxOptions { timeout: Duration::from_secs(30), ..SendTxOptions::default() }
+    SendTxOptions {
+        timeout: Duration::from_secs(30),
+        ..SendTxOptions::default()
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -266,15 +340,39 @@ async fn a_transfer_commits_behind_a_single_cometbft_validator() {
 
     let amount = 1_234_567;
     let msg = bank_send(&sender.address, &recipient.address, &unes(amount)).unwrap();
-    let outcome = client.send_tx(&sender.key, vec![msg], &send_options()).await.expect("the transfer commits");
+    let outcome = client
+        .send_tx(&sender.key, vec![msg], &send_options())
+        .await
+        .expect("the transfer commits");
     assert_eq!(outcome.code, 0, "transfer failed: {}", outcome.log);
     assert!(outcome.height >= 1);
 
-    let found = client.tx(outcome.hash).await.expect("the tx is found by hash");
+    let found = client
+        .tx(outcome.hash)
+        .await
+        .expect("the tx is found by hash");
     assert_eq!((found.code, found.height), (0, outcome.height));
-    assert_eq!(client.balance(&recipient.address, "unes").await.unwrap().amount, amount);
-    assert_eq!(client.balance(&sender.address, "unes").await.unwrap().amount, GENESIS_BALANCE - amount - FEE);
-    println!("transfer committed at height {} behind CometBFT in {:.1?}", outcome.height, started.elapsed());
+    assert_eq!(
+        client
+            .balance(&recipient.address, "unes")
+            .await
+            .unwrap()
+            .amount,
+        amount
+    );
+    assert_eq!(
+        client
+            .balance(&sender.address, "unes")
+            .await
+            .unwrap()
+            .amount,
+        GENESIS_BALANCE - amount - FEE
+    );
+    println!(
+        "transfer committed at height {} behind CometBFT in {:.1?}",
+        outcome.height,
+        started.elapsed()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -295,7 +393,11 @@ async fn four_validators_agree_on_the_app_hash_at_every_height() {
         let recipient = &recipients[n % recipients.len()];
         let amount = 10_000 + n as u128;
         let msg = bank_send(&sender.address, &recipient.address, &unes(amount)).unwrap();
-        let outcome = net.client(n % 4).send_tx(&sender.key, vec![msg], &send_options()).await.expect("transfer commits");
+        let outcome = net
+            .client(n % 4)
+            .send_tx(&sender.key, vec![msg], &send_options())
+            .await
+            .expect("transfer commits");
         assert_eq!(outcome.code, 0, "transfer {n} failed: {}", outcome.log);
         *expected.entry(recipient.address).or_default() += amount;
         *expected.entry(sender.address).or_insert(GENESIS_BALANCE) -= amount + FEE;
@@ -305,13 +407,20 @@ async fn four_validators_agree_on_the_app_hash_at_every_height() {
     // Every node has the blocks with the transfers and the one whose header commits to their state.
     let mut top = u64::MAX;
     for i in 0..4 {
-        top = top.min(net.wait_for_height(i, last_tx_height + 2, Duration::from_secs(30)).await);
+        top = top.min(
+            net.wait_for_height(i, last_tx_height + 2, Duration::from_secs(30))
+                .await,
+        );
     }
     let clients: Vec<ChainClient> = (0..4).map(|i| net.client(i)).collect();
     for height in 1..=top {
         let mut app_hashes = vec![];
         for client in &clients {
-            let block = client.rpc().block(Height::try_from(height).unwrap()).await.expect("block at height");
+            let block = client
+                .rpc()
+                .block(Height::try_from(height).unwrap())
+                .await
+                .expect("block at height");
             app_hashes.push(block.block.header.app_hash);
         }
         assert!(
@@ -322,10 +431,17 @@ async fn four_validators_agree_on_the_app_hash_at_every_height() {
     for (i, client) in clients.iter().enumerate() {
         for (address, amount) in &expected {
             let balance = client.balance(address, "unes").await.unwrap().amount;
-            assert_eq!(balance, *amount, "node{i} reports {balance}unes for {address}");
+            assert_eq!(
+                balance, *amount,
+                "node{i} reports {balance}unes for {address}"
+            );
         }
     }
-    println!("4 validators agree on {top} heights ({} transfers) in {:.1?}", 6, started.elapsed());
+    println!(
+        "4 validators agree on {top} heights ({} transfers) in {:.1?}",
+        6,
+        started.elapsed()
+    );
 }
 
 /// A transfer the crash test signed: what it moves and whether the client saw it committed.
@@ -349,14 +465,25 @@ async fn send_until_stopped(
     let mut amount = next_amount;
     while !stop.load(Ordering::SeqCst) {
         let msg = bank_send(&from, &to, &unes(amount)).unwrap();
-        let Ok(signed) = client.sign_tx(&sender, vec![msg], &send_options()).await else { break };
-        sent.push((signed.hash, SentTransfer { amount, committed_at: None }));
+        let Ok(signed) = client.sign_tx(&sender, vec![msg], &send_options()).await else {
+            break;
+        };
+        sent.push((
+            signed.hash,
+            SentTransfer {
+                amount,
+                committed_at: None,
+            },
+        ));
         amount += 1;
         // A broadcast that fails may still have reached the mempool: the hash is kept either way.
         if client.broadcast_sync(&signed).await.is_err() {
             break;
         }
-        match client.wait_for_tx(signed.hash, Duration::from_secs(10)).await {
+        match client
+            .wait_for_tx(signed.hash, Duration::from_secs(10))
+            .await
+        {
             Ok(outcome) => sent.last_mut().unwrap().1.committed_at = Some(outcome.height),
             Err(_) => break,
         }
@@ -392,7 +519,8 @@ async fn killing_nesad_under_cometbft_loses_no_committed_tx() {
         ));
         let delay = Duration::from_millis(rand::thread_rng().gen_range(0..=1500));
         tokio::time::sleep(delay).await;
-        highest_seen = highest_seen.max(client.latest_height().await.map(|h| h.value()).unwrap_or(0));
+        highest_seen =
+            highest_seen.max(client.latest_height().await.map(|h| h.value()).unwrap_or(0));
         net.kill_app(0).await;
         stop.store(true, Ordering::SeqCst);
         let round_sent = tokio::time::timeout(Duration::from_secs(30), sender_task)
@@ -400,27 +528,51 @@ async fn killing_nesad_under_cometbft_loses_no_committed_tx() {
             .expect("the sender notices the crash")
             .expect("the sender task does not panic");
         next_amount += round_sent.len() as u128 + 1;
-        let confirmed = round_sent.iter().filter(|(_, t)| t.committed_at.is_some()).count();
+        let confirmed = round_sent
+            .iter()
+            .filter(|(_, t)| t.committed_at.is_some())
+            .count();
         sent.extend(round_sent);
 
         net.restart().await;
         // Heights never go back, and blocks continue past the height seen before the crash.
-        let after = client.latest_height().await.expect("the node answers after restart").value();
-        assert!(after >= highest_seen, "round {round}: height went back from {highest_seen} to {after}");
-        highest_seen = net.wait_for_height(0, highest_seen + 2, Duration::from_secs(30)).await;
+        let after = client
+            .latest_height()
+            .await
+            .expect("the node answers after restart")
+            .value();
+        assert!(
+            after >= highest_seen,
+            "round {round}: height went back from {highest_seen} to {after}"
+        );
+        highest_seen = net
+            .wait_for_height(0, highest_seen + 2, Duration::from_secs(30))
+            .await;
 
         // Every transfer seen committed is still there, at the same height.
         for (hash, transfer) in &sent {
             if let Some(height) = transfer.committed_at {
-                let found = client.tx(*hash).await.unwrap_or_else(|e| panic!("round {round}: committed tx {hash} lost: {e}"));
-                assert_eq!((found.code, found.height), (0, height), "round {round}: tx {hash} changed");
+                let found = client
+                    .tx(*hash)
+                    .await
+                    .unwrap_or_else(|e| panic!("round {round}: committed tx {hash} lost: {e}"));
+                assert_eq!(
+                    (found.code, found.height),
+                    (0, height),
+                    "round {round}: tx {hash} changed"
+                );
             }
         }
         // The app's last committed state is what the next header commits to.
         let info = client.rpc().abci_info().await.expect("abci_info");
         let app_height = info.last_block_height.value();
-        net.wait_for_height(0, app_height + 1, Duration::from_secs(10)).await;
-        let next = client.rpc().block(Height::try_from(app_height + 1).unwrap()).await.expect("next block");
+        net.wait_for_height(0, app_height + 1, Duration::from_secs(10))
+            .await;
+        let next = client
+            .rpc()
+            .block(Height::try_from(app_height + 1).unwrap())
+            .await
+            .expect("next block");
         assert_eq!(
             hex::encode_upper(next.block.header.app_hash.as_bytes()),
             hex::encode_upper(decoded_app_hash(info.last_block_app_hash.as_bytes())),
@@ -431,7 +583,9 @@ async fn killing_nesad_under_cometbft_loses_no_committed_tx() {
     }
 
     // Settle: read every block, and account each of our transfers that landed in one.
-    let top = net.wait_for_height(0, highest_seen + 1, Duration::from_secs(10)).await;
+    let top = net
+        .wait_for_height(0, highest_seen + 1, Duration::from_secs(10))
+        .await;
     let mut landed_amounts = 0u128;
     let mut landed = 0u128;
     for height in 1..=top {
@@ -440,30 +594,71 @@ async fn killing_nesad_under_cometbft_loses_no_committed_tx() {
         if block.block.data.is_empty() {
             continue;
         }
-        let results = client.rpc().block_results(height).await.expect("block results").txs_results.unwrap_or_default();
+        let results = client
+            .rpc()
+            .block_results(height)
+            .await
+            .expect("block results")
+            .txs_results
+            .unwrap_or_default();
         for (raw, result) in block.block.data.iter().zip(&results) {
             let hash = Hash::Sha256(Sha256::digest(raw).into());
-            let transfer = sent.get(&hash).unwrap_or_else(|| panic!("block {height} holds a tx nobody sent: {hash}"));
-            assert_eq!(result.code.value(), 0, "tx {hash} failed in block {height}: {}", result.log);
+            let transfer = sent
+                .get(&hash)
+                .unwrap_or_else(|| panic!("block {height} holds a tx nobody sent: {hash}"));
+            assert_eq!(
+                result.code.value(),
+                0,
+                "tx {hash} failed in block {height}: {}",
+                result.log
+            );
             if let Some(reported) = transfer.committed_at {
-                assert_eq!(reported, height.value(), "tx {hash} moved from height {reported} to {height}");
+                assert_eq!(
+                    reported,
+                    height.value(),
+                    "tx {hash} moved from height {reported} to {height}"
+                );
             }
             landed_amounts += transfer.amount;
             landed += 1;
         }
     }
     let confirmed = sent.values().filter(|t| t.committed_at.is_some()).count() as u128;
-    assert!(landed >= confirmed, "{landed} transfers in blocks but {confirmed} were confirmed");
-    assert!(confirmed >= 1, "no transfer was confirmed in {ROUNDS} rounds: the test proved nothing");
-    assert_eq!(client.balance(&recipient.address, "unes").await.unwrap().amount, landed_amounts);
+    assert!(
+        landed >= confirmed,
+        "{landed} transfers in blocks but {confirmed} were confirmed"
+    );
+    assert!(
+        confirmed >= 1,
+        "no transfer was confirmed in {ROUNDS} rounds: the test proved nothing"
+    );
     assert_eq!(
-        client.balance(&sender.address, "unes").await.unwrap().amount,
+        client
+            .balance(&recipient.address, "unes")
+            .await
+            .unwrap()
+            .amount,
+        landed_amounts
+    );
+    assert_eq!(
+        client
+            .balance(&sender.address, "unes")
+            .await
+            .unwrap()
+            .amount,
         GENESIS_BALANCE - landed_amounts - landed * FEE
     );
     // Which recovery path CometBFT's handshake took after each crash (app height vs block store).
-    let cometbft_log = std::fs::read_to_string(net.dir.join("node0/cometbft.log")).unwrap_or_default();
-    for line in cometbft_log.lines().filter(|line| line.contains("ABCI Replay Blocks") || line.contains("Replay last block")) {
-        println!("handshake: {}", line.split_once(']').map_or(line, |(_, rest)| rest).trim());
+    let cometbft_log =
+        std::fs::read_to_string(net.dir.join("node0/cometbft.log")).unwrap_or_default();
+    for line in cometbft_log
+        .lines()
+        .filter(|line| line.contains("ABCI Replay Blocks") || line.contains("Replay last block"))
+    {
+        println!(
+            "handshake: {}",
+            line.split_once(']').map_or(line, |(_, rest)| rest).trim()
+        );
     }
     println!(
         "{ROUNDS} crashes: {landed} transfers committed ({confirmed} confirmed before a crash), {top} blocks, in {:.1?}",

@@ -22,9 +22,19 @@ struct Node {
 
 impl Node {
     fn start(home: &Path, port: u16) -> Node {
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(home.join("node.log")).unwrap();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(home.join("node.log"))
+            .unwrap();
         let child = Command::new(NESAD)
-            .args(["start", "--solo", "--block-interval-ms", "100", "--rpc.laddr"])
+            .args([
+                "start",
+                "--solo",
+                "--block-interval-ms",
+                "100",
+                "--rpc.laddr",
+            ])
             .arg(format!("tcp://127.0.0.1:{port}"))
             .arg("--home")
             .arg(home)
@@ -48,12 +58,25 @@ impl Drop for Node {
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn run(home: &Path, args: &[&str]) {
-    let output = Command::new(NESAD).args(args).arg("--home").arg(home).output().unwrap();
-    assert!(output.status.success(), "nesad {args:?}: {}", String::from_utf8_lossy(&output.stderr));
+    let output = Command::new(NESAD)
+        .args(args)
+        .arg("--home")
+        .arg(home)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "nesad {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
 }
 
 async fn wait_until_serving(client: &ChainClient) -> u64 {
@@ -73,14 +96,26 @@ async fn killing_solo_nesad_at_random_moments_loses_no_committed_tx() {
     let _ = std::fs::remove_dir_all(&home);
     let alice_key = SigningKey::from_slice(&[11; 32]).unwrap();
     let alice = Address::from_public_key(&alice_key.public_key()).unwrap();
-    let bob = Address::from_public_key(&SigningKey::from_slice(&[12; 32]).unwrap().public_key()).unwrap();
+    let bob =
+        Address::from_public_key(&SigningKey::from_slice(&[12; 32]).unwrap().public_key()).unwrap();
     let funds: u128 = 1_000_000_000;
     run(&home, &["init", "crash-test", "--chain-id", "nesa-crash-1"]);
-    run(&home, &["genesis", "add-account", &alice.to_string(), &format!("{funds}unes")]);
+    run(
+        &home,
+        &[
+            "genesis",
+            "add-account",
+            &alice.to_string(),
+            &format!("{funds}unes"),
+        ],
+    );
 
     let port = free_port();
     let client = ChainClient::new(&format!("http://127.0.0.1:{port}")).unwrap();
-    let options = SendTxOptions { timeout: Duration::from_secs(5), ..SendTxOptions::default() };
+    let options = SendTxOptions {
+        timeout: Duration::from_secs(5),
+        ..SendTxOptions::default()
+    };
     let fee = 5_000u128;
     let mut sent: Vec<Hash> = vec![];
     let mut confirmed: Vec<(Hash, u64)> = vec![];
@@ -90,27 +125,43 @@ async fn killing_solo_nesad_at_random_moments_loses_no_committed_tx() {
     for round in 0..ROUNDS {
         let mut node = Node::start(&home, port);
         let height = wait_until_serving(&client).await;
-        assert!(height >= last_height, "round {round}: height went back from {last_height} to {height}");
+        assert!(
+            height >= last_height,
+            "round {round}: height went back from {last_height} to {height}"
+        );
 
         // Everything confirmed so far survived every crash, at the same height.
         for (hash, height) in &confirmed {
-            let found = client.tx(*hash).await.unwrap_or_else(|e| panic!("round {round}: committed tx {hash} lost: {e}"));
+            let found = client
+                .tx(*hash)
+                .await
+                .unwrap_or_else(|e| panic!("round {round}: committed tx {hash} lost: {e}"));
             assert_eq!(found.height, *height, "tx {hash} moved");
         }
 
         let kill_at = Instant::now() + Duration::from_millis(rng.gen_range(0..1500));
         while Instant::now() < kill_at {
-            let msg = nesa_sdk::msgs::bank_send(&alice, &bob, &Coins::from(Coin::unes(AMOUNT))).unwrap();
-            let Ok(signed) = client.sign_tx(&alice_key, vec![msg], &options).await else { break };
+            let msg =
+                nesa_sdk::msgs::bank_send(&alice, &bob, &Coins::from(Coin::unes(AMOUNT))).unwrap();
+            let Ok(signed) = client.sign_tx(&alice_key, vec![msg], &options).await else {
+                break;
+            };
             sent.push(signed.hash);
             if client.broadcast_sync(&signed).await.is_err() {
                 break;
             }
-            if let Ok(outcome) = client.wait_for_tx(signed.hash, Duration::from_millis(1500)).await {
+            if let Ok(outcome) = client
+                .wait_for_tx(signed.hash, Duration::from_millis(1500))
+                .await
+            {
                 confirmed.push((signed.hash, outcome.height));
             }
         }
-        last_height = client.latest_height().await.map(|h| h.value()).unwrap_or(last_height);
+        last_height = client
+            .latest_height()
+            .await
+            .map(|h| h.value())
+            .unwrap_or(last_height);
         node.kill();
     }
 
@@ -119,7 +170,10 @@ async fn killing_solo_nesad_at_random_moments_loses_no_committed_tx() {
     // The chain keeps producing blocks after the last crash.
     let deadline = Instant::now() + Duration::from_secs(10);
     while client.latest_height().await.unwrap().value() < height + 2 {
-        assert!(Instant::now() < deadline, "blocks stopped after the restart");
+        assert!(
+            Instant::now() < deadline,
+            "blocks stopped after the restart"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 
@@ -131,19 +185,42 @@ async fn killing_solo_nesad_at_random_moments_loses_no_committed_tx() {
         }
     }
     assert!(committed as usize >= confirmed.len());
-    assert!(!confirmed.is_empty(), "some transactions were confirmed between crashes");
-    assert_eq!(client.balance(&bob, "unes").await.unwrap().amount, committed * AMOUNT);
-    assert_eq!(client.balance(&alice, "unes").await.unwrap().amount, funds - committed * (AMOUNT + fee));
-    assert_eq!(client.account(&alice).await.unwrap().sequence, committed as u64);
+    assert!(
+        !confirmed.is_empty(),
+        "some transactions were confirmed between crashes"
+    );
+    assert_eq!(
+        client.balance(&bob, "unes").await.unwrap().amount,
+        committed * AMOUNT
+    );
+    assert_eq!(
+        client.balance(&alice, "unes").await.unwrap().amount,
+        funds - committed * (AMOUNT + fee)
+    );
+    assert_eq!(
+        client.account(&alice).await.unwrap().sequence,
+        committed as u64
+    );
 
     // Every block's header carries the app hash the previous block's execution produced.
     let rpc = client.rpc();
     use tendermint_rpc::Client;
     let latest = client.latest_height().await.unwrap().value();
     for h in 1..latest {
-        let results = rpc.block_results(nesa_sdk::tendermint::block::Height::try_from(h).unwrap()).await.unwrap();
-        let next = rpc.block(nesa_sdk::tendermint::block::Height::try_from(h + 1).unwrap()).await.unwrap();
-        assert_eq!(next.block.header.app_hash, results.app_hash, "header {} does not carry block {h}'s app hash", h + 1);
+        let results = rpc
+            .block_results(nesa_sdk::tendermint::block::Height::try_from(h).unwrap())
+            .await
+            .unwrap();
+        let next = rpc
+            .block(nesa_sdk::tendermint::block::Height::try_from(h + 1).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(
+            next.block.header.app_hash,
+            results.app_hash,
+            "header {} does not carry block {h}'s app hash",
+            h + 1
+        );
     }
     drop(_node);
     std::fs::remove_dir_all(&home).unwrap();

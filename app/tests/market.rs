@@ -11,8 +11,8 @@ mod support;
 
 use cosmwasm_std::{Binary, Decimal, HexBinary, Uint128};
 use nesa_market::market::{
-    ConfigResponse, ExecuteMsg, InstantiateMsg, MarketParams, NodeOutcome, QueryMsg, QueryPhase, QueryResponse,
-    QueryStatus, Sampling, SlashFractions, SlashReason,
+    ConfigResponse, ExecuteMsg, InstantiateMsg, MarketParams, NodeOutcome, QueryMsg, QueryPhase,
+    QueryResponse, QueryStatus, Sampling, SlashFractions, SlashReason,
 };
 use nesa_market::registry::{self, Encryption, NewKernel, ShardRange};
 use nesa_market::staking::{self, NodeProfile, NodeResponse, ServedKernel};
@@ -69,12 +69,18 @@ fn fee(gas: u64) -> u128 {
 }
 
 fn artifact(name: &str) -> Vec<u8> {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../artifacts").join(name);
-    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e} (run scripts/build-contracts)", path.display()))
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../artifacts")
+        .join(name);
+    std::fs::read(&path)
+        .unwrap_or_else(|e| panic!("{}: {e} (run scripts/build-contracts)", path.display()))
 }
 
 fn any(type_url: &str, msg: impl Message) -> Any {
-    Any { type_url: type_url.into(), value: msg.encode_to_vec() }
+    Any {
+        type_url: type_url.into(),
+        value: msg.encode_to_vec(),
+    }
 }
 
 fn events<'a>(result: &'a ExecTxResult, kind: &str) -> Vec<&'a Event> {
@@ -82,7 +88,11 @@ fn events<'a>(result: &'a ExecTxResult, kind: &str) -> Vec<&'a Event> {
 }
 
 fn value(event: &Event, key: &str) -> Option<String> {
-    event.attributes.iter().find(|a| a.key == key).map(|a| a.value.clone())
+    event
+        .attributes
+        .iter()
+        .find(|a| a.key == key)
+        .map(|a| a.value.clone())
 }
 
 /// The value of `key` in the first event of type `kind`.
@@ -100,9 +110,21 @@ fn assert_ok(result: &ExecTxResult, what: &str) {
 /// Rejected by the contract: x/wasm's "execute wasm contract failed" (code 5) with the
 /// contract's own message, and nothing it did kept.
 fn assert_rejected(result: &ExecTxResult, message: &str) {
-    assert_eq!((result.code, result.codespace.as_str()), (5, "wasm"), "{}", result.log);
-    assert!(result.log.contains(message), "expected {message:?} in {:?}", result.log);
-    assert!(!result.events.iter().any(|e| e.r#type.starts_with("wasm-")), "no contract event survives");
+    assert_eq!(
+        (result.code, result.codespace.as_str()),
+        (5, "wasm"),
+        "{}",
+        result.log
+    );
+    assert!(
+        result.log.contains(message),
+        "expected {message:?} in {:?}",
+        result.log
+    );
+    assert!(
+        !result.events.iter().any(|e| e.r#type.starts_with("wasm-")),
+        "no contract event survives"
+    );
 }
 
 fn market_params() -> MarketParams {
@@ -137,7 +159,11 @@ fn kernel() -> NewKernel {
         tokenizer_sha256: HexBinary::from(vec![2; 32]),
         architecture: "llama".into(),
         layer_count: LAYERS,
-        shard_layout: vec![ShardRange { start_layer: 0, end_layer: LAYERS, sha256: HexBinary::from(vec![3; 32]) }],
+        shard_layout: vec![ShardRange {
+            start_layer: 0,
+            end_layer: LAYERS,
+            sha256: HexBinary::from(vec![3; 32]),
+        }],
         encryption: Encryption::None,
         price_per_input_token: Uint128::new(PRICE_IN),
         price_per_output_token: Uint128::new(PRICE_OUT),
@@ -151,7 +177,11 @@ fn submit_msg(kernel_id: u64, input: &[u32]) -> ExecuteMsg {
         kernel_id,
         input: Binary::from(encode_token_ids(input)),
         max_output_tokens: MAX_OUTPUT,
-        sampling: Sampling { seed: 7, temperature_milli: 0, top_p_milli: 1000 },
+        sampling: Sampling {
+            seed: 7,
+            temperature_milli: 0,
+            top_p_milli: 1000,
+        },
         redundancy: Some(K),
         user_entropy: Binary::from(Sha256::digest(b"alice's entropy").to_vec()),
     }
@@ -178,13 +208,21 @@ impl NodeResult {
     /// Greedy decoding of [`GENERATED`] tokens by `model` (0 is the real kernel; any other
     /// value a different model), the fingerprint at the positions the seed draws, a salt.
     fn compute(node: &str, assigned: &Assigned, model: u64) -> NodeResult {
-        let logits: Vec<Vec<f32>> = (0..GENERATED).map(|step| simulated_logits(model, step)).collect();
+        let logits: Vec<Vec<f32>> = (0..GENERATED)
+            .map(|step| simulated_logits(model, step))
+            .collect();
         let generated: Vec<u32> = logits
             .iter()
-            .map(|l| (0..VOCAB).max_by(|&a, &b| l[a as usize].total_cmp(&l[b as usize]).then(b.cmp(&a))).unwrap())
+            .map(|l| {
+                (0..VOCAB)
+                    .max_by(|&a, &b| l[a as usize].total_cmp(&l[b as usize]).then(b.cmp(&a)))
+                    .unwrap()
+            })
             .collect();
         let fingerprint =
-            Fingerprint::from_logits(&assigned.seed, GENERATED, assigned.positions, |p| &logits[p as usize]);
+            Fingerprint::from_logits(&assigned.seed, GENERATED, assigned.positions, |p| {
+                &logits[p as usize]
+            });
         let mut salt = Sha256::new();
         salt.update(b"salt/");
         salt.update(node.as_bytes());
@@ -198,11 +236,19 @@ impl NodeResult {
 
     /// `sha256(node ‖ query_id ‖ result_hash(output, fingerprint) ‖ salt)`.
     fn commitment(&self, node: &str, query_id: u64) -> [u8; 32] {
-        commitment(node, query_id, &result_hash(&self.output, &self.fingerprint), &self.salt)
+        commitment(
+            node,
+            query_id,
+            &result_hash(&self.output, &self.fingerprint),
+            &self.salt,
+        )
     }
 
     fn commit_msg(&self, node: &str, query_id: u64) -> ExecuteMsg {
-        ExecuteMsg::Commit { query_id, commitment: HexBinary::from(self.commitment(node, query_id).to_vec()) }
+        ExecuteMsg::Commit {
+            query_id,
+            commitment: HexBinary::from(self.commitment(node, query_id).to_vec()),
+        }
     }
 
     fn reveal_msg(&self, query_id: u64) -> ExecuteMsg {
@@ -254,8 +300,9 @@ struct Market {
 
 impl Market {
     fn setup(name: &str) -> Market {
-        let accounts: Vec<TestAccount> =
-            (0..FIRST_NODE + NODES).map(|i| TestAccount::from_seed(i as u8 + 1, i as u64)).collect();
+        let accounts: Vec<TestAccount> = (0..FIRST_NODE + NODES)
+            .map(|i| TestAccount::from_seed(i as u8 + 1, i as u64))
+            .collect();
         let funded: Vec<(&Address, u128)> = accounts.iter().map(|a| (&a.address, FUNDS)).collect();
         let chain = TestChain::new(&format!("market-{name}"), &funded);
         let treasury = TestAccount::from_seed(200, 0).address;
@@ -272,18 +319,25 @@ impl Market {
         };
 
         let admin = m.address(ADMIN);
-        let uploads: Vec<Vec<u8>> =
-            ["nesa_kernel_registry.wasm", "nesa_node_staking.wasm", "nesa_inference_market.wasm"]
-                .into_iter()
-                .map(|name| {
-                    let store = proto::MsgStoreCode {
-                        sender: admin.clone(),
-                        wasm_byte_code: artifact(name),
-                        instantiate_permission: None,
-                    };
-                    m.sign(ADMIN, any("/cosmwasm.wasm.v1.MsgStoreCode", store), UPLOAD_GAS)
-                })
-                .collect();
+        let uploads: Vec<Vec<u8>> = [
+            "nesa_kernel_registry.wasm",
+            "nesa_node_staking.wasm",
+            "nesa_inference_market.wasm",
+        ]
+        .into_iter()
+        .map(|name| {
+            let store = proto::MsgStoreCode {
+                sender: admin.clone(),
+                wasm_byte_code: artifact(name),
+                instantiate_permission: None,
+            };
+            m.sign(
+                ADMIN,
+                any("/cosmwasm.wasm.v1.MsgStoreCode", store),
+                UPLOAD_GAS,
+            )
+        })
+        .collect();
         let codes: Vec<u64> = m
             .chain
             .run_all(&uploads)
@@ -321,26 +375,44 @@ impl Market {
             ..Default::default()
         });
         let wire = m.execute_msg(ADMIN, &m.staking.clone(), &wire, 0);
-        let register = m.execute_msg(OWNER, &m.registry.clone(), &registry::ExecuteMsg::Register(kernel()), 0);
+        let register = m.execute_msg(
+            OWNER,
+            &m.registry.clone(),
+            &registry::ExecuteMsg::Register(kernel()),
+            0,
+        );
         let results = m.block(vec![(ADMIN, wire), (OWNER, register)]);
         assert_ok(&results[0], "staking update_config");
         assert_ok(&results[1], "register kernel");
-        m.kernel_id = attribute(&results[1], "wasm-kernel_registered", "kernel_id").parse().unwrap();
+        m.kernel_id = attribute(&results[1], "wasm-kernel_registered", "kernel_id")
+            .parse()
+            .unwrap();
 
         let profile = NodeProfile {
             endpoint: "http://127.0.0.1:8700".into(),
-            kernels: vec![ServedKernel { kernel_id: m.kernel_id, start_layer: 0, end_layer: LAYERS }],
+            kernels: vec![ServedKernel {
+                kernel_id: m.kernel_id,
+                start_layer: 0,
+                end_layer: LAYERS,
+            }],
         };
-        let bond = staking::ExecuteMsg::Bond { profile: Some(profile) };
+        let bond = staking::ExecuteMsg::Bond {
+            profile: Some(profile),
+        };
         let staking_addr = m.staking.clone();
-        let bonds =
-            (FIRST_NODE..FIRST_NODE + NODES).map(|i| (i, m.execute_msg(i, &staking_addr, &bond, NODE_STAKE))).collect();
+        let bonds = (FIRST_NODE..FIRST_NODE + NODES)
+            .map(|i| (i, m.execute_msg(i, &staking_addr, &bond, NODE_STAKE)))
+            .collect();
         for result in m.block(bonds) {
             assert_ok(&result, "bond");
             assert!(!events(&result, "wasm-node_bonded").is_empty());
         }
         let config: staking::StakingConfig = m.query(&m.staking, &staking::QueryMsg::Config {});
-        assert_eq!(config.market.map(|a| a.to_string()), Some(m.market.clone()), "staking knows the market");
+        assert_eq!(
+            config.market.map(|a| a.to_string()),
+            Some(m.market.clone()),
+            "staking knows the market"
+        );
         m
     }
 
@@ -350,7 +422,9 @@ impl Market {
 
     /// The account index of a node address.
     fn who(&self, address: &str) -> usize {
-        (FIRST_NODE..FIRST_NODE + NODES).find(|&i| self.address(i) == address).expect("one of our nodes")
+        (FIRST_NODE..FIRST_NODE + NODES)
+            .find(|&i| self.address(i) == address)
+            .expect("one of our nodes")
     }
 
     fn sign(&mut self, who: usize, msg: Any, gas: u64) -> Vec<u8> {
@@ -367,7 +441,12 @@ impl Market {
             msg: serde_json::to_vec(msg).unwrap(),
             funds: vec![],
         };
-        let result = self.block(vec![(ADMIN, any("/cosmwasm.wasm.v1.MsgInstantiateContract", msg))]).remove(0);
+        let result = self
+            .block(vec![(
+                ADMIN,
+                any("/cosmwasm.wasm.v1.MsgInstantiateContract", msg),
+            )])
+            .remove(0);
         assert_ok(&result, label);
         attribute(&result, "instantiate", "_contract_address")
     }
@@ -377,14 +456,21 @@ impl Market {
             sender: self.address(who),
             contract: contract.into(),
             msg: serde_json::to_vec(msg).unwrap(),
-            funds: if funds > 0 { vec![nesa_sdk::Coin::unes(funds).to_proto()] } else { vec![] },
+            funds: if funds > 0 {
+                vec![nesa_sdk::Coin::unes(funds).to_proto()]
+            } else {
+                vec![]
+            },
         };
         any("/cosmwasm.wasm.v1.MsgExecuteContract", msg)
     }
 
     /// One block holding one signed transaction per `(account, message)`, in order.
     fn block(&mut self, msgs: Vec<(usize, Any)>) -> Vec<ExecTxResult> {
-        let txs: Vec<Vec<u8>> = msgs.into_iter().map(|(who, msg)| self.sign(who, msg, GAS)).collect();
+        let txs: Vec<Vec<u8>> = msgs
+            .into_iter()
+            .map(|(who, msg)| self.sign(who, msg, GAS))
+            .collect();
         self.chain.run_all(&txs)
     }
 
@@ -399,13 +485,21 @@ impl Market {
         let market = self.market.clone();
         let msgs = msgs
             .into_iter()
-            .map(|(node, msg)| (self.who(node), self.execute_msg(self.who(node), &market, &msg, 0)))
+            .map(|(node, msg)| {
+                (
+                    self.who(node),
+                    self.execute_msg(self.who(node), &market, &msg, 0),
+                )
+            })
             .collect();
         self.block(msgs)
     }
 
     fn query<T: DeserializeOwned>(&self, contract: &str, msg: &impl Serialize) -> T {
-        let answer = self.chain.query_smart(contract, serde_json::to_value(msg).unwrap()).unwrap();
+        let answer = self
+            .chain
+            .query_smart(contract, serde_json::to_value(msg).unwrap())
+            .unwrap();
         serde_json::from_value(answer).unwrap()
     }
 
@@ -414,11 +508,21 @@ impl Market {
     }
 
     fn node(&self, address: &str) -> NodeResponse {
-        self.query(&self.staking, &staking::QueryMsg::Node { address: address.into() })
+        self.query(
+            &self.staking,
+            &staking::QueryMsg::Node {
+                address: address.into(),
+            },
+        )
     }
 
     fn outcome(&self, id: u64, node: &str) -> Option<NodeOutcome> {
-        self.inference(id).assignments.into_iter().find(|a| a.node.as_str() == node).unwrap().outcome
+        self.inference(id)
+            .assignments
+            .into_iter()
+            .find(|a| a.node.as_str() == node)
+            .unwrap()
+            .outcome
     }
 
     /// The user submits the standard query; returns what node runners learn from it.
@@ -429,10 +533,17 @@ impl Market {
         let seed = hex::decode(attribute(&result, assigned, "seed")).unwrap();
         let assigned = Assigned {
             query_id: attribute(&result, assigned, "query_id").parse().unwrap(),
-            nodes: attribute(&result, assigned, "nodes").split(',').map(str::to_string).collect(),
+            nodes: attribute(&result, assigned, "nodes")
+                .split(',')
+                .map(str::to_string)
+                .collect(),
             seed: seed.try_into().expect("a 32-byte seed"),
-            positions: attribute(&result, assigned, "fingerprint_positions").parse().unwrap(),
-            commit_deadline: attribute(&result, assigned, "commit_deadline").parse().unwrap(),
+            positions: attribute(&result, assigned, "fingerprint_positions")
+                .parse()
+                .unwrap(),
+            commit_deadline: attribute(&result, assigned, "commit_deadline")
+                .parse()
+                .unwrap(),
         };
         (assigned, result)
     }
@@ -447,7 +558,11 @@ impl Market {
 
     fn snapshot(&self) -> Snapshot {
         Snapshot {
-            accounts: self.accounts.iter().map(|a| self.balance(&a.address)).collect(),
+            accounts: self
+                .accounts
+                .iter()
+                .map(|a| self.balance(&a.address))
+                .collect(),
             fees: self.fees.clone(),
             treasury: self.balance(&self.treasury),
             staking: self.balance(&self.staking),
@@ -458,21 +573,51 @@ impl Market {
     /// Every balance since `before`, exact to the unes: each account lost the fees it paid and
     /// gained its entry of `gains` (0 when absent); the treasury, the staking contract and
     /// the market contract moved by the given amounts.
-    fn assert_moved(&self, before: &Snapshot, gains: &[(usize, i128)], treasury: i128, staking: i128, market: i128) {
+    fn assert_moved(
+        &self,
+        before: &Snapshot,
+        gains: &[(usize, i128)],
+        treasury: i128,
+        staking: i128,
+        market: i128,
+    ) {
         for (who, account) in self.accounts.iter().enumerate() {
-            let gain = gains.iter().filter(|(w, _)| *w == who).map(|(_, g)| g).sum::<i128>();
+            let gain = gains
+                .iter()
+                .filter(|(w, _)| *w == who)
+                .map(|(_, g)| g)
+                .sum::<i128>();
             let fees = (self.fees[who] - before.fees[who]) as i128;
             let expected = before.accounts[who] as i128 - fees + gain;
-            assert_eq!(self.balance(&account.address) as i128, expected, "account {who} (fees {fees}, gain {gain})");
+            assert_eq!(
+                self.balance(&account.address) as i128,
+                expected,
+                "account {who} (fees {fees}, gain {gain})"
+            );
         }
-        assert_eq!(self.balance(&self.treasury) as i128, before.treasury as i128 + treasury, "treasury");
-        assert_eq!(self.balance(&self.staking) as i128, before.staking as i128 + staking, "staking contract");
-        assert_eq!(self.balance(&self.market) as i128, before.market as i128 + market, "market contract");
+        assert_eq!(
+            self.balance(&self.treasury) as i128,
+            before.treasury as i128 + treasury,
+            "treasury"
+        );
+        assert_eq!(
+            self.balance(&self.staking) as i128,
+            before.staking as i128 + staking,
+            "staking contract"
+        );
+        assert_eq!(
+            self.balance(&self.market) as i128,
+            before.market as i128 + market,
+            "market contract"
+        );
     }
 }
 
 fn slashed(reason: SlashReason, percent: u64) -> Option<NodeOutcome> {
-    Some(NodeOutcome::Slashed { reason, fraction: Decimal::percent(percent) })
+    Some(NodeOutcome::Slashed {
+        reason,
+        fraction: Decimal::percent(percent),
+    })
 }
 
 #[test]
@@ -482,35 +627,73 @@ fn an_honest_round_pays_nodes_treasury_and_kernel_owner_and_refunds_the_rest_to_
 
     let (assigned, submitted) = m.submit();
     let id = assigned.query_id;
-    assert_eq!(attribute(&submitted, "wasm-query_submitted", "escrow"), ESCROW.to_string());
-    assert_eq!(attribute(&submitted, "wasm-query_submitted", "redundancy"), "3");
-    assert_eq!(attribute(&submitted, "wasm-query_submitted", "input_tokens"), "4");
+    assert_eq!(
+        attribute(&submitted, "wasm-query_submitted", "escrow"),
+        ESCROW.to_string()
+    );
+    assert_eq!(
+        attribute(&submitted, "wasm-query_submitted", "redundancy"),
+        "3"
+    );
+    assert_eq!(
+        attribute(&submitted, "wasm-query_submitted", "input_tokens"),
+        "4"
+    );
     assert_eq!(assigned.nodes.len(), 3, "k nodes assigned");
     let mut distinct = assigned.nodes.clone();
     distinct.sort();
     distinct.dedup();
     assert_eq!(distinct.len(), 3, "assigned nodes are distinct");
-    assert_eq!(m.balance(&m.market), ESCROW, "the escrow is held by the market");
+    assert_eq!(
+        m.balance(&m.market),
+        ESCROW,
+        "the escrow is held by the market"
+    );
 
     // Every node runs the kernel and commits; the last commit opens reveals.
-    let results: Vec<NodeResult> = assigned.nodes.iter().map(|n| NodeResult::compute(n, &assigned, 0)).collect();
+    let results: Vec<NodeResult> = assigned
+        .nodes
+        .iter()
+        .map(|n| NodeResult::compute(n, &assigned, 0))
+        .collect();
     let fingerprint_bytes = results[0].fingerprint.len();
-    assert!(fingerprint_bytes <= 256, "a fingerprint of {GENERATED} tokens is {fingerprint_bytes} bytes");
+    assert!(
+        fingerprint_bytes <= 256,
+        "a fingerprint of {GENERATED} tokens is {fingerprint_bytes} bytes"
+    );
     assert_eq!(fingerprint_bytes, 1 + 16 * 14);
-    let commits =
-        m.nodes_send(assigned.nodes.iter().zip(&results).map(|(n, r)| (n.as_str(), r.commit_msg(n, id))).collect());
+    let commits = m.nodes_send(
+        assigned
+            .nodes
+            .iter()
+            .zip(&results)
+            .map(|(n, r)| (n.as_str(), r.commit_msg(n, id)))
+            .collect(),
+    );
     for (node, result) in assigned.nodes.iter().zip(&commits) {
         assert_ok(result, "commit");
         assert_eq!(&attribute(result, "wasm-result_committed", "node"), node);
     }
     assert_eq!(m.inference(id).phase, QueryPhase::Reveal);
 
-    let reveals =
-        m.nodes_send(assigned.nodes.iter().zip(&results).map(|(n, r)| (n.as_str(), r.reveal_msg(id))).collect());
+    let reveals = m.nodes_send(
+        assigned
+            .nodes
+            .iter()
+            .zip(&results)
+            .map(|(n, r)| (n.as_str(), r.reveal_msg(id)))
+            .collect(),
+    );
     for result in &reveals {
         assert_ok(result, "reveal");
-        assert_eq!(attribute(result, "wasm-result_revealed", "matches_commitment"), "true");
-        assert_eq!(attribute(result, "wasm-result_revealed", "output_tokens"), GENERATED.to_string());
+        assert_eq!(
+            attribute(result, "wasm-result_revealed", "matches_commitment"),
+            "true"
+        );
+        assert_eq!(
+            attribute(result, "wasm-result_revealed", "output_tokens"),
+            GENERATED.to_string()
+        );
     }
     assert_eq!(m.inference(id).phase, QueryPhase::Settleable);
 
@@ -518,17 +701,36 @@ fn an_honest_round_pays_nodes_treasury_and_kernel_owner_and_refunds_the_rest_to_
     assert_ok(&settled, "settle");
     let settle_event = "wasm-query_settled";
     assert_eq!(attribute(&settled, settle_event, "status"), "settled");
-    assert_eq!(attribute(&settled, settle_event, "paid"), (3 * PAY).to_string());
-    assert_eq!(attribute(&settled, settle_event, "protocol_fee"), (3 * PROTOCOL_FEE).to_string());
-    assert_eq!(attribute(&settled, settle_event, "royalty"), (3 * ROYALTY).to_string());
+    assert_eq!(
+        attribute(&settled, settle_event, "paid"),
+        (3 * PAY).to_string()
+    );
+    assert_eq!(
+        attribute(&settled, settle_event, "protocol_fee"),
+        (3 * PROTOCOL_FEE).to_string()
+    );
+    assert_eq!(
+        attribute(&settled, settle_event, "royalty"),
+        (3 * ROYALTY).to_string()
+    );
     let refund = ESCROW - 3 * PAY;
     assert_eq!(refund, 392);
-    assert_eq!(attribute(&settled, settle_event, "refunded"), refund.to_string());
+    assert_eq!(
+        attribute(&settled, settle_event, "refunded"),
+        refund.to_string()
+    );
     assert!(events(&settled, "wasm-node_slashed").is_empty());
 
     // Every unes: nodes 202 each, treasury 69, kernel owner 33, user refunded 392 of 1100.
-    assert_eq!(3 * NODE_SHARE + 3 * PROTOCOL_FEE + 3 * ROYALTY + refund, ESCROW);
-    let mut gains: Vec<(usize, i128)> = assigned.nodes.iter().map(|n| (m.who(n), NODE_SHARE as i128)).collect();
+    assert_eq!(
+        3 * NODE_SHARE + 3 * PROTOCOL_FEE + 3 * ROYALTY + refund,
+        ESCROW
+    );
+    let mut gains: Vec<(usize, i128)> = assigned
+        .nodes
+        .iter()
+        .map(|n| (m.who(n), NODE_SHARE as i128))
+        .collect();
     gains.push((OWNER, 3 * ROYALTY as i128));
     gains.push((USER, -(ESCROW as i128) + refund as i128));
     m.assert_moved(&before, &gains, 3 * PROTOCOL_FEE as i128, 0, 0);
@@ -537,10 +739,18 @@ fn an_honest_round_pays_nodes_treasury_and_kernel_owner_and_refunds_the_rest_to_
     assert_eq!(query.query.status, QueryStatus::Settled);
     assert_eq!(query.phase, QueryPhase::Closed);
     for assignment in &query.assignments {
-        assert_eq!(assignment.outcome, Some(NodeOutcome::Paid { amount: Uint128::new(NODE_SHARE) }));
+        assert_eq!(
+            assignment.outcome,
+            Some(NodeOutcome::Paid {
+                amount: Uint128::new(NODE_SHARE)
+            })
+        );
     }
     let settlement = query.query.settlement.unwrap();
-    assert_eq!(settlement.output.unwrap().as_slice(), results[0].output.as_slice());
+    assert_eq!(
+        settlement.output.unwrap().as_slice(),
+        results[0].output.as_slice()
+    );
 
     let gas = |r: &ExecTxResult| r.gas_used;
     let commit_gas: Vec<i64> = commits.iter().map(gas).collect();
@@ -555,22 +765,36 @@ fn an_honest_round_pays_nodes_treasury_and_kernel_owner_and_refunds_the_rest_to_
 }
 
 #[test]
-fn a_copier_revealing_another_nodes_output_with_its_own_salt_is_slashed_and_jailed_and_the_honest_are_paid() {
+fn a_copier_revealing_another_nodes_output_with_its_own_salt_is_slashed_and_jailed_and_the_honest_are_paid(
+) {
     let mut m = Market::setup("copier");
     let (assigned, _) = m.submit();
     let id = assigned.query_id;
     let before = m.snapshot();
-    let (a, b, copier) = (assigned.nodes[0].clone(), assigned.nodes[1].clone(), assigned.nodes[2].clone());
+    let (a, b, copier) = (
+        assigned.nodes[0].clone(),
+        assigned.nodes[1].clone(),
+        assigned.nodes[2].clone(),
+    );
     let honest_a = NodeResult::compute(&a, &assigned, 0);
     let honest_b = NodeResult::compute(&b, &assigned, 0);
 
-    let commits = m.nodes_send(vec![(&a, honest_a.commit_msg(&a, id)), (&b, honest_b.commit_msg(&b, id))]);
+    let commits = m.nodes_send(vec![
+        (&a, honest_a.commit_msg(&a, id)),
+        (&b, honest_b.commit_msg(&b, id)),
+    ]);
     // The copier takes a's commitment from the block results and posts it as its own.
     let copied = attribute(&commits[0], "wasm-result_committed", "commitment");
-    let copy = ExecuteMsg::Commit { query_id: id, commitment: HexBinary::from_hex(&copied).unwrap() };
+    let copy = ExecuteMsg::Commit {
+        query_id: id,
+        commitment: HexBinary::from_hex(&copied).unwrap(),
+    };
     assert_ok(&m.nodes_send(vec![(&copier, copy)])[0], "copied commit");
 
-    let reveals = m.nodes_send(vec![(&a, honest_a.reveal_msg(id)), (&b, honest_b.reveal_msg(id))]);
+    let reveals = m.nodes_send(vec![
+        (&a, honest_a.reveal_msg(id)),
+        (&b, honest_b.reveal_msg(id)),
+    ]);
     reveals.iter().for_each(|r| assert_ok(r, "reveal"));
     // …then reveals a's output and fingerprint, read from the chain, with its own salt.
     let seen = m.inference(id).assignments[0].reveal.clone().unwrap();
@@ -583,12 +807,21 @@ fn a_copier_revealing_another_nodes_output_with_its_own_salt_is_slashed_and_jail
     };
     let revealed = m.nodes_send(vec![(&copier, copied_reveal)]).remove(0);
     assert_ok(&revealed, "copied reveal");
-    assert_eq!(attribute(&revealed, "wasm-result_revealed", "matches_commitment"), "false");
+    assert_eq!(
+        attribute(&revealed, "wasm-result_revealed", "matches_commitment"),
+        "false"
+    );
 
     let settled = m.settle(id);
     assert_ok(&settled, "settle");
-    assert_eq!(attribute(&settled, "wasm-query_settled", "status"), "settled");
-    assert_eq!(attribute(&settled, "wasm-query_settled", "winners"), format!("{a},{b}"));
+    assert_eq!(
+        attribute(&settled, "wasm-query_settled", "status"),
+        "settled"
+    );
+    assert_eq!(
+        attribute(&settled, "wasm-query_settled", "winners"),
+        format!("{a},{b}")
+    );
     let slash = events(&settled, "wasm-node_slashed");
     assert_eq!(slash.len(), 1);
     assert_eq!(value(slash[0], "node"), Some(copier.clone()));
@@ -622,15 +855,25 @@ fn a_node_that_never_commits_is_slashed_after_the_deadline() {
     let (assigned, _) = m.submit();
     let id = assigned.query_id;
     let before = m.snapshot();
-    let (a, b, silent) = (assigned.nodes[0].clone(), assigned.nodes[1].clone(), assigned.nodes[2].clone());
+    let (a, b, silent) = (
+        assigned.nodes[0].clone(),
+        assigned.nodes[1].clone(),
+        assigned.nodes[2].clone(),
+    );
     let honest_a = NodeResult::compute(&a, &assigned, 0);
     let honest_b = NodeResult::compute(&b, &assigned, 0);
-    for result in m.nodes_send(vec![(&a, honest_a.commit_msg(&a, id)), (&b, honest_b.commit_msg(&b, id))]) {
+    for result in m.nodes_send(vec![
+        (&a, honest_a.commit_msg(&a, id)),
+        (&b, honest_b.commit_msg(&b, id)),
+    ]) {
         assert_ok(&result, "commit");
     }
     // Reveals stay shut while a node may still commit.
     let early = m.nodes_send(vec![(&a, honest_a.reveal_msg(id))]).remove(0);
-    assert_rejected(&early, &format!("reveals for query {id} open when all 3 nodes committed (2 did)"));
+    assert_rejected(
+        &early,
+        &format!("reveals for query {id} open when all 3 nodes committed (2 did)"),
+    );
 
     // Empty blocks carry the chain past the commit deadline.
     m.chain.advance_to(assigned.commit_deadline);
@@ -645,14 +888,23 @@ fn a_node_that_never_commits_is_slashed_after_the_deadline() {
     assert_ok(&results[1], "reveal after the commit deadline");
     assert_rejected(
         &results[2],
-        &format!("the commit window of query {id} closed at height {}", assigned.commit_deadline),
+        &format!(
+            "the commit window of query {id} closed at height {}",
+            assigned.commit_deadline
+        ),
     );
 
     let settled = m.settle(id);
     assert_ok(&settled, "settle");
-    assert_eq!(attribute(&settled, "wasm-query_settled", "status"), "settled");
+    assert_eq!(
+        attribute(&settled, "wasm-query_settled", "status"),
+        "settled"
+    );
     assert_eq!(attribute(&settled, "wasm-node_slashed", "node"), silent);
-    assert_eq!(attribute(&settled, "wasm-node_slashed", "reason"), "no_commit");
+    assert_eq!(
+        attribute(&settled, "wasm-node_slashed", "reason"),
+        "no_commit"
+    );
     assert_eq!(m.outcome(id, &silent), slashed(SlashReason::NoCommit, 20));
     let node = m.node(&silent);
     let slash_amount = NODE_STAKE * 2 / 10;
@@ -680,24 +932,49 @@ fn without_a_quorum_the_user_gets_everything_back_and_valid_revealers_are_not_sl
     let (assigned, _) = m.submit();
     let id = assigned.query_id;
     // Each node runs a different model: three outputs, three fingerprints that do not agree.
-    let results: Vec<NodeResult> =
-        assigned.nodes.iter().enumerate().map(|(i, n)| NodeResult::compute(n, &assigned, 1 + i as u64)).collect();
+    let results: Vec<NodeResult> = assigned
+        .nodes
+        .iter()
+        .enumerate()
+        .map(|(i, n)| NodeResult::compute(n, &assigned, 1 + i as u64))
+        .collect();
     assert_ne!(results[0].output, results[1].output);
     assert_ne!(results[1].output, results[2].output);
-    let commits =
-        m.nodes_send(assigned.nodes.iter().zip(&results).map(|(n, r)| (n.as_str(), r.commit_msg(n, id))).collect());
+    let commits = m.nodes_send(
+        assigned
+            .nodes
+            .iter()
+            .zip(&results)
+            .map(|(n, r)| (n.as_str(), r.commit_msg(n, id)))
+            .collect(),
+    );
     commits.iter().for_each(|r| assert_ok(r, "commit"));
-    let reveals =
-        m.nodes_send(assigned.nodes.iter().zip(&results).map(|(n, r)| (n.as_str(), r.reveal_msg(id))).collect());
+    let reveals = m.nodes_send(
+        assigned
+            .nodes
+            .iter()
+            .zip(&results)
+            .map(|(n, r)| (n.as_str(), r.reveal_msg(id)))
+            .collect(),
+    );
     for result in &reveals {
         assert_ok(result, "reveal");
-        assert_eq!(attribute(result, "wasm-result_revealed", "matches_commitment"), "true");
+        assert_eq!(
+            attribute(result, "wasm-result_revealed", "matches_commitment"),
+            "true"
+        );
     }
 
     let settled = m.settle(id);
     assert_ok(&settled, "settle");
-    assert_eq!(attribute(&settled, "wasm-query_settled", "status"), "disputed");
-    assert_eq!(attribute(&settled, "wasm-query_settled", "refunded"), ESCROW.to_string());
+    assert_eq!(
+        attribute(&settled, "wasm-query_settled", "status"),
+        "disputed"
+    );
+    assert_eq!(
+        attribute(&settled, "wasm-query_settled", "refunded"),
+        ESCROW.to_string()
+    );
     assert_eq!(attribute(&settled, "wasm-query_settled", "paid"), "0");
     assert!(events(&settled, "wasm-node_slashed").is_empty());
     let query = m.inference(id);
@@ -726,9 +1003,16 @@ fn a_slash_on_staking_by_anyone_but_the_market_is_rejected() {
     let msg = m.execute_msg(USER, &m.staking.clone(), &slash, 0);
     let result = m.block(vec![(USER, msg)]).remove(0);
     assert_rejected(&result, "only the market contract may slash");
-    assert!(result.log.contains(&m.market), "the error names the market: {}", result.log);
+    assert!(
+        result.log.contains(&m.market),
+        "the error names the market: {}",
+        result.log
+    );
     let node = m.node(&victim);
-    assert_eq!((node.bonded.u128(), node.jailed, node.slashed.u128()), (NODE_STAKE, false, 0));
+    assert_eq!(
+        (node.bonded.u128(), node.jailed, node.slashed.u128()),
+        (NODE_STAKE, false, 0)
+    );
     m.assert_moved(&before, &[], 0, 0, 0);
 }
 
@@ -740,20 +1024,34 @@ fn bad_submissions_are_rejected_with_a_clear_error_and_move_no_funds() {
     let required = 3 * (INPUT.len() as u128 * PRICE_IN + MAX_OUTPUT as u128 * PRICE_OUT);
     let oversized: Vec<u32> = (0..257).collect();
     let cases: Vec<(ExecuteMsg, u128, String)> = vec![
-        (submit_msg(99, &INPUT), ESCROW, "kernel 99 is not available".into()),
+        (
+            submit_msg(99, &INPUT),
+            ESCROW,
+            "kernel 99 is not available".into(),
+        ),
         (
             submit_msg(m.kernel_id, &INPUT),
             required - 1,
-            format!("escrow of {} is below the {required} this query may cost", required - 1),
+            format!(
+                "escrow of {} is below the {required} this query may cost",
+                required - 1
+            ),
         ),
-        (submit_msg(m.kernel_id, &[]), ESCROW, "the input is empty: send at least one token id".into()),
+        (
+            submit_msg(m.kernel_id, &[]),
+            ESCROW,
+            "the input is empty: send at least one token id".into(),
+        ),
         (
             submit_msg(m.kernel_id, &oversized),
             100_000,
             "input of 1028 bytes exceeds the market's max_payload_bytes 1024".into(),
         ),
     ];
-    let msgs = cases.iter().map(|(msg, funds, _)| (USER, m.execute_msg(USER, &market, msg, *funds))).collect();
+    let msgs = cases
+        .iter()
+        .map(|(msg, funds, _)| (USER, m.execute_msg(USER, &market, msg, *funds)))
+        .collect();
     let results = m.block(msgs);
     for ((_, _, message), result) in cases.iter().zip(&results) {
         assert_rejected(result, message);

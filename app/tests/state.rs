@@ -12,7 +12,13 @@ use tendermint_proto::v0_38::abci::RequestQuery;
 fn balance_key(address: &nesa_sdk::Address) -> Vec<u8> {
     // `store/bank/key` keys are relative to the bank prefix: `balance/<len><address><denom>`.
     let bytes = address.to_account_id().to_bytes();
-    [b"balance/".as_slice(), &[bytes.len() as u8], &bytes, b"unes"].concat()
+    [
+        b"balance/".as_slice(),
+        &[bytes.len() as u8],
+        &bytes,
+        b"unes",
+    ]
+    .concat()
 }
 
 #[test]
@@ -45,13 +51,38 @@ fn a_balance_proof_verifies_against_the_app_hash_of_its_height() {
     let proof = ics23::CommitmentProof::decode(ops[0].data.as_slice()).unwrap();
 
     // A light client trusts the header of the next block, which carries this height's app hash.
-    let header_app_hash = chain.store.block(proven_height + 1).unwrap().unwrap().block.header.app_hash;
+    let header_app_hash = chain
+        .store
+        .block(proven_height + 1)
+        .unwrap()
+        .unwrap()
+        .block
+        .header
+        .app_hash;
     let root = header_app_hash.as_bytes().to_vec();
     let spec = jmt::ics23_spec();
-    assert!(ics23::verify_membership::<ics23::HostFunctionsManager>(&proof, &spec, &root, &ops[0].key, b"4242"));
-    assert!(!ics23::verify_membership::<ics23::HostFunctionsManager>(&proof, &spec, &root, &ops[0].key, b"4243"));
+    assert!(ics23::verify_membership::<ics23::HostFunctionsManager>(
+        &proof,
+        &spec,
+        &root,
+        &ops[0].key,
+        b"4242"
+    ));
+    assert!(!ics23::verify_membership::<ics23::HostFunctionsManager>(
+        &proof,
+        &spec,
+        &root,
+        &ops[0].key,
+        b"4243"
+    ));
     let latest_root = chain.app_hash().to_vec();
-    assert!(!ics23::verify_membership::<ics23::HostFunctionsManager>(&proof, &spec, &latest_root, &ops[0].key, b"4242"));
+    assert!(!ics23::verify_membership::<ics23::HostFunctionsManager>(
+        &proof,
+        &spec,
+        &latest_root,
+        &ops[0].key,
+        b"4242"
+    ));
 }
 
 #[test]
@@ -72,7 +103,12 @@ fn an_absent_balance_has_a_non_membership_proof() {
     let op = &response.proof_ops.unwrap().ops[0];
     let proof = ics23::CommitmentProof::decode(op.data.as_slice()).unwrap();
     let root = chain.app.storage().root_at(height).unwrap().to_vec();
-    assert!(ics23::verify_non_membership::<ics23::HostFunctionsManager>(&proof, &jmt::ics23_spec(), &root, &op.key));
+    assert!(ics23::verify_non_membership::<ics23::HostFunctionsManager>(
+        &proof,
+        &jmt::ics23_spec(),
+        &root,
+        &op.key
+    ));
 }
 
 #[test]
@@ -87,12 +123,20 @@ fn queries_at_past_heights_see_past_state_and_future_heights_are_refused() {
     let supply_at = |height: i64| {
         chain.app.query(RequestQuery {
             path: "/cosmos.bank.v1beta1.Query/SupplyOf".into(),
-            data: QuerySupplyOfRequest { denom: "unes".into() }.encode_to_vec().into(),
+            data: QuerySupplyOfRequest {
+                denom: "unes".into(),
+            }
+            .encode_to_vec()
+            .into(),
             height,
             prove: false,
         })
     };
-    assert_eq!(supply_at(before as i64).code, 0, "point queries work at past heights");
+    assert_eq!(
+        supply_at(before as i64).code,
+        0,
+        "point queries work at past heights"
+    );
     let future = supply_at(chain.height() as i64 + 5);
     assert_ne!(future.code, 0);
     assert!(future.log.contains("is not available"), "{}", future.log);
@@ -107,10 +151,19 @@ fn the_app_hash_of_a_scripted_sequence_is_pinned() {
     let mut alice = TestAccount::from_seed(1, 0);
     let mut bob = TestAccount::from_seed(2, 1);
     let carol = TestAccount::from_seed(3, 2);
-    let chain = TestChain::new("snapshot", &[(&alice.address, 1_000_000_000), (&bob.address, 50_000)]);
+    let chain = TestChain::new(
+        "snapshot",
+        &[(&alice.address, 1_000_000_000), (&bob.address, 50_000)],
+    );
     let blocks = vec![
-        vec![alice.sign(vec![alice.send_msg(&bob.address, 1_000)]), bob.sign(vec![bob.send_msg(&carol.address, 7)])],
-        vec![alice.sign(vec![alice.send_msg(&carol.address, 5), alice.send_msg(&bob.address, 6)])],
+        vec![
+            alice.sign(vec![alice.send_msg(&bob.address, 1_000)]),
+            bob.sign(vec![bob.send_msg(&carol.address, 7)]),
+        ],
+        vec![alice.sign(vec![
+            alice.send_msg(&carol.address, 5),
+            alice.send_msg(&bob.address, 6),
+        ])],
         vec![bob.sign(vec![bob.send_msg(&alice.address, 10_000_000)])],
         vec![],
     ];

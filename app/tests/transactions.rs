@@ -20,7 +20,10 @@ fn chain_with_alice_and_bob(name: &str) -> (TestChain, TestAccount, TestAccount)
 
 /// What a rejected transaction must leave untouched.
 fn snapshot(chain: &TestChain, accounts: &[&TestAccount]) -> Vec<(u128, u64)> {
-    accounts.iter().map(|a| (chain.balance(&a.address), chain.sequence(&a.address))).collect()
+    accounts
+        .iter()
+        .map(|a| (chain.balance(&a.address), chain.sequence(&a.address)))
+        .collect()
 }
 
 #[test]
@@ -36,12 +39,18 @@ fn a_signed_transfer_moves_coins_and_charges_the_fee() {
     assert!(result.gas_used > 0 && result.gas_used <= result.gas_wanted);
     let kinds: Vec<_> = result.events.iter().map(|e| e.r#type.as_str()).collect();
     for expected in ["coin_spent", "coin_received", "transfer", "message", "tx"] {
-        assert!(kinds.contains(&expected), "missing {expected} event in {kinds:?}");
+        assert!(
+            kinds.contains(&expected),
+            "missing {expected} event in {kinds:?}"
+        );
     }
     assert_eq!(chain.balance(&alice.address), FUNDS - 250 - FEE);
     assert_eq!(chain.balance(&bob.address), 1_000 + 250);
     assert_eq!(chain.sequence(&alice.address), 1);
-    assert_eq!(chain.store.find_tx(&sha(&tx)).unwrap().unwrap().height, block.block.header.height.value());
+    assert_eq!(
+        chain.store.find_tx(&sha(&tx)).unwrap().unwrap().height,
+        block.block.header.height.value()
+    );
 }
 
 #[test]
@@ -66,7 +75,11 @@ fn a_corrupted_signature_is_rejected_as_unauthorized() {
     let tampered = raw.encode_to_vec();
     let check = chain.submit(&tampered);
     assert_eq!(check.code, 4, "{}", check.log);
-    assert!(check.log.contains("signature verification failed"), "{}", check.log);
+    assert!(
+        check.log.contains("signature verification failed"),
+        "{}",
+        check.log
+    );
     assert_eq!(chain.finalize(vec![tampered])[0].code, 4);
     assert_eq!(snapshot(&chain, &[&alice, &bob]), before);
 }
@@ -82,7 +95,11 @@ fn a_transaction_signed_for_another_chain_is_rejected() {
         .bytes;
     let check = chain.submit(&tx);
     assert_eq!(check.code, 4, "{}", check.log);
-    assert!(check.log.contains("chain-id (nesa-test-1)"), "{}", check.log);
+    assert!(
+        check.log.contains("chain-id (nesa-test-1)"),
+        "{}",
+        check.log
+    );
     assert_eq!(snapshot(&chain, &[&alice, &bob]), before);
 }
 
@@ -90,11 +107,15 @@ fn a_transaction_signed_for_another_chain_is_rejected() {
 fn a_wrong_account_number_is_rejected() {
     let (chain, alice, bob) = chain_with_alice_and_bob("accnum");
     let before = snapshot(&chain, &[&alice, &bob]);
-    let tx = nesa_sdk::TxBuilder::new(support::CHAIN_ID.parse().unwrap(), alice.account_number + 7, 0)
-        .msgs(vec![alice.send_msg(&bob.address, 1)])
-        .sign(&alice.key)
-        .unwrap()
-        .bytes;
+    let tx = nesa_sdk::TxBuilder::new(
+        support::CHAIN_ID.parse().unwrap(),
+        alice.account_number + 7,
+        0,
+    )
+    .msgs(vec![alice.send_msg(&bob.address, 1)])
+    .sign(&alice.key)
+    .unwrap()
+    .bytes;
     let check = chain.submit(&tx);
     assert_eq!(check.code, 4, "{}", check.log);
     assert!(check.log.contains("account number (0)"), "{}", check.log);
@@ -110,7 +131,13 @@ fn a_replayed_transaction_is_rejected_by_its_sequence() {
     let after_first = snapshot(&chain, &[&alice, &bob]);
     let check = chain.submit(&tx);
     assert_eq!(check.code, 32, "{}", check.log);
-    assert!(check.log.contains("account sequence mismatch, expected 1, got 0"), "{}", check.log);
+    assert!(
+        check
+            .log
+            .contains("account sequence mismatch, expected 1, got 0"),
+        "{}",
+        check.log
+    );
     assert_eq!(chain.finalize(vec![tx])[0].code, 32);
     assert_eq!(snapshot(&chain, &[&alice, &bob]), after_first);
 }
@@ -122,7 +149,13 @@ fn a_fee_below_the_minimum_gas_price_is_rejected() {
     let tx = alice.sign_send_with_gas(&bob.address, 1, 200_000, 4_999);
     let check = chain.submit(&tx);
     assert_eq!(check.code, 13, "{}", check.log);
-    assert!(check.log.contains("insufficient fees; got: 4999unes required: 5000unes"), "{}", check.log);
+    assert!(
+        check
+            .log
+            .contains("insufficient fees; got: 4999unes required: 5000unes"),
+        "{}",
+        check.log
+    );
     assert_eq!(chain.finalize(vec![tx])[0].code, 13);
     assert_eq!(snapshot(&chain, &[&alice, &bob]), before);
 }
@@ -132,16 +165,33 @@ fn running_out_of_gas_in_a_message_reverts_it_but_charges_the_fee() {
     let (chain, alice, bob) = chain_with_alice_and_bob("outofgas");
     // Enough gas for the signature and fee checks, too little for the transfer's two balance
     // writes (each costs at least 2,000 gas).
-    let probe = alice.builder().msgs(vec![alice.send_msg(&bob.address, 77)]).sign(&alice.key).unwrap().bytes;
+    let probe = alice
+        .builder()
+        .msgs(vec![alice.send_msg(&bob.address, 77)])
+        .sign(&alice.key)
+        .unwrap()
+        .bytes;
     let gas_limit = chain.simulate(&probe) - 3_000;
     let fee = (gas_limit as u128 * 25).div_ceil(1000);
     let tx = alice.sign_send_with_gas(&bob.address, 77, gas_limit, fee);
-    assert_eq!(chain.submit(&tx).code, 0, "the ante checks fit in the gas limit");
+    assert_eq!(
+        chain.submit(&tx).code,
+        0,
+        "the ante checks fit in the gas limit"
+    );
     let result = chain.produce().results.tx_results[0].clone();
     assert_eq!(result.code, 11, "{}", result.log);
     assert!(result.log.contains("out of gas"), "{}", result.log);
-    assert_eq!(chain.balance(&bob.address), 1_000, "the transfer was reverted");
-    assert_eq!(chain.balance(&alice.address), FUNDS - fee, "the fee was charged");
+    assert_eq!(
+        chain.balance(&bob.address),
+        1_000,
+        "the transfer was reverted"
+    );
+    assert_eq!(
+        chain.balance(&alice.address),
+        FUNDS - fee,
+        "the fee was charged"
+    );
     assert_eq!(chain.sequence(&alice.address), 1, "the sequence advanced");
 }
 
@@ -169,7 +219,13 @@ fn sending_more_than_the_balance_fails_with_insufficient_funds() {
     assert_eq!(chain.submit(&tx).code, 0);
     let result = chain.produce().results.tx_results[0].clone();
     assert_eq!(result.code, 5, "{}", result.log);
-    assert!(result.log.contains("failed to execute message; message index: 0"), "{}", result.log);
+    assert!(
+        result
+            .log
+            .contains("failed to execute message; message index: 0"),
+        "{}",
+        result.log
+    );
     assert_eq!(chain.balance(&alice.address), FUNDS - FEE);
     assert_eq!(chain.balance(&bob.address), 1_000);
 }
@@ -178,11 +234,18 @@ fn sending_more_than_the_balance_fails_with_insufficient_funds() {
 fn an_unknown_message_type_is_rejected() {
     let (chain, mut alice, bob) = chain_with_alice_and_bob("unknownmsg");
     let before = snapshot(&chain, &[&alice, &bob]);
-    let unknown = Any { type_url: "/cosmos.staking.v1beta1.MsgDelegate".into(), value: vec![] };
+    let unknown = Any {
+        type_url: "/cosmos.staking.v1beta1.MsgDelegate".into(),
+        value: vec![],
+    };
     let tx = alice.sign(vec![unknown]);
     let check = chain.submit(&tx);
     assert_eq!(check.code, 6, "{}", check.log);
-    assert!(check.log.contains("/cosmos.staking.v1beta1.MsgDelegate"), "{}", check.log);
+    assert!(
+        check.log.contains("/cosmos.staking.v1beta1.MsgDelegate"),
+        "{}",
+        check.log
+    );
     assert_eq!(chain.finalize(vec![tx])[0].code, 6);
     assert_eq!(snapshot(&chain, &[&alice, &bob]), before);
 }
@@ -203,7 +266,10 @@ fn an_oversized_transaction_is_rejected_before_decoding() {
 fn a_block_proposal_drops_invalid_transactions_and_keeps_valid_ones() {
     let (chain, mut alice, bob) = chain_with_alice_and_bob("prepare");
     let valid = alice.sign(vec![alice.send_msg(&bob.address, 5)]);
-    let block = chain.producer.produce(vec![b"junk".to_vec(), valid.clone(), valid]).unwrap();
+    let block = chain
+        .producer
+        .produce(vec![b"junk".to_vec(), valid.clone(), valid])
+        .unwrap();
     assert_eq!(block.block.data.len(), 1, "junk and the replay are dropped");
     assert_eq!(chain.balance(&bob.address), 1_005);
 }
@@ -227,7 +293,11 @@ fn transactions_left_in_the_mempool_after_a_block_keep_later_sequences_admissibl
     assert_eq!(chain.mempool.len(), 1);
     let third = alice.sign(vec![alice.send_msg(&bob.address, 3)]);
     let check = chain.submit(&third);
-    assert_eq!(check.code, 0, "sequence 2 follows the pending sequence 1: {}", check.log);
+    assert_eq!(
+        check.code, 0,
+        "sequence 2 follows the pending sequence 1: {}",
+        check.log
+    );
     chain.produce();
     assert_eq!(chain.balance(&bob.address), 1_000 + 1 + 2 + 3);
 }

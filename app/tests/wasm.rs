@@ -17,12 +17,17 @@ const UPLOAD_GAS: u64 = 20_000_000;
 const FUNDS: u128 = 100_000_000_000;
 
 fn probe_wasm() -> Vec<u8> {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../artifacts/nesa_probe.wasm");
-    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e} (run scripts/build-contracts)", path.display()))
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../artifacts/nesa_probe.wasm");
+    std::fs::read(&path)
+        .unwrap_or_else(|e| panic!("{}: {e} (run scripts/build-contracts)", path.display()))
 }
 
 fn any(type_url: &str, msg: impl Message) -> Any {
-    Any { type_url: type_url.into(), value: msg.encode_to_vec() }
+    Any {
+        type_url: type_url.into(),
+        value: msg.encode_to_vec(),
+    }
 }
 
 fn attribute(result: &ExecTxResult, kind: &str, key: &str) -> Option<String> {
@@ -47,15 +52,27 @@ impl Env {
         let alice = TestAccount::from_seed(1, 0);
         let bob = TestAccount::from_seed(2, 1);
         let chain = TestChain::new(name, &[(&alice.address, FUNDS), (&bob.address, FUNDS)]);
-        let mut env = Env { chain, alice, bob, code_id: 0 };
+        let mut env = Env {
+            chain,
+            alice,
+            bob,
+            code_id: 0,
+        };
         let store = any(
             "/cosmwasm.wasm.v1.MsgStoreCode",
-            proto::MsgStoreCode { sender: env.alice.address.to_string(), wasm_byte_code: probe_wasm(), instantiate_permission: None },
+            proto::MsgStoreCode {
+                sender: env.alice.address.to_string(),
+                wasm_byte_code: probe_wasm(),
+                instantiate_permission: None,
+            },
         );
         let tx = env.alice.sign_with_gas(vec![store], UPLOAD_GAS);
         let result = env.chain.run(&tx);
         assert_eq!(result.code, 0, "store: {}", result.log);
-        env.code_id = attribute(&result, "store_code", "code_id").unwrap().parse().unwrap();
+        env.code_id = attribute(&result, "store_code", "code_id")
+            .unwrap()
+            .parse()
+            .unwrap();
         env
     }
 
@@ -78,7 +95,8 @@ impl Env {
         };
         let result = self.alice_runs(vec![any("/cosmwasm.wasm.v1.MsgInstantiateContract", msg)]);
         assert_eq!(result.code, 0, "instantiate: {}", result.log);
-        attribute(&result, "instantiate", "_contract_address").expect("instantiate event names the contract")
+        attribute(&result, "instantiate", "_contract_address")
+            .expect("instantiate event names the contract")
     }
 
     fn execute(&mut self, contract: &str, msg: Value) -> ExecTxResult {
@@ -92,22 +110,33 @@ impl Env {
     }
 
     fn get(&self, contract: &str, key: &str) -> Option<String> {
-        let answer = self.chain.query_smart(contract, json!({"get": {"key": key}})).unwrap();
+        let answer = self
+            .chain
+            .query_smart(contract, json!({"get": {"key": key}}))
+            .unwrap();
         answer["value"].as_str().map(str::to_string)
     }
 
     fn count(&self, contract: &str) -> u64 {
-        self.chain.query_smart(contract, json!({"count": {}})).unwrap()["count"].as_u64().unwrap()
+        self.chain
+            .query_smart(contract, json!({"count": {}}))
+            .unwrap()["count"]
+            .as_u64()
+            .unwrap()
     }
 }
 
 fn unes(amount: u128) -> nesa_sdk::cosmrs::proto::cosmos::base::v1beta1::Coin {
-    nesa_sdk::cosmrs::proto::cosmos::base::v1beta1::Coin { denom: "unes".into(), amount: amount.to_string() }
+    nesa_sdk::cosmrs::proto::cosmos::base::v1beta1::Coin {
+        denom: "unes".into(),
+        amount: amount.to_string(),
+    }
 }
 
 fn execute_json(contract: &str, msg: Value) -> Value {
     use base64::Engine;
-    let encoded = base64::engine::general_purpose::STANDARD.encode(serde_json::to_vec(&msg).unwrap());
+    let encoded =
+        base64::engine::general_purpose::STANDARD.encode(serde_json::to_vec(&msg).unwrap());
     json!({"wasm": {"execute": {"contract_addr": contract, "msg": encoded, "funds": []}}})
 }
 
@@ -116,23 +145,48 @@ fn a_contract_is_stored_instantiated_with_funds_executed_and_queried() {
     let mut env = Env::new("wasm-lifecycle");
     let contract = env.instantiate("probe", 1_000, None);
     let expected = nesa_app::modules::wasm::classic_address(env.code_id, 1).to_string();
-    assert_eq!(contract, expected, "the classic address of (code 1, instance 1), as wasmd derives it");
-    assert_eq!(env.chain.balance(&contract), 1_000, "funds moved to the contract");
+    assert_eq!(
+        contract, expected,
+        "the classic address of (code 1, instance 1), as wasmd derives it"
+    );
+    assert_eq!(
+        env.chain.balance(&contract),
+        1_000,
+        "funds moved to the contract"
+    );
 
     for _ in 0..3 {
         let result = env.execute(&contract, json!({"increment": {}}));
         assert_eq!(result.code, 0, "{}", result.log);
-        assert_eq!(attribute(&result, "execute", "_contract_address").as_deref(), Some(contract.as_str()));
-        assert!(attribute(&result, "wasm-incremented", "count").is_some(), "custom events become wasm-<type>");
+        assert_eq!(
+            attribute(&result, "execute", "_contract_address").as_deref(),
+            Some(contract.as_str())
+        );
+        assert!(
+            attribute(&result, "wasm-incremented", "count").is_some(),
+            "custom events become wasm-<type>"
+        );
     }
     assert_eq!(env.count(&contract), 3);
 
     let set = env.execute(&contract, json!({"set": {"key": "b", "value": "2"}}));
     assert_eq!(set.code, 0, "{}", set.log);
     env.execute(&contract, json!({"set": {"key": "a", "value": "1"}}));
-    let list = env.chain.query_smart(&contract, json!({"list": {}})).unwrap();
-    let keys: Vec<&str> = list["entries"].as_array().unwrap().iter().map(|e| e["key"].as_str().unwrap()).collect();
-    assert_eq!(keys, vec!["a", "b"], "contract storage iterates in key order");
+    let list = env
+        .chain
+        .query_smart(&contract, json!({"list": {}}))
+        .unwrap();
+    let keys: Vec<&str> = list["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["key"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        keys,
+        vec!["a", "b"],
+        "contract storage iterates in key order"
+    );
 }
 
 #[test]
@@ -149,7 +203,10 @@ fn instantiate2_addresses_equal_cosmwasm_std_instantiate2_address() {
         salt: salt.clone(),
         fix_msg: false,
     };
-    let result = env.alice_runs(vec![any("/cosmwasm.wasm.v1.MsgInstantiateContract2", msg.clone())]);
+    let result = env.alice_runs(vec![any(
+        "/cosmwasm.wasm.v1.MsgInstantiateContract2",
+        msg.clone(),
+    )]);
     assert_eq!(result.code, 0, "{}", result.log);
     let address = attribute(&result, "instantiate", "_contract_address").unwrap();
 
@@ -163,7 +220,11 @@ fn instantiate2_addresses_equal_cosmwasm_std_instantiate2_address() {
     assert_eq!(actual, expected.as_slice());
 
     let again = env.alice_runs(vec![any("/cosmwasm.wasm.v1.MsgInstantiateContract2", msg)]);
-    assert_eq!(again.code, 15, "the same salt again collides: {}", again.log);
+    assert_eq!(
+        again.code, 15,
+        "the same salt again collides: {}",
+        again.log
+    );
 }
 
 #[test]
@@ -181,7 +242,11 @@ fn a_successful_submessage_commits_and_replies() {
     assert_eq!(env.count(&callee), 3);
     assert!(env.get(&caller, "reply:1").unwrap().starts_with("ok:"));
     assert!(env.get(&caller, "reply:2").unwrap().starts_with("ok:"));
-    assert_eq!(env.get(&caller, "reply:3"), None, "reply_on never does not reply");
+    assert_eq!(
+        env.get(&caller, "reply:3"),
+        None,
+        "reply_on never does not reply"
+    );
     assert!(attribute(&result, "reply", "_contract_address").is_some());
 }
 
@@ -196,11 +261,22 @@ fn a_failing_submessage_with_reply_on_error_rolls_back_only_the_sub_call() {
     ]);
     let result = env.execute(&caller, json!({"dispatch": {"calls": calls}}));
     assert_eq!(result.code, 0, "{}", result.log);
-    assert_eq!(env.get(&callee, "x"), None, "the failed sub-call's write was rolled back");
+    assert_eq!(
+        env.get(&callee, "x"),
+        None,
+        "the failed sub-call's write was rolled back"
+    );
     assert_eq!(env.count(&callee), 1, "the next submessage still ran");
     let reply = env.get(&caller, "reply:7").unwrap();
-    assert_eq!(reply, "err:codespace: wasm, code: 5", "the reply sees a redacted error");
-    assert_eq!(env.get(&caller, "reply:8"), None, "reply_on error does not reply on success");
+    assert_eq!(
+        reply, "err:codespace: wasm, code: 5",
+        "the reply sees a redacted error"
+    );
+    assert_eq!(
+        env.get(&caller, "reply:8"),
+        None,
+        "reply_on error does not reply on success"
+    );
 }
 
 #[test]
@@ -216,7 +292,11 @@ fn a_failing_submessage_without_an_error_reply_fails_the_whole_transaction() {
         let result = env.execute(&caller, json!({"dispatch": {"calls": calls}}));
         assert_eq!(result.code, 5, "{reply_on}: {}", result.log);
         assert_eq!(result.codespace, "wasm");
-        assert_eq!(env.count(&callee), 0, "{reply_on}: the earlier successful submessage was reverted too");
+        assert_eq!(
+            env.count(&callee),
+            0,
+            "{reply_on}: the earlier successful submessage was reverted too"
+        );
     }
     let calls = json!([{"id": 999, "reply_on": "success", "msg": execute_json(&callee, json!({"increment": {}}))}]);
     let result = env.execute(&caller, json!({"dispatch": {"calls": calls}}));
@@ -230,13 +310,22 @@ fn contracts_send_and_burn_coins() {
     let contract = env.instantiate("treasury", 10_000, None);
     let bob = env.bob.address.to_string();
     let before = env.chain.balance(&env.bob.address);
-    let send = env.execute(&contract, json!({"send": {"to": bob, "amount": [{"denom": "unes", "amount": "2500"}]}}));
+    let send = env.execute(
+        &contract,
+        json!({"send": {"to": bob, "amount": [{"denom": "unes", "amount": "2500"}]}}),
+    );
     assert_eq!(send.code, 0, "{}", send.log);
     assert_eq!(env.chain.balance(&env.bob.address), before + 2_500);
-    let burn = env.execute(&contract, json!({"burn": {"amount": [{"denom": "unes", "amount": "500"}]}}));
+    let burn = env.execute(
+        &contract,
+        json!({"burn": {"amount": [{"denom": "unes", "amount": "500"}]}}),
+    );
     assert_eq!(burn.code, 0, "{}", burn.log);
     assert_eq!(env.chain.balance(&contract), 7_000);
-    let overdraw = env.execute(&contract, json!({"send": {"to": bob, "amount": [{"denom": "unes", "amount": "999999"}]}}));
+    let overdraw = env.execute(
+        &contract,
+        json!({"send": {"to": bob, "amount": [{"denom": "unes", "amount": "999999"}]}}),
+    );
     assert_eq!(overdraw.code, 5, "{}", overdraw.log);
     assert_eq!(env.chain.balance(&contract), 7_000);
 }
@@ -249,12 +338,28 @@ fn a_contract_queries_another_contract() {
     env.execute(&answerer, json!({"increment": {}}));
     use base64::Engine;
     let question = base64::engine::general_purpose::STANDARD.encode(br#"{"count":{}}"#);
-    let result = env.execute(&asker, json!({"query_other": {"contract": answerer, "msg": question}}));
+    let result = env.execute(
+        &asker,
+        json!({"query_other": {"contract": answerer, "msg": question}}),
+    );
     assert_eq!(result.code, 0, "{}", result.log);
     let stored: Value = serde_json::from_str(&env.get(&asker, "queried").unwrap()).unwrap();
     assert_eq!(stored, json!({"count": 1}));
-    let balance = env.chain.query_smart(&asker, json!({"balance": {"address": env.alice.address.to_string(), "denom": "unes"}})).unwrap();
-    assert_eq!(balance["amount"]["amount"].as_str().unwrap().parse::<u128>().unwrap(), env.chain.balance(&env.alice.address));
+    let balance = env
+        .chain
+        .query_smart(
+            &asker,
+            json!({"balance": {"address": env.alice.address.to_string(), "denom": "unes"}}),
+        )
+        .unwrap();
+    assert_eq!(
+        balance["amount"]["amount"]
+            .as_str()
+            .unwrap()
+            .parse::<u128>()
+            .unwrap(),
+        env.chain.balance(&env.alice.address)
+    );
 }
 
 #[test]
@@ -270,18 +375,36 @@ fn only_the_admin_migrates_a_contract() {
         msg: br#"{"note":"v2"}"#.to_vec(),
     };
     let by_bob = migrate(&env.bob.address.to_string());
-    let tx = env.bob.sign_with_gas(vec![any("/cosmwasm.wasm.v1.MsgMigrateContract", by_bob)], GAS);
+    let tx = env.bob.sign_with_gas(
+        vec![any("/cosmwasm.wasm.v1.MsgMigrateContract", by_bob)],
+        GAS,
+    );
     let refused = env.chain.run(&tx);
     assert_eq!(refused.code, 4, "{}", refused.log);
     assert!(refused.log.contains("not the admin"), "{}", refused.log);
     let by_alice = migrate(&alice);
     let result = env.alice_runs(vec![any("/cosmwasm.wasm.v1.MsgMigrateContract", by_alice)]);
     assert_eq!(result.code, 0, "{}", result.log);
-    assert_eq!(env.chain.query_smart(&contract, json!({"migrated": {}})).unwrap()["note"], "v2");
+    assert_eq!(
+        env.chain
+            .query_smart(&contract, json!({"migrated": {}}))
+            .unwrap()["note"],
+        "v2"
+    );
 
-    let clear = proto::MsgClearAdmin { sender: alice.clone(), contract: contract.clone() };
-    assert_eq!(env.alice_runs(vec![any("/cosmwasm.wasm.v1.MsgClearAdmin", clear)]).code, 0);
-    let again = env.alice_runs(vec![any("/cosmwasm.wasm.v1.MsgMigrateContract", migrate(&alice))]);
+    let clear = proto::MsgClearAdmin {
+        sender: alice.clone(),
+        contract: contract.clone(),
+    };
+    assert_eq!(
+        env.alice_runs(vec![any("/cosmwasm.wasm.v1.MsgClearAdmin", clear)])
+            .code,
+        0
+    );
+    let again = env.alice_runs(vec![any(
+        "/cosmwasm.wasm.v1.MsgMigrateContract",
+        migrate(&alice),
+    )]);
     assert_eq!(again.code, 4, "no admin, no migration: {}", again.log);
 }
 
@@ -325,7 +448,11 @@ fn invalid_json_is_rejected_before_execution() {
     assert_eq!(result.code, 10, "{}", result.log);
     assert_eq!(result.codespace, "wasm");
     let unknown = env.execute(&contract, json!({"no_such_variant": {}}));
-    assert_eq!(unknown.code, 5, "the contract rejects an unknown variant: {}", unknown.log);
+    assert_eq!(
+        unknown.code, 5,
+        "the contract rejects an unknown variant: {}",
+        unknown.log
+    );
 }
 
 #[test]
@@ -334,8 +461,15 @@ fn a_wasm_blob_that_is_not_a_contract_is_rejected_at_upload() {
     // A valid, empty wasm module: no memory, no entry points.
     let empty_module = b"\0asm\x01\0\0\0".to_vec();
     for code in [empty_module, b"definitely not wasm".to_vec()] {
-        let store = proto::MsgStoreCode { sender: env.alice.address.to_string(), wasm_byte_code: code, instantiate_permission: None };
-        let tx = env.alice.sign_with_gas(vec![any("/cosmwasm.wasm.v1.MsgStoreCode", store)], UPLOAD_GAS);
+        let store = proto::MsgStoreCode {
+            sender: env.alice.address.to_string(),
+            wasm_byte_code: code,
+            instantiate_permission: None,
+        };
+        let tx = env.alice.sign_with_gas(
+            vec![any("/cosmwasm.wasm.v1.MsgStoreCode", store)],
+            UPLOAD_GAS,
+        );
         let result = env.chain.run(&tx);
         assert_eq!(result.code, 2, "{}", result.log);
         assert_eq!(result.codespace, "wasm");
@@ -347,31 +481,49 @@ fn genesis_stores_codes_and_instantiates_contracts() {
     use base64::Engine;
     let alice = TestAccount::from_seed(1, 0);
     let mut app_state = nesa_genesis::AppState::default();
-    app_state.add_balance(&alice.address.to_string(), nesa_genesis::GenesisCoin::parse_list("1000unes").unwrap()).unwrap();
+    app_state
+        .add_balance(
+            &alice.address.to_string(),
+            nesa_genesis::GenesisCoin::parse_list("1000unes").unwrap(),
+        )
+        .unwrap();
     app_state.wasm.codes.push(nesa_genesis::GenesisCode {
         wasm_byte_code: base64::engine::general_purpose::STANDARD.encode(probe_wasm()),
         creator: alice.address.to_string(),
         pinned: true,
     });
-    app_state.wasm.contracts.push(nesa_genesis::GenesisContract {
-        code_id: 1,
-        label: "genesis-probe".into(),
-        msg: json!({}),
-        creator: alice.address.to_string(),
-        admin: None,
-    });
+    app_state
+        .wasm
+        .contracts
+        .push(nesa_genesis::GenesisContract {
+            code_id: 1,
+            label: "genesis-probe".into(),
+            msg: json!({}),
+            creator: alice.address.to_string(),
+            admin: None,
+        });
     let chain = TestChain::from_app_state("wasm-genesis", app_state);
     let contract = nesa_app::modules::wasm::classic_address(1, 1).to_string();
-    assert_eq!(chain.query_smart(&contract, json!({"count": {}})).unwrap(), json!({"count": 0}));
-    assert_eq!(chain.query_smart(&contract, json!({"owner": {}})).unwrap()["owner"], alice.address.to_string());
+    assert_eq!(
+        chain.query_smart(&contract, json!({"count": {}})).unwrap(),
+        json!({"count": 0})
+    );
+    assert_eq!(
+        chain.query_smart(&contract, json!({"owner": {}})).unwrap()["owner"],
+        alice.address.to_string()
+    );
     let stats = chain.app.wasm().stats();
-    assert!(stats.hits_pinned_memory_cache >= 1, "genesis codes are pinned: {stats:?}");
+    assert!(
+        stats.hits_pinned_memory_cache >= 1,
+        "genesis codes are pinned: {stats:?}"
+    );
 }
 
 /// The app hash after a fixed sequence of wasm transactions (deterministic execution). It
 /// covers the probe's code bytes, so it changes when the probe contract or its toolchain does;
 /// `scripts/build-contracts` builds reproducibly (paths remapped, one contract per build).
-const SCRIPTED_WASM_APP_HASH: &str = "902002940003A01256D6A9A80641B9EAB90FAFE8BA9F90A7AC757238282B5F04";
+const SCRIPTED_WASM_APP_HASH: &str =
+    "902002940003A01256D6A9A80641B9EAB90FAFE8BA9F90A7AC757238282B5F04";
 
 #[test]
 fn the_app_hash_after_a_scripted_wasm_sequence_is_pinned() {
@@ -380,11 +532,18 @@ fn the_app_hash_after_a_scripted_wasm_sequence_is_pinned() {
     let b = env.instantiate("b", 0, None);
     env.execute(&a, json!({"increment": {}}));
     env.execute(&a, json!({"set": {"key": "k", "value": "v"}}));
-    let calls = json!([{"id": 4, "reply_on": "always", "msg": execute_json(&b, json!({"increment": {}}))}]);
+    let calls =
+        json!([{"id": 4, "reply_on": "always", "msg": execute_json(&b, json!({"increment": {}}))}]);
     env.execute(&a, json!({"dispatch": {"calls": calls}}));
-    env.execute(&a, json!({"send": {"to": b, "amount": [{"denom": "unes", "amount": "5"}]}}));
+    env.execute(
+        &a,
+        json!({"send": {"to": b, "amount": [{"denom": "unes", "amount": "5"}]}}),
+    );
     env.execute(&b, json!({"fail": {"reason": "x"}}));
     // The test chain's blocks are one second apart from a fixed epoch, so block times (which
     // contracts see and the state records) are the same on every run.
-    assert_eq!(hex::encode_upper(env.chain.app_hash()), SCRIPTED_WASM_APP_HASH);
+    assert_eq!(
+        hex::encode_upper(env.chain.app_hash()),
+        SCRIPTED_WASM_APP_HASH
+    );
 }

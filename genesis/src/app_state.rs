@@ -139,24 +139,30 @@ impl GenesisCoin {
             .map(str::trim)
             .filter(|part| !part.is_empty())
             .map(|part| {
-                let split = part
-                    .find(|c: char| !c.is_ascii_digit())
-                    .ok_or_else(|| GenesisError::InvalidCoins(format!("{part}: missing denomination")))?;
+                let split = part.find(|c: char| !c.is_ascii_digit()).ok_or_else(|| {
+                    GenesisError::InvalidCoins(format!("{part}: missing denomination"))
+                })?;
                 let (amount, denom) = part.split_at(split);
-                let value: u128 = amount
-                    .parse()
-                    .map_err(|_| GenesisError::InvalidCoins(format!("{part}: amount must be a whole number")))?;
+                let value: u128 = amount.parse().map_err(|_| {
+                    GenesisError::InvalidCoins(format!("{part}: amount must be a whole number"))
+                })?;
                 validate_denom(denom)?;
-                Ok(GenesisCoin { denom: denom.to_string(), amount: value.to_string() })
+                Ok(GenesisCoin {
+                    denom: denom.to_string(),
+                    amount: value.to_string(),
+                })
             })
             .collect()
     }
 
     /// The amount as an integer.
     pub fn amount_u128(&self) -> Result<u128, GenesisError> {
-        self.amount
-            .parse()
-            .map_err(|_| GenesisError::InvalidCoins(format!("{}{}: amount must be a whole number", self.amount, self.denom)))
+        self.amount.parse().map_err(|_| {
+            GenesisError::InvalidCoins(format!(
+                "{}{}: amount must be a whole number",
+                self.amount, self.denom
+            ))
+        })
     }
 }
 
@@ -165,7 +171,9 @@ impl GenesisCoin {
 pub fn is_valid_denom(denom: &str) -> bool {
     (3..=128).contains(&denom.len())
         && denom.starts_with(|c: char| c.is_ascii_alphabetic())
-        && denom.chars().all(|c| c.is_ascii_alphanumeric() || "/:._-".contains(c))
+        && denom
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "/:._-".contains(c))
 }
 
 fn validate_denom(denom: &str) -> Result<(), GenesisError> {
@@ -180,7 +188,11 @@ fn validate_denom(denom: &str) -> Result<(), GenesisError> {
 
 impl AppState {
     /// Adds coins to an account's genesis balance (merging with an existing entry).
-    pub fn add_balance(&mut self, address: &str, coins: Vec<GenesisCoin>) -> Result<(), GenesisError> {
+    pub fn add_balance(
+        &mut self,
+        address: &str,
+        coins: Vec<GenesisCoin>,
+    ) -> Result<(), GenesisError> {
         validate_address(address)?;
         if coins.is_empty() {
             return Err(GenesisError::InvalidCoins("no coins given".into()));
@@ -188,7 +200,10 @@ impl AppState {
         let entry = match self.bank.balances.iter_mut().find(|b| b.address == address) {
             Some(entry) => entry,
             None => {
-                self.bank.balances.push(GenesisBalance { address: address.to_string(), coins: vec![] });
+                self.bank.balances.push(GenesisBalance {
+                    address: address.to_string(),
+                    coins: vec![],
+                });
                 self.bank.balances.last_mut().expect("just pushed")
             }
         };
@@ -235,7 +250,9 @@ impl AppState {
             }
         }
         if self.params.max_tx_bytes == 0 || self.params.max_tx_gas == 0 {
-            return Err(GenesisError::InvalidParams("max_tx_bytes and max_tx_gas must be positive".into()));
+            return Err(GenesisError::InvalidParams(
+                "max_tx_bytes and max_tx_gas must be positive".into(),
+            ));
         }
         validate_denom(&self.params.fee_denom)?;
         Ok(())
@@ -252,7 +269,10 @@ pub fn validate_address(address: &str) -> Result<(), GenesisError> {
         )));
     }
     if data.len() != 20 && data.len() != 32 {
-        return Err(GenesisError::InvalidAddress(format!("{address}: expected 20 or 32 bytes, found {}", data.len())));
+        return Err(GenesisError::InvalidAddress(format!(
+            "{address}: expected 20 or 32 bytes, found {}",
+            data.len()
+        )));
     }
     Ok(())
 }
@@ -264,7 +284,13 @@ mod tests {
     #[test]
     fn coin_lists_parse_and_reject_garbage() {
         let coins = GenesisCoin::parse_list("1000unes,5uatom").unwrap();
-        assert_eq!(coins[0], GenesisCoin { denom: "unes".into(), amount: "1000".into() });
+        assert_eq!(
+            coins[0],
+            GenesisCoin {
+                denom: "unes".into(),
+                amount: "1000".into()
+            }
+        );
         assert_eq!(coins[1].denom, "uatom");
         assert!(GenesisCoin::parse_list("unes").is_err());
         assert!(GenesisCoin::parse_list("100").is_err());
@@ -275,10 +301,20 @@ mod tests {
     fn adding_to_an_account_twice_merges_balances() {
         let mut state = AppState::default();
         let address = test_address();
-        state.add_balance(&address, GenesisCoin::parse_list("10unes").unwrap()).unwrap();
-        state.add_balance(&address, GenesisCoin::parse_list("5unes,1uatom").unwrap()).unwrap();
+        state
+            .add_balance(&address, GenesisCoin::parse_list("10unes").unwrap())
+            .unwrap();
+        state
+            .add_balance(&address, GenesisCoin::parse_list("5unes,1uatom").unwrap())
+            .unwrap();
         assert_eq!(state.bank.balances.len(), 1);
-        assert_eq!(state.bank.balances[0].coins[1], GenesisCoin { denom: "unes".into(), amount: "15".into() });
+        assert_eq!(
+            state.bank.balances[0].coins[1],
+            GenesisCoin {
+                denom: "unes".into(),
+                amount: "15".into()
+            }
+        );
         state.validate().unwrap();
     }
 

@@ -12,10 +12,16 @@ use crate::AppState;
 pub enum GenesisError {
     /// The file could not be read or written.
     #[error("genesis file {path}: {source}")]
-    Io { path: String, source: std::io::Error },
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
     /// The file is not valid genesis JSON.
     #[error("genesis file {path} is not valid genesis JSON: {source}")]
-    Json { path: String, source: serde_json::Error },
+    Json {
+        path: String,
+        source: serde_json::Error,
+    },
     /// An address is malformed.
     #[error("invalid address {0}")]
     InvalidAddress(String),
@@ -89,9 +95,14 @@ impl GenesisDoc {
     /// Reads and validates a genesis file.
     pub fn load(path: &Path) -> Result<Self, GenesisError> {
         let display = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|source| GenesisError::Io { path: display.clone(), source })?;
-        let doc: GenesisDoc =
-            serde_json::from_str(&text).map_err(|source| GenesisError::Json { path: display, source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| GenesisError::Io {
+            path: display.clone(),
+            source,
+        })?;
+        let doc: GenesisDoc = serde_json::from_str(&text).map_err(|source| GenesisError::Json {
+            path: display,
+            source,
+        })?;
         doc.validate()?;
         Ok(doc)
     }
@@ -100,7 +111,10 @@ impl GenesisDoc {
     pub fn save(&self, path: &Path) -> Result<(), GenesisError> {
         let display = path.display().to_string();
         let text = serde_json::to_string_pretty(self).expect("genesis serialises");
-        std::fs::write(path, text + "\n").map_err(|source| GenesisError::Io { path: display, source })
+        std::fs::write(path, text + "\n").map_err(|source| GenesisError::Io {
+            path: display,
+            source,
+        })
     }
 
     /// The first block height.
@@ -109,7 +123,12 @@ impl GenesisDoc {
             .parse::<u64>()
             .ok()
             .filter(|h| *h >= 1)
-            .ok_or_else(|| GenesisError::InvalidParams(format!("initial_height `{}` must be a positive integer", self.initial_height)))
+            .ok_or_else(|| {
+                GenesisError::InvalidParams(format!(
+                    "initial_height `{}` must be a positive integer",
+                    self.initial_height
+                ))
+            })
     }
 
     /// Checks the chain id, the initial height and the application state.
@@ -122,7 +141,9 @@ impl GenesisDoc {
 
 fn validate_chain_id(chain_id: &str) -> Result<(), GenesisError> {
     let valid = (1..=50).contains(&chain_id.len())
-        && chain_id.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
+        && chain_id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
     if valid {
         Ok(())
     } else {
@@ -147,7 +168,10 @@ mod tests {
 
     #[test]
     fn chain_ids_with_spaces_are_rejected() {
-        assert!(matches!(GenesisDoc::new("my chain", String::new()), Err(GenesisError::InvalidChainId(_))));
+        assert!(matches!(
+            GenesisDoc::new("my chain", String::new()),
+            Err(GenesisError::InvalidChainId(_))
+        ));
     }
 
     #[test]

@@ -26,7 +26,11 @@ impl MarketWasm {
     /// Reads the three codes from `dir`; `None` if any is missing.
     pub fn from_dir(dir: &std::path::Path) -> Option<MarketWasm> {
         let read = |name: &str| std::fs::read(dir.join(name)).ok();
-        Some(MarketWasm { registry: read(REGISTRY_WASM)?, staking: read(STAKING_WASM)?, market: read(MARKET_WASM)? })
+        Some(MarketWasm {
+            registry: read(REGISTRY_WASM)?,
+            staking: read(STAKING_WASM)?,
+            market: read(MARKET_WASM)?,
+        })
     }
 }
 
@@ -51,7 +55,12 @@ pub fn devnet_params() -> MarketParams {
         default_redundancy: 3,
         max_redundancy: 5,
         quorum: 2,
-        slash: SlashFractions { no_commit: percent(20), no_reveal: percent(20), bad_reveal: percent(30), outlier: percent(5) },
+        slash: SlashFractions {
+            no_commit: percent(20),
+            no_reveal: percent(20),
+            bad_reveal: percent(30),
+            outlier: percent(5),
+        },
         jail_on_fault: true,
         protocol_fee: percent(10),
         kernel_royalty: percent(10),
@@ -92,7 +101,9 @@ pub fn deploy(
             pinned: true,
         });
     }
-    let json = |value: serde_json::Result<serde_json::Value>| value.map_err(|e| GenesisError::InvalidParams(e.to_string()));
+    let json = |value: serde_json::Result<serde_json::Value>| {
+        value.map_err(|e| GenesisError::InvalidParams(e.to_string()))
+    };
     let registry = json(serde_json::to_value(RegistryInstantiate {}))?;
     let staking = json(serde_json::to_value(StakingInstantiate {
         admin: admin.map(str::to_string),
@@ -118,9 +129,18 @@ pub fn deploy(
         creator: creator.to_string(),
         admin: admin.map(str::to_string),
     };
-    app_state.wasm.contracts.push(contract(0, "nesa-kernel-registry", registry));
-    app_state.wasm.contracts.push(contract(1, "nesa-node-staking", staking));
-    app_state.wasm.contracts.push(contract(2, "nesa-inference-market", market));
+    app_state
+        .wasm
+        .contracts
+        .push(contract(0, "nesa-kernel-registry", registry));
+    app_state
+        .wasm
+        .contracts
+        .push(contract(1, "nesa-node-staking", staking));
+    app_state
+        .wasm
+        .contracts
+        .push(contract(2, "nesa-inference-market", market));
     app_state.market = Some(addresses.clone());
     app_state.validate()?;
     Ok(addresses)

@@ -39,7 +39,10 @@ impl Default for NodeConfig {
 
 /// The default home: `~/.nesa-node`.
 pub fn default_home() -> PathBuf {
-    std::env::var_os("HOME").map(PathBuf::from).unwrap_or_default().join(".nesa-node")
+    std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_default()
+        .join(".nesa-node")
 }
 
 impl NodeConfig {
@@ -50,9 +53,13 @@ impl NodeConfig {
     /// Reads the config, or the defaults when there is none.
     pub fn load(home: &Path) -> anyhow::Result<Self> {
         match std::fs::read_to_string(Self::path(home)) {
-            Ok(text) => toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", Self::path(home).display())),
+            Ok(text) => toml::from_str(&text)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", Self::path(home).display())),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(NodeConfig::default()),
-            Err(e) => Err(anyhow::anyhow!("cannot read {}: {e}", Self::path(home).display())),
+            Err(e) => Err(anyhow::anyhow!(
+                "cannot read {}: {e}",
+                Self::path(home).display()
+            )),
         }
     }
 
@@ -89,7 +96,11 @@ mod tests {
     #[test]
     fn a_saved_config_loads_back_identical() {
         let home = std::env::temp_dir().join(format!("nesa-node-config-{}", std::process::id()));
-        let config = NodeConfig { kernel_id: Some(4), key: "runner-1".into(), ..NodeConfig::default() };
+        let config = NodeConfig {
+            kernel_id: Some(4),
+            key: "runner-1".into(),
+            ..NodeConfig::default()
+        };
         config.save(&home).unwrap();
         assert_eq!(NodeConfig::load(&home).unwrap(), config);
         std::fs::remove_dir_all(home).unwrap();

@@ -137,14 +137,34 @@ fn main() -> anyhow::Result<()> {
     }
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&config.log_level));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
     let runtime = || tokio::runtime::Runtime::new();
     match cli.command {
-        Command::Init { key, recover, model, api_laddr, kernel } => {
-            let config = nesa_node::config::NodeConfig { key, model, api_laddr, kernel_id: kernel, ..config };
+        Command::Init {
+            key,
+            recover,
+            model,
+            api_laddr,
+            kernel,
+        } => {
+            let config = nesa_node::config::NodeConfig {
+                key,
+                model,
+                api_laddr,
+                kernel_id: kernel,
+                ..config
+            };
             chain::init(&cli.home, config, recover)
         }
-        Command::Register { name, price_in, price_out, min_redundancy } => {
+        Command::Register {
+            name,
+            price_in,
+            price_out,
+            min_redundancy,
+        } => {
             let options = chain::Register {
                 name,
                 price_per_input_token: price_in,
@@ -152,7 +172,9 @@ fn main() -> anyhow::Result<()> {
                 min_redundancy,
                 encryption: nesa_market::registry::Encryption::None,
             };
-            runtime()?.block_on(chain::register(&cli.home, config, options)).map(|_| ())
+            runtime()?
+                .block_on(chain::register(&cli.home, config, options))
+                .map(|_| ())
         }
         Command::Bond { amount } => runtime()?.block_on(chain::bond(&cli.home, config, amount)),
         Command::Start => runtime()?.block_on(chain::start(&cli.home, config)),

@@ -32,7 +32,10 @@ struct Latencies {
 impl Metrics {
     /// Records the decode speed of the last generation.
     pub fn record_speed(&self, tokens_per_second: f64) {
-        self.latencies.lock().expect("metrics lock").decode_tokens_per_second = tokens_per_second;
+        self.latencies
+            .lock()
+            .expect("metrics lock")
+            .decode_tokens_per_second = tokens_per_second;
     }
 
     /// Records how long after assignment a commit was sent.
@@ -53,18 +56,66 @@ impl Metrics {
     pub fn render(&self) -> String {
         let mut out = String::new();
         let counter = |out: &mut String, name: &str, help: &str, value: u64| {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}");
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}"
+            );
         };
         let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        counter(&mut out, "nesa_node_queries_assigned_total", "Queries assigned to this node.", load(&self.queries_assigned));
-        counter(&mut out, "nesa_node_queries_served_total", "Queries this node generated a result for.", load(&self.queries_served));
-        counter(&mut out, "nesa_node_queries_failed_total", "Queries whose generation failed.", load(&self.queries_failed));
-        counter(&mut out, "nesa_node_tokens_generated_total", "Tokens generated for queries.", load(&self.tokens_generated));
-        counter(&mut out, "nesa_node_commits_total", "Commit transactions sent.", load(&self.commits_sent));
-        counter(&mut out, "nesa_node_reveals_total", "Reveal transactions sent.", load(&self.reveals_sent));
-        counter(&mut out, "nesa_node_settles_total", "Settle transactions sent.", load(&self.settles_sent));
-        counter(&mut out, "nesa_node_slashes_total", "Times this node was slashed.", load(&self.slashes));
-        counter(&mut out, "nesa_node_paid_unes_total", "unes paid to this node for queries.", load(&self.paid_unes));
+        counter(
+            &mut out,
+            "nesa_node_queries_assigned_total",
+            "Queries assigned to this node.",
+            load(&self.queries_assigned),
+        );
+        counter(
+            &mut out,
+            "nesa_node_queries_served_total",
+            "Queries this node generated a result for.",
+            load(&self.queries_served),
+        );
+        counter(
+            &mut out,
+            "nesa_node_queries_failed_total",
+            "Queries whose generation failed.",
+            load(&self.queries_failed),
+        );
+        counter(
+            &mut out,
+            "nesa_node_tokens_generated_total",
+            "Tokens generated for queries.",
+            load(&self.tokens_generated),
+        );
+        counter(
+            &mut out,
+            "nesa_node_commits_total",
+            "Commit transactions sent.",
+            load(&self.commits_sent),
+        );
+        counter(
+            &mut out,
+            "nesa_node_reveals_total",
+            "Reveal transactions sent.",
+            load(&self.reveals_sent),
+        );
+        counter(
+            &mut out,
+            "nesa_node_settles_total",
+            "Settle transactions sent.",
+            load(&self.settles_sent),
+        );
+        counter(
+            &mut out,
+            "nesa_node_slashes_total",
+            "Times this node was slashed.",
+            load(&self.slashes),
+        );
+        counter(
+            &mut out,
+            "nesa_node_paid_unes_total",
+            "unes paid to this node for queries.",
+            load(&self.paid_unes),
+        );
         let l = self.latencies.lock().expect("metrics lock");
         let _ = writeln!(
             out,
@@ -77,8 +128,18 @@ impl Metrics {
             l.decode_tokens_per_second
         );
         for (name, help, sum, count) in [
-            ("nesa_node_commit_latency_seconds", "From assignment to commit sent.", l.commit_seconds_sum, l.commit_count),
-            ("nesa_node_reveal_latency_seconds", "From reveal window open to reveal sent.", l.reveal_seconds_sum, l.reveal_count),
+            (
+                "nesa_node_commit_latency_seconds",
+                "From assignment to commit sent.",
+                l.commit_seconds_sum,
+                l.commit_count,
+            ),
+            (
+                "nesa_node_reveal_latency_seconds",
+                "From reveal window open to reveal sent.",
+                l.reveal_seconds_sum,
+                l.reveal_count,
+            ),
         ] {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} summary\n{name}_sum {sum:.3}\n{name}_count {count}");
         }
@@ -96,8 +157,12 @@ mod tests {
         metrics.queries_served.fetch_add(2, Ordering::Relaxed);
         metrics.record_commit_latency(1.5);
         let text = metrics.render();
-        assert!(text.contains("# TYPE nesa_node_queries_served_total counter\nnesa_node_queries_served_total 2"));
-        assert!(text.contains("nesa_node_commit_latency_seconds_sum 1.500\nnesa_node_commit_latency_seconds_count 1"));
+        assert!(text.contains(
+            "# TYPE nesa_node_queries_served_total counter\nnesa_node_queries_served_total 2"
+        ));
+        assert!(text.contains(
+            "nesa_node_commit_latency_seconds_sum 1.500\nnesa_node_commit_latency_seconds_count 1"
+        ));
         assert!(text.contains("nesa_node_slashes_total 0"));
     }
 }

@@ -8,7 +8,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use nesa_market::market::{NodeOutcome, QueryPhase, QueryResponse, QueryStatus, Sampling, SlashReason};
+use nesa_market::market::{
+    NodeOutcome, QueryPhase, QueryResponse, QueryStatus, Sampling, SlashReason,
+};
 use nesa_node::engine::{default_model_path, Tokenizer};
 use nesa_sdk::market::{MarketClient, QueryRequest};
 use nesa_sdk::{ChainClient, Keyring};
@@ -21,12 +23,22 @@ struct Devnet {
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn bin_dir() -> PathBuf {
     // target/<profile>/deps/e2e-… → target/<profile>
-    std::env::current_exe().unwrap().parent().unwrap().parent().unwrap().to_path_buf()
+    std::env::current_exe()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .to_path_buf()
 }
 
 impl Devnet {
@@ -52,11 +64,19 @@ impl Devnet {
         let _ = std::fs::remove_dir_all(&dir);
         let api_port = loop {
             let port = free_port();
-            if port < 60_000 && TcpListener::bind(("127.0.0.1", port + 1)).is_ok() && TcpListener::bind(("127.0.0.1", port + 2)).is_ok() {
+            if port < 60_000
+                && TcpListener::bind(("127.0.0.1", port + 1)).is_ok()
+                && TcpListener::bind(("127.0.0.1", port + 2)).is_ok()
+            {
                 break port;
             }
         };
-        let devnet = Devnet { dir, rpc_port: free_port(), api_port, tampered_runner3 };
+        let devnet = Devnet {
+            dir,
+            rpc_port: free_port(),
+            api_port,
+            tampered_runner3,
+        };
         let out = devnet.script("up");
         assert!(
             out.status.success(),
@@ -79,7 +99,9 @@ impl Devnet {
     fn kill_runner(&self, i: usize) {
         let pid = std::fs::read_to_string(self.dir.join(format!("runner{i}/runner.pid"))).unwrap();
         let pid = pid.trim();
-        let _ = Command::new("kill").args(["-9", &format!("-{pid}")]).status();
+        let _ = Command::new("kill")
+            .args(["-9", &format!("-{pid}")])
+            .status();
         let _ = Command::new("kill").args(["-9", pid]).status();
     }
 
@@ -96,7 +118,10 @@ impl Drop for Devnet {
             for i in 1..=3 {
                 let log = self.log(&format!("runner{i}/runner.log"));
                 let tail: Vec<&str> = log.lines().rev().take(15).collect();
-                eprintln!("--- runner{i} ---\n{}", tail.into_iter().rev().collect::<Vec<_>>().join("\n"));
+                eprintln!(
+                    "--- runner{i} ---\n{}",
+                    tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+                );
             }
         } else {
             let _ = std::fs::remove_dir_all(&self.dir);
@@ -109,31 +134,59 @@ fn model_available() -> Option<PathBuf> {
     if model.exists() {
         Some(model)
     } else {
-        eprintln!("{} not found; skipping (scripts/setup fetches it)", model.display());
+        eprintln!(
+            "{} not found; skipping (scripts/setup fetches it)",
+            model.display()
+        );
         None
     }
 }
 
 /// Asks `prompt` as alice and returns the query id once assigned, plus the client for following it.
-async fn ask(devnet: &Devnet, tokenizer: &Tokenizer, prompt: &str) -> (ChainClient, nesa_sdk::cosmrs::crypto::secp256k1::SigningKey, u64, u128) {
+async fn ask(
+    devnet: &Devnet,
+    tokenizer: &Tokenizer,
+    prompt: &str,
+) -> (
+    ChainClient,
+    nesa_sdk::cosmrs::crypto::secp256k1::SigningKey,
+    u64,
+    u128,
+) {
     let client = ChainClient::new(&devnet.rpc()).unwrap();
-    let key = Keyring::open(&devnet.dir.join("wallet")).unwrap().signing_key("alice").unwrap();
+    let key = Keyring::open(&devnet.dir.join("wallet"))
+        .unwrap()
+        .signing_key("alice")
+        .unwrap();
     let market = MarketClient::connect(&client).await.unwrap();
-    let input = tokenizer.encode(&tokenizer.chat_prompt(Some("You are a helpful assistant."), prompt)).unwrap();
+    let input = tokenizer
+        .encode(&tokenizer.chat_prompt(Some("You are a helpful assistant."), prompt))
+        .unwrap();
     let request = QueryRequest {
         kernel_id: 1,
         input,
         max_output_tokens: 96,
-        sampling: Sampling { seed: 7, temperature_milli: 0, top_p_milli: 1000 },
+        sampling: Sampling {
+            seed: 7,
+            temperature_milli: 0,
+            top_p_milli: 1000,
+        },
         redundancy: Some(3),
     };
     let submitted = market.submit(&key, &request).await.unwrap();
     (client, key, submitted.query_id, submitted.escrow.amount)
 }
 
-async fn settle(client: &ChainClient, key: &nesa_sdk::cosmrs::crypto::secp256k1::SigningKey, id: u64) -> QueryResponse {
+async fn settle(
+    client: &ChainClient,
+    key: &nesa_sdk::cosmrs::crypto::secp256k1::SigningKey,
+    id: u64,
+) -> QueryResponse {
     let market = MarketClient::connect(client).await.unwrap();
-    market.wait_for_settlement(key, id, Duration::from_secs(240), |_| {}).await.unwrap()
+    market
+        .wait_for_settlement(key, id, Duration::from_secs(240), |_| {})
+        .await
+        .unwrap()
 }
 
 /// Unknown kernel, empty prompt, too many tokens, too many output tokens: each refused by the
@@ -146,7 +199,9 @@ async fn rejects_bad_queries_before_funds_move(devnet: &Devnet, tokenizer: &Toke
     let alice = keyring.show("alice").unwrap().address;
     let market = MarketClient::connect(&client).await.unwrap();
     let before = client.balance(&alice, "unes").await.unwrap().amount;
-    let good = tokenizer.encode(&tokenizer.chat_prompt(None, "hello")).unwrap();
+    let good = tokenizer
+        .encode(&tokenizer.chat_prompt(None, "hello"))
+        .unwrap();
     let request = |kernel_id: u64, input: Vec<u32>, max_output_tokens: u32| QueryRequest {
         kernel_id,
         input,
@@ -156,42 +211,89 @@ async fn rejects_bad_queries_before_funds_move(devnet: &Devnet, tokenizer: &Toke
     };
     type Expected = fn(&SubmitError) -> bool;
     let cases: Vec<(QueryRequest, Expected)> = vec![
-        (request(99, good.clone(), 16), |e| matches!(e, SubmitError::UnknownKernel(99))),
-        (request(1, vec![], 16), |e| matches!(e, SubmitError::EmptyPrompt)),
-        (request(1, vec![42; 5000], 16), |e| matches!(e, SubmitError::PromptTooLong { .. } | SubmitError::PayloadTooLarge { .. })),
-        (request(1, good.clone(), 100_000), |e| matches!(e, SubmitError::TooManyOutputTokens { .. })),
+        (request(99, good.clone(), 16), |e| {
+            matches!(e, SubmitError::UnknownKernel(99))
+        }),
+        (request(1, vec![], 16), |e| {
+            matches!(e, SubmitError::EmptyPrompt)
+        }),
+        (request(1, vec![42; 5000], 16), |e| {
+            matches!(
+                e,
+                SubmitError::PromptTooLong { .. } | SubmitError::PayloadTooLarge { .. }
+            )
+        }),
+        (request(1, good.clone(), 100_000), |e| {
+            matches!(e, SubmitError::TooManyOutputTokens { .. })
+        }),
     ];
     for (bad, expected) in cases {
-        let error = market.submit(&key, &bad).await.err().expect("a bad query is refused");
+        let error = market
+            .submit(&key, &bad)
+            .await
+            .err()
+            .expect("a bad query is refused");
         assert!(expected(&error), "unexpected error: {error}");
         assert!(!error.to_string().is_empty());
     }
-    assert_eq!(client.balance(&alice, "unes").await.unwrap().amount, before, "no funds moved");
+    assert_eq!(
+        client.balance(&alice, "unes").await.unwrap().amount,
+        before,
+        "no funds moved"
+    );
 }
 
 fn outcome_of<'a>(state: &'a QueryResponse, node: &str) -> &'a Option<NodeOutcome> {
-    &state.assignments.iter().find(|a| a.node.as_str() == node).expect("assigned").outcome
+    &state
+        .assignments
+        .iter()
+        .find(|a| a.node.as_str() == node)
+        .expect("assigned")
+        .outcome
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_query_is_answered_by_three_runners_and_survives_their_faults() {
-    let Some(model) = model_available() else { return };
+    let Some(model) = model_available() else {
+        return;
+    };
     let tokenizer = Tokenizer::load(&model).unwrap();
 
     // 1. Honest round: submitted, assigned to 3, committed, revealed, settled, paid, refunded.
     {
         let devnet = Devnet::up("honest", None);
         rejects_bad_queries_before_funds_move(&devnet, &tokenizer).await;
-        let (client, key, id, escrow) = ask(&devnet, &tokenizer, "What is the capital of France?").await;
+        let (client, key, id, escrow) =
+            ask(&devnet, &tokenizer, "What is the capital of France?").await;
         let state = settle(&client, &key, id).await;
         assert_eq!(state.query.status, QueryStatus::Settled);
-        assert_eq!(state.assignments.len(), 3, "assigned to three distinct nodes");
-        assert!(state.assignments.iter().all(|a| a.commitment.is_some()), "all committed");
-        assert!(state.assignments.iter().all(|a| a.reveal.as_ref().is_some_and(|r| r.matches_commitment)), "all revealed");
+        assert_eq!(
+            state.assignments.len(),
+            3,
+            "assigned to three distinct nodes"
+        );
+        assert!(
+            state.assignments.iter().all(|a| a.commitment.is_some()),
+            "all committed"
+        );
+        assert!(
+            state
+                .assignments
+                .iter()
+                .all(|a| a.reveal.as_ref().is_some_and(|r| r.matches_commitment)),
+            "all revealed"
+        );
         let settlement = state.query.settlement.clone().expect("settled");
         assert_eq!(settlement.winners.len(), 3, "CDV: all three agree");
-        assert!(state.assignments.iter().all(|a| matches!(a.outcome, Some(NodeOutcome::Paid { .. }))));
-        assert_eq!(settlement.paid.u128() + settlement.refunded.u128(), escrow, "escrow = payments + refund, to the unes");
+        assert!(state
+            .assignments
+            .iter()
+            .all(|a| matches!(a.outcome, Some(NodeOutcome::Paid { .. }))));
+        assert_eq!(
+            settlement.paid.u128() + settlement.refunded.u128(),
+            escrow,
+            "escrow = payments + refund, to the unes"
+        );
         let to_nodes: u128 = state
             .assignments
             .iter()
@@ -206,8 +308,12 @@ async fn a_query_is_answered_by_three_runners_and_survives_their_faults() {
             "payments = node payouts + protocol fee + kernel royalty"
         );
         eprintln!("settlement: {settlement:?}");
-        assert!(settlement.refunded.u128() > 0, "the unused escrow is refunded");
-        let output = nesa_market::tokens::decode_token_ids(settlement.output.as_ref().unwrap()).unwrap();
+        assert!(
+            settlement.refunded.u128() > 0,
+            "the unused escrow is refunded"
+        );
+        let output =
+            nesa_market::tokens::decode_token_ids(settlement.output.as_ref().unwrap()).unwrap();
         let answer = tokenizer.decode(&output).unwrap();
         assert!(answer.contains("Paris"), "a sensible answer: {answer}");
         assert!(matches!(state.phase, QueryPhase::Closed));
@@ -220,10 +326,20 @@ async fn a_query_is_answered_by_three_runners_and_survives_their_faults() {
         let (client, key, id, _) = ask(&devnet, &tokenizer, "Name a primary color.").await;
         devnet.kill_runner(3);
         let state = settle(&client, &key, id).await;
-        assert_eq!(state.query.status, QueryStatus::Settled, "quorum of two reached");
+        assert_eq!(
+            state.query.status,
+            QueryStatus::Settled,
+            "quorum of two reached"
+        );
         assert_eq!(state.query.settlement.as_ref().unwrap().winners.len(), 2);
         assert!(
-            matches!(outcome_of(&state, &dead), Some(NodeOutcome::Slashed { reason: SlashReason::NoCommit | SlashReason::NoReveal, .. })),
+            matches!(
+                outcome_of(&state, &dead),
+                Some(NodeOutcome::Slashed {
+                    reason: SlashReason::NoCommit | SlashReason::NoReveal,
+                    ..
+                })
+            ),
             "the dead runner is slashed for not revealing: {:?}",
             outcome_of(&state, &dead)
         );
@@ -231,7 +347,8 @@ async fn a_query_is_answered_by_three_runners_and_survives_their_faults() {
 
     // 3. A runner serving a tampered model ends up outside consensus and is slashed.
     {
-        let tampered = std::env::temp_dir().join(format!("nesa-e2e-tampered-{}.gguf", std::process::id()));
+        let tampered =
+            std::env::temp_dir().join(format!("nesa-e2e-tampered-{}.gguf", std::process::id()));
         let mut bytes = std::fs::read(&model).unwrap();
         // Scramble 4 MiB of tensor data in the middle of the file: different weights, same shape.
         let middle = bytes.len() / 2;
@@ -245,7 +362,13 @@ async fn a_query_is_answered_by_three_runners_and_survives_their_faults() {
         let state = settle(&client, &key, id).await;
         assert_eq!(state.query.status, QueryStatus::Settled);
         assert!(
-            matches!(outcome_of(&state, &cheater), Some(NodeOutcome::Slashed { reason: SlashReason::Outlier, .. })),
+            matches!(
+                outcome_of(&state, &cheater),
+                Some(NodeOutcome::Slashed {
+                    reason: SlashReason::Outlier,
+                    ..
+                })
+            ),
             "the tampered runner is an outlier: {:?}",
             outcome_of(&state, &cheater)
         );
@@ -259,14 +382,23 @@ async fn a_query_is_answered_by_three_runners_and_survives_their_faults() {
         let (client, key, id, _) = ask(&devnet, &tokenizer, "Say hello.").await;
         devnet.kill_runner(2);
         let out = devnet.script("up");
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let state = settle(&client, &key, id).await;
         assert_eq!(state.query.status, QueryStatus::Settled);
         assert!(
-            matches!(outcome_of(&state, &restarted), Some(NodeOutcome::Paid { .. })),
+            matches!(
+                outcome_of(&state, &restarted),
+                Some(NodeOutcome::Paid { .. })
+            ),
             "the restarted runner finished its work: {:?}",
             outcome_of(&state, &restarted)
         );
-        assert!(devnet.log("runner2/runner.log").contains("resuming unfinished query"));
+        assert!(devnet
+            .log("runner2/runner.log")
+            .contains("resuming unfinished query"));
     }
 }

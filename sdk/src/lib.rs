@@ -18,8 +18,8 @@ pub mod tx;
 
 pub use address::{Address, AddressError};
 pub use client::{
-    execute_msg, AccountInfo, MarketContracts, BlockWatcher, ChainClient, ClientError, SendTxOptions, TxEvent, TxEventAttribute,
-    TxOutcome, TxSender, WatchedBlock,
+    execute_msg, AccountInfo, BlockWatcher, ChainClient, ClientError, MarketContracts,
+    SendTxOptions, TxEvent, TxEventAttribute, TxOutcome, TxSender, WatchedBlock,
 };
 pub use coin::{Coin, CoinError, Coins};
 pub use fee::{FeeError, FeeSetting, GasPrice, GasSetting};

@@ -8,7 +8,9 @@ use nesa_genesis::{AppState, GenesisCoin};
 use nesa_sdk::cosmrs::crypto::secp256k1::SigningKey;
 use nesa_sdk::cosmrs::Any;
 use nesa_sdk::{Address, Coin, Coins, TxBuilder};
-use tendermint_proto::v0_38::abci::{RequestFinalizeBlock, RequestInitChain, ResponseFinalizeBlock};
+use tendermint_proto::v0_38::abci::{
+    RequestFinalizeBlock, RequestInitChain, ResponseFinalizeBlock,
+};
 
 pub const CHAIN_ID: &str = "nesa-bench-1";
 
@@ -25,7 +27,11 @@ pub fn senders(count: usize) -> Vec<Sender> {
             secret[..8].copy_from_slice(&(i as u64 + 1).to_be_bytes());
             let key = SigningKey::from_slice(&secret).unwrap();
             let address = Address::from_public_key(&key.public_key()).unwrap();
-            Sender { key, address, account_number: i as u64 }
+            Sender {
+                key,
+                address,
+                account_number: i as u64,
+            }
         })
         .collect()
 }
@@ -36,7 +42,9 @@ pub fn signed_sends(senders: &[Sender], per_sender: usize, chain_id: &str) -> Ve
     let mut txs = Vec::with_capacity(senders.len() * per_sender);
     for sequence in 0..per_sender as u64 {
         for sender in senders {
-            let msg = nesa_sdk::msgs::bank_send(&sender.address, &recipient, &Coins::from(Coin::unes(1))).unwrap();
+            let msg =
+                nesa_sdk::msgs::bank_send(&sender.address, &recipient, &Coins::from(Coin::unes(1)))
+                    .unwrap();
             let tx = TxBuilder::new(chain_id.parse().unwrap(), sender.account_number, sequence)
                 .msgs(vec![msg])
                 .sign(&sender.key)
@@ -50,14 +58,23 @@ pub fn signed_sends(senders: &[Sender], per_sender: usize, chain_id: &str) -> Ve
 pub fn genesis(senders: &[Sender]) -> AppState {
     let mut state = AppState::default();
     for sender in senders {
-        state.add_balance(&sender.address.to_string(), GenesisCoin::parse_list("1000000000000unes").unwrap()).unwrap();
+        state
+            .add_balance(
+                &sender.address.to_string(),
+                GenesisCoin::parse_list("1000000000000unes").unwrap(),
+            )
+            .unwrap();
     }
     state
 }
 
-
 /// One transaction per sender carrying `msg(sender)`, at `sequence`, with `gas`.
-pub fn signed_round(senders: &[Sender], sequence: u64, gas: u64, msg: impl Fn(&Sender) -> Any) -> Vec<Vec<u8>> {
+pub fn signed_round(
+    senders: &[Sender],
+    sequence: u64,
+    gas: u64,
+    msg: impl Fn(&Sender) -> Any,
+) -> Vec<Vec<u8>> {
     senders
         .iter()
         .map(|sender| {
@@ -77,7 +94,11 @@ pub fn signed_round(senders: &[Sender], sequence: u64, gas: u64, msg: impl Fn(&S
 pub fn fresh_app(name: &str, app_state: &AppState) -> (App, std::path::PathBuf) {
     let dir = std::env::temp_dir().join(format!("nesa-bench-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    let app = App::new(Storage::open(&dir.join("state.redb")).unwrap(), &dir.join("wasm")).unwrap();
+    let app = App::new(
+        Storage::open(&dir.join("state.redb")).unwrap(),
+        &dir.join("wasm"),
+    )
+    .unwrap();
     app.init_chain(RequestInitChain {
         chain_id: CHAIN_ID.into(),
         app_state_bytes: serde_json::to_vec(app_state).unwrap().into(),
@@ -94,7 +115,10 @@ pub fn block(app: &App, height: u64, txs: &[Vec<u8>]) -> ResponseFinalizeBlock {
         .finalize_block(RequestFinalizeBlock {
             txs: txs.iter().map(|tx| tx.clone().into()).collect(),
             height: height as i64,
-            time: Some(tendermint_proto::google::protobuf::Timestamp { seconds: 1_700_000_000 + height as i64, nanos: 0 }),
+            time: Some(tendermint_proto::google::protobuf::Timestamp {
+                seconds: 1_700_000_000 + height as i64,
+                nanos: 0,
+            }),
             ..Default::default()
         })
         .unwrap();

@@ -31,7 +31,12 @@ pub fn treasury_address() -> crate::modules::auth::Address {
 /// `nesad init <moniker> --chain-id <id>`: writes config, a validator key and a genesis file
 /// with the market contracts deployed when their artifacts are found.
 pub fn init(home: &Path, options: InitOptions) -> anyhow::Result<()> {
-    let InitOptions { moniker, chain_id, overwrite, .. } = options;
+    let InitOptions {
+        moniker,
+        chain_id,
+        overwrite,
+        ..
+    } = options;
     let paths = HomePaths::new(home);
     if paths.genesis().exists() && !overwrite {
         anyhow::bail!(
@@ -56,9 +61,17 @@ pub fn init(home: &Path, options: InitOptions) -> anyhow::Result<()> {
         power: "10".into(),
         name: moniker.to_string(),
     });
-    let market = deploy_market(&mut genesis.app_state, options.artifacts.as_deref(), options.market_admin.as_deref())?;
+    let market = deploy_market(
+        &mut genesis.app_state,
+        options.artifacts.as_deref(),
+        options.market_admin.as_deref(),
+    )?;
     genesis.save(&paths.genesis())?;
-    NodeConfig { moniker: moniker.to_string(), ..NodeConfig::default() }.save(home)?;
+    NodeConfig {
+        moniker: moniker.to_string(),
+        ..NodeConfig::default()
+    }
+    .save(home)?;
     println!(
         "{}",
         serde_json::to_string_pretty(&json!({
@@ -79,7 +92,9 @@ fn deploy_market(
     artifacts: Option<&Path>,
     admin: Option<&str>,
 ) -> anyhow::Result<Option<nesa_genesis::market::MarketAddresses>> {
-    let dir = artifacts.map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("artifacts"));
+    let dir = artifacts
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("artifacts"));
     let Some(wasm) = nesa_genesis::market::MarketWasm::from_dir(&dir) else {
         if artifacts.is_some() {
             anyhow::bail!(
@@ -93,8 +108,13 @@ fn deploy_market(
         tracing::warn!("no market contracts in ./artifacts: the chain starts without the market (pass --artifacts <dir>)");
         return Ok(None);
     };
-    for (name, code) in [("registry", &wasm.registry), ("staking", &wasm.staking), ("market", &wasm.market)] {
-        crate::modules::wasm::WasmVm::check(code).map_err(|e| anyhow::anyhow!("the {name} contract in {}: {e}", dir.display()))?;
+    for (name, code) in [
+        ("registry", &wasm.registry),
+        ("staking", &wasm.staking),
+        ("market", &wasm.market),
+    ] {
+        crate::modules::wasm::WasmVm::check(code)
+            .map_err(|e| anyhow::anyhow!("the {name} contract in {}: {e}", dir.display()))?;
     }
     let creator = match admin {
         Some(admin) => {
@@ -104,36 +124,56 @@ fn deploy_market(
         None => crate::modules::auth::Address::module("gov").to_string(),
     };
     let treasury = treasury_address().to_string();
-    let addresses = nesa_genesis::market::deploy(app_state, &wasm, &creator, admin, &treasury, |code, instance| {
-        crate::modules::wasm::classic_address(code, instance).to_string()
-    })?;
+    let addresses = nesa_genesis::market::deploy(
+        app_state,
+        &wasm,
+        &creator,
+        admin,
+        &treasury,
+        |code, instance| crate::modules::wasm::classic_address(code, instance).to_string(),
+    )?;
     Ok(Some(addresses))
 }
 
 /// `nesad genesis add-account <address> <coins>`.
 pub fn add_genesis_account(home: &Path, address: &str, coins: &str) -> anyhow::Result<()> {
     let path = HomePaths::new(home).genesis();
-    let mut genesis = GenesisDoc::load(&path).with_context(|| "run `nesad init` first".to_string())?;
-    genesis.app_state.add_balance(address, GenesisCoin::parse_list(coins)?)?;
+    let mut genesis =
+        GenesisDoc::load(&path).with_context(|| "run `nesad init` first".to_string())?;
+    genesis
+        .app_state
+        .add_balance(address, GenesisCoin::parse_list(coins)?)?;
     genesis.save(&path)?;
     println!("added {coins} to {address} in {}", path.display());
     Ok(())
 }
 
 /// `nesad genesis add-wasm <file> --creator <addr>`: stores a code at genesis.
-pub fn add_genesis_wasm(home: &Path, file: &Path, creator: &str, pinned: bool) -> anyhow::Result<()> {
+pub fn add_genesis_wasm(
+    home: &Path,
+    file: &Path,
+    creator: &str,
+    pinned: bool,
+) -> anyhow::Result<()> {
     use base64::Engine;
     let path = HomePaths::new(home).genesis();
-    let mut genesis = GenesisDoc::load(&path).with_context(|| "run `nesad init` first".to_string())?;
+    let mut genesis =
+        GenesisDoc::load(&path).with_context(|| "run `nesad init` first".to_string())?;
     nesa_genesis::validate_address(creator)?;
     let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
-    let wasm = crate::tx::uncompress(&bytes).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
-    crate::modules::wasm::WasmVm::check(&wasm).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
-    genesis.app_state.wasm.codes.push(nesa_genesis::GenesisCode {
-        wasm_byte_code: base64::engine::general_purpose::STANDARD.encode(&bytes),
-        creator: creator.to_string(),
-        pinned,
-    });
+    let wasm =
+        crate::tx::uncompress(&bytes).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+    crate::modules::wasm::WasmVm::check(&wasm)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+    genesis
+        .app_state
+        .wasm
+        .codes
+        .push(nesa_genesis::GenesisCode {
+            wasm_byte_code: base64::engine::general_purpose::STANDARD.encode(&bytes),
+            creator: creator.to_string(),
+            pinned,
+        });
     genesis.save(&path)?;
     println!("{}", genesis.app_state.wasm.codes.len());
     Ok(())
@@ -149,20 +189,28 @@ pub fn add_genesis_contract(
     admin: Option<String>,
 ) -> anyhow::Result<()> {
     let path = HomePaths::new(home).genesis();
-    let mut genesis = GenesisDoc::load(&path).with_context(|| "run `nesad init` first".to_string())?;
-    let msg: serde_json::Value =
-        serde_json::from_str(msg).map_err(|e| anyhow::anyhow!("the instantiate message is not valid JSON: {e}"))?;
-    genesis.app_state.wasm.contracts.push(nesa_genesis::GenesisContract {
-        code_id,
-        label: label.to_string(),
-        msg,
-        creator: creator.to_string(),
-        admin,
-    });
+    let mut genesis =
+        GenesisDoc::load(&path).with_context(|| "run `nesad init` first".to_string())?;
+    let msg: serde_json::Value = serde_json::from_str(msg)
+        .map_err(|e| anyhow::anyhow!("the instantiate message is not valid JSON: {e}"))?;
+    genesis
+        .app_state
+        .wasm
+        .contracts
+        .push(nesa_genesis::GenesisContract {
+            code_id,
+            label: label.to_string(),
+            msg,
+            creator: creator.to_string(),
+            admin,
+        });
     genesis.app_state.validate()?;
     genesis.save(&path)?;
     let instance = genesis.app_state.wasm.contracts.len() as u64;
-    println!("{}", crate::modules::wasm::classic_address(code_id, instance));
+    println!(
+        "{}",
+        crate::modules::wasm::classic_address(code_id, instance)
+    );
     Ok(())
 }
 
@@ -173,11 +221,20 @@ pub fn check_wasm(files: &[PathBuf]) -> anyhow::Result<()> {
         let outcome = std::fs::read(file)
             .map_err(|e| e.to_string())
             .and_then(|bytes| crate::tx::uncompress(&bytes).map_err(|e| e.to_string()))
-            .and_then(|wasm| crate::modules::wasm::WasmVm::check(&wasm).map(|_| wasm).map_err(|e| e.to_string()));
+            .and_then(|wasm| {
+                crate::modules::wasm::WasmVm::check(&wasm)
+                    .map(|_| wasm)
+                    .map_err(|e| e.to_string())
+            });
         match outcome {
             Ok(wasm) => {
                 use sha2::Digest;
-                println!("ok     {} ({} bytes, sha256 {})", file.display(), wasm.len(), hex::encode(sha2::Sha256::digest(&wasm)));
+                println!(
+                    "ok     {} ({} bytes, sha256 {})",
+                    file.display(),
+                    wasm.len(),
+                    hex::encode(sha2::Sha256::digest(&wasm))
+                );
             }
             Err(e) => {
                 failed += 1;
@@ -209,7 +266,12 @@ pub fn start(options: StartOptions) -> anyhow::Result<()> {
         let solo = crate::solo::SoloConfig {
             home: options.home.clone(),
             rpc_address: socket_address(&rpc).to_string(),
-            block_interval: Duration::from_millis(options.block_interval_ms.unwrap_or(config.block_interval_ms).max(1)),
+            block_interval: Duration::from_millis(
+                options
+                    .block_interval_ms
+                    .unwrap_or(config.block_interval_ms)
+                    .max(1),
+            ),
         };
         let runtime = tokio::runtime::Runtime::new()?;
         let result = runtime.block_on(crate::solo::run(solo));

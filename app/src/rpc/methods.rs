@@ -47,7 +47,11 @@ fn rfc3339(time: tendermint::Time) -> String {
 
 impl RpcContext {
     fn latest_height(&self) -> Result<u64, RpcError> {
-        Ok(self.app.last_block().map_err(internal)?.map_or(0, |c| c.height))
+        Ok(self
+            .app
+            .last_block()
+            .map_err(internal)?
+            .map_or(0, |c| c.height))
     }
 
     fn stored_block(&self, height: Option<u64>) -> Result<StoredBlock, RpcError> {
@@ -69,8 +73,18 @@ impl RpcContext {
         let latest = self.stored_block(None)?;
         let earliest_height = self.store.earliest_height().map_err(internal)?.unwrap_or(1);
         let earliest = self.stored_block(Some(earliest_height))?;
-        let app_hash = self.app.last_block().map_err(internal)?.map(|c| hex::encode_upper(c.app_hash)).unwrap_or_default();
-        let validator = self.validators.validators().first().cloned().ok_or_else(|| internal("no validator"))?;
+        let app_hash = self
+            .app
+            .last_block()
+            .map_err(internal)?
+            .map(|c| hex::encode_upper(c.app_hash))
+            .unwrap_or_default();
+        let validator = self
+            .validators
+            .validators()
+            .first()
+            .cloned()
+            .ok_or_else(|| internal("no validator"))?;
         let chain_id = latest.block.header.chain_id.to_string();
         Ok(json!({
             "node_info": {
@@ -187,20 +201,28 @@ impl RpcContext {
         let wait = async {
             loop {
                 match committed.recv().await {
-                    Ok(block) if block.tx_hashes.iter().any(|h| h == hash.as_bytes()) => return Ok(block.height),
+                    Ok(block) if block.tx_hashes.iter().any(|h| h == hash.as_bytes()) => {
+                        return Ok(block.height)
+                    }
                     Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {
-                        if let Some(location) = self.store.find_tx(hash.as_bytes()).map_err(internal)? {
+                        if let Some(location) =
+                            self.store.find_tx(hash.as_bytes()).map_err(internal)?
+                        {
                             return Ok(location.height);
                         }
                     }
-                    Err(broadcast::error::RecvError::Closed) => return Err(internal("node is shutting down")),
+                    Err(broadcast::error::RecvError::Closed) => {
+                        return Err(internal("node is shutting down"))
+                    }
                 }
             }
         };
         let height = tokio::time::timeout(COMMIT_TIMEOUT, wait)
             .await
             .map_err(|_| internal("timed out waiting for tx to be included in a block"))??;
-        let found = self.tx_response(hash.as_bytes())?.ok_or_else(|| internal("committed tx not found in its block"))?;
+        let found = self
+            .tx_response(hash.as_bytes())?
+            .ok_or_else(|| internal("committed tx not found in its block"))?;
         Ok(json!({
             "check_tx": check_json,
             "tx_result": found["tx_result"].clone(),
@@ -212,13 +234,21 @@ impl RpcContext {
     /// `block`.
     pub fn block(&self, params: &Params) -> Result<Value, RpcError> {
         let stored = self.stored_block(params.u64("height")?)?;
-        to_json(endpoint::block::Response { block_id: stored.id, block: stored.block })
+        to_json(endpoint::block::Response {
+            block_id: stored.id,
+            block: stored.block,
+        })
     }
 
     /// `block_results`.
     pub fn block_results(&self, params: &Params) -> Result<Value, RpcError> {
         let stored = self.stored_block(params.u64("height")?)?;
-        let txs_results: Vec<Value> = stored.results.tx_results.iter().map(exec_result_json).collect();
+        let txs_results: Vec<Value> = stored
+            .results
+            .tx_results
+            .iter()
+            .map(exec_result_json)
+            .collect();
         Ok(json!({
             "height": stored.block.header.height.to_string(),
             "txs_results": if txs_results.is_empty() { Value::Null } else { Value::Array(txs_results) },
@@ -230,11 +260,23 @@ impl RpcContext {
     }
 
     fn tx_response(&self, hash: &[u8]) -> Result<Option<Value>, RpcError> {
-        let Some(location) = self.store.find_tx(hash).map_err(internal)? else { return Ok(None) };
+        let Some(location) = self.store.find_tx(hash).map_err(internal)? else {
+            return Ok(None);
+        };
         let stored = self.stored_block(Some(location.height))?;
         let index = location.index as usize;
-        let tx = stored.block.data.get(index).cloned().ok_or_else(|| internal("tx index out of range"))?;
-        let result = stored.results.tx_results.get(index).cloned().ok_or_else(|| internal("tx result missing"))?;
+        let tx = stored
+            .block
+            .data
+            .get(index)
+            .cloned()
+            .ok_or_else(|| internal("tx index out of range"))?;
+        let result = stored
+            .results
+            .tx_results
+            .get(index)
+            .cloned()
+            .ok_or_else(|| internal("tx result missing"))?;
         Ok(Some(json!({
             "hash": hex::encode_upper(hash),
             "height": stored.block.header.height.to_string(),
@@ -247,24 +289,30 @@ impl RpcContext {
     /// `tx`: a committed transaction by hash.
     pub fn tx(&self, params: &Params) -> Result<Value, RpcError> {
         let hash = params.hash("hash")?;
-        self.tx_response(&hash)?
-            .ok_or_else(|| RpcError::internal(format!("tx ({}) not found", hex::encode_upper(hash))))
+        self.tx_response(&hash)?.ok_or_else(|| {
+            RpcError::internal(format!("tx ({}) not found", hex::encode_upper(hash)))
+        })
     }
 
     /// `tx_search`: by `tx.hash='…'` or `tx.height=N`.
     pub fn tx_search(&self, params: &Params) -> Result<Value, RpcError> {
-        let query = params.string("query").ok_or_else(|| RpcError::invalid_params("missing `query`"))?;
+        let query = params
+            .string("query")
+            .ok_or_else(|| RpcError::invalid_params("missing `query`"))?;
         let (key, value) = parse_query(&query)?;
         let mut txs = vec![];
         match key.as_str() {
             "tx.hash" => {
-                let hash = hex::decode(&value).map_err(|e| RpcError::invalid_params(format!("tx.hash must be hex: {e}")))?;
+                let hash = hex::decode(&value)
+                    .map_err(|e| RpcError::invalid_params(format!("tx.hash must be hex: {e}")))?;
                 if let Some(found) = self.tx_response(&hash)? {
                     txs.push(found);
                 }
             }
             "tx.height" => {
-                let height: u64 = value.parse().map_err(|_| RpcError::invalid_params("tx.height must be an integer"))?;
+                let height: u64 = value
+                    .parse()
+                    .map_err(|_| RpcError::invalid_params("tx.height must be an integer"))?;
                 if height <= self.latest_height()? && height > 0 {
                     if let Some(stored) = self.store.block(height).map_err(internal)? {
                         for tx in &stored.block.data {
@@ -282,18 +330,31 @@ impl RpcContext {
             }
         }
         let total = txs.len();
-        let per_page = params.u64("per_page")?.map_or(30, |p| (p as usize).clamp(1, MAX_PER_PAGE));
+        let per_page = params
+            .u64("per_page")?
+            .map_or(30, |p| (p as usize).clamp(1, MAX_PER_PAGE));
         let page = params.u64("page")?.unwrap_or(1).max(1) as usize;
-        let page_txs: Vec<Value> = txs.into_iter().skip((page - 1) * per_page).take(per_page).collect();
+        let page_txs: Vec<Value> = txs
+            .into_iter()
+            .skip((page - 1) * per_page)
+            .take(per_page)
+            .collect();
         Ok(json!({ "txs": page_txs, "total_count": total.to_string() }))
     }
 
     /// `validators`.
     pub fn validators(&self, params: &Params) -> Result<Value, RpcError> {
-        let height = params.u64("height")?.filter(|h| *h > 0).unwrap_or(self.latest_height()?);
+        let height = params
+            .u64("height")?
+            .filter(|h| *h > 0)
+            .unwrap_or(self.latest_height()?);
         let validators = self.validators.validators().clone();
         let total = validators.len() as i32;
-        to_json(endpoint::validators::Response::new(block::Height::try_from(height).map_err(internal)?, validators, total))
+        to_json(endpoint::validators::Response::new(
+            block::Height::try_from(height).map_err(internal)?,
+            validators,
+            total,
+        ))
     }
 
     /// `genesis`.
@@ -355,9 +416,13 @@ fn mempool_error(e: MempoolError) -> RpcError {
 
 /// Parses `key='value'`, `key = 'value'` or `key=value`.
 fn parse_query(query: &str) -> Result<(String, String), RpcError> {
-    let (key, value) = query
-        .split_once('=')
-        .ok_or_else(|| RpcError::invalid_params(format!("query `{query}` must have the form key='value'")))?;
-    let value = value.trim().trim_matches('\'').trim_matches('"').to_string();
+    let (key, value) = query.split_once('=').ok_or_else(|| {
+        RpcError::invalid_params(format!("query `{query}` must have the form key='value'"))
+    })?;
+    let value = value
+        .trim()
+        .trim_matches('\'')
+        .trim_matches('"')
+        .to_string();
     Ok((key.trim().to_string(), value))
 }

@@ -31,16 +31,28 @@ pub struct RpcError {
 impl RpcError {
     /// Bad or missing parameters (-32602).
     pub fn invalid_params(data: impl Into<String>) -> Self {
-        RpcError { code: -32602, message: "Invalid params", data: data.into() }
+        RpcError {
+            code: -32602,
+            message: "Invalid params",
+            data: data.into(),
+        }
     }
 
     /// A failure while serving a valid request (-32603), as CometBFT reports them.
     pub fn internal(data: impl Into<String>) -> Self {
-        RpcError { code: -32603, message: "Internal error", data: data.into() }
+        RpcError {
+            code: -32603,
+            message: "Internal error",
+            data: data.into(),
+        }
     }
 
     fn method_not_found(method: &str) -> Self {
-        RpcError { code: -32601, message: "Method not found", data: format!("method `{method}` is not served by nesad") }
+        RpcError {
+            code: -32601,
+            message: "Method not found",
+            data: format!("method `{method}` is not served by nesad"),
+        }
     }
 }
 
@@ -66,32 +78,54 @@ pub async fn serve(context: Arc<RpcContext>, address: &str) -> anyhow::Result<()
 fn envelope(id: Value, outcome: Result<Value, RpcError>) -> Value {
     match outcome {
         Ok(result) => json!({ "jsonrpc": "2.0", "id": id, "result": result }),
-        Err(e) => json!({ "jsonrpc": "2.0", "id": id, "error": { "code": e.code, "message": e.message, "data": e.data } }),
+        Err(e) => {
+            json!({ "jsonrpc": "2.0", "id": id, "error": { "code": e.code, "message": e.message, "data": e.data } })
+        }
     }
 }
 
 async fn call(context: &Arc<RpcContext>, request: Value) -> Value {
     let id = request.get("id").cloned().unwrap_or(json!(-1));
     let Some(method) = request.get("method").and_then(Value::as_str) else {
-        return envelope(id, Err(RpcError { code: -32600, message: "Invalid Request", data: "missing method".into() }));
+        return envelope(
+            id,
+            Err(RpcError {
+                code: -32600,
+                message: "Invalid Request",
+                data: "missing method".into(),
+            }),
+        );
     };
     let params = match request.get("params") {
         None | Some(Value::Null) => Params::new(Map::new()),
         Some(Value::Object(map)) => Params::new(map.clone()),
         Some(Value::Array(items)) if items.is_empty() => Params::new(Map::new()),
-        Some(_) => return envelope(id, Err(RpcError::invalid_params("params must be an object of named parameters"))),
+        Some(_) => {
+            return envelope(
+                id,
+                Err(RpcError::invalid_params(
+                    "params must be an object of named parameters",
+                )),
+            )
+        }
     };
     envelope(id, dispatch(context, method, params).await)
 }
 
-async fn dispatch(context: &Arc<RpcContext>, method: &str, params: Params) -> Result<Value, RpcError> {
+async fn dispatch(
+    context: &Arc<RpcContext>,
+    method: &str,
+    params: Params,
+) -> Result<Value, RpcError> {
     let context = context.clone();
     match method {
         "health" => Ok(json!({})),
         "status" => context.status(),
         "abci_info" => context.abci_info(),
         "abci_query" => blocking(move || context.abci_query(&params)).await,
-        "broadcast_tx_sync" | "broadcast_tx_async" => blocking(move || context.broadcast_tx_sync(&params)).await,
+        "broadcast_tx_sync" | "broadcast_tx_async" => {
+            blocking(move || context.broadcast_tx_sync(&params)).await
+        }
         "broadcast_tx_commit" => context.broadcast_tx_commit(&params).await,
         "block" => context.block(&params),
         "block_results" => context.block_results(&params),
@@ -108,14 +142,23 @@ async fn blocking<F>(work: F) -> Result<Value, RpcError>
 where
     F: FnOnce() -> Result<Value, RpcError> + Send + 'static,
 {
-    tokio::task::spawn_blocking(work).await.map_err(|e| RpcError::internal(e.to_string()))?
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| RpcError::internal(e.to_string()))?
 }
 
-async fn json_rpc(State(context): State<Arc<RpcContext>>, body: axum::body::Bytes) -> impl IntoResponse {
+async fn json_rpc(
+    State(context): State<Arc<RpcContext>>,
+    body: axum::body::Bytes,
+) -> impl IntoResponse {
     let request: Value = match serde_json::from_slice(&body) {
         Ok(request) => request,
         Err(e) => {
-            let error = RpcError { code: -32700, message: "Parse error", data: format!("invalid JSON: {e}") };
+            let error = RpcError {
+                code: -32700,
+                message: "Parse error",
+                data: format!("invalid JSON: {e}"),
+            };
             return (StatusCode::OK, Json(envelope(json!(-1), Err(error))));
         }
     };

@@ -55,13 +55,23 @@ impl BlockStore {
     /// Adds `block` to the commit transaction `txn`.
     pub fn write(txn: BlockWriter, stored: &StoredBlock) -> Result<(), StateError> {
         let height = stored.block.header.height.value();
-        txn.open_table(BLOCKS)?.insert(height, encode_block(&stored.block).as_slice())?;
-        txn.open_table(BLOCK_IDS)?.insert(height, RawBlockId::from(stored.id).encode_to_vec().as_slice())?;
-        txn.open_table(RESULTS)?.insert(height, stored.results.encode_to_vec().as_slice())?;
+        txn.open_table(BLOCKS)?
+            .insert(height, encode_block(&stored.block).as_slice())?;
+        txn.open_table(BLOCK_IDS)?.insert(
+            height,
+            RawBlockId::from(stored.id).encode_to_vec().as_slice(),
+        )?;
+        txn.open_table(RESULTS)?
+            .insert(height, stored.results.encode_to_vec().as_slice())?;
         let mut index = txn.open_table(TX_INDEX)?;
         for (i, tx) in stored.block.data.iter().enumerate() {
-            let hash: [u8; 32] = sha2::Digest::finalize(<sha2::Sha256 as sha2::Digest>::new_with_prefix(tx)).into();
-            let location = [height.to_be_bytes().as_slice(), (i as u32).to_be_bytes().as_slice()].concat();
+            let hash: [u8; 32] =
+                sha2::Digest::finalize(<sha2::Sha256 as sha2::Digest>::new_with_prefix(tx)).into();
+            let location = [
+                height.to_be_bytes().as_slice(),
+                (i as u32).to_be_bytes().as_slice(),
+            ]
+            .concat();
             index.insert(hash.as_slice(), location.as_slice())?;
         }
         Ok(())
@@ -70,13 +80,25 @@ impl BlockStore {
     /// The block at `height`, if produced.
     pub fn block(&self, height: u64) -> Result<Option<StoredBlock>, StateError> {
         let txn = self.storage.database().begin_read()?;
-        let Some(raw) = txn.open_table(BLOCKS)?.get(height)?.map(|v| v.value().to_vec()) else {
+        let Some(raw) = txn
+            .open_table(BLOCKS)?
+            .get(height)?
+            .map(|v| v.value().to_vec())
+        else {
             return Ok(None);
         };
-        let block = Block::try_from(RawBlock::decode(raw.as_slice()).map_err(storage_error)?).map_err(storage_error)?;
-        let id_raw = txn.open_table(BLOCK_IDS)?.get(height)?.ok_or_else(|| storage_error("block id missing"))?;
-        let id = block::Id::try_from(RawBlockId::decode(id_raw.value()).map_err(storage_error)?).map_err(storage_error)?;
-        let results_raw = txn.open_table(RESULTS)?.get(height)?.ok_or_else(|| storage_error("results missing"))?;
+        let block = Block::try_from(RawBlock::decode(raw.as_slice()).map_err(storage_error)?)
+            .map_err(storage_error)?;
+        let id_raw = txn
+            .open_table(BLOCK_IDS)?
+            .get(height)?
+            .ok_or_else(|| storage_error("block id missing"))?;
+        let id = block::Id::try_from(RawBlockId::decode(id_raw.value()).map_err(storage_error)?)
+            .map_err(storage_error)?;
+        let results_raw = txn
+            .open_table(RESULTS)?
+            .get(height)?
+            .ok_or_else(|| storage_error("results missing"))?;
         let results = ResponseFinalizeBlock::decode(results_raw.value()).map_err(storage_error)?;
         Ok(Some(StoredBlock { id, block, results }))
     }
@@ -84,7 +106,10 @@ impl BlockStore {
     /// Where the transaction with `hash` was included, if it was.
     pub fn find_tx(&self, hash: &[u8]) -> Result<Option<TxLocation>, StateError> {
         let txn = self.storage.database().begin_read()?;
-        let found = txn.open_table(TX_INDEX)?.get(hash)?.map(|v| v.value().to_vec());
+        let found = txn
+            .open_table(TX_INDEX)?
+            .get(hash)?
+            .map(|v| v.value().to_vec());
         Ok(found.map(|raw| TxLocation {
             height: u64::from_be_bytes(raw[..8].try_into().expect("8 bytes")),
             index: u32::from_be_bytes(raw[8..12].try_into().expect("4 bytes")),

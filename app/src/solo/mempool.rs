@@ -16,7 +16,12 @@ pub enum MempoolError {
     #[error("tx already exists in cache")]
     Duplicate,
     #[error("mempool is full: number of txs {count} (max: {max_count}), total txs bytes {bytes} (max: {max_bytes})")]
-    Full { count: usize, max_count: usize, bytes: usize, max_bytes: usize },
+    Full {
+        count: usize,
+        max_count: usize,
+        bytes: usize,
+        max_bytes: usize,
+    },
 }
 
 #[derive(Default)]
@@ -37,7 +42,12 @@ pub struct Mempool {
 impl Mempool {
     /// An empty mempool with CometBFT's default limits (5,000 txs, 1 GiB).
     pub fn new() -> Self {
-        Mempool { pool: Mutex::default(), arrived: Condvar::new(), max_count: 5000, max_bytes: 1 << 30 }
+        Mempool {
+            pool: Mutex::default(),
+            arrived: Condvar::new(),
+            max_count: 5000,
+            max_bytes: 1 << 30,
+        }
     }
 
     /// Runs CheckTx and admits the transaction when it passes. The pool stays locked during
@@ -72,7 +82,10 @@ impl Mempool {
         if !pool.queue.is_empty() {
             return true;
         }
-        let (pool, _) = self.arrived.wait_timeout(pool, timeout).expect("mempool lock");
+        let (pool, _) = self
+            .arrived
+            .wait_timeout(pool, timeout)
+            .expect("mempool lock");
         !pool.queue.is_empty()
     }
 

@@ -63,7 +63,15 @@ pub async fn run(config: SoloConfig) -> anyhow::Result<()> {
         .unwrap_or(10);
     let chain_id = tendermint::chain::Id::try_from(genesis.chain_id.clone())?;
     let node_id = hex::encode(key.address.as_bytes());
-    let producer = Producer::new(app.clone(), store.clone(), mempool.clone(), key, chain_id, power, committed.clone());
+    let producer = Producer::new(
+        app.clone(),
+        store.clone(),
+        mempool.clone(),
+        key,
+        chain_id,
+        power,
+        committed.clone(),
+    );
     if app.last_block()?.is_none() {
         producer.produce(vec![])?;
     }
@@ -85,8 +93,9 @@ pub async fn run(config: SoloConfig) -> anyhow::Result<()> {
     let interval = config.block_interval;
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let producer_stop = stop.clone();
-    let producer_thread =
-        std::thread::Builder::new().name("block-producer".into()).spawn(move || producer.run(interval, &producer_stop))?;
+    let producer_thread = std::thread::Builder::new()
+        .name("block-producer".into())
+        .spawn(move || producer.run(interval, &producer_stop))?;
     let producer_done = tokio::task::spawn_blocking(move || producer_thread.join());
     let rpc = tokio::spawn({
         let address = config.rpc_address.clone();
@@ -114,8 +123,9 @@ pub async fn run(config: SoloConfig) -> anyhow::Result<()> {
 async fn shutdown_signal() {
     #[cfg(unix)]
     {
-        let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .expect("SIGTERM handler installs");
+        let mut terminate =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                .expect("SIGTERM handler installs");
         tokio::select! {
             _ = tokio::signal::ctrl_c() => {}
             _ = terminate.recv() => {}

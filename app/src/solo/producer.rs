@@ -11,7 +11,9 @@ use tendermint::block::{self, header::Version, parts, Block, Commit, CommitSig, 
 use tendermint::crypto::default::Sha256 as MerkleSha256;
 use tendermint::merkle::simple_hash_from_byte_vectors;
 use tendermint::{chain, validator, vote, Hash, Time};
-use tendermint_proto::v0_38::abci::{CommitInfo, RequestFinalizeBlock, RequestPrepareProposal, Validator, VoteInfo};
+use tendermint_proto::v0_38::abci::{
+    CommitInfo, RequestFinalizeBlock, RequestPrepareProposal, Validator, VoteInfo,
+};
 use tendermint_proto::v0_38::types::{BlockIdFlag, HashedParams};
 use tokio::sync::broadcast;
 
@@ -57,9 +59,22 @@ impl Producer {
         power: i64,
         committed: broadcast::Sender<CommittedBlock>,
     ) -> Self {
-        let info = validator::Info::new(key.pub_key, vote::Power::try_from(power).expect("positive power"));
+        let info = validator::Info::new(
+            key.pub_key,
+            vote::Power::try_from(power).expect("positive power"),
+        );
         let validators = validator::Set::new(vec![info.clone()], Some(info));
-        Producer { app, store, mempool, key, chain_id, validators, power, committed, clock: next_time }
+        Producer {
+            app,
+            store,
+            mempool,
+            key,
+            chain_id,
+            validators,
+            power,
+            committed,
+            clock: next_time,
+        }
     }
 
     /// Uses `clock` for block times instead of the wall clock (deterministic tests).
@@ -75,7 +90,11 @@ impl Producer {
 
     /// Produces blocks until `stop` is set (checked between blocks, so a block in progress is
     /// always committed whole) or a block fails (which halts the node).
-    pub fn run(&self, block_interval: Duration, stop: &std::sync::atomic::AtomicBool) -> Result<(), AppError> {
+    pub fn run(
+        &self,
+        block_interval: Duration,
+        stop: &std::sync::atomic::AtomicBool,
+    ) -> Result<(), AppError> {
         while !stop.load(std::sync::atomic::Ordering::Acquire) {
             self.mempool.wait_for_txs(block_interval);
             if stop.load(std::sync::atomic::Ordering::Acquire) {
@@ -89,10 +108,22 @@ impl Producer {
 
     /// Builds, executes, signs and commits one block containing (the valid part of) `txs`.
     pub fn produce(&self, txs: Vec<Vec<u8>>) -> Result<StoredBlock, AppError> {
-        let committed = self.app.storage().committed()?.ok_or(AppError::NotInitialised)?;
-        let initial_height = self.app.config().ok_or(AppError::NotInitialised)?.initial_height;
+        let committed = self
+            .app
+            .storage()
+            .committed()?
+            .ok_or(AppError::NotInitialised)?;
+        let initial_height = self
+            .app
+            .config()
+            .ok_or(AppError::NotInitialised)?
+            .initial_height;
         let height = committed.height + 1;
-        let previous = if height > initial_height { self.store.block(height - 1)? } else { None };
+        let previous = if height > initial_height {
+            self.store.block(height - 1)?
+        } else {
+            None
+        };
         let time = (self.clock)(previous.as_ref().map(|p| p.block.header.time));
         let proposer = self.key.address;
 
@@ -119,16 +150,20 @@ impl Producer {
             validators_hash: self.validators.hash(),
             next_validators_hash: self.validators.hash(),
             consensus_hash: consensus_hash(),
-            app_hash: tendermint::AppHash::try_from(committed.app_hash.to_vec()).expect("32-byte app hash"),
+            app_hash: tendermint::AppHash::try_from(committed.app_hash.to_vec())
+                .expect("32-byte app hash"),
             last_results_hash: Some(results_hash(previous.as_ref())),
-            evidence_hash: Some(Hash::Sha256(simple_hash_from_byte_vectors::<MerkleSha256>(&[] as &[Vec<u8>]))),
+            evidence_hash: Some(Hash::Sha256(simple_hash_from_byte_vectors::<MerkleSha256>(
+                &[] as &[Vec<u8>],
+            ))),
             proposer_address: proposer,
         };
         let block = Block::new(header, txs.clone(), Default::default(), last_commit);
         let encoded = super::blockstore::encode_block(&block);
         let id = block::Id {
             hash: block.header.hash(),
-            part_set_header: parts::Header::new(1, Hash::Sha256(Sha256::digest(&encoded).into())).expect("valid part set"),
+            part_set_header: parts::Header::new(1, Hash::Sha256(Sha256::digest(&encoded).into()))
+                .expect("valid part set"),
         };
 
         let results = self.app.finalize_block(RequestFinalizeBlock {
@@ -137,7 +172,10 @@ impl Producer {
                 round: 0,
                 votes: if previous.is_some() {
                     vec![VoteInfo {
-                        validator: Some(Validator { address: proposer.as_bytes().to_vec().into(), power: self.power }),
+                        validator: Some(Validator {
+                            address: proposer.as_bytes().to_vec().into(),
+                            power: self.power,
+                        }),
                         block_id_flag: BlockIdFlag::Commit as i32,
                     }]
                 } else {
@@ -152,8 +190,9 @@ impl Producer {
             ..Default::default()
         })?;
         let stored = StoredBlock { id, block, results };
-        let committed =
-            self.mempool.commit_and_recheck(&self.app, || self.app.commit_with(|txn| BlockStore::write(txn, &stored)))?;
+        let committed = self.mempool.commit_and_recheck(&self.app, || {
+            self.app.commit_with(|txn| BlockStore::write(txn, &stored))
+        })?;
         tracing::debug!(height = committed.height, txs = txs.len(), app_hash = %hex::encode_upper(committed.app_hash), "block committed");
         let tx_hashes = txs.iter().map(|tx| Sha256::digest(tx).into()).collect();
         let _ = self.committed.send(CommittedBlock { height, tx_hashes });
@@ -181,7 +220,11 @@ impl Producer {
             height: stored.block.header.height,
             round: block::Round::default(),
             block_id: stored.id,
-            signatures: vec![CommitSig::BlockIdFlagCommit { validator_address: self.key.address, timestamp, signature }],
+            signatures: vec![CommitSig::BlockIdFlagCommit {
+                validator_address: self.key.address,
+                timestamp,
+                signature,
+            }],
         }
     }
 }
@@ -215,7 +258,9 @@ fn commit_hash(commit: Option<&Commit>) -> Hash {
         .map(|c| {
             c.signatures
                 .iter()
-                .map(|sig| tendermint_proto::v0_38::types::CommitSig::from(sig.clone()).encode_to_vec())
+                .map(|sig| {
+                    tendermint_proto::v0_38::types::CommitSig::from(sig.clone()).encode_to_vec()
+                })
                 .collect()
         })
         .unwrap_or_default();
@@ -248,6 +293,9 @@ fn results_hash(previous: Option<&StoredBlock>) -> Hash {
 
 /// CometBFT's consensus hash: sha256 of the hashed subset of the consensus parameters.
 fn consensus_hash() -> Hash {
-    let params = HashedParams { block_max_bytes: MAX_BLOCK_BYTES, block_max_gas: -1 };
+    let params = HashedParams {
+        block_max_bytes: MAX_BLOCK_BYTES,
+        block_max_gas: -1,
+    };
     Hash::Sha256(Sha256::digest(params.encode_to_vec()).into())
 }

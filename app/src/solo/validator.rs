@@ -21,14 +21,23 @@ impl ValidatorKey {
         let signing = ed25519_consensus::SigningKey::new(rand::thread_rng());
         let priv_key = PrivateKey::from_ed25519_consensus(signing);
         let pub_key = priv_key.public_key();
-        ValidatorKey { address: address_of(&pub_key), pub_key, priv_key }
+        ValidatorKey {
+            address: address_of(&pub_key),
+            pub_key,
+            priv_key,
+        }
     }
 
     /// Reads `priv_validator_key.json`.
     pub fn load(path: &Path) -> anyhow::Result<Self> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| anyhow::anyhow!("cannot read validator key {}: {e} (run `nesad init` first)", path.display()))?;
-        serde_json::from_str(&text).map_err(|e| anyhow::anyhow!("validator key {} is malformed: {e}", path.display()))
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            anyhow::anyhow!(
+                "cannot read validator key {}: {e} (run `nesad init` first)",
+                path.display()
+            )
+        })?;
+        serde_json::from_str(&text)
+            .map_err(|e| anyhow::anyhow!("validator key {} is malformed: {e}", path.display()))
     }
 
     /// Writes `priv_validator_key.json` readable by its owner only.
@@ -45,8 +54,12 @@ impl ValidatorKey {
 
     /// Signs `message` (a canonical vote).
     pub fn sign(&self, message: &[u8]) -> Vec<u8> {
-        let signing = self.priv_key.ed25519_signing_key().expect("validator keys are ed25519");
-        let signing = ed25519_consensus::SigningKey::try_from(signing.clone()).expect("valid ed25519 key");
+        let signing = self
+            .priv_key
+            .ed25519_signing_key()
+            .expect("validator keys are ed25519");
+        let signing =
+            ed25519_consensus::SigningKey::try_from(signing.clone()).expect("valid ed25519 key");
         signing.sign(message).to_bytes().to_vec()
     }
 }

@@ -81,7 +81,10 @@ pub struct Overlay<P> {
 impl<P: StateRead> Overlay<P> {
     /// An empty overlay over `parent`.
     pub fn new(parent: P) -> Self {
-        Overlay { parent, changes: Changes::new() }
+        Overlay {
+            parent,
+            changes: Changes::new(),
+        }
     }
 
     /// The buffered writes, for applying to the parent.
@@ -119,7 +122,10 @@ impl<P: StateRead> StateRead for Overlay<P> {
             Some(end) => Bound::Excluded(end.to_vec()),
             None => Bound::Unbounded,
         };
-        let mut local = self.changes.range((Bound::Included(start.to_vec()), upper)).peekable();
+        let mut local = self
+            .changes
+            .range((Bound::Included(start.to_vec()), upper))
+            .peekable();
         if local.peek().is_none() {
             return Ok(below);
         }
@@ -170,7 +176,12 @@ mod tests {
         tx.put(b"c".to_vec(), b"3".to_vec()).unwrap();
         assert_eq!(tx.get(b"a").unwrap(), None);
         assert_eq!(tx.get(b"b").unwrap(), Some(b"2".to_vec()));
-        let keys: Vec<_> = tx.range(b"", None).unwrap().into_iter().map(|(k, _)| k).collect();
+        let keys: Vec<_> = tx
+            .range(b"", None)
+            .unwrap()
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect();
         assert_eq!(keys, vec![b"b".to_vec(), b"c".to_vec()]);
         let changes = tx.into_changes();
         block.apply(changes);
@@ -195,7 +206,12 @@ mod tests {
         for key in [&b"ab"[..], b"ab\xff", b"ac", b"b"] {
             state.put(key.to_vec(), vec![1]).unwrap();
         }
-        let keys: Vec<_> = state.prefix(b"ab").unwrap().into_iter().map(|(k, _)| k).collect();
+        let keys: Vec<_> = state
+            .prefix(b"ab")
+            .unwrap()
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect();
         assert_eq!(keys, vec![b"ab".to_vec(), b"ab\xff".to_vec()]);
         assert_eq!(prefix_end(b"a\xff"), Some(b"b".to_vec()));
         assert_eq!(prefix_end(b"\xff\xff"), None);

@@ -50,7 +50,10 @@ pub struct GasMeter {
 impl GasMeter {
     /// A meter that fails once `limit` is exceeded.
     pub fn new(limit: Gas) -> Self {
-        GasMeter { limit, used: Cell::new(0) }
+        GasMeter {
+            limit,
+            used: Cell::new(0),
+        }
     }
 
     /// A meter without a practical limit (simulation, genesis).
@@ -63,7 +66,11 @@ impl GasMeter {
         let used = self.used.get().saturating_add(amount);
         self.used.set(used);
         if used > self.limit {
-            return Err(StateError::OutOfGas { location, limit: self.limit, used });
+            return Err(StateError::OutOfGas {
+                location,
+                limit: self.limit,
+                used,
+            });
         }
         Ok(())
     }
@@ -108,7 +115,8 @@ impl<S: StateRead> StateRead for Metered<'_, S> {
         self.meter.consume(costs.read_flat, "ReadFlat")?;
         let value = self.inner.get(key)?;
         let bytes = (key.len() + value.as_ref().map_or(0, Vec::len)) as Gas;
-        self.meter.consume(costs.read_per_byte * bytes, "ReadPerByte")?;
+        self.meter
+            .consume(costs.read_per_byte * bytes, "ReadPerByte")?;
         Ok(value)
     }
 
@@ -117,7 +125,10 @@ impl<S: StateRead> StateRead for Metered<'_, S> {
         let entries = self.inner.range(start, end)?;
         for (key, value) in &entries {
             self.meter.consume(costs.iter_next_flat, "IterNextFlat")?;
-            self.meter.consume(costs.read_per_byte * (key.len() + value.len()) as Gas, "ValuePerByte")?;
+            self.meter.consume(
+                costs.read_per_byte * (key.len() + value.len()) as Gas,
+                "ValuePerByte",
+            )?;
         }
         Ok(entries)
     }
@@ -127,7 +138,10 @@ impl<S: StateWrite> StateWrite for Metered<'_, S> {
     fn put(&mut self, key: Vec<u8>, value: Vec<u8>) -> Result<(), StateError> {
         let costs = GasCosts::SDK;
         self.meter.consume(costs.write_flat, "WriteFlat")?;
-        self.meter.consume(costs.write_per_byte * (key.len() + value.len()) as Gas, "WritePerByte")?;
+        self.meter.consume(
+            costs.write_per_byte * (key.len() + value.len()) as Gas,
+            "WritePerByte",
+        )?;
         self.inner.put(key, value)
     }
 
@@ -148,7 +162,10 @@ mod tests {
         let mut state = Metered::new(Overlay::new(()), &meter);
         state.put(b"k".to_vec(), b"v".to_vec()).unwrap();
         let err = state.put(b"k2".to_vec(), b"v".to_vec()).unwrap_err();
-        assert!(matches!(err, StateError::OutOfGas { limit: 2500, .. }), "{err}");
+        assert!(
+            matches!(err, StateError::OutOfGas { limit: 2500, .. }),
+            "{err}"
+        );
         assert!(meter.used() > meter.limit());
     }
 

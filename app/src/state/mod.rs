@@ -20,7 +20,11 @@ pub enum StateError {
     Tree(String),
     /// The transaction ran out of gas.
     #[error("out of gas in location: {location}; gasWanted: {limit}, gasUsed: {used}")]
-    OutOfGas { location: &'static str, limit: Gas, used: Gas },
+    OutOfGas {
+        location: &'static str,
+        limit: Gas,
+        used: Gas,
+    },
     /// A height that was never committed (or is in the future) was asked for.
     #[error("height {requested} is not available: the latest committed height is {latest}")]
     HeightUnavailable { requested: u64, latest: u64 },

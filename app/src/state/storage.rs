@@ -51,7 +51,8 @@ impl Storage {
     /// Opens (or creates) the state database at `path`.
     pub fn open(path: &Path) -> Result<Self, StateError> {
         if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(|e| StateError::Storage(format!("{}: {e}", dir.display())))?;
+            std::fs::create_dir_all(dir)
+                .map_err(|e| StateError::Storage(format!("{}: {e}", dir.display())))?;
         }
         let db = Database::create(path)?;
         let txn = db.begin_write()?;
@@ -73,26 +74,41 @@ impl Storage {
     pub fn committed(&self) -> Result<Option<Committed>, StateError> {
         let txn = self.db.begin_read()?;
         let meta = txn.open_table(META)?;
-        let height = meta.get(META_HEIGHT)?.map(|v| u64::from_be_bytes(v.value().try_into().expect("8 bytes")));
-        let hash = meta.get(META_APP_HASH)?.map(|v| <[u8; 32]>::try_from(v.value()).expect("32 bytes"));
-        Ok(height.zip(hash).map(|(height, app_hash)| Committed { height, app_hash }))
+        let height = meta
+            .get(META_HEIGHT)?
+            .map(|v| u64::from_be_bytes(v.value().try_into().expect("8 bytes")));
+        let hash = meta
+            .get(META_APP_HASH)?
+            .map(|v| <[u8; 32]>::try_from(v.value()).expect("32 bytes"));
+        Ok(height
+            .zip(hash)
+            .map(|(height, app_hash)| Committed { height, app_hash }))
     }
 
     /// A read view of the latest committed state.
     pub fn snapshot(&self) -> Result<Snapshot, StateError> {
         let txn = self.db.begin_read()?;
-        Ok(Snapshot { latest: txn.open_table(LATEST)? })
+        Ok(Snapshot {
+            latest: txn.open_table(LATEST)?,
+        })
     }
 
     /// Computes the Merkle root of the state after applying `changes` as version `height`.
     pub fn prepare(&self, height: u64, changes: Changes) -> Result<PendingCommit, StateError> {
         let view = TreeView::open(&self.db)?;
         let tree = Sha256Jmt::new(&view);
-        let value_set = changes.iter().map(|(key, value)| (KeyHash::with::<Sha256>(key), value.clone()));
+        let value_set = changes
+            .iter()
+            .map(|(key, value)| (KeyHash::with::<Sha256>(key), value.clone()));
         let (root, batch) = tree
             .put_value_set(value_set, height)
             .map_err(|e| StateError::Tree(e.to_string()))?;
-        Ok(PendingCommit { height, app_hash: root.0, changes, batch })
+        Ok(PendingCommit {
+            height,
+            app_hash: root.0,
+            changes,
+            batch,
+        })
     }
 
     /// Writes a prepared block (tree nodes, values, latest table, metadata) and whatever
@@ -138,7 +154,10 @@ impl Storage {
         }
         extra(&txn)?;
         txn.commit()?;
-        Ok(Committed { height: pending.height, app_hash: pending.app_hash })
+        Ok(Committed {
+            height: pending.height,
+            app_hash: pending.app_hash,
+        })
     }
 
     /// The value of `key` after block `height` (any committed height).
@@ -177,13 +196,19 @@ impl Storage {
     /// A read view of the state after block `height`; point reads only.
     pub fn at(&self, height: u64) -> Result<HistoricalState, StateError> {
         self.check_height(height)?;
-        Ok(HistoricalState { view: TreeView::open(&self.db)?, height })
+        Ok(HistoricalState {
+            view: TreeView::open(&self.db)?,
+            height,
+        })
     }
 
     fn check_height(&self, height: u64) -> Result<(), StateError> {
         let latest = self.committed()?.map_or(0, |c| c.height);
         if height > latest || self.committed()?.is_none() {
-            return Err(StateError::HeightUnavailable { requested: height, latest });
+            return Err(StateError::HeightUnavailable {
+                requested: height,
+                latest,
+            });
         }
         Ok(())
     }
@@ -233,8 +258,14 @@ impl StateRead for HistoricalState {
             .map_err(|e| StateError::Tree(e.to_string()))
     }
 
-    fn range(&self, _start: &[u8], _end: Option<&[u8]>) -> Result<crate::state::Entries, StateError> {
-        Err(StateError::HistoricalRange { height: self.height })
+    fn range(
+        &self,
+        _start: &[u8],
+        _end: Option<&[u8]>,
+    ) -> Result<crate::state::Entries, StateError> {
+        Err(StateError::HistoricalRange {
+            height: self.height,
+        })
     }
 }
 
@@ -258,7 +289,10 @@ impl TreeView {
 
 impl HasPreimage for TreeView {
     fn preimage(&self, key_hash: KeyHash) -> anyhow::Result<Option<Vec<u8>>> {
-        Ok(self.preimages.get(key_hash.0.as_slice())?.map(|v| v.value().to_vec()))
+        Ok(self
+            .preimages
+            .get(key_hash.0.as_slice())?
+            .map(|v| v.value().to_vec()))
     }
 }
 
@@ -271,15 +305,26 @@ impl TreeReader for TreeView {
         }
     }
 
-    fn get_value_option(&self, max_version: Version, key_hash: KeyHash) -> anyhow::Result<Option<OwnedValue>> {
+    fn get_value_option(
+        &self,
+        max_version: Version,
+        key_hash: KeyHash,
+    ) -> anyhow::Result<Option<OwnedValue>> {
         let start = value_key(key_hash, 0);
         let end = value_key(key_hash, max_version);
-        let last = self.values.range::<&[u8]>(start.as_slice()..=end.as_slice())?.next_back();
+        let last = self
+            .values
+            .range::<&[u8]>(start.as_slice()..=end.as_slice())?
+            .next_back();
         match last {
             Some(entry) => {
                 let (_, stored) = entry?;
                 let stored = stored.value();
-                Ok(if stored[0] == 1 { Some(stored[1..].to_vec()) } else { None })
+                Ok(if stored[0] == 1 {
+                    Some(stored[1..].to_vec())
+                } else {
+                    None
+                })
             }
             None => Ok(None),
         }
@@ -305,7 +350,9 @@ mod tests {
         let mut overlay = Overlay::new(());
         for (key, value) in writes {
             match value {
-                Some(v) => overlay.put(key.as_bytes().to_vec(), v.as_bytes().to_vec()).unwrap(),
+                Some(v) => overlay
+                    .put(key.as_bytes().to_vec(), v.as_bytes().to_vec())
+                    .unwrap(),
                 None => overlay.delete(key.as_bytes().to_vec()).unwrap(),
             }
         }
@@ -327,7 +374,10 @@ mod tests {
         assert_eq!(storage.get_at(b"b", 1).unwrap(), Some(b"2".to_vec()));
         assert_eq!(storage.get_at(b"b", 2).unwrap(), None);
         assert_eq!(storage.root_at(1).unwrap(), first.app_hash);
-        assert!(matches!(storage.get_at(b"a", 3), Err(StateError::HeightUnavailable { .. })));
+        assert!(matches!(
+            storage.get_at(b"a", 3),
+            Err(StateError::HeightUnavailable { .. })
+        ));
         std::fs::remove_dir_all(dir).unwrap();
     }
 
@@ -340,15 +390,26 @@ mod tests {
         assert_eq!(value, Some(b"100".to_vec()));
         let spec = jmt::ics23_spec();
         assert!(ics23::verify_membership::<ics23::HostFunctionsManager>(
-            &proof, &spec, &first.app_hash.to_vec(), b"bank/x", b"100"
+            &proof,
+            &spec,
+            &first.app_hash.to_vec(),
+            b"bank/x",
+            b"100"
         ));
         assert!(!ics23::verify_membership::<ics23::HostFunctionsManager>(
-            &proof, &spec, &first.app_hash.to_vec(), b"bank/x", b"50"
+            &proof,
+            &spec,
+            &first.app_hash.to_vec(),
+            b"bank/x",
+            b"50"
         ));
         let (absent, proof) = storage.get_with_proof(b"bank/y", 1).unwrap();
         assert_eq!(absent, None);
         assert!(ics23::verify_non_membership::<ics23::HostFunctionsManager>(
-            &proof, &spec, &first.app_hash.to_vec(), b"bank/y"
+            &proof,
+            &spec,
+            &first.app_hash.to_vec(),
+            b"bank/y"
         ));
         std::fs::remove_dir_all(dir).unwrap();
     }
@@ -360,7 +421,10 @@ mod tests {
         drop(storage);
         let storage = Storage::open(&dir.join("state.redb")).unwrap();
         assert_eq!(storage.committed().unwrap(), Some(committed));
-        assert_eq!(storage.snapshot().unwrap().get(b"k").unwrap(), Some(b"v".to_vec()));
+        assert_eq!(
+            storage.snapshot().unwrap().get(b"k").unwrap(),
+            Some(b"v".to_vec())
+        );
         std::fs::remove_dir_all(dir).unwrap();
     }
 }

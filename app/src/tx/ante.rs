@@ -45,10 +45,14 @@ pub fn ante(
         }
     }
 
-    let mut account = auth::account(state, &tx.signer)?.ok_or_else(|| TxError::UnknownAddress(tx.signer.to_string()))?;
+    let mut account = auth::account(state, &tx.signer)?
+        .ok_or_else(|| TxError::UnknownAddress(tx.signer.to_string()))?;
     let public_key = match (account.pub_key, tx.public_key) {
         (Some(stored), Some(given)) if stored != given => {
-            return Err(TxError::InvalidPubKey(format!("public key does not match the one stored for {}", tx.signer)))
+            return Err(TxError::InvalidPubKey(format!(
+                "public key does not match the one stored for {}",
+                tx.signer
+            )))
         }
         (Some(stored), _) => stored,
         (None, Some(given)) => given,
@@ -60,11 +64,19 @@ pub fn ante(
         }
     };
     if tx.sequence != account.sequence {
-        return Err(TxError::WrongSequence { expected: account.sequence, got: tx.sequence });
+        return Err(TxError::WrongSequence {
+            expected: account.sequence,
+            got: tx.sequence,
+        });
     }
-    meter.consume(GasCosts::SDK.sig_verify_secp256k1, "secp256k1 signature verification")?;
+    meter.consume(
+        GasCosts::SDK.sig_verify_secp256k1,
+        "secp256k1 signature verification",
+    )?;
     if env.mode != ExecMode::Simulate {
-        let cached = env.signatures.is_some_and(|c| c.contains(&tx.hash, account.account_number, &public_key));
+        let cached = env
+            .signatures
+            .is_some_and(|c| c.contains(&tx.hash, account.account_number, &public_key));
         if !cached {
             verify_signature(tx, &public_key, env.chain_id, account.account_number)?;
             if let Some(cache) = env.signatures {
@@ -77,7 +89,10 @@ pub fn ante(
         // Clients simulate before they know the fee: charge what the fee transfer and the
         // missing signature will cost, so the estimate covers the signed transaction.
         meter.consume(GasCosts::SDK.tx_size_per_byte * 64, "txSize")?;
-        let probe = [bank::Coin { denom: env.params.fee_denom.clone(), amount: 1 }];
+        let probe = [bank::Coin {
+            denom: env.params.fee_denom.clone(),
+            amount: 1,
+        }];
         match bank::send(state, &tx.signer, &fee_collector(), &probe, &mut vec![]) {
             Ok(()) | Err(TxError::InsufficientFunds(_)) => {}
             Err(other) => return Err(other),
@@ -86,15 +101,27 @@ pub fn ante(
     let fee_text = bank::coins_string(&tx.fee);
     if !tx.fee.is_empty() {
         let mut fee_events = vec![];
-        bank::send(state, &tx.signer, &fee_collector(), &tx.fee, &mut fee_events).map_err(|e| match e {
-            TxError::InsufficientFunds(reason) => TxError::InsufficientFunds(format!("insufficient funds to pay the fee: {reason}")),
+        bank::send(
+            state,
+            &tx.signer,
+            &fee_collector(),
+            &tx.fee,
+            &mut fee_events,
+        )
+        .map_err(|e| match e {
+            TxError::InsufficientFunds(reason) => {
+                TxError::InsufficientFunds(format!("insufficient funds to pay the fee: {reason}"))
+            }
             other => other,
         })?;
         events.extend(fee_events);
     }
     let signer = tx.signer.to_string();
     events.push(event("tx", &[("fee", &fee_text), ("fee_payer", &signer)]));
-    events.push(event("tx", &[("acc_seq", &format!("{signer}/{}", account.sequence))]));
+    events.push(event(
+        "tx",
+        &[("acc_seq", &format!("{signer}/{}", account.sequence))],
+    ));
     let signature = base64::engine::general_purpose::STANDARD.encode(&tx.signature);
     events.push(event("tx", &[("signature", &signature)]));
 
@@ -106,7 +133,12 @@ pub fn ante(
 
 /// Verifies the SIGN_MODE_DIRECT signature over the received body and auth-info bytes.
 /// A wrong chain id or account number changes the signed bytes, so they fail here too.
-fn verify_signature(tx: &CheckedTx, public_key: &[u8; 33], chain_id: &str, account_number: u64) -> Result<(), TxError> {
+fn verify_signature(
+    tx: &CheckedTx,
+    public_key: &[u8; 33],
+    chain_id: &str,
+    account_number: u64,
+) -> Result<(), TxError> {
     let failure = || TxError::SignatureVerification {
         account_number,
         sequence: tx.sequence,
@@ -118,11 +150,13 @@ fn verify_signature(tx: &CheckedTx, public_key: &[u8; 33], chain_id: &str, accou
         chain_id: chain_id.to_string(),
         account_number,
     };
-    let key = VerifyingKey::from_sec1_bytes(public_key).map_err(|e| TxError::InvalidPubKey(e.to_string()))?;
+    let key = VerifyingKey::from_sec1_bytes(public_key)
+        .map_err(|e| TxError::InvalidPubKey(e.to_string()))?;
     let signature = Signature::from_slice(&tx.signature).map_err(|_| failure())?;
     if signature.normalize_s().is_some() {
         // High-S signatures are malleable; the SDK rejects them too.
         return Err(failure());
     }
-    key.verify(&sign_doc.encode_to_vec(), &signature).map_err(|_| failure())
+    key.verify(&sign_doc.encode_to_vec(), &signature)
+        .map_err(|_| failure())
 }

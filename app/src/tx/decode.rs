@@ -43,17 +43,26 @@ pub struct CheckedTx {
 /// Decodes `raw` and runs the stateless checks.
 pub fn decode_tx(raw: &[u8], params: &Params, mode: DecodeMode) -> Result<CheckedTx, TxError> {
     if raw.len() as u64 > params.max_tx_bytes {
-        return Err(TxError::TxTooLarge(format!("tx is {} bytes, the limit is {}", raw.len(), params.max_tx_bytes)));
+        return Err(TxError::TxTooLarge(format!(
+            "tx is {} bytes, the limit is {}",
+            raw.len(),
+            params.max_tx_bytes
+        )));
     }
     let tx = TxRaw::decode(raw).map_err(|e| TxError::Decode(format!("TxRaw: {e}")))?;
-    let body = TxBody::decode(tx.body_bytes.as_slice()).map_err(|e| TxError::Decode(format!("TxBody: {e}")))?;
-    let auth_info =
-        AuthInfo::decode(tx.auth_info_bytes.as_slice()).map_err(|e| TxError::Decode(format!("AuthInfo: {e}")))?;
+    let body = TxBody::decode(tx.body_bytes.as_slice())
+        .map_err(|e| TxError::Decode(format!("TxBody: {e}")))?;
+    let auth_info = AuthInfo::decode(tx.auth_info_bytes.as_slice())
+        .map_err(|e| TxError::Decode(format!("AuthInfo: {e}")))?;
     if !body.extension_options.is_empty() || !body.non_critical_extension_options.is_empty() {
-        return Err(TxError::UnknownRequest("transaction extension options are not supported".into()));
+        return Err(TxError::UnknownRequest(
+            "transaction extension options are not supported".into(),
+        ));
     }
     if body.messages.is_empty() {
-        return Err(TxError::InvalidRequest("a transaction must contain at least one message".into()));
+        return Err(TxError::InvalidRequest(
+            "a transaction must contain at least one message".into(),
+        ));
     }
     if body.memo.chars().count() as u64 > params.max_memo_characters {
         return Err(TxError::MemoTooLarge(format!(
@@ -62,10 +71,16 @@ pub fn decode_tx(raw: &[u8], params: &Params, mode: DecodeMode) -> Result<Checke
             body.memo.chars().count()
         )));
     }
-    let msgs = body.messages.iter().map(Msg::decode).collect::<Result<Vec<_>, _>>()?;
+    let msgs = body
+        .messages
+        .iter()
+        .map(Msg::decode)
+        .collect::<Result<Vec<_>, _>>()?;
     let signer = msgs[0].signer();
     if msgs.iter().any(|m| m.signer() != signer) {
-        return Err(TxError::Unauthorized("every message in a transaction must have the same signer".into()));
+        return Err(TxError::Unauthorized(
+            "every message in a transaction must have the same signer".into(),
+        ));
     }
 
     let [signer_info] = auth_info.signer_infos.as_slice() else {
@@ -75,11 +90,18 @@ pub fn decode_tx(raw: &[u8], params: &Params, mode: DecodeMode) -> Result<Checke
         )));
     };
     if tx.signatures.len() != 1 {
-        return Err(TxError::Unauthorized(format!("expected 1 signature, got {}", tx.signatures.len())));
+        return Err(TxError::Unauthorized(format!(
+            "expected 1 signature, got {}",
+            tx.signatures.len()
+        )));
     }
     let sign_mode = match signer_info.mode_info.as_ref().and_then(|m| m.sum.as_ref()) {
         Some(mode_info::Sum::Single(single)) => single.mode,
-        _ => return Err(TxError::Unauthorized("only single-signer SIGN_MODE_DIRECT transactions are supported".into())),
+        _ => {
+            return Err(TxError::Unauthorized(
+                "only single-signer SIGN_MODE_DIRECT transactions are supported".into(),
+            ))
+        }
     };
     let signature = tx.signatures[0].clone();
     match mode {
@@ -100,27 +122,39 @@ pub fn decode_tx(raw: &[u8], params: &Params, mode: DecodeMode) -> Result<Checke
     }
     let public_key = match &signer_info.public_key {
         Some(any) if any.type_url == SECP256K1_PUBKEY_TYPE_URL => {
-            let key = PubKey::decode(any.value.as_slice()).map_err(|e| TxError::InvalidPubKey(e.to_string()))?;
-            let key: [u8; 33] = key
-                .key
-                .try_into()
-                .map_err(|_| TxError::InvalidPubKey("a secp256k1 public key is 33 bytes (compressed)".into()))?;
+            let key = PubKey::decode(any.value.as_slice())
+                .map_err(|e| TxError::InvalidPubKey(e.to_string()))?;
+            let key: [u8; 33] = key.key.try_into().map_err(|_| {
+                TxError::InvalidPubKey("a secp256k1 public key is 33 bytes (compressed)".into())
+            })?;
             if Address::from_secp256k1(&key) != signer {
-                return Err(TxError::InvalidPubKey(format!("public key does not belong to signer {signer}")));
+                return Err(TxError::InvalidPubKey(format!(
+                    "public key does not belong to signer {signer}"
+                )));
             }
             Some(key)
         }
-        Some(any) => return Err(TxError::InvalidPubKey(format!("unsupported public key type `{}`", any.type_url))),
+        Some(any) => {
+            return Err(TxError::InvalidPubKey(format!(
+                "unsupported public key type `{}`",
+                any.type_url
+            )))
+        }
         None => None,
     };
 
     let fee = auth_info.fee.unwrap_or_default();
     if !fee.payer.is_empty() || !fee.granter.is_empty() {
-        return Err(TxError::InvalidRequest("fee payers and fee grants are not supported".into()));
+        return Err(TxError::InvalidRequest(
+            "fee payers and fee grants are not supported".into(),
+        ));
     }
     let fee_coins = parse_coins(&fee.amount)?;
     if let Some(other) = fee_coins.iter().find(|c| c.denom != params.fee_denom) {
-        return Err(TxError::InsufficientFee(format!("fees are paid in {}, not {}", params.fee_denom, other.denom)));
+        return Err(TxError::InsufficientFee(format!(
+            "fees are paid in {}, not {}",
+            params.fee_denom, other.denom
+        )));
     }
     if mode == DecodeMode::Signed && (fee.gas_limit == 0 || fee.gas_limit > params.max_tx_gas) {
         return Err(TxError::InvalidGasLimit(format!(

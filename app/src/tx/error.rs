@@ -14,7 +14,11 @@ pub enum TxError {
     #[error("{0}")]
     InvalidSequence(String),
     #[error("signature verification failed; please verify account number ({account_number}), sequence ({sequence}) and chain-id ({chain_id}): unauthorized")]
-    SignatureVerification { account_number: u64, sequence: u64, chain_id: String },
+    SignatureVerification {
+        account_number: u64,
+        sequence: u64,
+        chain_id: String,
+    },
     #[error("{0}: unauthorized")]
     Unauthorized(String),
     #[error("{0}: insufficient funds")]
@@ -41,7 +45,9 @@ pub enum TxError {
     TxTooLarge(String),
     #[error("{0}: tx timeout height")]
     TimeoutHeight(String),
-    #[error("account sequence mismatch, expected {expected}, got {got}: incorrect account sequence")]
+    #[error(
+        "account sequence mismatch, expected {expected}, got {got}: incorrect account sequence"
+    )]
     WrongSequence { expected: u64, got: u64 },
     #[error("{0}: invalid gas limit")]
     InvalidGasLimit(String),
@@ -49,7 +55,11 @@ pub enum TxError {
     Internal(String),
     /// A wasm operation failed (codespace `wasm` for contract errors).
     #[error("{log}")]
-    Wasm { codespace: &'static str, code: u32, log: String },
+    Wasm {
+        codespace: &'static str,
+        code: u32,
+        log: String,
+    },
     /// A message failed; its own error says why.
     #[error("failed to execute message; message index: {index}: {source}")]
     Message { index: usize, source: Box<TxError> },
@@ -106,7 +116,11 @@ impl From<crate::modules::wasm::WasmError> for TxError {
         match e {
             crate::modules::wasm::WasmError::Chain(inner) => *inner,
             crate::modules::wasm::WasmError::State(inner) => inner.into(),
-            other => TxError::Wasm { codespace: other.codespace(), code: other.code(), log: other.to_string() },
+            other => TxError::Wasm {
+                codespace: other.codespace(),
+                code: other.code(),
+                log: other.to_string(),
+            },
         }
     }
 }

@@ -83,7 +83,13 @@ pub fn execute_tx<P: StateRead>(parent: &P, tx: &CheckedTx, env: &TxEnv) -> TxOu
         return rejected(e.into(), &meter, vec![]);
     }
     let mut ante_state = Overlay::new(parent);
-    if let Err(e) = ante(&mut Metered::new(&mut ante_state, &meter), &meter, tx, env, &mut events) {
+    if let Err(e) = ante(
+        &mut Metered::new(&mut ante_state, &meter),
+        &meter,
+        tx,
+        env,
+        &mut events,
+    ) {
         return rejected(e, &meter, vec![]);
     }
     if env.mode == ExecMode::Check {
@@ -112,7 +118,10 @@ pub fn execute_tx<P: StateRead>(parent: &P, tx: &CheckedTx, env: &TxEnv) -> TxOu
             Err(e) => {
                 let error = match e {
                     TxError::OutOfGas(log) => TxError::OutOfGas(log),
-                    other => TxError::Message { index, source: Box::new(other) },
+                    other => TxError::Message {
+                        index,
+                        source: Box::new(other),
+                    },
                 };
                 failure = Some(error);
                 break;
@@ -125,10 +134,21 @@ pub fn execute_tx<P: StateRead>(parent: &P, tx: &CheckedTx, env: &TxEnv) -> TxOu
             ante_state.apply(msg_changes);
             events.extend(msg_events);
             #[allow(deprecated)]
-            let data = TxMsgData { data: vec![], msg_responses }.encode_to_vec();
+            let data = TxMsgData {
+                data: vec![],
+                msg_responses,
+            }
+            .encode_to_vec();
             (Ok(()), data)
         }
         Some(error) => (Err(error), vec![]),
     };
-    TxOutcome { result, gas_wanted, gas_used: meter.used(), events, data, changes: Some(ante_state.into_changes()) }
+    TxOutcome {
+        result,
+        gas_wanted,
+        gas_used: meter.used(),
+        events,
+        data,
+        changes: Some(ante_state.into_changes()),
+    }
 }

@@ -21,7 +21,11 @@ use crate::state::{GasMeter, Metered, StateWrite};
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Msg {
     /// `/cosmos.bank.v1beta1.MsgSend`.
-    BankSend { from: Address, to: Address, amount: Vec<Coin> },
+    BankSend {
+        from: Address,
+        to: Address,
+        amount: Vec<Coin>,
+    },
     /// `/cosmwasm.wasm.v1.MsgStoreCode` (the wasm already gunzipped).
     StoreCode { sender: Address, wasm: Vec<u8> },
     /// `/cosmwasm.wasm.v1.MsgInstantiateContract` and `…2` (with a salt).
@@ -35,11 +39,25 @@ pub enum Msg {
         salt: Option<Vec<u8>>,
     },
     /// `/cosmwasm.wasm.v1.MsgExecuteContract`.
-    Execute { sender: Address, contract: Address, msg: Vec<u8>, funds: Vec<Coin> },
+    Execute {
+        sender: Address,
+        contract: Address,
+        msg: Vec<u8>,
+        funds: Vec<Coin>,
+    },
     /// `/cosmwasm.wasm.v1.MsgMigrateContract`.
-    Migrate { sender: Address, contract: Address, code_id: u64, msg: Vec<u8> },
+    Migrate {
+        sender: Address,
+        contract: Address,
+        code_id: u64,
+        msg: Vec<u8>,
+    },
     /// `/cosmwasm.wasm.v1.MsgUpdateAdmin` (`Some`) and `MsgClearAdmin` (`None`).
-    SetAdmin { sender: Address, contract: Address, new_admin: Option<Address> },
+    SetAdmin {
+        sender: Address,
+        contract: Address,
+        new_admin: Option<Address>,
+    },
 }
 
 const MSG_SEND: &str = "/cosmos.bank.v1beta1.MsgSend";
@@ -56,7 +74,8 @@ fn decode_as<T: Message + Default>(any: &Any) -> Result<T, TxError> {
 }
 
 fn address(text: &str, field: &str) -> Result<Address, TxError> {
-    text.parse().map_err(|e| TxError::InvalidAddress(format!("{field}: {e}")))
+    text.parse()
+        .map_err(|e| TxError::InvalidAddress(format!("{field}: {e}")))
 }
 
 fn optional_address(text: &str, field: &str) -> Result<Option<Address>, TxError> {
@@ -68,8 +87,11 @@ fn optional_address(text: &str, field: &str) -> Result<Option<Address>, TxError>
 }
 
 fn json_message(msg: &[u8]) -> Result<Vec<u8>, TxError> {
-    serde_json::from_slice::<serde_json::Value>(msg)
-        .map_err(|e| TxError::from(WasmError::InvalidMsg(format!("contract message is not valid JSON: {e}"))))?;
+    serde_json::from_slice::<serde_json::Value>(msg).map_err(|e| {
+        TxError::from(WasmError::InvalidMsg(format!(
+            "contract message is not valid JSON: {e}"
+        )))
+    })?;
     Ok(msg.to_vec())
 }
 
@@ -104,11 +126,18 @@ impl Msg {
                 if amount.is_empty() {
                     return Err(TxError::InvalidCoins("amount must not be empty".into()));
                 }
-                Msg::BankSend { from: address(&msg.from_address, "from address")?, to: address(&msg.to_address, "to address")?, amount }
+                Msg::BankSend {
+                    from: address(&msg.from_address, "from address")?,
+                    to: address(&msg.to_address, "to address")?,
+                    amount,
+                }
             }
             MSG_STORE_CODE => {
                 let msg: wasm_proto::MsgStoreCode = decode_as(any)?;
-                Msg::StoreCode { sender: address(&msg.sender, "sender")?, wasm: uncompress(&msg.wasm_byte_code)? }
+                Msg::StoreCode {
+                    sender: address(&msg.sender, "sender")?,
+                    wasm: uncompress(&msg.wasm_byte_code)?,
+                }
             }
             MSG_INSTANTIATE => {
                 let msg: wasm_proto::MsgInstantiateContract = decode_as(any)?;
@@ -165,9 +194,17 @@ impl Msg {
             }
             MSG_CLEAR_ADMIN => {
                 let msg: wasm_proto::MsgClearAdmin = decode_as(any)?;
-                Msg::SetAdmin { sender: address(&msg.sender, "sender")?, contract: address(&msg.contract, "contract")?, new_admin: None }
+                Msg::SetAdmin {
+                    sender: address(&msg.sender, "sender")?,
+                    contract: address(&msg.contract, "contract")?,
+                    new_admin: None,
+                }
             }
-            other => return Err(TxError::UnknownRequest(format!("unrecognized message type `{other}`"))),
+            other => {
+                return Err(TxError::UnknownRequest(format!(
+                    "unrecognized message type `{other}`"
+                )))
+            }
         })
     }
 
@@ -180,8 +217,12 @@ impl Msg {
             Msg::Instantiate { salt: Some(_), .. } => MSG_INSTANTIATE2,
             Msg::Execute { .. } => MSG_EXECUTE,
             Msg::Migrate { .. } => MSG_MIGRATE,
-            Msg::SetAdmin { new_admin: Some(_), .. } => MSG_UPDATE_ADMIN,
-            Msg::SetAdmin { new_admin: None, .. } => MSG_CLEAR_ADMIN,
+            Msg::SetAdmin {
+                new_admin: Some(_), ..
+            } => MSG_UPDATE_ADMIN,
+            Msg::SetAdmin {
+                new_admin: None, ..
+            } => MSG_CLEAR_ADMIN,
         }
     }
 
@@ -215,30 +256,73 @@ impl Msg {
         events: &mut Vec<Event>,
     ) -> Result<Any, TxError> {
         let signer = self.signer().to_string();
-        events.push(event("message", &[("action", self.type_url()), ("sender", &signer), ("module", self.module())]));
+        events.push(event(
+            "message",
+            &[
+                ("action", self.type_url()),
+                ("sender", &signer),
+                ("module", self.module()),
+            ],
+        ));
         if let Msg::BankSend { from, to, amount } = self {
             bank::send(&mut Metered::new(state, meter), from, to, amount, events)?;
-            return Ok(response_any("/cosmos.bank.v1beta1.MsgSendResponse", MsgSendResponse {}));
+            return Ok(response_any(
+                "/cosmos.bank.v1beta1.MsgSendResponse",
+                MsgSendResponse {},
+            ));
         }
-        let vm = env.wasm.ok_or_else(|| TxError::Internal("this node runs without the wasm VM".into()))?;
-        let call = WasmCall { vm, meter, site: CallSite { block: env.block_info(), tx_index: Some(env.tx_index), depth: 0 } };
+        let vm = env
+            .wasm
+            .ok_or_else(|| TxError::Internal("this node runs without the wasm VM".into()))?;
+        let call = WasmCall {
+            vm,
+            meter,
+            site: CallSite {
+                block: env.block_info(),
+                tx_index: Some(env.tx_index),
+                depth: 0,
+            },
+        };
         match self {
             Msg::BankSend { .. } => unreachable!("handled above"),
             Msg::StoreCode { sender, wasm } => {
-                meter.consume(COMPILE_COST_PER_BYTE * wasm.len() as u64, "wasm compilation")?;
+                meter.consume(
+                    COMPILE_COST_PER_BYTE * wasm.len() as u64,
+                    "wasm compilation",
+                )?;
                 let checksum = vm.store(wasm)?;
                 // The code bytes are kept in state for other nodes' caches, but (as in wasmd)
                 // only compilation is charged, not storage per byte.
                 let code_id = store::next_code_id(&mut Metered::new(&mut *state, meter))?;
-                let info = wasm::CodeInfo { checksum: hex::encode(checksum), creator: sender.to_string() };
+                let info = wasm::CodeInfo {
+                    checksum: hex::encode(checksum),
+                    creator: sender.to_string(),
+                };
                 store::save_code(state, code_id, &info, wasm)?;
-                events.push(event("store_code", &[("code_checksum", &info.checksum), ("code_id", &code_id.to_string())]));
+                events.push(event(
+                    "store_code",
+                    &[
+                        ("code_checksum", &info.checksum),
+                        ("code_id", &code_id.to_string()),
+                    ],
+                ));
                 Ok(response_any(
                     "/cosmwasm.wasm.v1.MsgStoreCodeResponse",
-                    wasm_proto::MsgStoreCodeResponse { code_id, checksum: checksum.to_vec() },
+                    wasm_proto::MsgStoreCodeResponse {
+                        code_id,
+                        checksum: checksum.to_vec(),
+                    },
                 ))
             }
-            Msg::Instantiate { sender, admin, code_id, label, msg, funds, salt } => {
+            Msg::Instantiate {
+                sender,
+                admin,
+                code_id,
+                label,
+                msg,
+                funds,
+                salt,
+            } => {
                 let request = dispatch::Instantiate {
                     sender: *sender,
                     admin: *admin,
@@ -253,33 +337,64 @@ impl Msg {
                 Ok(match salt {
                     None => response_any(
                         "/cosmwasm.wasm.v1.MsgInstantiateContractResponse",
-                        wasm_proto::MsgInstantiateContractResponse { address: contract.to_string(), data },
+                        wasm_proto::MsgInstantiateContractResponse {
+                            address: contract.to_string(),
+                            data,
+                        },
                     ),
                     Some(_) => response_any(
                         "/cosmwasm.wasm.v1.MsgInstantiateContract2Response",
-                        wasm_proto::MsgInstantiateContract2Response { address: contract.to_string(), data },
+                        wasm_proto::MsgInstantiateContract2Response {
+                            address: contract.to_string(),
+                            data,
+                        },
                     ),
                 })
             }
-            Msg::Execute { sender, contract, msg, funds } => {
+            Msg::Execute {
+                sender,
+                contract,
+                msg,
+                funds,
+            } => {
                 let data = dispatch::execute(&call, state, sender, contract, msg, funds, events)?;
                 Ok(response_any(
                     "/cosmwasm.wasm.v1.MsgExecuteContractResponse",
-                    wasm_proto::MsgExecuteContractResponse { data: data.map(|d| d.to_vec()).unwrap_or_default() },
+                    wasm_proto::MsgExecuteContractResponse {
+                        data: data.map(|d| d.to_vec()).unwrap_or_default(),
+                    },
                 ))
             }
-            Msg::Migrate { sender, contract, code_id, msg } => {
-                let data = dispatch::migrate(&call, state, sender, contract, *code_id, msg, events)?;
+            Msg::Migrate {
+                sender,
+                contract,
+                code_id,
+                msg,
+            } => {
+                let data =
+                    dispatch::migrate(&call, state, sender, contract, *code_id, msg, events)?;
                 Ok(response_any(
                     "/cosmwasm.wasm.v1.MsgMigrateContractResponse",
-                    wasm_proto::MsgMigrateContractResponse { data: data.map(|d| d.to_vec()).unwrap_or_default() },
+                    wasm_proto::MsgMigrateContractResponse {
+                        data: data.map(|d| d.to_vec()).unwrap_or_default(),
+                    },
                 ))
             }
-            Msg::SetAdmin { sender, contract, new_admin } => {
+            Msg::SetAdmin {
+                sender,
+                contract,
+                new_admin,
+            } => {
                 dispatch::set_admin(state, sender, contract, new_admin.as_ref(), events)?;
                 Ok(match new_admin {
-                    Some(_) => response_any("/cosmwasm.wasm.v1.MsgUpdateAdminResponse", wasm_proto::MsgUpdateAdminResponse {}),
-                    None => response_any("/cosmwasm.wasm.v1.MsgClearAdminResponse", wasm_proto::MsgClearAdminResponse {}),
+                    Some(_) => response_any(
+                        "/cosmwasm.wasm.v1.MsgUpdateAdminResponse",
+                        wasm_proto::MsgUpdateAdminResponse {},
+                    ),
+                    None => response_any(
+                        "/cosmwasm.wasm.v1.MsgClearAdminResponse",
+                        wasm_proto::MsgClearAdminResponse {},
+                    ),
                 })
             }
         }
@@ -287,5 +402,8 @@ impl Msg {
 }
 
 fn response_any(type_url: &str, response: impl Message) -> Any {
-    Any { type_url: type_url.to_string(), value: response.encode_to_vec() }
+    Any {
+        type_url: type_url.to_string(),
+        value: response.encode_to_vec(),
+    }
 }

@@ -43,9 +43,17 @@ impl Params {
 }
 
 fn parse_decimal(text: &str) -> Result<u128, String> {
-    let error = || format!("min_gas_price `{text}` must be a non-negative decimal with at most 18 fractional digits");
+    let error = || {
+        format!("min_gas_price `{text}` must be a non-negative decimal with at most 18 fractional digits")
+    };
     let (whole, fraction) = text.split_once('.').unwrap_or((text, ""));
-    if whole.is_empty() || fraction.len() > 18 || !whole.chars().chain(fraction.chars()).all(|c| c.is_ascii_digit()) {
+    if whole.is_empty()
+        || fraction.len() > 18
+        || !whole
+            .chars()
+            .chain(fraction.chars())
+            .all(|c| c.is_ascii_digit())
+    {
         return Err(error());
     }
     let whole: u128 = whole.parse().map_err(|_| error())?;
@@ -54,7 +62,10 @@ fn parse_decimal(text: &str) -> Result<u128, String> {
     } else {
         fraction.parse::<u128>().map_err(|_| error())? * 10u128.pow(18 - fraction.len() as u32)
     };
-    whole.checked_mul(PRICE_SCALE).and_then(|w| w.checked_add(fraction_scaled)).ok_or_else(error)
+    whole
+        .checked_mul(PRICE_SCALE)
+        .and_then(|w| w.checked_add(fraction_scaled))
+        .ok_or_else(error)
 }
 
 #[cfg(test)]
@@ -72,7 +83,10 @@ mod tests {
     #[test]
     fn malformed_gas_prices_are_rejected() {
         for bad in ["", ".5", "1e3", "-1", "0.1234567890123456789"] {
-            let params = ChainParams { min_gas_price: bad.into(), ..ChainParams::default() };
+            let params = ChainParams {
+                min_gas_price: bad.into(),
+                ..ChainParams::default()
+            };
             assert!(Params::from_genesis(&params).is_err(), "{bad}");
         }
     }

@@ -29,7 +29,10 @@ impl SignatureCache {
     /// True if this exact signature already verified for this account and key.
     pub fn contains(&self, tx_hash: &[u8; 32], account_number: u64, public_key: &[u8; 33]) -> bool {
         let key = Self::key(tx_hash, account_number, public_key);
-        self.verified.lock().expect("signature cache lock").contains(&key)
+        self.verified
+            .lock()
+            .expect("signature cache lock")
+            .contains(&key)
     }
 
     /// Records a successful verification.

@@ -18,7 +18,9 @@ use nesa_sdk::cosmrs::proto::cosmos::bank::v1beta1::{QueryBalanceRequest, QueryB
 use nesa_sdk::cosmrs::Any;
 use nesa_sdk::{Address, Coins, TxBuilder};
 use prost::Message;
-use tendermint_proto::v0_38::abci::{RequestFinalizeBlock, RequestInitChain, RequestQuery, ExecTxResult, ResponseCheckTx};
+use tendermint_proto::v0_38::abci::{
+    ExecTxResult, RequestFinalizeBlock, RequestInitChain, RequestQuery, ResponseCheckTx,
+};
 
 pub const CHAIN_ID: &str = "nesa-test-1";
 
@@ -35,18 +37,34 @@ impl TestAccount {
     pub fn from_seed(seed: u8, account_number: u64) -> Self {
         let key = SigningKey::from_slice(&[seed; 32]).expect("valid secret key");
         let address = Address::from_public_key(&key.public_key()).expect("secp256k1 address");
-        TestAccount { key, address, account_number, sequence: 0 }
+        TestAccount {
+            key,
+            address,
+            account_number,
+            sequence: 0,
+        }
     }
 
     /// A signed transaction with default gas and fee, advancing the local sequence.
     pub fn sign(&mut self, msgs: Vec<Any>) -> Vec<u8> {
-        let tx = self.builder().msgs(msgs).sign(&self.key).expect("signs").bytes;
+        let tx = self
+            .builder()
+            .msgs(msgs)
+            .sign(&self.key)
+            .expect("signs")
+            .bytes;
         self.sequence += 1;
         tx
     }
 
     /// A send of `amount` unes to `to` with an explicit gas limit and fee (sequence unchanged).
-    pub fn sign_send_with_gas(&self, to: &Address, amount: u128, gas_limit: u64, fee: u128) -> Vec<u8> {
+    pub fn sign_send_with_gas(
+        &self,
+        to: &Address,
+        amount: u128,
+        gas_limit: u64,
+        fee: u128,
+    ) -> Vec<u8> {
         self.builder()
             .msgs(vec![self.send_msg(to, amount)])
             .gas_limit(gas_limit)
@@ -73,12 +91,21 @@ impl TestAccount {
 
     /// A builder preset with this account's number and sequence on the test chain.
     pub fn builder(&self) -> TxBuilder {
-        TxBuilder::new(CHAIN_ID.parse().expect("chain id"), self.account_number, self.sequence)
+        TxBuilder::new(
+            CHAIN_ID.parse().expect("chain id"),
+            self.account_number,
+            self.sequence,
+        )
     }
 
     /// A `MsgSend` of `amount` unes to `to`.
     pub fn send_msg(&self, to: &Address, amount: u128) -> Any {
-        nesa_sdk::msgs::bank_send(&self.address, to, &Coins::from(nesa_sdk::Coin::unes(amount))).expect("valid msg")
+        nesa_sdk::msgs::bank_send(
+            &self.address,
+            to,
+            &Coins::from(nesa_sdk::Coin::unes(amount)),
+        )
+        .expect("valid msg")
     }
 }
 
@@ -101,7 +128,10 @@ impl TestChain {
         let mut app_state = AppState::default();
         for (address, amount) in funded {
             app_state
-                .add_balance(&address.to_string(), GenesisCoin::parse_list(&format!("{amount}unes")).unwrap())
+                .add_balance(
+                    &address.to_string(),
+                    GenesisCoin::parse_list(&format!("{amount}unes")).unwrap(),
+                )
                 .unwrap();
         }
         Self::with_app_state(dir, app_state)
@@ -116,13 +146,15 @@ impl TestChain {
 
     fn with_app_state(dir: PathBuf, app_state: AppState) -> Self {
         let chain = Self::open(dir);
-        chain.app.init_chain(RequestInitChain {
-            chain_id: CHAIN_ID.into(),
-            app_state_bytes: serde_json::to_vec(&app_state).unwrap().into(),
-            initial_height: 1,
-            ..Default::default()
-        })
-        .unwrap();
+        chain
+            .app
+            .init_chain(RequestInitChain {
+                chain_id: CHAIN_ID.into(),
+                app_state_bytes: serde_json::to_vec(&app_state).unwrap().into(),
+                initial_height: 1,
+                ..Default::default()
+            })
+            .unwrap();
         chain.produce();
         chain
     }
@@ -139,15 +171,31 @@ impl TestChain {
         }
         let key = ValidatorKey::load(&key_path).unwrap();
         let (committed, _) = tokio::sync::broadcast::channel(16);
-        let producer =
-            Producer::new(app.clone(), store.clone(), mempool.clone(), key, CHAIN_ID.parse().unwrap(), 10, committed)
-                .with_clock(nesa_app::solo::producer::one_second_blocks);
-        TestChain { dir, app, store, mempool, producer, keep_dir: false }
+        let producer = Producer::new(
+            app.clone(),
+            store.clone(),
+            mempool.clone(),
+            key,
+            CHAIN_ID.parse().unwrap(),
+            10,
+            committed,
+        )
+        .with_clock(nesa_app::solo::producer::one_second_blocks);
+        TestChain {
+            dir,
+            app,
+            store,
+            mempool,
+            producer,
+            keep_dir: false,
+        }
     }
 
     /// CheckTx through the mempool (what `broadcast_tx_sync` reports).
     pub fn submit(&self, tx: &[u8]) -> ResponseCheckTx {
-        self.mempool.submit(&self.app, tx.to_vec()).expect("admitted to the mempool queue")
+        self.mempool
+            .submit(&self.app, tx.to_vec())
+            .expect("admitted to the mempool queue")
     }
 
     /// Produces one block from the mempool.
@@ -174,7 +222,11 @@ impl TestChain {
 
     /// The last committed height.
     pub fn height(&self) -> u64 {
-        self.app.storage().committed().unwrap().map_or(0, |c| c.height)
+        self.app
+            .storage()
+            .committed()
+            .unwrap()
+            .map_or(0, |c| c.height)
     }
 
     /// The app hash after the last committed block.
@@ -184,7 +236,10 @@ impl TestChain {
 
     /// A balance through the ABCI query path clients use.
     pub fn balance(&self, address: &impl std::fmt::Display) -> u128 {
-        let request = QueryBalanceRequest { address: address.to_string(), denom: "unes".into() };
+        let request = QueryBalanceRequest {
+            address: address.to_string(),
+            denom: "unes".into(),
+        };
         let response = self.app.query(RequestQuery {
             path: "/cosmos.bank.v1beta1.Query/Balance".into(),
             data: request.encode_to_vec().into(),
@@ -200,7 +255,10 @@ impl TestChain {
     pub fn simulate(&self, tx: &[u8]) -> u64 {
         use nesa_sdk::cosmrs::proto::cosmos::tx::v1beta1::{SimulateRequest, SimulateResponse};
         #[allow(deprecated)]
-        let request = SimulateRequest { tx: None, tx_bytes: tx.to_vec() };
+        let request = SimulateRequest {
+            tx: None,
+            tx_bytes: tx.to_vec(),
+        };
         let response = self.app.query(RequestQuery {
             path: "/cosmos.tx.v1beta1.Service/Simulate".into(),
             data: request.encode_to_vec().into(),
@@ -208,13 +266,26 @@ impl TestChain {
             prove: false,
         });
         assert_eq!(response.code, 0, "{}", response.log);
-        SimulateResponse::decode(response.value.as_ref()).unwrap().gas_info.unwrap().gas_used
+        SimulateResponse::decode(response.value.as_ref())
+            .unwrap()
+            .gas_info
+            .unwrap()
+            .gas_used
     }
 
     /// A contract's answer to a smart query, as JSON.
-    pub fn query_smart(&self, contract: &str, query: serde_json::Value) -> Result<serde_json::Value, String> {
-        use nesa_sdk::cosmrs::proto::cosmwasm::wasm::v1::{QuerySmartContractStateRequest, QuerySmartContractStateResponse};
-        let request = QuerySmartContractStateRequest { address: contract.into(), query_data: serde_json::to_vec(&query).unwrap() };
+    pub fn query_smart(
+        &self,
+        contract: &str,
+        query: serde_json::Value,
+    ) -> Result<serde_json::Value, String> {
+        use nesa_sdk::cosmrs::proto::cosmwasm::wasm::v1::{
+            QuerySmartContractStateRequest, QuerySmartContractStateResponse,
+        };
+        let request = QuerySmartContractStateRequest {
+            address: contract.into(),
+            query_data: serde_json::to_vec(&query).unwrap(),
+        };
         let response = self.app.query(RequestQuery {
             path: "/cosmwasm.wasm.v1.Query/SmartContractState".into(),
             data: request.encode_to_vec().into(),
@@ -224,7 +295,9 @@ impl TestChain {
         if response.code != 0 {
             return Err(response.log);
         }
-        let data = QuerySmartContractStateResponse::decode(response.value.as_ref()).unwrap().data;
+        let data = QuerySmartContractStateResponse::decode(response.value.as_ref())
+            .unwrap()
+            .data;
         Ok(serde_json::from_slice(&data).unwrap())
     }
 
@@ -232,26 +305,45 @@ impl TestChain {
     pub fn run(&self, tx: &[u8]) -> ExecTxResult {
         let check = self.submit(tx);
         if check.code != 0 {
-            return ExecTxResult { code: check.code, log: check.log, codespace: check.codespace, ..Default::default() };
+            return ExecTxResult {
+                code: check.code,
+                log: check.log,
+                codespace: check.codespace,
+                ..Default::default()
+            };
         }
         let block = self.produce();
-        let index = block.block.data.iter().position(|t| t == tx).expect("the block includes the tx");
+        let index = block
+            .block
+            .data
+            .iter()
+            .position(|t| t == tx)
+            .expect("the block includes the tx");
         block.results.tx_results[index].clone()
     }
 
     /// An account's sequence (0 if it does not exist).
     pub fn sequence(&self, address: &Address) -> u64 {
-        use nesa_sdk::cosmrs::proto::cosmos::auth::v1beta1::{BaseAccount, QueryAccountRequest, QueryAccountResponse};
+        use nesa_sdk::cosmrs::proto::cosmos::auth::v1beta1::{
+            BaseAccount, QueryAccountRequest, QueryAccountResponse,
+        };
         let response = self.app.query(RequestQuery {
             path: "/cosmos.auth.v1beta1.Query/Account".into(),
-            data: QueryAccountRequest { address: address.to_string() }.encode_to_vec().into(),
+            data: QueryAccountRequest {
+                address: address.to_string(),
+            }
+            .encode_to_vec()
+            .into(),
             height: 0,
             prove: false,
         });
         if response.code != 0 {
             return 0;
         }
-        let any = QueryAccountResponse::decode(response.value.as_ref()).unwrap().account.unwrap();
+        let any = QueryAccountResponse::decode(response.value.as_ref())
+            .unwrap()
+            .account
+            .unwrap();
         BaseAccount::decode(any.value.as_slice()).unwrap().sequence
     }
 }
@@ -283,7 +375,12 @@ impl TestChain {
         let block = self.produce();
         txs.iter()
             .map(|tx| {
-                let index = block.block.data.iter().position(|t| t == tx).expect("the block includes every tx");
+                let index = block
+                    .block
+                    .data
+                    .iter()
+                    .position(|t| t == tx)
+                    .expect("the block includes every tx");
                 block.results.tx_results[index].clone()
             })
             .collect()

@@ -65,16 +65,28 @@ async fn health(State(state): State<Arc<ApiState>>) -> impl IntoResponse {
 }
 
 async fn metrics(State(state): State<Arc<ApiState>>) -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render())
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        state.metrics.render(),
+    )
 }
 
-async fn generate(State(state): State<Arc<ApiState>>, Json(body): Json<GenerateBody>) -> impl IntoResponse {
+async fn generate(
+    State(state): State<Arc<ApiState>>,
+    Json(body): Json<GenerateBody>,
+) -> impl IntoResponse {
     if body.prompt.trim().is_empty() {
-        return (StatusCode::BAD_REQUEST, Json(serde_json::json!({"error": "prompt is empty"}))).into_response();
+        return (
+            StatusCode::BAD_REQUEST,
+            Json(serde_json::json!({"error": "prompt is empty"})),
+        )
+            .into_response();
     }
     let max_tokens = body.max_tokens.clamp(1, 512);
     let outcome = tokio::task::spawn_blocking(move || {
-        let prompt = state.tokenizer.encode(&state.tokenizer.chat_prompt(None, &body.prompt))?;
+        let prompt = state
+            .tokenizer
+            .encode(&state.tokenizer.chat_prompt(None, &body.prompt))?;
         let request = GenerateRequest {
             prompt,
             max_tokens,
@@ -93,14 +105,24 @@ async fn generate(State(state): State<Arc<ApiState>>, Json(body): Json<GenerateB
     .await;
     match outcome {
         Ok(Ok(answer)) => Json(answer).into_response(),
-        Ok(Err(e)) => (StatusCode::INTERNAL_SERVER_ERROR, Json(serde_json::json!({"error": e.to_string()}))).into_response(),
-        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, Json(serde_json::json!({"error": e.to_string()}))).into_response(),
+        Ok(Err(e)) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            Json(serde_json::json!({"error": e.to_string()})),
+        )
+            .into_response(),
+        Err(e) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            Json(serde_json::json!({"error": e.to_string()})),
+        )
+            .into_response(),
     }
 }
 
 /// Serves the API on `address` until the process stops.
 pub async fn serve(state: Arc<ApiState>, address: &str) -> anyhow::Result<()> {
-    let listener = tokio::net::TcpListener::bind(address).await.map_err(|e| anyhow::anyhow!("cannot listen on {address}: {e}"))?;
+    let listener = tokio::net::TcpListener::bind(address)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {address}: {e}"))?;
     tracing::info!(%address, "HTTP API: /health /metrics /v1/generate");
     axum::serve(listener, router(state)).await?;
     Ok(())

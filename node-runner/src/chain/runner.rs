@@ -9,9 +9,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use cosmwasm_std::{Binary, HexBinary};
-use nesa_market::market::{ExecuteMsg, InferenceQuery, NodeOutcome, QueriesResponse, QueryMsg, QueryPhase, QueryResponse};
+use nesa_market::market::{
+    ExecuteMsg, InferenceQuery, NodeOutcome, QueriesResponse, QueryMsg, QueryPhase, QueryResponse,
+};
 use nesa_sdk::cosmrs::crypto::secp256k1::SigningKey;
-use nesa_sdk::{execute_msg, Address, BlockWatcher, ChainClient, Coins, GasSetting, SendTxOptions, TxSender, WatchedBlock};
+use nesa_sdk::{
+    execute_msg, Address, BlockWatcher, ChainClient, Coins, GasSetting, SendTxOptions, TxSender,
+    WatchedBlock,
+};
 use tokio::sync::mpsc;
 
 use super::work::{commitment_for, run_query, salt, QueryResult, WorkError};
@@ -47,7 +52,14 @@ struct Job {
 
 impl Job {
     fn new() -> Self {
-        Job { assigned_at: Instant::now(), result: None, computing: false, last_sent: None, settleable_since: None, reveal_open_at: None }
+        Job {
+            assigned_at: Instant::now(),
+            result: None,
+            computing: false,
+            last_sent: None,
+            settleable_since: None,
+            reveal_open_at: None,
+        }
     }
 
     fn recently_sent(&self, step: Step, height: u64) -> bool {
@@ -112,7 +124,8 @@ impl Runner {
                     }
                 }
             }
-            self.advance(&mut sender, &mut jobs, height, &finished_tx).await;
+            self.advance(&mut sender, &mut jobs, height, &finished_tx)
+                .await;
         }
     }
 
@@ -123,9 +136,18 @@ impl Runner {
         loop {
             let page: QueriesResponse = self
                 .client
-                .query_contract(&self.market, &QueryMsg::QueriesByNode { node: self.node.to_string(), start_after, limit: Some(100) })
+                .query_contract(
+                    &self.market,
+                    &QueryMsg::QueriesByNode {
+                        node: self.node.to_string(),
+                        start_after,
+                        limit: Some(100),
+                    },
+                )
                 .await?;
-            let Some(last) = page.queries.last().map(|q| q.id) else { break };
+            let Some(last) = page.queries.last().map(|q| q.id) else {
+                break;
+            };
             for query in page.queries.iter().filter(|q| !q.status.is_final()) {
                 tracing::info!(query_id = query.id, "resuming unfinished query");
                 jobs.insert(query.id, Job::new());
@@ -140,11 +162,17 @@ impl Runner {
         let me = self.node.to_string();
         let kind = wasm_type(market::QUERY_ASSIGNED);
         for event in block.events_of(&kind) {
-            let assigned = event.attribute(market::attr::NODES).is_some_and(|nodes| nodes.split(',').any(|n| n == me));
-            let query_id = event.attribute(market::attr::QUERY_ID).and_then(|id| id.parse::<u64>().ok());
+            let assigned = event
+                .attribute(market::attr::NODES)
+                .is_some_and(|nodes| nodes.split(',').any(|n| n == me));
+            let query_id = event
+                .attribute(market::attr::QUERY_ID)
+                .and_then(|id| id.parse::<u64>().ok());
             if let (true, Some(query_id)) = (assigned, query_id) {
                 if jobs.insert(query_id, Job::new()).is_none() {
-                    self.metrics.queries_assigned.fetch_add(1, Ordering::Relaxed);
+                    self.metrics
+                        .queries_assigned
+                        .fetch_add(1, Ordering::Relaxed);
                     tracing::info!(query_id, height = block.height, "assigned a query");
                 }
             }
@@ -158,13 +186,20 @@ impl Runner {
         for event in block.events_of(&kind) {
             if event.attribute("node") == Some(me.as_str()) {
                 self.metrics.slashes.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(query_id = event.attribute("query_id").unwrap_or("?"), reason = event.attribute("reason").unwrap_or("?"), "this node was slashed");
+                tracing::warn!(
+                    query_id = event.attribute("query_id").unwrap_or("?"),
+                    reason = event.attribute("reason").unwrap_or("?"),
+                    "this node was slashed"
+                );
             }
         }
     }
 
     async fn send(&self, sender: &mut TxSender<'_>, msg: &ExecuteMsg) -> bool {
-        let options = SendTxOptions { gas: GasSetting::Auto, ..SendTxOptions::default() };
+        let options = SendTxOptions {
+            gas: GasSetting::Auto,
+            ..SendTxOptions::default()
+        };
         let any = match execute_msg(&self.node, &self.market, msg, &Coins::default()) {
             Ok(any) => any,
             Err(e) => {
@@ -185,12 +220,22 @@ impl Runner {
     }
 
     /// Moves every job forward by what its query's phase allows.
-    async fn advance(&self, sender: &mut TxSender<'_>, jobs: &mut BTreeMap<u64, Job>, height: u64, finished: &mpsc::UnboundedSender<Finished>) {
+    async fn advance(
+        &self,
+        sender: &mut TxSender<'_>,
+        jobs: &mut BTreeMap<u64, Job>,
+        height: u64,
+        finished: &mpsc::UnboundedSender<Finished>,
+    ) {
         let ids: Vec<u64> = jobs.keys().copied().collect();
         let me = self.node.to_string();
         let me = me.as_str();
         for query_id in ids {
-            let state: QueryResponse = match self.client.query_contract(&self.market, &QueryMsg::Query { id: query_id }).await {
+            let state: QueryResponse = match self
+                .client
+                .query_contract(&self.market, &QueryMsg::Query { id: query_id })
+                .await
+            {
                 Ok(state) => state,
                 Err(e) => {
                     tracing::warn!(query_id, error = %e, "cannot read the query; retrying next block");
@@ -205,16 +250,25 @@ impl Runner {
             if state.query.status.is_final() {
                 match &mine.outcome {
                     Some(NodeOutcome::Paid { amount }) => {
-                        self.metrics.paid_unes.fetch_add(amount.u128() as u64, Ordering::Relaxed);
+                        self.metrics
+                            .paid_unes
+                            .fetch_add(amount.u128() as u64, Ordering::Relaxed);
                         tracing::info!(query_id, paid = %amount, "query settled; paid");
                     }
-                    Some(NodeOutcome::Slashed { reason, .. }) => tracing::warn!(query_id, reason = reason.as_str(), "query settled; slashed"),
-                    _ => tracing::info!(query_id, status = state.query.status.as_str(), "query settled"),
+                    Some(NodeOutcome::Slashed { reason, .. }) => {
+                        tracing::warn!(query_id, reason = reason.as_str(), "query settled; slashed")
+                    }
+                    _ => tracing::info!(
+                        query_id,
+                        status = state.query.status.as_str(),
+                        "query settled"
+                    ),
                 }
                 jobs.remove(&query_id);
                 continue;
             }
-            let needs_result = mine.reveal.is_none() && !matches!(state.phase, QueryPhase::Settleable | QueryPhase::Closed);
+            let needs_result = mine.reveal.is_none()
+                && !matches!(state.phase, QueryPhase::Settleable | QueryPhase::Closed);
             if job.result.is_none() && !job.computing && needs_result {
                 job.computing = true;
                 self.spawn_work(state.query.clone(), finished.clone());
@@ -223,12 +277,17 @@ impl Runner {
                 QueryPhase::Commit if mine.commitment.is_none() => {
                     if let Some(result) = &job.result {
                         if !job.recently_sent(Step::Commit, height) {
-                            let commitment = commitment_for(me, query_id, result, &salt(&self.secret, query_id));
-                            let msg = ExecuteMsg::Commit { query_id, commitment: HexBinary::from(commitment.to_vec()) };
+                            let commitment =
+                                commitment_for(me, query_id, result, &salt(&self.secret, query_id));
+                            let msg = ExecuteMsg::Commit {
+                                query_id,
+                                commitment: HexBinary::from(commitment.to_vec()),
+                            };
                             if self.send(sender, &msg).await {
                                 job.last_sent = Some((Step::Commit, height));
                                 self.metrics.commits_sent.fetch_add(1, Ordering::Relaxed);
-                                self.metrics.record_commit_latency(job.assigned_at.elapsed().as_secs_f64());
+                                self.metrics
+                                    .record_commit_latency(job.assigned_at.elapsed().as_secs_f64());
                                 tracing::info!(query_id, "committed");
                             }
                         }
@@ -247,7 +306,8 @@ impl Runner {
                             if self.send(sender, &msg).await {
                                 job.last_sent = Some((Step::Reveal, height));
                                 self.metrics.reveals_sent.fetch_add(1, Ordering::Relaxed);
-                                self.metrics.record_reveal_latency(opened.elapsed().as_secs_f64());
+                                self.metrics
+                                    .record_reveal_latency(opened.elapsed().as_secs_f64());
                                 tracing::info!(query_id, "revealed");
                             }
                         }
@@ -255,7 +315,10 @@ impl Runner {
                 }
                 QueryPhase::Settleable => {
                     let since = *job.settleable_since.get_or_insert(height);
-                    let first = state.assignments.first().is_some_and(|a| a.node.as_str() == me);
+                    let first = state
+                        .assignments
+                        .first()
+                        .is_some_and(|a| a.node.as_str() == me);
                     if (first || height >= since + SETTLE_BACKUP_BLOCKS)
                         && !job.recently_sent(Step::Settle, height)
                         && self.send(sender, &ExecuteMsg::Settle { query_id }).await

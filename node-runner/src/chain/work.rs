@@ -50,7 +50,11 @@ pub fn sampling_of(query: &InferenceQuery) -> Sampling {
 }
 
 /// Runs `query` on `model` and builds the result this node commits to.
-pub fn run_query(model: &Model, stop_tokens: &[u32], query: &InferenceQuery) -> Result<QueryResult, WorkError> {
+pub fn run_query(
+    model: &Model,
+    stop_tokens: &[u32],
+    query: &InferenceQuery,
+) -> Result<QueryResult, WorkError> {
     let prompt = decode_token_ids(&query.input).map_err(|e| WorkError::Input(e.to_string()))?;
     let request = GenerateRequest {
         prompt,
@@ -60,22 +64,38 @@ pub fn run_query(model: &Model, stop_tokens: &[u32], query: &InferenceQuery) -> 
         top_logprobs: TOP_K,
     };
     let generated = model.generate(&request, |_| {})?;
-    let seed: [u8; 32] = query.seed.as_slice().try_into().map_err(|_| WorkError::Seed)?;
+    let seed: [u8; 32] = query
+        .seed
+        .as_slice()
+        .try_into()
+        .map_err(|_| WorkError::Seed)?;
     let count = generated.tokens.len() as u32;
-    let positions = nesa_market::fingerprint::fingerprint_positions(&seed, count, query.fingerprint_positions as usize);
+    let positions = nesa_market::fingerprint::fingerprint_positions(
+        &seed,
+        count,
+        query.fingerprint_positions as usize,
+    );
     let entries = positions
         .into_iter()
         .map(|position| {
             let top = &generated.top_logprobs[position as usize];
             let pick = |i: usize| {
                 let (token_id, logprob) = top.get(i).copied().unwrap_or((0, f32::NEG_INFINITY));
-                TopToken { token_id, logprob_q: quantize_logprob(logprob) }
+                TopToken {
+                    token_id,
+                    logprob_q: quantize_logprob(logprob),
+                }
             };
             let top: [TopToken; TOP_K] = std::array::from_fn(pick);
-            FingerprintEntry { position: position as u16, top }
+            FingerprintEntry {
+                position: position as u16,
+                top,
+            }
         })
         .collect();
-    let fingerprint = Fingerprint { entries }.encode().map_err(|e| WorkError::Fingerprint(e.to_string()))?;
+    let fingerprint = Fingerprint { entries }
+        .encode()
+        .map_err(|e| WorkError::Fingerprint(e.to_string()))?;
     Ok(QueryResult {
         output: encode_token_ids(&generated.tokens),
         fingerprint,
@@ -96,5 +116,10 @@ pub fn salt(node_secret: &[u8; 32], query_id: u64) -> Vec<u8> {
 
 /// The commitment `node` posts for `result` of `query_id`.
 pub fn commitment_for(node: &str, query_id: u64, result: &QueryResult, salt: &[u8]) -> [u8; 32] {
-    commitment(node, query_id, &result_hash(&result.output, &result.fingerprint), salt)
+    commitment(
+        node,
+        query_id,
+        &result_hash(&result.output, &result.fingerprint),
+        salt,
+    )
 }

@@ -65,7 +65,8 @@ pub fn identify(model: &Path) -> anyhow::Result<ModelIdentity> {
     let tokenizer = Tokenizer::from_gguf_metadata(&content.metadata)
         .with_context(|| format!("reading the tokenizer of {}", model.display()))?;
     let mut weights = Sha256::new();
-    let mut reader = std::fs::File::open(model).with_context(|| format!("cannot open model {}", model.display()))?;
+    let mut reader = std::fs::File::open(model)
+        .with_context(|| format!("cannot open model {}", model.display()))?;
     std::io::copy(&mut reader, &mut weights)?;
     Ok(ModelIdentity {
         weights_sha256: weights.finalize().into(),
@@ -75,9 +76,17 @@ pub fn identify(model: &Path) -> anyhow::Result<ModelIdentity> {
     })
 }
 
-fn signer(home: &Path, config: &NodeConfig) -> anyhow::Result<(nesa_sdk::cosmrs::crypto::secp256k1::SigningKey, nesa_sdk::Address)> {
+fn signer(
+    home: &Path,
+    config: &NodeConfig,
+) -> anyhow::Result<(
+    nesa_sdk::cosmrs::crypto::secp256k1::SigningKey,
+    nesa_sdk::Address,
+)> {
     let keyring = Keyring::open(home)?;
-    let entry = keyring.show(&config.key).map_err(|e| anyhow::anyhow!("{e} (run `nesa-node init` first)"))?;
+    let entry = keyring
+        .show(&config.key)
+        .map_err(|e| anyhow::anyhow!("{e} (run `nesa-node init` first)"))?;
     Ok((entry.signing_key()?, entry.address))
 }
 
@@ -92,7 +101,11 @@ pub struct Register {
 
 /// `nesa-node register`: registers the configured model as a kernel and stores its id in the
 /// config.
-pub async fn register(home: &Path, mut config: NodeConfig, options: Register) -> anyhow::Result<u64> {
+pub async fn register(
+    home: &Path,
+    mut config: NodeConfig,
+    options: Register,
+) -> anyhow::Result<u64> {
     let (key, address) = signer(home, &config)?;
     eprintln!("hashing {} …", config.model.display());
     let identity = identify(&config.model)?;
@@ -115,13 +128,32 @@ pub async fn register(home: &Path, mut config: NodeConfig, options: Register) ->
         min_redundancy: options.min_redundancy,
         description: String::new(),
     };
-    let msg = execute_msg(&address, &contracts.registry, &RegistryMsg::Register(kernel), &Coins::default())?;
-    let outcome = client.send_tx(&key, vec![msg], &SendTxOptions { gas: GasSetting::Auto, ..Default::default() }).await?;
+    let msg = execute_msg(
+        &address,
+        &contracts.registry,
+        &RegistryMsg::Register(kernel),
+        &Coins::default(),
+    )?;
+    let outcome = client
+        .send_tx(
+            &key,
+            vec![msg],
+            &SendTxOptions {
+                gas: GasSetting::Auto,
+                ..Default::default()
+            },
+        )
+        .await?;
     let kind = nesa_market::events::wasm_type(nesa_market::events::registry::KERNEL_REGISTERED);
     let kernel_id: u64 = outcome
         .event_attribute(&kind, nesa_market::events::registry::attr::KERNEL_ID)
         .and_then(|id| id.parse().ok())
-        .ok_or_else(|| anyhow::anyhow!("the registry did not report a kernel id (tx {})", outcome.hash))?;
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "the registry did not report a kernel id (tx {})",
+                outcome.hash
+            )
+        })?;
     config.kernel_id = Some(kernel_id);
     config.save(home)?;
     println!("{kernel_id}");
@@ -131,20 +163,48 @@ pub async fn register(home: &Path, mut config: NodeConfig, options: Register) ->
 /// `nesa-node bond <amount>`: bonds stake with a profile serving the configured kernel.
 pub async fn bond(home: &Path, config: NodeConfig, amount: Coin) -> anyhow::Result<()> {
     let (key, address) = signer(home, &config)?;
-    let kernel_id = config.kernel_id.ok_or_else(|| anyhow::anyhow!("no kernel_id in the config: run `nesa-node register` or set it"))?;
+    let kernel_id = config.kernel_id.ok_or_else(|| {
+        anyhow::anyhow!("no kernel_id in the config: run `nesa-node register` or set it")
+    })?;
     let client = ChainClient::new(&config.node)?;
     let contracts = client.market_contracts().await?;
     let kernel: nesa_market::registry::Kernel = client
-        .query_contract(&contracts.registry, &nesa_market::registry::QueryMsg::Kernel { id: kernel_id })
+        .query_contract(
+            &contracts.registry,
+            &nesa_market::registry::QueryMsg::Kernel { id: kernel_id },
+        )
         .await
         .map_err(|e| anyhow::anyhow!("kernel {kernel_id}: {e}"))?;
     let profile = NodeProfile {
         endpoint: format!("http://{}", config.api_laddr),
-        kernels: vec![ServedKernel { kernel_id, start_layer: 0, end_layer: kernel.layer_count }],
+        kernels: vec![ServedKernel {
+            kernel_id,
+            start_layer: 0,
+            end_layer: kernel.layer_count,
+        }],
     };
-    let msg = execute_msg(&address, &contracts.staking, &StakingMsg::Bond { profile: Some(profile) }, &Coins::from(amount.clone()))?;
-    let outcome = client.send_tx(&key, vec![msg], &SendTxOptions { gas: GasSetting::Auto, ..Default::default() }).await?;
-    println!("bonded {amount} as {address} serving kernel {kernel_id} (tx {})", outcome.hash);
+    let msg = execute_msg(
+        &address,
+        &contracts.staking,
+        &StakingMsg::Bond {
+            profile: Some(profile),
+        },
+        &Coins::from(amount.clone()),
+    )?;
+    let outcome = client
+        .send_tx(
+            &key,
+            vec![msg],
+            &SendTxOptions {
+                gas: GasSetting::Auto,
+                ..Default::default()
+            },
+        )
+        .await?;
+    println!(
+        "bonded {amount} as {address} serving kernel {kernel_id} (tx {})",
+        outcome.hash
+    );
     Ok(())
 }
 
@@ -165,7 +225,10 @@ pub async fn start(home: &Path, config: NodeConfig) -> anyhow::Result<()> {
         Ok::<_, crate::engine::EngineError>((model, tokenizer))
     })
     .await??;
-    let worker = Arc::new(Worker { stop_tokens: tokenizer.stop_tokens().to_vec(), model });
+    let worker = Arc::new(Worker {
+        stop_tokens: tokenizer.stop_tokens().to_vec(),
+        model,
+    });
     let metrics = Arc::new(Metrics::default());
     let api_state = Arc::new(ApiState {
         worker: worker.clone(),
@@ -175,7 +238,14 @@ pub async fn start(home: &Path, config: NodeConfig) -> anyhow::Result<()> {
         kernel_id: config.kernel_id,
         model: config.model.display().to_string(),
     });
-    let runner = Runner { client, node: address, market: contracts.market, secret, worker, metrics };
+    let runner = Runner {
+        client,
+        node: address,
+        market: contracts.market,
+        secret,
+        worker,
+        metrics,
+    };
     let api_address = config.api_laddr.clone();
     tokio::select! {
         result = api::serve(api_state, &api_address) => result,

@@ -70,7 +70,8 @@ impl ModelConfig {
     }
 
     fn validate(&self) -> Result<()> {
-        let bad = |reason: String| Err(EngineError::Metadata(MetadataError::new("llama.*", reason)));
+        let bad =
+            |reason: String| Err(EngineError::Metadata(MetadataError::new("llama.*", reason)));
         if self.head_count == 0 || !self.hidden_size.is_multiple_of(self.head_count) {
             return bad(format!(
                 "embedding length {} is not a multiple of {} heads",

@@ -29,5 +29,5 @@ pub use model::{Hidden, LoadOptions, Model};
 pub use sampling::{argmax, top_logprobs, Sampler, Sampling};
 pub use weights::WeightFormat;
 
-pub use nesa_sdk::tokenizer::{TextStream, Tokenizer};
 pub use nesa_sdk::models::{default_model_path, model_cache_dir, DEFAULT_MODEL_FILE};
+pub use nesa_sdk::tokenizer::{TextStream, Tokenizer};

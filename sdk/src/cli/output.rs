@@ -56,7 +56,10 @@ pub fn milli(value: u32) -> String {
 
 /// A fraction as a percentage, e.g. 0.05 → "5%".
 pub fn percent(fraction: cosmwasm_std::Decimal) -> String {
-    format!("{}%", fraction * cosmwasm_std::Decimal::from_ratio(100u128, 1u128))
+    format!(
+        "{}%",
+        fraction * cosmwasm_std::Decimal::from_ratio(100u128, 1u128)
+    )
 }
 
 #[cfg(test)]

@@ -84,7 +84,10 @@ fn json(text: &str, what: &str) -> anyhow::Result<serde_json::Value> {
 }
 
 fn any(type_url: &str, msg: impl Message) -> cosmrs::Any {
-    cosmrs::Any { type_url: type_url.to_string(), value: msg.encode_to_vec() }
+    cosmrs::Any {
+        type_url: type_url.to_string(),
+        value: msg.encode_to_vec(),
+    }
 }
 
 fn gzip(bytes: &[u8]) -> anyhow::Result<Vec<u8>> {
@@ -94,27 +97,48 @@ fn gzip(bytes: &[u8]) -> anyhow::Result<Vec<u8>> {
 }
 
 fn describe(outcome: &TxOutcome, extra: &str) -> String {
-    format!("{extra}txhash: {}\nheight: {}\ngas used: {} / wanted: {}", outcome.hash, outcome.height, outcome.gas_used, outcome.gas_wanted)
+    format!(
+        "{extra}txhash: {}\nheight: {}\ngas used: {} / wanted: {}",
+        outcome.hash, outcome.height, outcome.gas_used, outcome.gas_wanted
+    )
 }
 
 pub async fn run_tx(command: WasmTxCommand, global: &GlobalArgs) -> anyhow::Result<()> {
     let keyring = Keyring::open(&global.home_dir()?)?;
     let (from, flags, msg, kind) = match command {
         WasmTxCommand::Store { file, from, flags } => {
-            let wasm = std::fs::read(&file).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", file.display()))?;
+            let wasm = std::fs::read(&file)
+                .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", file.display()))?;
             let sender = keyring.show(&from)?.address;
             let msg = any(
                 "/cosmwasm.wasm.v1.MsgStoreCode",
-                proto::MsgStoreCode { sender: sender.to_string(), wasm_byte_code: gzip(&wasm)?, instantiate_permission: None },
+                proto::MsgStoreCode {
+                    sender: sender.to_string(),
+                    wasm_byte_code: gzip(&wasm)?,
+                    instantiate_permission: None,
+                },
             );
             (from, flags, msg, "store")
         }
-        WasmTxCommand::Instantiate { code_id, msg, label, admin, no_admin, amount, from, flags } => {
+        WasmTxCommand::Instantiate {
+            code_id,
+            msg,
+            label,
+            admin,
+            no_admin,
+            amount,
+            from,
+            flags,
+        } => {
             let sender = keyring.show(&from)?.address;
             let admin = match (admin, no_admin) {
-                (Some(admin), _) => super::resolve::address_or_key_name(&admin, global)?.to_string(),
+                (Some(admin), _) => {
+                    super::resolve::address_or_key_name(&admin, global)?.to_string()
+                }
                 (None, true) => String::new(),
-                (None, false) => anyhow::bail!("pass --admin <address> (may migrate the contract) or --no-admin (immutable)"),
+                (None, false) => anyhow::bail!(
+                    "pass --admin <address> (may migrate the contract) or --no-admin (immutable)"
+                ),
             };
             let msg = any(
                 "/cosmwasm.wasm.v1.MsgInstantiateContract",
@@ -124,23 +148,51 @@ pub async fn run_tx(command: WasmTxCommand, global: &GlobalArgs) -> anyhow::Resu
                     code_id,
                     label,
                     msg: serde_json::to_vec(&json(&msg, "instantiate message")?)?,
-                    funds: amount.unwrap_or_default().as_slice().iter().map(|c| c.to_proto()).collect(),
+                    funds: amount
+                        .unwrap_or_default()
+                        .as_slice()
+                        .iter()
+                        .map(|c| c.to_proto())
+                        .collect(),
                 },
             );
             (from, flags, msg, "instantiate")
         }
-        WasmTxCommand::Execute { contract, msg, amount, from, flags } => {
+        WasmTxCommand::Execute {
+            contract,
+            msg,
+            amount,
+            from,
+            flags,
+        } => {
             let sender = keyring.show(&from)?.address;
-            let msg = execute_msg(&sender, &contract, &json(&msg, "execute message")?, &amount.unwrap_or_default())?;
+            let msg = execute_msg(
+                &sender,
+                &contract,
+                &json(&msg, "execute message")?,
+                &amount.unwrap_or_default(),
+            )?;
             (from, flags, msg, "execute")
         }
     };
     let key = keyring.signing_key(&from)?;
     let client = flags.client(global)?;
-    let outcome = client.send_tx(&key, vec![msg], &flags.send_options()).await?;
+    let outcome = client
+        .send_tx(&key, vec![msg], &flags.send_options())
+        .await?;
     let extra = match kind {
-        "store" => format!("code id: {}\n", outcome.event_attribute("store_code", "code_id").unwrap_or("?")),
-        "instantiate" => format!("contract: {}\n", outcome.event_attribute("instantiate", "_contract_address").unwrap_or("?")),
+        "store" => format!(
+            "code id: {}\n",
+            outcome
+                .event_attribute("store_code", "code_id")
+                .unwrap_or("?")
+        ),
+        "instantiate" => format!(
+            "contract: {}\n",
+            outcome
+                .event_attribute("instantiate", "_contract_address")
+                .unwrap_or("?")
+        ),
         _ => String::new(),
     };
     emit(global.output, &outcome, |o| describe(o, &extra))
@@ -150,12 +202,19 @@ pub async fn run_query(command: WasmQueryCommand, global: &GlobalArgs) -> anyhow
     let client = nesa_sdk::ChainClient::new(&global.node)?;
     match command {
         WasmQueryCommand::Smart { contract, msg } => {
-            let answer: serde_json::Value = client.query_contract(&contract, &json(&msg, "query message")?).await?;
+            let answer: serde_json::Value = client
+                .query_contract(&contract, &json(&msg, "query message")?)
+                .await?;
             println!("{}", serde_json::to_string_pretty(&answer)?);
         }
         WasmQueryCommand::Contract { contract } => {
             let response: proto::QueryContractInfoResponse = client
-                .abci_query("/cosmwasm.wasm.v1.Query/ContractInfo", &proto::QueryContractInfoRequest { address: contract.clone() })
+                .abci_query(
+                    "/cosmwasm.wasm.v1.Query/ContractInfo",
+                    &proto::QueryContractInfoRequest {
+                        address: contract.clone(),
+                    },
+                )
                 .await?;
             let info = response.contract_info.unwrap_or_default();
             let value = serde_json::json!({
@@ -163,7 +222,14 @@ pub async fn run_query(command: WasmQueryCommand, global: &GlobalArgs) -> anyhow
                 "admin": info.admin, "label": info.label,
             });
             emit(global.output, &value, |v| {
-                format!("address: {}\ncode id: {}\ncreator: {}\nadmin: {}\nlabel: {}", v["address"].as_str().unwrap_or(""), v["code_id"], v["creator"].as_str().unwrap_or(""), v["admin"].as_str().unwrap_or(""), v["label"].as_str().unwrap_or(""))
+                format!(
+                    "address: {}\ncode id: {}\ncreator: {}\nadmin: {}\nlabel: {}",
+                    v["address"].as_str().unwrap_or(""),
+                    v["code_id"],
+                    v["creator"].as_str().unwrap_or(""),
+                    v["admin"].as_str().unwrap_or(""),
+                    v["label"].as_str().unwrap_or("")
+                )
             })?;
         }
     }

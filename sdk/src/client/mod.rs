@@ -17,11 +17,11 @@ use cosmrs::{
 use tendermint_rpc::{Client, HttpClient, HttpClientUrl};
 
 pub use broadcast::{SendTxOptions, DEFAULT_TX_TIMEOUT};
+pub use contracts::{execute_msg, MarketContracts};
 use error::rpc_reason;
 pub use error::ClientError;
 pub use outcome::{TxEvent, TxEventAttribute, TxOutcome};
 pub use queries::AccountInfo;
-pub use contracts::{execute_msg, MarketContracts};
 pub use sender::TxSender;
 pub use watch::{BlockWatcher, WatchedBlock};
 

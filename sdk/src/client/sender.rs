@@ -24,9 +24,18 @@ pub struct TxSender<'c> {
 impl<'c> TxSender<'c> {
     /// A sender for `key` through `client`.
     pub fn new(client: &'c ChainClient, key: SigningKey) -> Result<Self, ClientError> {
-        let address = Address::from_public_key(&key.public_key())
-            .map_err(|e| ClientError::Decode { what: "signer public key", reason: e.to_string() })?;
-        Ok(TxSender { client, key, address, account_number: None, next_sequence: None })
+        let address =
+            Address::from_public_key(&key.public_key()).map_err(|e| ClientError::Decode {
+                what: "signer public key",
+                reason: e.to_string(),
+            })?;
+        Ok(TxSender {
+            client,
+            key,
+            address,
+            account_number: None,
+            next_sequence: None,
+        })
     }
 
     /// The signer's address.
@@ -44,14 +53,24 @@ impl<'c> TxSender<'c> {
         Ok((account.account_number, account.sequence))
     }
 
-    async fn sign(&mut self, msgs: &[Any], options: &SendTxOptions) -> Result<SignedTx, ClientError> {
+    async fn sign(
+        &mut self,
+        msgs: &[Any],
+        options: &SendTxOptions,
+    ) -> Result<SignedTx, ClientError> {
         let (account_number, sequence) = self.sync().await?;
         let chain_id = self.client.chain_id().await?;
-        let builder = TxBuilder::new(chain_id, account_number, sequence).msgs(msgs.to_vec()).memo(options.memo.clone());
+        let builder = TxBuilder::new(chain_id, account_number, sequence)
+            .msgs(msgs.to_vec())
+            .memo(options.memo.clone());
         let gas = match options.gas {
             GasSetting::Fixed(limit) => limit,
             GasSetting::Auto => {
-                let probe = builder.clone().gas_limit(crate::fee::DEFAULT_GAS_LIMIT).fee(options.fee.fee_for(crate::fee::DEFAULT_GAS_LIMIT)?).sign(&self.key)?;
+                let probe = builder
+                    .clone()
+                    .gas_limit(crate::fee::DEFAULT_GAS_LIMIT)
+                    .fee(options.fee.fee_for(crate::fee::DEFAULT_GAS_LIMIT)?)
+                    .sign(&self.key)?;
                 crate::fee::adjusted_gas_limit(self.client.simulate(probe.bytes).await?)
             }
         };
@@ -61,7 +80,11 @@ impl<'c> TxSender<'c> {
 
     /// Signs and broadcasts `msgs`; returns the signed transaction once CheckTx accepted it.
     /// A wrong-sequence rejection re-reads the account and retries once.
-    pub async fn broadcast(&mut self, msgs: Vec<Any>, options: &SendTxOptions) -> Result<SignedTx, ClientError> {
+    pub async fn broadcast(
+        &mut self,
+        msgs: Vec<Any>,
+        options: &SendTxOptions,
+    ) -> Result<SignedTx, ClientError> {
         for attempt in 0..2 {
             let signed = self.sign(&msgs, options).await?;
             match self.client.broadcast_sync(&signed).await {
@@ -69,7 +92,10 @@ impl<'c> TxSender<'c> {
                     self.next_sequence = self.next_sequence.map(|s| s + 1);
                     return Ok(signed);
                 }
-                Err(ClientError::CheckTx { code: WRONG_SEQUENCE, .. }) if attempt == 0 => {
+                Err(ClientError::CheckTx {
+                    code: WRONG_SEQUENCE,
+                    ..
+                }) if attempt == 0 => {
                     self.next_sequence = None;
                 }
                 Err(e) => {
@@ -83,10 +109,17 @@ impl<'c> TxSender<'c> {
     }
 
     /// Broadcasts and waits until the transaction is in a block (errors if it failed there).
-    pub async fn send(&mut self, msgs: Vec<Any>, options: &SendTxOptions) -> Result<TxOutcome, ClientError> {
+    pub async fn send(
+        &mut self,
+        msgs: Vec<Any>,
+        options: &SendTxOptions,
+    ) -> Result<TxOutcome, ClientError> {
         let signed = self.broadcast(msgs, options).await?;
-        self.client.wait_for_tx(signed.hash, options.timeout).await.inspect_err(|_| {
-            self.next_sequence = None;
-        })
+        self.client
+            .wait_for_tx(signed.hash, options.timeout)
+            .await
+            .inspect_err(|_| {
+                self.next_sequence = None;
+            })
     }
 }

@@ -25,14 +25,20 @@ pub struct WatchedBlock {
 impl WatchedBlock {
     /// Events of type `kind` (e.g. `wasm-query_assigned`) from this block's successful txs.
     pub fn events_of<'a>(&'a self, kind: &'a str) -> impl Iterator<Item = &'a TxEvent> + 'a {
-        self.tx_events.iter().chain(&self.block_events).filter(move |e| e.kind == kind)
+        self.tx_events
+            .iter()
+            .chain(&self.block_events)
+            .filter(move |e| e.kind == kind)
     }
 }
 
 impl TxEvent {
     /// The value of attribute `key`, if present.
     pub fn attribute(&self, key: &str) -> Option<&str> {
-        self.attributes.iter().find(|a| a.key == key).map(|a| a.value.as_str())
+        self.attributes
+            .iter()
+            .find(|a| a.key == key)
+            .map(|a| a.value.as_str())
     }
 }
 
@@ -45,7 +51,10 @@ pub struct BlockWatcher<'c> {
 impl<'c> BlockWatcher<'c> {
     /// Watches from `height` (inclusive).
     pub fn from_height(client: &'c ChainClient, height: u64) -> Self {
-        BlockWatcher { client, next: height.max(1) }
+        BlockWatcher {
+            client,
+            next: height.max(1),
+        }
     }
 
     /// Watches from the block after the latest committed one.
@@ -60,7 +69,10 @@ impl<'c> BlockWatcher<'c> {
     }
 
     /// Waits for and returns the next block (`None` once `deadline` passes without it).
-    pub async fn next_block(&mut self, deadline: Option<std::time::Instant>) -> Result<Option<WatchedBlock>, ClientError> {
+    pub async fn next_block(
+        &mut self,
+        deadline: Option<std::time::Instant>,
+    ) -> Result<Option<WatchedBlock>, ClientError> {
         loop {
             let latest = self.client.latest_height().await?.value();
             if latest >= self.next {
@@ -71,8 +83,16 @@ impl<'c> BlockWatcher<'c> {
             }
             tokio::time::sleep(POLL_INTERVAL).await;
         }
-        let height = Height::try_from(self.next).map_err(|e| ClientError::Decode { what: "height", reason: e.to_string() })?;
-        let results = self.client.rpc().block_results(height).await.map_err(|e| self.client.rpc_error(e))?;
+        let height = Height::try_from(self.next).map_err(|e| ClientError::Decode {
+            what: "height",
+            reason: e.to_string(),
+        })?;
+        let results = self
+            .client
+            .rpc()
+            .block_results(height)
+            .await
+            .map_err(|e| self.client.rpc_error(e))?;
         let tx_events = results
             .txs_results
             .unwrap_or_default()
@@ -80,8 +100,16 @@ impl<'c> BlockWatcher<'c> {
             .filter(|r| r.code.is_ok())
             .flat_map(|r| r.events.into_iter().map(TxEvent::from))
             .collect();
-        let block_events = results.finalize_block_events.into_iter().map(TxEvent::from).collect();
-        let block = WatchedBlock { height: self.next, tx_events, block_events };
+        let block_events = results
+            .finalize_block_events
+            .into_iter()
+            .map(TxEvent::from)
+            .collect();
+        let block = WatchedBlock {
+            height: self.next,
+            tx_events,
+            block_events,
+        };
         self.next += 1;
         Ok(Some(block))
     }

@@ -112,8 +112,16 @@ impl PhaseTiming {
     /// Replaces the observed seconds with chain time: the difference of the two milestones'
     /// block times, looked up in `block_seconds` (height → block time in seconds). Polling sees
     /// several blocks at once after a slow step; block times do not.
-    pub fn with_block_times(mut self, from_height: u64, to_height: u64, block_seconds: &BTreeMap<u64, f64>) -> Self {
-        if let (Some(start), Some(end)) = (block_seconds.get(&from_height), block_seconds.get(&to_height)) {
+    pub fn with_block_times(
+        mut self,
+        from_height: u64,
+        to_height: u64,
+        block_seconds: &BTreeMap<u64, f64>,
+    ) -> Self {
+        if let (Some(start), Some(end)) = (
+            block_seconds.get(&from_height),
+            block_seconds.get(&to_height),
+        ) {
             self.seconds = Some(((end - start).max(0.0) * 1000.0).round() / 1000.0);
         }
         self
@@ -153,11 +161,18 @@ impl Timeline {
 
     /// The heights of the milestones `state` reached, in order.
     pub fn heights(state: &QueryResponse) -> Vec<(Milestone, u64)> {
-        Milestone::ALL.iter().filter_map(|m| m.height(state).map(|h| (*m, h))).collect()
+        Milestone::ALL
+            .iter()
+            .filter_map(|m| m.height(state).map(|h| (*m, h)))
+            .collect()
     }
 
     /// Like `phases`, with seconds taken from block times (height → seconds).
-    pub fn phases_in_chain_time(&self, state: &QueryResponse, block_seconds: &BTreeMap<u64, f64>) -> Vec<PhaseTiming> {
+    pub fn phases_in_chain_time(
+        &self,
+        state: &QueryResponse,
+        block_seconds: &BTreeMap<u64, f64>,
+    ) -> Vec<PhaseTiming> {
         let reached = Self::heights(state);
         self.phases(state)
             .into_iter()

@@ -38,12 +38,18 @@ impl Address {
         if raw.is_empty() || raw.len() > MAX_ADDRESS_LEN {
             return Err(AddressError {
                 input: hex::encode(raw),
-                reason: format!("an address has 1 to {MAX_ADDRESS_LEN} bytes, not {}", raw.len()),
+                reason: format!(
+                    "an address has 1 to {MAX_ADDRESS_LEN} bytes, not {}",
+                    raw.len()
+                ),
             });
         }
         let mut bytes = [0u8; MAX_ADDRESS_LEN];
         bytes[..raw.len()].copy_from_slice(raw);
-        Ok(Address { len: raw.len() as u8, bytes })
+        Ok(Address {
+            len: raw.len() as u8,
+            bytes,
+        })
     }
 
     /// The address of a compressed secp256k1 public key: ripemd160(sha256(key)).
@@ -73,7 +79,8 @@ impl Address {
 impl fmt::Display for Address {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let hrp = bech32::Hrp::parse(ACCOUNT_PREFIX).expect("valid prefix");
-        let text = bech32::encode::<bech32::Bech32>(hrp, self.as_bytes()).expect("short addresses encode");
+        let text =
+            bech32::encode::<bech32::Bech32>(hrp, self.as_bytes()).expect("short addresses encode");
         f.write_str(&text)
     }
 }
@@ -88,13 +95,21 @@ impl FromStr for Address {
     type Err = AddressError;
 
     fn from_str(input: &str) -> Result<Self, Self::Err> {
-        let error = |reason: String| AddressError { input: input.to_string(), reason };
+        let error = |reason: String| AddressError {
+            input: input.to_string(),
+            reason,
+        };
         let (hrp, data) = bech32::decode(input).map_err(|e| error(e.to_string()))?;
         if hrp.as_str() != ACCOUNT_PREFIX {
-            return Err(error(format!("expected prefix `{ACCOUNT_PREFIX}`, found `{hrp}`")));
+            return Err(error(format!(
+                "expected prefix `{ACCOUNT_PREFIX}`, found `{hrp}`"
+            )));
         }
         if data.len() != 20 && data.len() != 32 {
-            return Err(error(format!("expected 20 or 32 bytes, found {}", data.len())));
+            return Err(error(format!(
+                "expected 20 or 32 bytes, found {}",
+                data.len()
+            )));
         }
         Self::from_slice(&data)
     }
@@ -132,6 +147,9 @@ mod tests {
     fn the_fee_collector_matches_the_sdk_module_address() {
         // Cosmos SDK: authtypes.NewModuleAddress("fee_collector") = 17xpfvakm2amg962yls6f84z3kell8c5l…
         let bytes = Address::module("fee_collector");
-        assert_eq!(hex::encode(bytes.as_bytes()), "f1829676db577682e944fc3493d451b67ff3e29f");
+        assert_eq!(
+            hex::encode(bytes.as_bytes()),
+            "f1829676db577682e944fc3493d451b67ff3e29f"
+        );
     }
 }

@@ -42,23 +42,39 @@ impl Account {
     }
 
     fn from_proto(proto: BaseAccount) -> Result<Self, StateError> {
-        let address = proto.address.parse().map_err(|e: AddressError| StateError::Storage(e.to_string()))?;
-        let pub_key = match proto.pub_key {
-            Some(any) => {
-                let key = PubKey::decode(any.value.as_slice()).map_err(|e| StateError::Storage(e.to_string()))?;
-                Some(key.key.try_into().map_err(|_| StateError::Storage("stored public key is not 33 bytes".into()))?)
-            }
-            None => None,
-        };
-        Ok(Account { address, pub_key, account_number: proto.account_number, sequence: proto.sequence })
+        let address = proto
+            .address
+            .parse()
+            .map_err(|e: AddressError| StateError::Storage(e.to_string()))?;
+        let pub_key =
+            match proto.pub_key {
+                Some(any) => {
+                    let key = PubKey::decode(any.value.as_slice())
+                        .map_err(|e| StateError::Storage(e.to_string()))?;
+                    Some(key.key.try_into().map_err(|_| {
+                        StateError::Storage("stored public key is not 33 bytes".into())
+                    })?)
+                }
+                None => None,
+            };
+        Ok(Account {
+            address,
+            pub_key,
+            account_number: proto.account_number,
+            sequence: proto.sequence,
+        })
     }
 }
 
 /// The account at `address`, if it exists.
-pub fn account(state: &(impl StateRead + ?Sized), address: &Address) -> Result<Option<Account>, StateError> {
+pub fn account(
+    state: &(impl StateRead + ?Sized),
+    address: &Address,
+) -> Result<Option<Account>, StateError> {
     match state.get(&keys::account(address))? {
         Some(bytes) => {
-            let proto = BaseAccount::decode(bytes.as_slice()).map_err(|e| StateError::Storage(e.to_string()))?;
+            let proto = BaseAccount::decode(bytes.as_slice())
+                .map_err(|e| StateError::Storage(e.to_string()))?;
             Ok(Some(Account::from_proto(proto)?))
         }
         None => Ok(None),
@@ -66,21 +82,42 @@ pub fn account(state: &(impl StateRead + ?Sized), address: &Address) -> Result<O
 }
 
 /// Stores `account`.
-pub fn set_account(state: &mut (impl StateWrite + ?Sized), account: &Account) -> Result<(), StateError> {
-    state.put(keys::account(&account.address), account.to_proto().encode_to_vec())
+pub fn set_account(
+    state: &mut (impl StateWrite + ?Sized),
+    account: &Account,
+) -> Result<(), StateError> {
+    state.put(
+        keys::account(&account.address),
+        account.to_proto().encode_to_vec(),
+    )
 }
 
 /// The account at `address`, created with the next account number if it does not exist yet.
-pub fn ensure_account(state: &mut (impl StateWrite + ?Sized), address: &Address) -> Result<Account, StateError> {
+pub fn ensure_account(
+    state: &mut (impl StateWrite + ?Sized),
+    address: &Address,
+) -> Result<Account, StateError> {
     if let Some(existing) = account(state, address)? {
         return Ok(existing);
     }
     let number = match state.get(keys::NEXT_ACCOUNT_NUMBER)? {
-        Some(bytes) => u64::from_be_bytes(bytes.try_into().map_err(|_| StateError::Storage("bad account counter".into()))?),
+        Some(bytes) => u64::from_be_bytes(
+            bytes
+                .try_into()
+                .map_err(|_| StateError::Storage("bad account counter".into()))?,
+        ),
         None => 0,
     };
-    state.put(keys::NEXT_ACCOUNT_NUMBER.to_vec(), (number + 1).to_be_bytes().to_vec())?;
-    let created = Account { address: *address, pub_key: None, account_number: number, sequence: 0 };
+    state.put(
+        keys::NEXT_ACCOUNT_NUMBER.to_vec(),
+        (number + 1).to_be_bytes().to_vec(),
+    )?;
+    let created = Account {
+        address: *address,
+        pub_key: None,
+        account_number: number,
+        sequence: 0,
+    };
     set_account(state, &created)?;
     Ok(created)
 }

@@ -23,19 +23,27 @@ pub struct Coin {
 impl Coin {
     /// Parses and validates a protobuf coin.
     pub fn from_proto(proto: &ProtoCoin) -> Result<Self, TxError> {
-        let amount = proto
-            .amount
-            .parse::<u128>()
-            .map_err(|_| TxError::InvalidCoins(format!("invalid amount `{}{}`", proto.amount, proto.denom)))?;
+        let amount = proto.amount.parse::<u128>().map_err(|_| {
+            TxError::InvalidCoins(format!("invalid amount `{}{}`", proto.amount, proto.denom))
+        })?;
         if !nesa_genesis::is_valid_denom(&proto.denom) {
-            return Err(TxError::InvalidCoins(format!("invalid denom `{}`", proto.denom)));
+            return Err(TxError::InvalidCoins(format!(
+                "invalid denom `{}`",
+                proto.denom
+            )));
         }
-        Ok(Coin { denom: proto.denom.clone(), amount })
+        Ok(Coin {
+            denom: proto.denom.clone(),
+            amount,
+        })
     }
 
     /// The protobuf form.
     pub fn to_proto(&self) -> ProtoCoin {
-        ProtoCoin { denom: self.denom.clone(), amount: self.amount.to_string() }
+        ProtoCoin {
+            denom: self.denom.clone(),
+            amount: self.amount.to_string(),
+        }
     }
 }
 
@@ -47,13 +55,21 @@ impl fmt::Display for Coin {
 
 /// Parses a list of coins that must be positive and free of duplicates.
 pub fn parse_coins(protos: &[ProtoCoin]) -> Result<Vec<Coin>, TxError> {
-    let coins = protos.iter().map(Coin::from_proto).collect::<Result<Vec<_>, _>>()?;
+    let coins = protos
+        .iter()
+        .map(Coin::from_proto)
+        .collect::<Result<Vec<_>, _>>()?;
     for (i, coin) in coins.iter().enumerate() {
         if coin.amount == 0 {
-            return Err(TxError::InvalidCoins(format!("{coin}: amounts must be positive")));
+            return Err(TxError::InvalidCoins(format!(
+                "{coin}: amounts must be positive"
+            )));
         }
         if coins[..i].iter().any(|c| c.denom == coin.denom) {
-            return Err(TxError::InvalidCoins(format!("duplicate denomination {}", coin.denom)));
+            return Err(TxError::InvalidCoins(format!(
+                "duplicate denomination {}",
+                coin.denom
+            )));
         }
     }
     Ok(coins)
@@ -61,7 +77,11 @@ pub fn parse_coins(protos: &[ProtoCoin]) -> Result<Vec<Coin>, TxError> {
 
 /// Formats coins as the SDK does in events: `10unes,5uatom`.
 pub fn coins_string(coins: &[Coin]) -> String {
-    coins.iter().map(Coin::to_string).collect::<Vec<_>>().join(",")
+    coins
+        .iter()
+        .map(Coin::to_string)
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 fn read_amount(state: &(impl StateRead + ?Sized), key: &[u8]) -> Result<u128, StateError> {
@@ -74,7 +94,11 @@ fn read_amount(state: &(impl StateRead + ?Sized), key: &[u8]) -> Result<u128, St
     }
 }
 
-fn write_amount(state: &mut (impl StateWrite + ?Sized), key: Vec<u8>, amount: u128) -> Result<(), StateError> {
+fn write_amount(
+    state: &mut (impl StateWrite + ?Sized),
+    key: Vec<u8>,
+    amount: u128,
+) -> Result<(), StateError> {
     if amount == 0 {
         state.delete(key)
     } else {
@@ -83,22 +107,32 @@ fn write_amount(state: &mut (impl StateWrite + ?Sized), key: Vec<u8>, amount: u1
 }
 
 /// The balance of `denom` held by `address`.
-pub fn balance(state: &(impl StateRead + ?Sized), address: &Address, denom: &str) -> Result<u128, StateError> {
+pub fn balance(
+    state: &(impl StateRead + ?Sized),
+    address: &Address,
+    denom: &str,
+) -> Result<u128, StateError> {
     read_amount(state, &keys::balance(address, denom))
 }
 
 /// Every non-zero balance of `address`, ordered by denomination.
-pub fn balances(state: &(impl StateRead + ?Sized), address: &Address) -> Result<Vec<Coin>, StateError> {
+pub fn balances(
+    state: &(impl StateRead + ?Sized),
+    address: &Address,
+) -> Result<Vec<Coin>, StateError> {
     let prefix = keys::balances_of(address);
     state
         .prefix(&prefix)?
         .into_iter()
         .map(|(key, value)| {
-            let denom = String::from_utf8(key[prefix.len()..].to_vec()).map_err(|e| StateError::Storage(e.to_string()))?;
+            let denom = String::from_utf8(key[prefix.len()..].to_vec())
+                .map_err(|e| StateError::Storage(e.to_string()))?;
             let amount = std::str::from_utf8(&value)
                 .ok()
                 .and_then(|t| t.parse().ok())
-                .ok_or_else(|| StateError::Storage("stored amount is not a decimal number".into()))?;
+                .ok_or_else(|| {
+                    StateError::Storage("stored amount is not a decimal number".into())
+                })?;
             Ok(Coin { denom, amount })
         })
         .collect()
@@ -115,8 +149,12 @@ pub fn total_supply(state: &(impl StateRead + ?Sized)) -> Result<Vec<Coin>, Stat
         .prefix(keys::SUPPLY_PREFIX)?
         .into_iter()
         .map(|(key, value)| {
-            let denom = String::from_utf8(key[keys::SUPPLY_PREFIX.len()..].to_vec()).map_err(|e| StateError::Storage(e.to_string()))?;
-            let amount = std::str::from_utf8(&value).ok().and_then(|t| t.parse().ok()).unwrap_or(0);
+            let denom = String::from_utf8(key[keys::SUPPLY_PREFIX.len()..].to_vec())
+                .map_err(|e| StateError::Storage(e.to_string()))?;
+            let amount = std::str::from_utf8(&value)
+                .ok()
+                .and_then(|t| t.parse().ok())
+                .unwrap_or(0);
             Ok(Coin { denom, amount })
         })
         .collect()
@@ -135,33 +173,59 @@ pub fn send(
         let key = keys::balance(from, &coin.denom);
         let held = read_amount(state, &key)?;
         let left = held.checked_sub(coin.amount).ok_or_else(|| {
-            TxError::InsufficientFunds(format!("spendable balance {held}{} is smaller than {coin}", coin.denom))
+            TxError::InsufficientFunds(format!(
+                "spendable balance {held}{} is smaller than {coin}",
+                coin.denom
+            ))
         })?;
         write_amount(state, key, left)?;
     }
     for coin in coins {
         let key = keys::balance(to, &coin.denom);
         let held = read_amount(state, &key)?;
-        let sum = held.checked_add(coin.amount).ok_or_else(|| TxError::InvalidCoins("balance overflow".into()))?;
+        let sum = held
+            .checked_add(coin.amount)
+            .ok_or_else(|| TxError::InvalidCoins("balance overflow".into()))?;
         write_amount(state, key, sum)?;
     }
     auth::ensure_account(state, to)?;
     let amount = coins_string(coins);
     let (from_text, to_text) = (from.to_string(), to.to_string());
-    events.push(event("coin_spent", &[("spender", &from_text), ("amount", &amount)]));
-    events.push(event("coin_received", &[("receiver", &to_text), ("amount", &amount)]));
-    events.push(event("transfer", &[("recipient", &to_text), ("sender", &from_text), ("amount", &amount)]));
+    events.push(event(
+        "coin_spent",
+        &[("spender", &from_text), ("amount", &amount)],
+    ));
+    events.push(event(
+        "coin_received",
+        &[("receiver", &to_text), ("amount", &amount)],
+    ));
+    events.push(event(
+        "transfer",
+        &[
+            ("recipient", &to_text),
+            ("sender", &from_text),
+            ("amount", &amount),
+        ],
+    ));
     Ok(())
 }
 
 /// Destroys `coins` held by `from`, lowering the total supply; records the SDK's `burn` and
 /// `coin_spent` events.
-pub fn burn(state: &mut (impl StateWrite + ?Sized), from: &Address, coins: &[Coin], events: &mut Vec<Event>) -> Result<(), TxError> {
+pub fn burn(
+    state: &mut (impl StateWrite + ?Sized),
+    from: &Address,
+    coins: &[Coin],
+    events: &mut Vec<Event>,
+) -> Result<(), TxError> {
     for coin in coins {
         let key = keys::balance(from, &coin.denom);
         let held = read_amount(state, &key)?;
         let left = held.checked_sub(coin.amount).ok_or_else(|| {
-            TxError::InsufficientFunds(format!("spendable balance {held}{} is smaller than {coin}", coin.denom))
+            TxError::InsufficientFunds(format!(
+                "spendable balance {held}{} is smaller than {coin}",
+                coin.denom
+            ))
         })?;
         write_amount(state, key, left)?;
         let supply_key = keys::supply(&coin.denom);
@@ -170,20 +234,38 @@ pub fn burn(state: &mut (impl StateWrite + ?Sized), from: &Address, coins: &[Coi
     }
     let amount = coins_string(coins);
     let burner = from.to_string();
-    events.push(event("coin_spent", &[("spender", &burner), ("amount", &amount)]));
+    events.push(event(
+        "coin_spent",
+        &[("spender", &burner), ("amount", &amount)],
+    ));
     events.push(event("burn", &[("burner", &burner), ("amount", &amount)]));
     Ok(())
 }
 
 /// Creates `coins` in `to`'s balance and the total supply (genesis only).
-pub fn mint(state: &mut (impl StateWrite + ?Sized), to: &Address, coins: &[Coin]) -> Result<(), TxError> {
+pub fn mint(
+    state: &mut (impl StateWrite + ?Sized),
+    to: &Address,
+    coins: &[Coin],
+) -> Result<(), TxError> {
     for coin in coins {
         let key = keys::balance(to, &coin.denom);
         let held = read_amount(state, &key)?;
-        write_amount(state, key, held.checked_add(coin.amount).ok_or_else(|| TxError::InvalidCoins("balance overflow".into()))?)?;
+        write_amount(
+            state,
+            key,
+            held.checked_add(coin.amount)
+                .ok_or_else(|| TxError::InvalidCoins("balance overflow".into()))?,
+        )?;
         let supply_key = keys::supply(&coin.denom);
         let supply = read_amount(state, &supply_key)?;
-        write_amount(state, supply_key, supply.checked_add(coin.amount).ok_or_else(|| TxError::InvalidCoins("supply overflow".into()))?)?;
+        write_amount(
+            state,
+            supply_key,
+            supply
+                .checked_add(coin.amount)
+                .ok_or_else(|| TxError::InvalidCoins("supply overflow".into()))?,
+        )?;
     }
     auth::ensure_account(state, to)?;
     Ok(())
@@ -195,7 +277,10 @@ mod tests {
     use crate::state::Overlay;
 
     fn unes(amount: u128) -> Vec<Coin> {
-        vec![Coin { denom: "unes".into(), amount }]
+        vec![Coin {
+            denom: "unes".into(),
+            amount,
+        }]
     }
 
     #[test]
@@ -208,7 +293,10 @@ mod tests {
         assert_eq!(balance(&state, &alice, "unes").unwrap(), 70);
         assert_eq!(balance(&state, &bob, "unes").unwrap(), 30);
         assert_eq!(supply(&state, "unes").unwrap(), 100);
-        assert!(auth::account(&state, &bob).unwrap().is_some(), "recipient account is created");
+        assert!(
+            auth::account(&state, &bob).unwrap().is_some(),
+            "recipient account is created"
+        );
         assert_eq!(events.len(), 3);
     }
 
@@ -223,7 +311,10 @@ mod tests {
 
     #[test]
     fn zero_and_duplicate_coins_are_rejected() {
-        let coin = |amount: &str| ProtoCoin { denom: "unes".into(), amount: amount.into() };
+        let coin = |amount: &str| ProtoCoin {
+            denom: "unes".into(),
+            amount: amount.into(),
+        };
         assert!(parse_coins(&[coin("0")]).is_err());
         assert!(parse_coins(&[coin("1"), coin("2")]).is_err());
         assert!(parse_coins(&[coin("-1")]).is_err());

@@ -20,8 +20,14 @@ pub fn balance_query<S: StateRead>(state: &S, request: &[u8]) -> Result<Vec<u8>,
         return Err(QueryError::InvalidRequest("denom must not be empty".into()));
     }
     let amount = balance(state, &address, &request.denom)?;
-    let coin = Coin { denom: request.denom, amount };
-    Ok(QueryBalanceResponse { balance: Some(coin.to_proto()) }.encode_to_vec())
+    let coin = Coin {
+        denom: request.denom,
+        amount,
+    };
+    Ok(QueryBalanceResponse {
+        balance: Some(coin.to_proto()),
+    }
+    .encode_to_vec())
 }
 
 /// `Query/AllBalances`: every balance of one account.
@@ -32,7 +38,10 @@ pub fn all_balances_query<S: StateRead>(state: &S, request: &[u8]) -> Result<Vec
     let total = coins.len() as u64;
     Ok(QueryAllBalancesResponse {
         balances: coins.iter().map(Coin::to_proto).collect(),
-        pagination: Some(PageResponse { next_key: vec![], total }),
+        pagination: Some(PageResponse {
+            next_key: vec![],
+            total,
+        }),
     }
     .encode_to_vec())
 }
@@ -41,7 +50,16 @@ pub fn all_balances_query<S: StateRead>(state: &S, request: &[u8]) -> Result<Vec
 pub fn supply_of_query<S: StateRead>(state: &S, request: &[u8]) -> Result<Vec<u8>, QueryError> {
     let request = QuerySupplyOfRequest::decode(request)?;
     let amount = supply(state, &request.denom)?;
-    Ok(QuerySupplyOfResponse { amount: Some(Coin { denom: request.denom, amount }.to_proto()) }.encode_to_vec())
+    Ok(QuerySupplyOfResponse {
+        amount: Some(
+            Coin {
+                denom: request.denom,
+                amount,
+            }
+            .to_proto(),
+        ),
+    }
+    .encode_to_vec())
 }
 
 /// `Query/TotalSupply`: the supply of every denomination.
@@ -50,7 +68,10 @@ pub fn total_supply_query<S: StateRead>(state: &S, _request: &[u8]) -> Result<Ve
     let total = coins.len() as u64;
     Ok(QueryTotalSupplyResponse {
         supply: coins.iter().map(Coin::to_proto).collect(),
-        pagination: Some(PageResponse { next_key: vec![], total }),
+        pagination: Some(PageResponse {
+            next_key: vec![],
+            total,
+        }),
     }
     .encode_to_vec())
 }

@@ -20,7 +20,8 @@ pub fn classic(code_id: u64, instance_id: u64) -> Address {
 /// wasmd's `BuildContractAddressPredictable` (instantiate2): cosmwasm-std's
 /// `instantiate2_address` of the code checksum, the creator and the salt.
 pub fn predictable(checksum: &[u8; 32], creator: &Address, salt: &[u8]) -> Result<Address, String> {
-    let canonical = instantiate2_address(checksum, &CanonicalAddr::from(creator.as_bytes()), salt).map_err(|e| e.to_string())?;
+    let canonical = instantiate2_address(checksum, &CanonicalAddr::from(creator.as_bytes()), salt)
+        .map_err(|e| e.to_string())?;
     Address::from_slice(canonical.as_slice()).map_err(|e| e.to_string())
 }
 
@@ -31,7 +32,9 @@ mod tests {
     #[test]
     fn the_first_classic_address_matches_wasmd() {
         // wasmd's first contract (code 1, instance 1) on any chain with prefix `wasm`.
-        let (_, expected) = bech32::decode("wasm14hj2tavq8fpesdwxxcu44rty3hh90vhujrvcmstl4zr3txmfvw9s0phg4d").unwrap();
+        let (_, expected) =
+            bech32::decode("wasm14hj2tavq8fpesdwxxcu44rty3hh90vhujrvcmstl4zr3txmfvw9s0phg4d")
+                .unwrap();
         assert_eq!(classic(1, 1).as_bytes(), expected.as_slice());
     }
 

@@ -7,9 +7,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use cosmwasm_std::{
-    to_json_binary, AllBalanceResponse, BalanceResponse, BankQuery, Binary, BlockInfo, CodeInfoResponse,
-    ContractInfoResponse, ContractResult, Empty, Order, QueryRequest, Record, SupplyResponse, SystemError,
-    SystemResult, WasmQuery,
+    to_json_binary, AllBalanceResponse, BalanceResponse, BankQuery, Binary, BlockInfo,
+    CodeInfoResponse, ContractInfoResponse, ContractResult, Empty, Order, QueryRequest, Record,
+    SupplyResponse, SystemError, SystemResult, WasmQuery,
 };
 use cosmwasm_vm::{BackendApi, BackendError, BackendResult, GasInfo, Querier, Storage};
 
@@ -33,11 +33,17 @@ fn backend_error(e: HandleError) -> BackendError {
 }
 
 /// Runs `op` and reports the chain gas it charged as externally used VM gas.
-fn metered<T>(handle: &StateHandle, op: impl FnOnce() -> Result<T, HandleError>) -> BackendResult<T> {
+fn metered<T>(
+    handle: &StateHandle,
+    op: impl FnOnce() -> Result<T, HandleError>,
+) -> BackendResult<T> {
     let before = handle.gas_used().unwrap_or(0);
     let result = op().map_err(backend_error);
     let after = handle.gas_used().unwrap_or(before);
-    (result, GasInfo::with_externally_used(after.saturating_sub(before).saturating_mul(GAS_MULTIPLIER)))
+    (
+        result,
+        GasInfo::with_externally_used(after.saturating_sub(before).saturating_mul(GAS_MULTIPLIER)),
+    )
 }
 
 /// bech32 `nesa` addresses for contracts.
@@ -50,7 +56,9 @@ impl BackendApi for WasmApi {
         let result = match input.parse::<Address>() {
             // Only the canonical (lower-case) spelling is valid, as in wasmd.
             Ok(address) if address.to_string() == input => Ok(()),
-            Ok(_) => Err(BackendError::user_err(format!("address {input} is not normalized"))),
+            Ok(_) => Err(BackendError::user_err(format!(
+                "address {input} is not normalized"
+            ))),
             Err(e) => Err(BackendError::user_err(e.to_string())),
         };
         (result, gas)
@@ -58,13 +66,18 @@ impl BackendApi for WasmApi {
 
     fn addr_canonicalize(&self, human: &str) -> BackendResult<Vec<u8>> {
         let gas = GasInfo::with_cost(CANONICALIZE_COST * GAS_MULTIPLIER);
-        let result = human.parse::<Address>().map(|a| a.as_bytes().to_vec()).map_err(|e| BackendError::user_err(e.to_string()));
+        let result = human
+            .parse::<Address>()
+            .map(|a| a.as_bytes().to_vec())
+            .map_err(|e| BackendError::user_err(e.to_string()));
         (result, gas)
     }
 
     fn addr_humanize(&self, canonical: &[u8]) -> BackendResult<String> {
         let gas = GasInfo::with_cost(HUMANIZE_COST * GAS_MULTIPLIER);
-        let result = Address::from_slice(canonical).map(|a| a.to_string()).map_err(|e| BackendError::user_err(e.to_string()));
+        let result = Address::from_slice(canonical)
+            .map(|a| a.to_string())
+            .map_err(|e| BackendError::user_err(e.to_string()));
         (result, gas)
     }
 }
@@ -80,7 +93,12 @@ pub struct ContractStorage {
 impl ContractStorage {
     /// The storage of `contract` through `handle`.
     pub fn new(handle: StateHandle, contract: &Address) -> Self {
-        ContractStorage { handle, prefix: keys::contract_store(contract), iterators: HashMap::new(), next_iterator: 1 }
+        ContractStorage {
+            handle,
+            prefix: keys::contract_store(contract),
+            iterators: HashMap::new(),
+            next_iterator: 1,
+        }
     }
 
     fn key(&self, key: &[u8]) -> Vec<u8> {
@@ -94,7 +112,12 @@ impl Storage for ContractStorage {
         metered(&self.handle, || self.handle.read(|s| s.get(&full)))
     }
 
-    fn scan(&mut self, start: Option<&[u8]>, end: Option<&[u8]>, order: Order) -> BackendResult<u32> {
+    fn scan(
+        &mut self,
+        start: Option<&[u8]>,
+        end: Option<&[u8]>,
+        order: Order,
+    ) -> BackendResult<u32> {
         let from = self.key(start.unwrap_or_default());
         let to = match end {
             Some(end) => Some(self.key(end)),
@@ -105,8 +128,10 @@ impl Storage for ContractStorage {
             .handle
             .read_unmetered(|s| s.range(&from, to.as_deref()))
             .map(|entries| {
-                let mut records: Vec<Record> =
-                    entries.into_iter().map(|(k, v)| (k[prefix_len..].to_vec(), v)).collect();
+                let mut records: Vec<Record> = entries
+                    .into_iter()
+                    .map(|(k, v)| (k[prefix_len..].to_vec(), v))
+                    .collect();
                 if order == Order::Descending {
                     records.reverse();
                 }
@@ -121,7 +146,10 @@ impl Storage for ContractStorage {
 
     fn next(&mut self, iterator_id: u32) -> BackendResult<Option<Record>> {
         let Some(iterator) = self.iterators.get_mut(&iterator_id) else {
-            return (Err(BackendError::iterator_does_not_exist(iterator_id)), GasInfo::free());
+            return (
+                Err(BackendError::iterator_does_not_exist(iterator_id)),
+                GasInfo::free(),
+            );
         };
         let record = iterator.next();
         let handle = self.handle.clone();
@@ -129,7 +157,10 @@ impl Storage for ContractStorage {
             let costs = GasCosts::SDK;
             handle.charge(costs.iter_next_flat, "IterNextFlat")?;
             if let Some((key, value)) = &record {
-                handle.charge(costs.read_per_byte * (key.len() + value.len()) as u64, "ValuePerByte")?;
+                handle.charge(
+                    costs.read_per_byte * (key.len() + value.len()) as u64,
+                    "ValuePerByte",
+                )?;
             }
             Ok(record)
         })
@@ -137,7 +168,9 @@ impl Storage for ContractStorage {
 
     fn set(&mut self, key: &[u8], value: &[u8]) -> BackendResult<()> {
         let full = self.key(key);
-        metered(&self.handle, || self.handle.write(|s| s.put(full, value.to_vec())))
+        metered(&self.handle, || {
+            self.handle.write(|s| s.put(full, value.to_vec()))
+        })
     }
 
     fn remove(&mut self, key: &[u8]) -> BackendResult<()> {
@@ -157,15 +190,31 @@ pub struct ChainQuerier {
 impl ChainQuerier {
     /// A querier reading through `handle` (read-only) for a call at `depth`.
     pub fn new(handle: StateHandle, vm: Arc<WasmVm>, block: BlockInfo, depth: u32) -> Self {
-        ChainQuerier { handle: handle.read_only(), vm, block, depth }
+        ChainQuerier {
+            handle: handle.read_only(),
+            vm,
+            block,
+            depth,
+        }
     }
 
-    fn contract_address(&self, text: &str) -> Result<Address, SystemResult<ContractResult<Binary>>> {
-        text.parse().map_err(|_| SystemResult::Err(SystemError::NoSuchContract { addr: text.to_string() }))
+    fn contract_address(
+        &self,
+        text: &str,
+    ) -> Result<Address, SystemResult<ContractResult<Binary>>> {
+        text.parse().map_err(|_| {
+            SystemResult::Err(SystemError::NoSuchContract {
+                addr: text.to_string(),
+            })
+        })
     }
 
     #[allow(deprecated)] // BankQuery::AllBalances: still what contracts send.
-    fn answer(&self, request: QueryRequest<Empty>, gas_limit: u64) -> (SystemResult<ContractResult<Binary>>, u64) {
+    fn answer(
+        &self,
+        request: QueryRequest<Empty>,
+        gas_limit: u64,
+    ) -> (SystemResult<ContractResult<Binary>>, u64) {
         let ok = |binary: cosmwasm_std::StdResult<Binary>| match binary {
             Ok(binary) => SystemResult::Ok(ContractResult::Ok(binary)),
             Err(e) => SystemResult::Ok(ContractResult::Err(e.to_string())),
@@ -174,29 +223,50 @@ impl ChainQuerier {
         match request {
             QueryRequest::Bank(BankQuery::Balance { address, denom }) => {
                 let Ok(address) = address.parse::<Address>() else {
-                    return (SystemResult::Ok(ContractResult::Err(format!("invalid address {address}"))), 0);
+                    return (
+                        SystemResult::Ok(ContractResult::Err(format!("invalid address {address}"))),
+                        0,
+                    );
                 };
                 match self.handle.read(|s| bank::balance(&s, &address, &denom)) {
-                    Ok(amount) => (ok(to_json_binary(&BalanceResponse::new(cosmwasm_std::Coin::new(amount, denom)))), 0),
+                    Ok(amount) => (
+                        ok(to_json_binary(&BalanceResponse::new(
+                            cosmwasm_std::Coin::new(amount, denom),
+                        ))),
+                        0,
+                    ),
                     Err(e) => (state_error(e), 0),
                 }
             }
             QueryRequest::Bank(BankQuery::AllBalances { address }) => {
                 let Ok(address) = address.parse::<Address>() else {
-                    return (SystemResult::Ok(ContractResult::Err(format!("invalid address {address}"))), 0);
+                    return (
+                        SystemResult::Ok(ContractResult::Err(format!("invalid address {address}"))),
+                        0,
+                    );
                 };
                 match self.handle.read(|s| bank::balances(&s, &address)) {
                     Ok(coins) => {
-                        let coins = coins.into_iter().map(|c| cosmwasm_std::Coin::new(c.amount, c.denom)).collect();
+                        let coins = coins
+                            .into_iter()
+                            .map(|c| cosmwasm_std::Coin::new(c.amount, c.denom))
+                            .collect();
                         (ok(to_json_binary(&AllBalanceResponse::new(coins))), 0)
                     }
                     Err(e) => (state_error(e), 0),
                 }
             }
-            QueryRequest::Bank(BankQuery::Supply { denom }) => match self.handle.read(|s| bank::supply(&s, &denom)) {
-                Ok(amount) => (ok(to_json_binary(&SupplyResponse::new(cosmwasm_std::Coin::new(amount, denom)))), 0),
-                Err(e) => (state_error(e), 0),
-            },
+            QueryRequest::Bank(BankQuery::Supply { denom }) => {
+                match self.handle.read(|s| bank::supply(&s, &denom)) {
+                    Ok(amount) => (
+                        ok(to_json_binary(&SupplyResponse::new(
+                            cosmwasm_std::Coin::new(amount, denom),
+                        ))),
+                        0,
+                    ),
+                    Err(e) => (state_error(e), 0),
+                }
+            }
             QueryRequest::Wasm(WasmQuery::Raw { contract_addr, key }) => {
                 let address = match self.contract_address(&contract_addr) {
                     Ok(a) => a,
@@ -204,7 +274,12 @@ impl ChainQuerier {
                 };
                 let full = [keys::contract_store(&address).as_slice(), key.as_slice()].concat();
                 match self.handle.read(|s| s.get(&full)) {
-                    Ok(value) => (SystemResult::Ok(ContractResult::Ok(Binary::from(value.unwrap_or_default()))), 0),
+                    Ok(value) => (
+                        SystemResult::Ok(ContractResult::Ok(Binary::from(
+                            value.unwrap_or_default(),
+                        ))),
+                        0,
+                    ),
                     Err(e) => (state_error(e), 0),
                 }
             }
@@ -213,7 +288,10 @@ impl ChainQuerier {
                     Ok(a) => a,
                     Err(e) => return (e, 0),
                 };
-                match self.handle.read_unmetered(|s| Ok(store::contract(&s, &address))) {
+                match self
+                    .handle
+                    .read_unmetered(|s| Ok(store::contract(&s, &address)))
+                {
                     Ok(Ok(info)) => {
                         let response = ContractInfoResponse::new(
                             info.code_id,
@@ -224,7 +302,12 @@ impl ChainQuerier {
                         );
                         (ok(to_json_binary(&response)), 0)
                     }
-                    _ => (SystemResult::Err(SystemError::NoSuchContract { addr: contract_addr }), 0),
+                    _ => (
+                        SystemResult::Err(SystemError::NoSuchContract {
+                            addr: contract_addr,
+                        }),
+                        0,
+                    ),
                 }
             }
             QueryRequest::Wasm(WasmQuery::CodeInfo { code_id }) => {
@@ -251,13 +334,26 @@ impl ChainQuerier {
                 }
                 let vm = self.vm.clone();
                 let outcome = self.handle.nested(|state, meter| {
-                    vm.query_nested(state, meter, &self.block, self.depth + 1, &address, &msg, gas_limit)
+                    vm.query_nested(
+                        state,
+                        meter,
+                        &self.block,
+                        self.depth + 1,
+                        &address,
+                        &msg,
+                        gas_limit,
+                    )
                 });
                 match outcome {
-                    Ok(Ok((binary, internal_gas))) => (SystemResult::Ok(ContractResult::Ok(binary)), internal_gas),
-                    Ok(Err(super::WasmError::NoSuchContract(_))) => {
-                        (SystemResult::Err(SystemError::NoSuchContract { addr: contract_addr }), 0)
+                    Ok(Ok((binary, internal_gas))) => {
+                        (SystemResult::Ok(ContractResult::Ok(binary)), internal_gas)
                     }
+                    Ok(Err(super::WasmError::NoSuchContract(_))) => (
+                        SystemResult::Err(SystemError::NoSuchContract {
+                            addr: contract_addr,
+                        }),
+                        0,
+                    ),
                     Ok(Err(e)) => (SystemResult::Ok(ContractResult::Err(e.to_string())), 0),
                     Err(e) => (state_error(e), 0),
                 }
@@ -268,18 +364,30 @@ impl ChainQuerier {
                     QueryRequest::Staking(_) => "staking",
                     _ => "this query",
                 };
-                (SystemResult::Err(SystemError::UnsupportedRequest { kind: kind.to_string() }), 0)
+                (
+                    SystemResult::Err(SystemError::UnsupportedRequest {
+                        kind: kind.to_string(),
+                    }),
+                    0,
+                )
             }
         }
     }
 }
 
 impl Querier for ChainQuerier {
-    fn query_raw(&self, request: &[u8], gas_limit: u64) -> BackendResult<SystemResult<ContractResult<Binary>>> {
+    fn query_raw(
+        &self,
+        request: &[u8],
+        gas_limit: u64,
+    ) -> BackendResult<SystemResult<ContractResult<Binary>>> {
         let request: QueryRequest<Empty> = match cosmwasm_std::from_json(request) {
             Ok(request) => request,
             Err(e) => {
-                let error = SystemError::InvalidRequest { error: e.to_string(), request: Binary::from(request) };
+                let error = SystemError::InvalidRequest {
+                    error: e.to_string(),
+                    request: Binary::from(request),
+                };
                 return (Ok(SystemResult::Err(error)), GasInfo::free());
             }
         };

@@ -5,8 +5,8 @@
 use std::sync::Arc;
 
 use cosmwasm_std::{
-    Addr, BankMsg, Binary, CosmosMsg, Event as StdEvent, MessageInfo, MsgResponse, Reply, ReplyOn, Response,
-    SubMsg, SubMsgResponse, SubMsgResult, WasmMsg,
+    Addr, BankMsg, Binary, CosmosMsg, Event as StdEvent, MessageInfo, MsgResponse, Reply, ReplyOn,
+    Response, SubMsg, SubMsgResponse, SubMsgResult, WasmMsg,
 };
 use prost::Message;
 use tendermint_proto::v0_38::abci::Event;
@@ -52,27 +52,48 @@ fn check_json(msg: &[u8]) -> Result<(), WasmError> {
 }
 
 fn std_coins(coins: &[Coin]) -> Vec<cosmwasm_std::Coin> {
-    coins.iter().map(|c| cosmwasm_std::Coin::new(c.amount, c.denom.clone())).collect()
+    coins
+        .iter()
+        .map(|c| cosmwasm_std::Coin::new(c.amount, c.denom.clone()))
+        .collect()
 }
 
 fn chain_coins(coins: &[cosmwasm_std::Coin]) -> Result<Vec<Coin>, WasmError> {
     coins
         .iter()
         .map(|c| {
-            Ok(Coin { denom: c.denom.clone(), amount: c.amount.u128() })
+            Ok(Coin {
+                denom: c.denom.clone(),
+                amount: c.amount.u128(),
+            })
         })
         .collect()
 }
 
 fn parse_address(text: &str) -> Result<Address, WasmError> {
-    text.parse().map_err(|e: crate::modules::auth::AddressError| WasmError::InvalidMsg(e.to_string()))
+    text.parse()
+        .map_err(|e: crate::modules::auth::AddressError| WasmError::InvalidMsg(e.to_string()))
 }
 
-fn send_funds(call: &WasmCall, state: &mut dyn StateWrite, from: &Address, to: &Address, funds: &[Coin], events: &mut Vec<Event>) -> Result<(), WasmError> {
+fn send_funds(
+    call: &WasmCall,
+    state: &mut dyn StateWrite,
+    from: &Address,
+    to: &Address,
+    funds: &[Coin],
+    events: &mut Vec<Event>,
+) -> Result<(), WasmError> {
     if funds.is_empty() {
         return Ok(());
     }
-    bank::send(&mut Metered::new(state, call.meter), from, to, funds, events).map_err(WasmError::from)
+    bank::send(
+        &mut Metered::new(state, call.meter),
+        from,
+        to,
+        funds,
+        events,
+    )
+    .map_err(WasmError::from)
 }
 
 /// Instantiates a contract: address, account, funds, metadata, the `instantiate` entry point,
@@ -85,7 +106,9 @@ pub fn instantiate(
 ) -> Result<(Address, Option<Binary>), WasmError> {
     check_json(request.msg)?;
     if request.label.trim().is_empty() || request.label.len() > 128 {
-        return Err(WasmError::InvalidMsg("label must be 1 to 128 characters".into()));
+        return Err(WasmError::InvalidMsg(
+            "label must be 1 to 128 characters".into(),
+        ));
     }
     let code = store::code(state, request.code_id)?;
     let contract = match request.salt {
@@ -93,7 +116,8 @@ pub fn instantiate(
             if salt.is_empty() || salt.len() > 64 {
                 return Err(WasmError::InvalidMsg("salt must be 1 to 64 bytes".into()));
             }
-            address::predictable(&code.checksum_bytes(), &request.sender, salt).map_err(WasmError::InvalidMsg)?
+            address::predictable(&code.checksum_bytes(), &request.sender, salt)
+                .map_err(WasmError::InvalidMsg)?
         }
         None => address::classic(request.code_id, store::next_instance_id(state)?),
     };
@@ -103,7 +127,14 @@ pub fn instantiate(
         )));
     }
     auth::ensure_account(&mut Metered::new(&mut *state, call.meter), &contract)?;
-    send_funds(call, state, &request.sender, &contract, request.funds, events)?;
+    send_funds(
+        call,
+        state,
+        &request.sender,
+        &contract,
+        request.funds,
+        events,
+    )?;
     let info = ContractInfo {
         code_id: request.code_id,
         creator: request.sender.to_string(),
@@ -116,11 +147,27 @@ pub fn instantiate(
     store::save_contract(state, &contract, &info)?;
     store::index_contract(state, &contract, &info)?;
     let contract_text = contract.to_string();
-    events.push(event("instantiate", &[("_contract_address", &contract_text), ("code_id", &request.code_id.to_string())]));
-    let message_info = MessageInfo { sender: Addr::unchecked(request.sender.to_string()), funds: std_coins(request.funds) };
+    events.push(event(
+        "instantiate",
+        &[
+            ("_contract_address", &contract_text),
+            ("code_id", &request.code_id.to_string()),
+        ],
+    ));
+    let message_info = MessageInfo {
+        sender: Addr::unchecked(request.sender.to_string()),
+        funds: std_coins(request.funds),
+    };
     let response = call
         .vm
-        .instantiate(state, call.meter, &call.site, &contract, &message_info, request.msg)
+        .instantiate(
+            state,
+            call.meter,
+            &call.site,
+            &contract,
+            &message_info,
+            request.msg,
+        )
         .map_err(|e| e.in_entry_point(EntryPoint::Instantiate))?;
     let data = handle_response(call, state, &contract, response, events)?;
     Ok((contract, data))
@@ -139,8 +186,14 @@ pub fn execute(
     check_json(msg)?;
     store::contract(state, contract)?;
     send_funds(call, state, sender, contract, funds, events)?;
-    events.push(event("execute", &[("_contract_address", &contract.to_string())]));
-    let info = MessageInfo { sender: Addr::unchecked(sender.to_string()), funds: std_coins(funds) };
+    events.push(event(
+        "execute",
+        &[("_contract_address", &contract.to_string())],
+    ));
+    let info = MessageInfo {
+        sender: Addr::unchecked(sender.to_string()),
+        funds: std_coins(funds),
+    };
     let response = call
         .vm
         .execute(state, call.meter, &call.site, contract, &info, msg)
@@ -161,14 +214,22 @@ pub fn migrate(
     check_json(msg)?;
     let mut info = store::contract(state, contract)?;
     if info.admin.as_deref() != Some(sender.to_string().as_str()) {
-        return Err(WasmError::Unauthorized("can not migrate: caller is not the admin".into()));
+        return Err(WasmError::Unauthorized(
+            "can not migrate: caller is not the admin".into(),
+        ));
     }
     store::code(state, code_id)?;
     store::unindex_contract(state, contract, &info)?;
     info.code_id = code_id;
     store::save_contract(state, contract, &info)?;
     store::index_contract(state, contract, &info)?;
-    events.push(event("migrate", &[("code_id", &code_id.to_string()), ("_contract_address", &contract.to_string())]));
+    events.push(event(
+        "migrate",
+        &[
+            ("code_id", &code_id.to_string()),
+            ("_contract_address", &contract.to_string()),
+        ],
+    ));
     let response = call
         .vm
         .migrate(state, call.meter, &call.site, contract, msg)
@@ -193,7 +254,10 @@ pub fn set_admin(
     let new_admin_text = info.admin.clone().unwrap_or_default();
     events.push(event(
         "update_contract_admin",
-        &[("_contract_address", &contract.to_string()), ("new_admin_address", &new_admin_text)],
+        &[
+            ("_contract_address", &contract.to_string()),
+            ("new_admin_address", &new_admin_text),
+        ],
     ));
     Ok(())
 }
@@ -227,7 +291,9 @@ fn contract_events(contract: &Address, response: &Response) -> Result<Vec<Event>
                 return Err(WasmError::InvalidEvent("empty attribute key".into()));
             }
             if key.starts_with('_') {
-                return Err(WasmError::InvalidEvent(format!("attribute key `{key}` starts with the reserved `_`")));
+                return Err(WasmError::InvalidEvent(format!(
+                    "attribute key `{key}` starts with the reserved `_`"
+                )));
             }
         }
         Ok(())
@@ -236,17 +302,29 @@ fn contract_events(contract: &Address, response: &Response) -> Result<Vec<Event>
     if !response.attributes.is_empty() {
         check(&response.attributes)?;
         let mut pairs: Vec<(&str, &str)> = vec![("_contract_address", &address)];
-        pairs.extend(response.attributes.iter().map(|a| (a.key.as_str(), a.value.as_str())));
+        pairs.extend(
+            response
+                .attributes
+                .iter()
+                .map(|a| (a.key.as_str(), a.value.as_str())),
+        );
         out.push(event("wasm", &pairs));
     }
     for custom in &response.events {
         let kind = custom.ty.trim();
         if kind.len() < 2 {
-            return Err(WasmError::InvalidEvent(format!("event type `{kind}` is too short")));
+            return Err(WasmError::InvalidEvent(format!(
+                "event type `{kind}` is too short"
+            )));
         }
         check(&custom.attributes)?;
         let mut pairs: Vec<(&str, &str)> = vec![("_contract_address", &address)];
-        pairs.extend(custom.attributes.iter().map(|a| (a.key.as_str(), a.value.as_str())));
+        pairs.extend(
+            custom
+                .attributes
+                .iter()
+                .map(|a| (a.key.as_str(), a.value.as_str())),
+        );
         out.push(event(&format!("wasm-{kind}"), &pairs));
     }
     Ok(out)
@@ -259,8 +337,14 @@ fn std_events(events: &[Event]) -> Vec<StdEvent> {
             // Built field by field: the builder rejects the reserved `_contract_address` key,
             // which the chain itself adds.
             let mut std_event = StdEvent::new(e.r#type.clone());
-            std_event.attributes =
-                e.attributes.iter().map(|a| cosmwasm_std::Attribute { key: a.key.clone(), value: a.value.clone() }).collect();
+            std_event.attributes = e
+                .attributes
+                .iter()
+                .map(|a| cosmwasm_std::Attribute {
+                    key: a.key.clone(),
+                    value: a.value.clone(),
+                })
+                .collect();
             std_event
         })
         .collect()
@@ -285,19 +369,25 @@ fn dispatch_submessage(
     let sub_meter;
     let meter = match sub.gas_limit {
         Some(limit) => {
-            sub_meter = GasMeter::new(limit.min(call.meter.limit().saturating_sub(call.meter.used())));
+            sub_meter =
+                GasMeter::new(limit.min(call.meter.limit().saturating_sub(call.meter.used())));
             &sub_meter
         }
         None => call.meter,
     };
-    let sub_call = WasmCall { vm: call.vm, meter, site };
+    let sub_call = WasmCall {
+        vm: call.vm,
+        meter,
+        site,
+    };
     let mut sub_events = vec![];
     let mut cache = Overlay::new(&*state);
     let outcome = dispatch_message(&sub_call, &mut cache, contract, sub.msg, &mut sub_events);
     let changes = cache.into_changes();
     if sub.gas_limit.is_some() {
         // Gas used under a submessage limit is charged to the caller either way.
-        call.meter.consume(meter.used().min(meter.limit()), "submessage")?;
+        call.meter
+            .consume(meter.used().min(meter.limit()), "submessage")?;
     }
     let result = match outcome {
         Ok(dispatched) => {
@@ -329,17 +419,28 @@ fn dispatch_submessage(
             SubMsgResult::Err(redact(&error))
         }
     };
-    let reply = Reply { id: sub.id, payload: sub.payload, gas_used: 0, result };
+    let reply = Reply {
+        id: sub.id,
+        payload: sub.payload,
+        gas_used: 0,
+        result,
+    };
     let response = call
         .vm
         .reply(state, call.meter, &call.site, contract, &reply)
         .map_err(|e| e.in_entry_point(EntryPoint::Reply))?;
-    events.push(event("reply", &[("_contract_address", &contract.to_string())]));
+    events.push(event(
+        "reply",
+        &[("_contract_address", &contract.to_string())],
+    ));
     handle_response(call, state, contract, response, events)
 }
 
 fn msg_response(type_url: &str, value: impl Message) -> MsgResponse {
-    MsgResponse { type_url: type_url.to_string(), value: Binary::from(value.encode_to_vec()) }
+    MsgResponse {
+        type_url: type_url.to_string(),
+        value: Binary::from(value.encode_to_vec()),
+    }
 }
 
 /// Executes a message a contract emitted, as the contract.
@@ -354,64 +455,172 @@ fn dispatch_message(
         CosmosMsg::Bank(BankMsg::Send { to_address, amount }) => {
             let to = parse_address(&to_address)?;
             let coins = chain_coins(&amount)?;
-            bank::send(&mut Metered::new(state, call.meter), sender, &to, &coins, events)?;
+            bank::send(
+                &mut Metered::new(state, call.meter),
+                sender,
+                &to,
+                &coins,
+                events,
+            )?;
             let response = cosmrs::proto::cosmos::bank::v1beta1::MsgSendResponse {};
-            Ok(Dispatched { data: None, msg_response: msg_response("/cosmos.bank.v1beta1.MsgSendResponse", response) })
+            Ok(Dispatched {
+                data: None,
+                msg_response: msg_response("/cosmos.bank.v1beta1.MsgSendResponse", response),
+            })
         }
         CosmosMsg::Bank(BankMsg::Burn { amount }) => {
             let coins = chain_coins(&amount)?;
             bank::burn(&mut Metered::new(state, call.meter), sender, &coins, events)?;
             // MsgBurnResponse is an empty message.
-            let msg_response = MsgResponse { type_url: "/cosmos.bank.v1beta1.MsgBurnResponse".into(), value: Binary::default() };
-            Ok(Dispatched { data: None, msg_response })
+            let msg_response = MsgResponse {
+                type_url: "/cosmos.bank.v1beta1.MsgBurnResponse".into(),
+                value: Binary::default(),
+            };
+            Ok(Dispatched {
+                data: None,
+                msg_response,
+            })
         }
-        CosmosMsg::Wasm(WasmMsg::Execute { contract_addr, msg, funds }) => {
+        CosmosMsg::Wasm(WasmMsg::Execute {
+            contract_addr,
+            msg,
+            funds,
+        }) => {
             let contract = parse_address(&contract_addr)?;
-            let data = execute(call, state, sender, &contract, &msg, &chain_coins(&funds)?, events)?;
-            let response = proto::MsgExecuteContractResponse { data: data.clone().unwrap_or_default().to_vec() };
-            Ok(Dispatched { data, msg_response: msg_response("/cosmwasm.wasm.v1.MsgExecuteContractResponse", response) })
+            let data = execute(
+                call,
+                state,
+                sender,
+                &contract,
+                &msg,
+                &chain_coins(&funds)?,
+                events,
+            )?;
+            let response = proto::MsgExecuteContractResponse {
+                data: data.clone().unwrap_or_default().to_vec(),
+            };
+            Ok(Dispatched {
+                data,
+                msg_response: msg_response(
+                    "/cosmwasm.wasm.v1.MsgExecuteContractResponse",
+                    response,
+                ),
+            })
         }
-        CosmosMsg::Wasm(WasmMsg::Instantiate { admin, code_id, msg, funds, label }) => {
+        CosmosMsg::Wasm(WasmMsg::Instantiate {
+            admin,
+            code_id,
+            msg,
+            funds,
+            label,
+        }) => {
             let funds = chain_coins(&funds)?;
             let admin = admin.as_deref().map(parse_address).transpose()?;
-            let request = Instantiate { sender: *sender, admin, code_id, label: &label, msg: &msg, funds: &funds, salt: None };
+            let request = Instantiate {
+                sender: *sender,
+                admin,
+                code_id,
+                label: &label,
+                msg: &msg,
+                funds: &funds,
+                salt: None,
+            };
             let (contract, data) = instantiate(call, state, request, events)?;
             let response = proto::MsgInstantiateContractResponse {
                 address: contract.to_string(),
                 data: data.clone().unwrap_or_default().to_vec(),
             };
-            Ok(Dispatched { data, msg_response: msg_response("/cosmwasm.wasm.v1.MsgInstantiateContractResponse", response) })
+            Ok(Dispatched {
+                data,
+                msg_response: msg_response(
+                    "/cosmwasm.wasm.v1.MsgInstantiateContractResponse",
+                    response,
+                ),
+            })
         }
-        CosmosMsg::Wasm(WasmMsg::Instantiate2 { admin, code_id, label, msg, funds, salt }) => {
+        CosmosMsg::Wasm(WasmMsg::Instantiate2 {
+            admin,
+            code_id,
+            label,
+            msg,
+            funds,
+            salt,
+        }) => {
             let funds = chain_coins(&funds)?;
             let admin = admin.as_deref().map(parse_address).transpose()?;
-            let request =
-                Instantiate { sender: *sender, admin, code_id, label: &label, msg: &msg, funds: &funds, salt: Some(&salt) };
+            let request = Instantiate {
+                sender: *sender,
+                admin,
+                code_id,
+                label: &label,
+                msg: &msg,
+                funds: &funds,
+                salt: Some(&salt),
+            };
             let (contract, data) = instantiate(call, state, request, events)?;
             let response = proto::MsgInstantiateContract2Response {
                 address: contract.to_string(),
                 data: data.clone().unwrap_or_default().to_vec(),
             };
-            Ok(Dispatched { data, msg_response: msg_response("/cosmwasm.wasm.v1.MsgInstantiateContract2Response", response) })
+            Ok(Dispatched {
+                data,
+                msg_response: msg_response(
+                    "/cosmwasm.wasm.v1.MsgInstantiateContract2Response",
+                    response,
+                ),
+            })
         }
-        CosmosMsg::Wasm(WasmMsg::Migrate { contract_addr, new_code_id, msg }) => {
+        CosmosMsg::Wasm(WasmMsg::Migrate {
+            contract_addr,
+            new_code_id,
+            msg,
+        }) => {
             let contract = parse_address(&contract_addr)?;
             let data = migrate(call, state, sender, &contract, new_code_id, &msg, events)?;
-            let response = proto::MsgMigrateContractResponse { data: data.clone().unwrap_or_default().to_vec() };
-            Ok(Dispatched { data, msg_response: msg_response("/cosmwasm.wasm.v1.MsgMigrateContractResponse", response) })
+            let response = proto::MsgMigrateContractResponse {
+                data: data.clone().unwrap_or_default().to_vec(),
+            };
+            Ok(Dispatched {
+                data,
+                msg_response: msg_response(
+                    "/cosmwasm.wasm.v1.MsgMigrateContractResponse",
+                    response,
+                ),
+            })
         }
-        CosmosMsg::Wasm(WasmMsg::UpdateAdmin { contract_addr, admin }) => {
+        CosmosMsg::Wasm(WasmMsg::UpdateAdmin {
+            contract_addr,
+            admin,
+        }) => {
             let contract = parse_address(&contract_addr)?;
             let admin = parse_address(&admin)?;
             set_admin(state, sender, &contract, Some(&admin), events)?;
-            Ok(Dispatched { data: None, msg_response: msg_response("/cosmwasm.wasm.v1.MsgUpdateAdminResponse", proto::MsgUpdateAdminResponse {}) })
+            Ok(Dispatched {
+                data: None,
+                msg_response: msg_response(
+                    "/cosmwasm.wasm.v1.MsgUpdateAdminResponse",
+                    proto::MsgUpdateAdminResponse {},
+                ),
+            })
         }
         CosmosMsg::Wasm(WasmMsg::ClearAdmin { contract_addr }) => {
             let contract = parse_address(&contract_addr)?;
             set_admin(state, sender, &contract, None, events)?;
-            Ok(Dispatched { data: None, msg_response: msg_response("/cosmwasm.wasm.v1.MsgClearAdminResponse", proto::MsgClearAdminResponse {}) })
+            Ok(Dispatched {
+                data: None,
+                msg_response: msg_response(
+                    "/cosmwasm.wasm.v1.MsgClearAdminResponse",
+                    proto::MsgClearAdminResponse {},
+                ),
+            })
         }
-        other => Err(WasmError::UnsupportedMessage(format!("{other:?}").split(['(', ' ', '{']).next().unwrap_or("message").to_string())),
+        other => Err(WasmError::UnsupportedMessage(
+            format!("{other:?}")
+                .split(['(', ' ', '{'])
+                .next()
+                .unwrap_or("message")
+                .to_string(),
+        )),
     }
 }
 

@@ -39,7 +39,11 @@ pub enum HandleError {
 }
 
 /// Lends `state` (charged to `meter`) to `body` through a handle that is revoked on return.
-pub fn scoped<R>(state: &mut dyn StateWrite, meter: &GasMeter, body: impl FnOnce(StateHandle) -> R) -> R {
+pub fn scoped<R>(
+    state: &mut dyn StateWrite,
+    meter: &GasMeter,
+    body: impl FnOnce(StateHandle) -> R,
+) -> R {
     struct Revoke(Arc<Mutex<Option<Lent>>>);
     impl Drop for Revoke {
         fn drop(&mut self) {
@@ -52,13 +56,19 @@ pub fn scoped<R>(state: &mut dyn StateWrite, meter: &GasMeter, body: impl FnOnce
     let raw: *mut (dyn StateWrite + 'static) = unsafe { std::mem::transmute(raw) };
     let slot = Arc::new(Mutex::new(Some(Lent { state: raw, meter })));
     let _revoke = Revoke(slot.clone());
-    body(StateHandle { slot, writable: true })
+    body(StateHandle {
+        slot,
+        writable: true,
+    })
 }
 
 impl StateHandle {
     /// A handle to the same state that refuses writes (for queries).
     pub fn read_only(&self) -> StateHandle {
-        StateHandle { slot: self.slot.clone(), writable: false }
+        StateHandle {
+            slot: self.slot.clone(),
+            writable: false,
+        }
     }
 
     fn lent(&self) -> Result<(*mut (dyn StateWrite + 'static), *const GasMeter), HandleError> {
@@ -68,7 +78,10 @@ impl StateHandle {
     }
 
     /// Runs one read against the metered state.
-    pub fn read<R>(&self, op: impl FnOnce(&dyn StateRead) -> Result<R, StateError>) -> Result<R, HandleError> {
+    pub fn read<R>(
+        &self,
+        op: impl FnOnce(&dyn StateRead) -> Result<R, StateError>,
+    ) -> Result<R, HandleError> {
         let (state, meter) = self.lent()?;
         // SAFETY: the slot is filled, so the lending scope is live and the caller's borrow is
         // parked in `scoped`; the reference ends with this operation.
@@ -77,7 +90,10 @@ impl StateHandle {
     }
 
     /// Runs one write against the metered state.
-    pub fn write<R>(&self, op: impl FnOnce(&mut dyn StateWrite) -> Result<R, StateError>) -> Result<R, HandleError> {
+    pub fn write<R>(
+        &self,
+        op: impl FnOnce(&mut dyn StateWrite) -> Result<R, StateError>,
+    ) -> Result<R, HandleError> {
         if !self.writable {
             return Err(HandleError::ReadOnly);
         }
@@ -88,7 +104,10 @@ impl StateHandle {
     }
 
     /// Runs one read against the state without charging gas (the caller charges per item).
-    pub fn read_unmetered<R>(&self, op: impl FnOnce(&dyn StateRead) -> Result<R, StateError>) -> Result<R, HandleError> {
+    pub fn read_unmetered<R>(
+        &self,
+        op: impl FnOnce(&dyn StateRead) -> Result<R, StateError>,
+    ) -> Result<R, HandleError> {
         let (state, _) = self.lent()?;
         // SAFETY: as in `read`.
         let state = unsafe { &*state };
@@ -111,7 +130,10 @@ impl StateHandle {
 
     /// Runs `body` with the raw (unmetered) state and the meter, for nested contract calls
     /// from a query. The nested call lends the state onward through its own `scoped`.
-    pub fn nested<R>(&self, body: impl FnOnce(&mut dyn StateWrite, &GasMeter) -> R) -> Result<R, HandleError> {
+    pub fn nested<R>(
+        &self,
+        body: impl FnOnce(&mut dyn StateWrite, &GasMeter) -> R,
+    ) -> Result<R, HandleError> {
         let (state, meter) = self.lent()?;
         // SAFETY: as in `read`; the outer VM is suspended inside its host call while `body` runs.
         let (state, meter) = unsafe { (&mut *state, &*meter) };
@@ -129,12 +151,20 @@ mod tests {
         let mut state = Overlay::new(());
         let meter = GasMeter::unlimited();
         let kept = scoped(&mut state, &meter, |handle| {
-            handle.write(|s| s.put(b"k".to_vec(), b"v".to_vec())).unwrap();
+            handle
+                .write(|s| s.put(b"k".to_vec(), b"v".to_vec()))
+                .unwrap();
             assert_eq!(handle.read(|s| s.get(b"k")).unwrap(), Some(b"v".to_vec()));
-            assert!(matches!(handle.read_only().write(|s| s.delete(b"k".to_vec())), Err(HandleError::ReadOnly)));
+            assert!(matches!(
+                handle.read_only().write(|s| s.delete(b"k".to_vec())),
+                Err(HandleError::ReadOnly)
+            ));
             handle
         });
-        assert!(matches!(kept.read(|s| s.get(b"k")), Err(HandleError::Revoked)));
+        assert!(matches!(
+            kept.read(|s| s.get(b"k")),
+            Err(HandleError::Revoked)
+        ));
         assert_eq!(state.get(b"k").unwrap(), Some(b"v".to_vec()));
         assert!(meter.used() > 0, "accesses through the handle are metered");
     }

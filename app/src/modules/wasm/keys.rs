@@ -40,7 +40,12 @@ pub fn contracts_by_code_prefix(code_id: u64) -> Vec<u8> {
 
 /// Index entry: code `code_id`, instance `instance_id` → `address`.
 pub fn contract_by_code(code_id: u64, instance_id: u64, address: &Address) -> Vec<u8> {
-    [contracts_by_code_prefix(code_id).as_slice(), &instance_id.to_be_bytes(), address.as_bytes()].concat()
+    [
+        contracts_by_code_prefix(code_id).as_slice(),
+        &instance_id.to_be_bytes(),
+        address.as_bytes(),
+    ]
+    .concat()
 }
 
 /// Prefix of the contract's own key-value storage.

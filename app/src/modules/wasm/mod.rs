@@ -82,8 +82,10 @@ impl WasmError {
 
     /// True when gas ran out (the transaction's or a submessage's).
     pub fn is_out_of_gas(&self) -> bool {
-        matches!(self, WasmError::OutOfGas(_) | WasmError::State(StateError::OutOfGas { .. }))
-            || matches!(self, WasmError::Chain(e) if e.code() == 11 && e.codespace() == "sdk")
+        matches!(
+            self,
+            WasmError::OutOfGas(_) | WasmError::State(StateError::OutOfGas { .. })
+        ) || matches!(self, WasmError::Chain(e) if e.code() == 11 && e.codespace() == "sdk")
     }
 
     /// The ABCI codespace.

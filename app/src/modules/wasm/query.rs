@@ -40,7 +40,9 @@ pub fn serves(path: &str) -> bool {
 impl From<WasmError> for QueryError {
     fn from(e: WasmError) -> Self {
         match e {
-            WasmError::NoSuchCode(_) | WasmError::NoSuchContract(_) => QueryError::NotFound(e.to_string()),
+            WasmError::NoSuchCode(_) | WasmError::NoSuchContract(_) => {
+                QueryError::NotFound(e.to_string())
+            }
             WasmError::State(s) => QueryError::State(s),
             other => QueryError::InvalidRequest(other.to_string()),
         }
@@ -49,7 +51,10 @@ impl From<WasmError> for QueryError {
 
 fn everybody() -> Option<proto::AccessConfig> {
     // ACCESS_TYPE_EVERYBODY: uploads and instantiation are permissionless.
-    Some(proto::AccessConfig { permission: 3, addresses: vec![] })
+    Some(proto::AccessConfig {
+        permission: 3,
+        addresses: vec![],
+    })
 }
 
 fn contract_info_proto(info: &store::ContractInfo) -> proto::ContractInfo {
@@ -58,7 +63,10 @@ fn contract_info_proto(info: &store::ContractInfo) -> proto::ContractInfo {
         creator: info.creator.clone(),
         admin: info.admin.clone().unwrap_or_default(),
         label: info.label.clone(),
-        created: Some(proto::AbsoluteTxPosition { block_height: info.created_height, tx_index: info.created_tx_index }),
+        created: Some(proto::AbsoluteTxPosition {
+            block_height: info.created_height,
+            tx_index: info.created_tx_index,
+        }),
         ibc_port_id: String::new(),
         extension: None,
     }
@@ -66,7 +74,11 @@ fn contract_info_proto(info: &store::ContractInfo) -> proto::ContractInfo {
 
 fn page(pagination: Option<PageRequest>) -> (Vec<u8>, usize) {
     let request = pagination.unwrap_or_default();
-    let limit = if request.limit == 0 { 100 } else { request.limit.min(1000) as usize };
+    let limit = if request.limit == 0 {
+        100
+    } else {
+        request.limit.min(1000) as usize
+    };
     (request.key, limit)
 }
 
@@ -84,29 +96,50 @@ pub fn answer<S: StateRead>(
             let request = proto::QuerySmartContractStateRequest::decode(data)?;
             let contract: Address = request.address.parse()?;
             if serde_json::from_slice::<serde_json::Value>(&request.query_data).is_err() {
-                return Err(QueryError::InvalidRequest("query data must be valid JSON".into()));
+                return Err(QueryError::InvalidRequest(
+                    "query data must be valid JSON".into(),
+                ));
             }
             let meter = GasMeter::new(QUERY_GAS_LIMIT);
             let mut view = Overlay::new(state);
-            let answer = vm.query(&mut view, &meter, site, &contract, &request.query_data).map_err(|e| match e {
-                WasmError::NoSuchCode(_) | WasmError::NoSuchContract(_) | WasmError::State(_) => QueryError::from(e),
-                other => QueryError::InvalidRequest(format!("{}: query wasm contract failed", other)),
-            })?;
-            proto::QuerySmartContractStateResponse { data: answer.to_vec() }.encode_to_vec()
+            let answer = vm
+                .query(&mut view, &meter, site, &contract, &request.query_data)
+                .map_err(|e| match e {
+                    WasmError::NoSuchCode(_)
+                    | WasmError::NoSuchContract(_)
+                    | WasmError::State(_) => QueryError::from(e),
+                    other => {
+                        QueryError::InvalidRequest(format!("{}: query wasm contract failed", other))
+                    }
+                })?;
+            proto::QuerySmartContractStateResponse {
+                data: answer.to_vec(),
+            }
+            .encode_to_vec()
         }
         "RawContractState" => {
             let request = proto::QueryRawContractStateRequest::decode(data)?;
             let contract: Address = request.address.parse()?;
             store::contract(state, &contract)?;
-            let key = [keys::contract_store(&contract).as_slice(), &request.query_data].concat();
-            proto::QueryRawContractStateResponse { data: state.get(&key)?.unwrap_or_default() }.encode_to_vec()
+            let key = [
+                keys::contract_store(&contract).as_slice(),
+                &request.query_data,
+            ]
+            .concat();
+            proto::QueryRawContractStateResponse {
+                data: state.get(&key)?.unwrap_or_default(),
+            }
+            .encode_to_vec()
         }
         "ContractInfo" => {
             let request = proto::QueryContractInfoRequest::decode(data)?;
             let contract: Address = request.address.parse()?;
             let info = store::contract(state, &contract)?;
-            proto::QueryContractInfoResponse { address: contract.to_string(), contract_info: Some(contract_info_proto(&info)) }
-                .encode_to_vec()
+            proto::QueryContractInfoResponse {
+                address: contract.to_string(),
+                contract_info: Some(contract_info_proto(&info)),
+            }
+            .encode_to_vec()
         }
         "ContractsByCode" => {
             let request = proto::QueryContractsByCodeRequest::decode(data)?;
@@ -116,13 +149,21 @@ pub fn answer<S: StateRead>(
             let start = if start_key.is_empty() {
                 0
             } else {
-                all.iter().position(|a| a.as_bytes() == start_key.as_slice()).unwrap_or(all.len())
+                all.iter()
+                    .position(|a| a.as_bytes() == start_key.as_slice())
+                    .unwrap_or(all.len())
             };
             let chosen: Vec<&Address> = all.iter().skip(start).take(limit).collect();
-            let next_key = all.get(start + limit).map(|a| a.as_bytes().to_vec()).unwrap_or_default();
+            let next_key = all
+                .get(start + limit)
+                .map(|a| a.as_bytes().to_vec())
+                .unwrap_or_default();
             proto::QueryContractsByCodeResponse {
                 contracts: chosen.iter().map(|a| a.to_string()).collect(),
-                pagination: Some(PageResponse { next_key, total: all.len() as u64 }),
+                pagination: Some(PageResponse {
+                    next_key,
+                    total: all.len() as u64,
+                }),
             }
             .encode_to_vec()
         }
@@ -155,10 +196,21 @@ pub fn answer<S: StateRead>(
         "Codes" => {
             let request = proto::QueryCodesRequest::decode(data)?;
             let (start_key, limit) = page(request.pagination);
-            let start_id = if start_key.len() == 8 { u64::from_be_bytes(start_key.try_into().unwrap()) } else { 0 };
+            let start_id = if start_key.len() == 8 {
+                u64::from_be_bytes(start_key.try_into().unwrap())
+            } else {
+                0
+            };
             let all = store::codes(state)?;
-            let chosen: Vec<_> = all.iter().filter(|(id, _)| *id >= start_id).take(limit + 1).collect();
-            let next_key = chosen.get(limit).map(|(id, _)| id.to_be_bytes().to_vec()).unwrap_or_default();
+            let chosen: Vec<_> = all
+                .iter()
+                .filter(|(id, _)| *id >= start_id)
+                .take(limit + 1)
+                .collect();
+            let next_key = chosen
+                .get(limit)
+                .map(|(id, _)| id.to_be_bytes().to_vec())
+                .unwrap_or_default();
             proto::QueryCodesResponse {
                 code_infos: chosen
                     .iter()
@@ -170,10 +222,17 @@ pub fn answer<S: StateRead>(
                         instantiate_permission: everybody(),
                     })
                     .collect(),
-                pagination: Some(PageResponse { next_key, total: all.len() as u64 }),
+                pagination: Some(PageResponse {
+                    next_key,
+                    total: all.len() as u64,
+                }),
             }
             .encode_to_vec()
         }
-        other => return Err(QueryError::UnknownPath(format!("/cosmwasm.wasm.v1.Query/{other}"))),
+        other => {
+            return Err(QueryError::UnknownPath(format!(
+                "/cosmwasm.wasm.v1.Query/{other}"
+            )))
+        }
     })
 }

@@ -19,7 +19,10 @@ pub struct CodeInfo {
 impl CodeInfo {
     /// The checksum as bytes.
     pub fn checksum_bytes(&self) -> [u8; 32] {
-        hex::decode(&self.checksum).ok().and_then(|b| b.try_into().ok()).expect("stored checksums are 32-byte hex")
+        hex::decode(&self.checksum)
+            .ok()
+            .and_then(|b| b.try_into().ok())
+            .expect("stored checksums are 32-byte hex")
     }
 }
 
@@ -42,9 +45,17 @@ fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, StateError>
     serde_json::from_slice(bytes).map_err(|e| StateError::Storage(format!("wasm metadata: {e}")))
 }
 
-fn next_counter(state: &mut (impl StateWrite + ?Sized), key: &[u8], first: u64) -> Result<u64, StateError> {
+fn next_counter(
+    state: &mut (impl StateWrite + ?Sized),
+    key: &[u8],
+    first: u64,
+) -> Result<u64, StateError> {
     let current = match state.get(key)? {
-        Some(bytes) => u64::from_be_bytes(bytes.try_into().map_err(|_| StateError::Storage("bad counter".into()))?),
+        Some(bytes) => u64::from_be_bytes(
+            bytes
+                .try_into()
+                .map_err(|_| StateError::Storage("bad counter".into()))?,
+        ),
         None => first,
     };
     state.put(key.to_vec(), (current + 1).to_be_bytes().to_vec())?;
@@ -67,20 +78,32 @@ pub fn next_creation(state: &mut (impl StateWrite + ?Sized)) -> Result<u64, Stat
 }
 
 /// Stores code metadata and bytes.
-pub fn save_code(state: &mut (impl StateWrite + ?Sized), id: u64, info: &CodeInfo, wasm: &[u8]) -> Result<(), StateError> {
-    state.put(keys::code(id), serde_json::to_vec(info).expect("serialises"))?;
+pub fn save_code(
+    state: &mut (impl StateWrite + ?Sized),
+    id: u64,
+    info: &CodeInfo,
+    wasm: &[u8],
+) -> Result<(), StateError> {
+    state.put(
+        keys::code(id),
+        serde_json::to_vec(info).expect("serialises"),
+    )?;
     state.put(keys::code_bytes(id), wasm.to_vec())
 }
 
 /// Code metadata, or `NoSuchCode`.
 pub fn code(state: &(impl StateRead + ?Sized), id: u64) -> Result<CodeInfo, WasmError> {
-    let bytes = state.get(&keys::code(id))?.ok_or(WasmError::NoSuchCode(id))?;
+    let bytes = state
+        .get(&keys::code(id))?
+        .ok_or(WasmError::NoSuchCode(id))?;
     Ok(decode(&bytes)?)
 }
 
 /// The wasm bytes of code `id`.
 pub fn code_bytes(state: &(impl StateRead + ?Sized), id: u64) -> Result<Vec<u8>, WasmError> {
-    state.get(&keys::code_bytes(id))?.ok_or(WasmError::NoSuchCode(id))
+    state
+        .get(&keys::code_bytes(id))?
+        .ok_or(WasmError::NoSuchCode(id))
 }
 
 /// Every stored code id with its metadata, ascending.
@@ -89,7 +112,11 @@ pub fn codes(state: &(impl StateRead + ?Sized)) -> Result<Vec<(u64, CodeInfo)>, 
         .prefix(keys::CODE_PREFIX)?
         .into_iter()
         .map(|(key, value)| {
-            let id = u64::from_be_bytes(key[keys::CODE_PREFIX.len()..].try_into().map_err(|_| StateError::Storage("bad code key".into()))?);
+            let id = u64::from_be_bytes(
+                key[keys::CODE_PREFIX.len()..]
+                    .try_into()
+                    .map_err(|_| StateError::Storage("bad code key".into()))?,
+            );
             Ok((id, decode(&value)?))
         })
         .collect()
@@ -106,37 +133,73 @@ pub fn is_pinned(state: &(impl StateRead + ?Sized), id: u64) -> Result<bool, Sta
 }
 
 /// Stores contract metadata (and the by-code index on creation).
-pub fn save_contract(state: &mut (impl StateWrite + ?Sized), address: &Address, info: &ContractInfo) -> Result<(), StateError> {
-    state.put(keys::contract(address), serde_json::to_vec(info).expect("serialises"))
+pub fn save_contract(
+    state: &mut (impl StateWrite + ?Sized),
+    address: &Address,
+    info: &ContractInfo,
+) -> Result<(), StateError> {
+    state.put(
+        keys::contract(address),
+        serde_json::to_vec(info).expect("serialises"),
+    )
 }
 
 /// Adds the contract to its code's index.
-pub fn index_contract(state: &mut (impl StateWrite + ?Sized), address: &Address, info: &ContractInfo) -> Result<(), StateError> {
-    state.put(keys::contract_by_code(info.code_id, info.instance_id, address), vec![])
+pub fn index_contract(
+    state: &mut (impl StateWrite + ?Sized),
+    address: &Address,
+    info: &ContractInfo,
+) -> Result<(), StateError> {
+    state.put(
+        keys::contract_by_code(info.code_id, info.instance_id, address),
+        vec![],
+    )
 }
 
 /// Removes the contract from its code's index (on migration to another code).
-pub fn unindex_contract(state: &mut (impl StateWrite + ?Sized), address: &Address, info: &ContractInfo) -> Result<(), StateError> {
-    state.delete(keys::contract_by_code(info.code_id, info.instance_id, address))
+pub fn unindex_contract(
+    state: &mut (impl StateWrite + ?Sized),
+    address: &Address,
+    info: &ContractInfo,
+) -> Result<(), StateError> {
+    state.delete(keys::contract_by_code(
+        info.code_id,
+        info.instance_id,
+        address,
+    ))
 }
 
 /// Contract metadata, or `NoSuchContract`.
-pub fn contract(state: &(impl StateRead + ?Sized), address: &Address) -> Result<ContractInfo, WasmError> {
-    let bytes = state.get(&keys::contract(address))?.ok_or_else(|| WasmError::NoSuchContract(address.to_string()))?;
+pub fn contract(
+    state: &(impl StateRead + ?Sized),
+    address: &Address,
+) -> Result<ContractInfo, WasmError> {
+    let bytes = state
+        .get(&keys::contract(address))?
+        .ok_or_else(|| WasmError::NoSuchContract(address.to_string()))?;
     Ok(decode(&bytes)?)
 }
 
 /// True if a contract lives at `address`.
-pub fn contract_exists(state: &(impl StateRead + ?Sized), address: &Address) -> Result<bool, StateError> {
+pub fn contract_exists(
+    state: &(impl StateRead + ?Sized),
+    address: &Address,
+) -> Result<bool, StateError> {
     Ok(state.get(&keys::contract(address))?.is_some())
 }
 
 /// Contracts instantiated from `code_id`, in creation order.
-pub fn contracts_by_code(state: &(impl StateRead + ?Sized), code_id: u64) -> Result<Vec<Address>, StateError> {
+pub fn contracts_by_code(
+    state: &(impl StateRead + ?Sized),
+    code_id: u64,
+) -> Result<Vec<Address>, StateError> {
     let prefix = keys::contracts_by_code_prefix(code_id);
     state
         .prefix(&prefix)?
         .into_iter()
-        .map(|(key, _)| Address::from_slice(&key[prefix.len() + 8..]).map_err(|e| StateError::Storage(e.to_string())))
+        .map(|(key, _)| {
+            Address::from_slice(&key[prefix.len() + 8..])
+                .map_err(|e| StateError::Storage(e.to_string()))
+        })
         .collect()
 }

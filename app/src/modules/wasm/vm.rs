@@ -7,11 +7,12 @@ use std::path::Path;
 use std::sync::Arc;
 
 use cosmwasm_std::{
-    Addr, Binary, BlockInfo, Checksum, ContractResult, Env, MessageInfo, Reply, Response, TransactionInfo,
+    Addr, Binary, BlockInfo, Checksum, ContractResult, Env, MessageInfo, Reply, Response,
+    TransactionInfo,
 };
 use cosmwasm_vm::{
-    call_execute, call_instantiate, call_migrate, call_query, call_reply, Backend, Cache, CacheOptions, Instance,
-    InstanceOptions, Size, VmError, VmResult,
+    call_execute, call_instantiate, call_migrate, call_query, call_reply, Backend, Cache,
+    CacheOptions, Instance, InstanceOptions, Size, VmError, VmResult,
 };
 
 use super::backend::{ChainQuerier, ContractStorage, WasmApi};
@@ -59,9 +60,14 @@ impl CallSite {
     /// The same site one call deeper.
     pub fn deeper(&self) -> Result<CallSite, WasmError> {
         if self.depth + 1 >= MAX_CALL_DEPTH {
-            return Err(WasmError::Limit(format!("contract calls nest deeper than {MAX_CALL_DEPTH}")));
+            return Err(WasmError::Limit(format!(
+                "contract calls nest deeper than {MAX_CALL_DEPTH}"
+            )));
         }
-        Ok(CallSite { depth: self.depth + 1, ..self.clone() })
+        Ok(CallSite {
+            depth: self.depth + 1,
+            ..self.clone()
+        })
     }
 }
 
@@ -73,7 +79,9 @@ pub struct WasmVm {
 
 impl std::fmt::Debug for WasmVm {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("WasmVm").field("pinned", &self.pinned.lock().map(|p| p.len()).unwrap_or(0)).finish()
+        f.debug_struct("WasmVm")
+            .field("pinned", &self.pinned.lock().map(|p| p.len()).unwrap_or(0))
+            .finish()
     }
 }
 
@@ -87,17 +95,24 @@ fn vm_error(e: VmError) -> WasmError {
 impl WasmVm {
     /// Opens the module cache in `dir` (compiled modules persist there across restarts).
     pub fn open(dir: &Path) -> Result<Arc<Self>, WasmError> {
-        std::fs::create_dir_all(dir).map_err(|e| WasmError::Vm(format!("cache dir {}: {e}", dir.display())))?;
+        std::fs::create_dir_all(dir)
+            .map_err(|e| WasmError::Vm(format!("cache dir {}: {e}", dir.display())))?;
         let options = CacheOptions::new(
             dir,
-            CAPABILITIES.iter().map(|c| c.to_string()).collect::<HashSet<_>>(),
+            CAPABILITIES
+                .iter()
+                .map(|c| c.to_string())
+                .collect::<HashSet<_>>(),
             Size::new(MEMORY_CACHE_BYTES),
             Size::new(INSTANCE_MEMORY_BYTES),
         );
         // SAFETY: the cache directory belongs to this node; cosmwasm-vm requires the caller to
         // guarantee that no other process writes compiled modules into it.
         let cache = unsafe { Cache::new(options) }.map_err(vm_error)?;
-        Ok(Arc::new(WasmVm { cache, pinned: Default::default() }))
+        Ok(Arc::new(WasmVm {
+            cache,
+            pinned: Default::default(),
+        }))
     }
 
     /// Validates `wasm` as a contract this chain can run, without storing it.
@@ -114,7 +129,10 @@ impl WasmVm {
 
     /// Checks, compiles and caches `wasm`; returns its checksum.
     pub fn store(&self, wasm: &[u8]) -> Result<[u8; 32], WasmError> {
-        let checksum = self.cache.store_code(wasm, true, true).map_err(|e| WasmError::Create(e.to_string()))?;
+        let checksum = self
+            .cache
+            .store_code(wasm, true, true)
+            .map_err(|e| WasmError::Create(e.to_string()))?;
         Ok(*checksum.as_ref())
     }
 
@@ -128,7 +146,9 @@ impl WasmVm {
 
     /// Keeps a module compiled in memory (genesis contracts, called in every query round).
     pub fn pin(&self, checksum: &[u8; 32]) -> Result<(), WasmError> {
-        self.cache.pin(&Checksum::from(*checksum)).map_err(vm_error)?;
+        self.cache
+            .pin(&Checksum::from(*checksum))
+            .map_err(vm_error)?;
         self.pinned.lock().expect("pinned lock").insert(*checksum);
         Ok(())
     }
@@ -142,7 +162,9 @@ impl WasmVm {
         Env {
             block: site.block.clone(),
             transaction: site.tx_index.map(|index| TransactionInfo { index }),
-            contract: cosmwasm_std::ContractInfo { address: Addr::unchecked(contract.to_string()) },
+            contract: cosmwasm_std::ContractInfo {
+                address: Addr::unchecked(contract.to_string()),
+            },
         }
     }
 
@@ -157,26 +179,52 @@ impl WasmVm {
         contract: &Address,
         writable: bool,
         vm_gas_limit: Option<u64>,
-        call: impl FnOnce(&mut Instance<WasmApi, ContractStorage, ChainQuerier>, &Env) -> VmResult<ContractResult<T>>,
+        call: impl FnOnce(
+            &mut Instance<WasmApi, ContractStorage, ChainQuerier>,
+            &Env,
+        ) -> VmResult<ContractResult<T>>,
     ) -> Result<(T, u64), WasmError> {
         let info = store::contract(state, contract)?;
         let code = store::code(state, info.code_id)?;
         let checksum = code.checksum_bytes();
         let pinned = self.pinned.lock().expect("pinned lock").contains(&checksum);
-        meter.consume(if pinned { PINNED_INSTANCE_COST } else { INSTANCE_COST }, "wasm instance")?;
+        meter.consume(
+            if pinned {
+                PINNED_INSTANCE_COST
+            } else {
+                INSTANCE_COST
+            },
+            "wasm instance",
+        )?;
         let env = Self::env(site, contract);
         let outcome = scoped(state, meter, |handle| {
-            let storage = if writable { handle.clone() } else { handle.read_only() };
+            let storage = if writable {
+                handle.clone()
+            } else {
+                handle.read_only()
+            };
             let backend = Backend {
                 api: WasmApi,
                 storage: ContractStorage::new(storage, contract),
-                querier: ChainQuerier::new(handle.clone(), self.clone(), site.block.clone(), site.depth),
+                querier: ChainQuerier::new(
+                    handle.clone(),
+                    self.clone(),
+                    site.block.clone(),
+                    site.depth,
+                ),
             };
-            let remaining = meter.limit().saturating_sub(meter.used()).saturating_mul(GAS_MULTIPLIER);
+            let remaining = meter
+                .limit()
+                .saturating_sub(meter.used())
+                .saturating_mul(GAS_MULTIPLIER);
             let gas_limit = vm_gas_limit.map_or(remaining, |limit| limit.min(remaining));
             let mut instance = self
                 .cache
-                .get_instance(&Checksum::from(checksum), backend, InstanceOptions { gas_limit })
+                .get_instance(
+                    &Checksum::from(checksum),
+                    backend,
+                    InstanceOptions { gas_limit },
+                )
                 .map_err(vm_error)?;
             let result = call(&mut instance, &env);
             let report = instance.create_gas_report();
@@ -204,8 +252,10 @@ impl WasmVm {
         info: &MessageInfo,
         msg: &[u8],
     ) -> Result<Response, WasmError> {
-        self.run(state, meter, site, contract, true, None, |instance, env| call_instantiate(instance, env, info, msg))
-            .map(|(response, _)| response)
+        self.run(state, meter, site, contract, true, None, |instance, env| {
+            call_instantiate(instance, env, info, msg)
+        })
+        .map(|(response, _)| response)
     }
 
     /// `execute` entry point.
@@ -218,8 +268,10 @@ impl WasmVm {
         info: &MessageInfo,
         msg: &[u8],
     ) -> Result<Response, WasmError> {
-        self.run(state, meter, site, contract, true, None, |instance, env| call_execute(instance, env, info, msg))
-            .map(|(response, _)| response)
+        self.run(state, meter, site, contract, true, None, |instance, env| {
+            call_execute(instance, env, info, msg)
+        })
+        .map(|(response, _)| response)
     }
 
     /// `migrate` entry point (of the contract's new code).
@@ -231,8 +283,10 @@ impl WasmVm {
         contract: &Address,
         msg: &[u8],
     ) -> Result<Response, WasmError> {
-        self.run(state, meter, site, contract, true, None, |instance, env| call_migrate(instance, env, msg))
-            .map(|(response, _)| response)
+        self.run(state, meter, site, contract, true, None, |instance, env| {
+            call_migrate(instance, env, msg)
+        })
+        .map(|(response, _)| response)
     }
 
     /// `reply` entry point.
@@ -244,8 +298,10 @@ impl WasmVm {
         contract: &Address,
         reply: &Reply,
     ) -> Result<Response, WasmError> {
-        self.run(state, meter, site, contract, true, None, |instance, env| call_reply(instance, env, reply))
-            .map(|(response, _)| response)
+        self.run(state, meter, site, contract, true, None, |instance, env| {
+            call_reply(instance, env, reply)
+        })
+        .map(|(response, _)| response)
     }
 
     /// `query` entry point, read-only.
@@ -257,8 +313,16 @@ impl WasmVm {
         contract: &Address,
         msg: &[u8],
     ) -> Result<Binary, WasmError> {
-        self.run(state, meter, site, contract, false, None, |instance, env| call_query(instance, env, msg))
-            .map(|(binary, _)| binary)
+        self.run(
+            state,
+            meter,
+            site,
+            contract,
+            false,
+            None,
+            |instance, env| call_query(instance, env, msg),
+        )
+        .map(|(binary, _)| binary)
     }
 
     /// A smart query from inside another contract call, limited to `vm_gas_limit` VM gas;
@@ -274,8 +338,20 @@ impl WasmVm {
         msg: &[u8],
         vm_gas_limit: u64,
     ) -> Result<(Binary, u64), WasmError> {
-        let site = CallSite { block: block.clone(), tx_index: None, depth };
+        let site = CallSite {
+            block: block.clone(),
+            tx_index: None,
+            depth,
+        };
         let mut view = crate::state::Overlay::new(&*state);
-        self.run(&mut view, meter, &site, contract, false, Some(vm_gas_limit), |instance, env| call_query(instance, env, msg))
+        self.run(
+            &mut view,
+            meter,
+            &site,
+            contract,
+            false,
+            Some(vm_gas_limit),
+            |instance, env| call_query(instance, env, msg),
+        )
     }
 }

@@ -127,7 +127,11 @@ pub async fn run(args: AskArgs, global: &GlobalArgs) -> anyhow::Result<()> {
     let total_seconds = timeline
         .seen(Milestone::Closed)
         .map(nesa_sdk::market::progress::seconds);
-    let block_seconds = block_times(&client, &nesa_sdk::market::progress::Timeline::heights(&state)).await;
+    let block_seconds = block_times(
+        &client,
+        &nesa_sdk::market::progress::Timeline::heights(&state),
+    )
+    .await;
     let summary = AskSummary::new(
         &state,
         answer,
@@ -227,7 +231,9 @@ async fn block_times(
     use tendermint_rpc::Client;
     let mut times = std::collections::BTreeMap::new();
     for (_, height) in milestones {
-        let Ok(h) = nesa_sdk::tendermint::block::Height::try_from(*height) else { continue };
+        let Ok(h) = nesa_sdk::tendermint::block::Height::try_from(*height) else {
+            continue;
+        };
         if let Ok(block) = client.rpc().block(h).await {
             let time = block.block.header.time.unix_timestamp_nanos() as f64 / 1e9;
             times.insert(*height, time);
