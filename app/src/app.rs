@@ -535,22 +535,8 @@ impl App {
             result: Some(SdkResult {
                 data: outcome.data,
                 log: String::new(),
-                events: outcome
-                    .events
-                    .into_iter()
-                    .map(|e| tendermint_proto::abci::Event {
-                        r#type: e.r#type,
-                        attributes: e
-                            .attributes
-                            .into_iter()
-                            .map(|a| tendermint_proto::abci::EventAttribute {
-                                key: a.key,
-                                value: a.value,
-                                index: a.index,
-                            })
-                            .collect(),
-                    })
-                    .collect(),
+                // The SDK's `Result.events` are CometBFT 0.38 events, the type the tx produced.
+                events: outcome.events,
                 msg_responses,
             }),
         };

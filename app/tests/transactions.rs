@@ -26,6 +26,23 @@ fn snapshot(chain: &TestChain, accounts: &[&TestAccount]) -> Vec<(u128, u64)> {
         .collect()
 }
 
+/// Submits `tx` and executes it in a block: both refuse it with `code` (CheckTx's log naming
+/// `reason`), and the accounts' balances and sequences stay as they were.
+fn assert_rejected(
+    chain: &TestChain,
+    accounts: &[&TestAccount],
+    tx: Vec<u8>,
+    code: u32,
+    reason: &str,
+) {
+    let before = snapshot(chain, accounts);
+    let check = chain.submit(&tx);
+    assert_eq!(check.code, code, "{}", check.log);
+    assert!(check.log.contains(reason), "{}", check.log);
+    assert_eq!(chain.finalize(vec![tx])[0].code, code);
+    assert_eq!(snapshot(chain, accounts), before);
+}
+
 #[test]
 fn a_signed_transfer_moves_coins_and_charges_the_fee() {
     let (chain, mut alice, bob) = chain_with_alice_and_bob("transfer");
@@ -56,57 +73,40 @@ fn a_signed_transfer_moves_coins_and_charges_the_fee() {
 #[test]
 fn malformed_protobuf_is_rejected_as_a_decode_error() {
     let (chain, alice, bob) = chain_with_alice_and_bob("malformed");
-    let before = snapshot(&chain, &[&alice, &bob]);
-    let check = chain.submit(b"\x0a\xff\xff\xff not a transaction");
-    assert_eq!(check.code, 2, "{}", check.log);
-    assert!(check.log.contains("tx parse error"), "{}", check.log);
-    let results = chain.finalize(vec![b"garbage".to_vec()]);
-    assert_eq!(results[0].code, 2);
-    assert_eq!(snapshot(&chain, &[&alice, &bob]), before);
+    let garbage = b"\x0a\xff\xff\xff not a transaction".to_vec();
+    assert_rejected(&chain, &[&alice, &bob], garbage, 2, "tx parse error");
 }
 
 #[test]
 fn a_corrupted_signature_is_rejected_as_unauthorized() {
     let (chain, mut alice, bob) = chain_with_alice_and_bob("badsig");
-    let before = snapshot(&chain, &[&alice, &bob]);
     let tx = alice.sign(vec![alice.send_msg(&bob.address, 1)]);
     let mut raw = TxRaw::decode(tx.as_slice()).unwrap();
     raw.signatures[0][10] ^= 0x01;
     let tampered = raw.encode_to_vec();
-    let check = chain.submit(&tampered);
-    assert_eq!(check.code, 4, "{}", check.log);
-    assert!(
-        check.log.contains("signature verification failed"),
-        "{}",
-        check.log
+    assert_rejected(
+        &chain,
+        &[&alice, &bob],
+        tampered,
+        4,
+        "signature verification failed",
     );
-    assert_eq!(chain.finalize(vec![tampered])[0].code, 4);
-    assert_eq!(snapshot(&chain, &[&alice, &bob]), before);
 }
 
 #[test]
 fn a_transaction_signed_for_another_chain_is_rejected() {
     let (chain, alice, bob) = chain_with_alice_and_bob("chainid");
-    let before = snapshot(&chain, &[&alice, &bob]);
     let tx = nesa_sdk::TxBuilder::new("other-chain".parse().unwrap(), alice.account_number, 0)
         .msgs(vec![alice.send_msg(&bob.address, 1)])
         .sign(&alice.key)
         .unwrap()
         .bytes;
-    let check = chain.submit(&tx);
-    assert_eq!(check.code, 4, "{}", check.log);
-    assert!(
-        check.log.contains("chain-id (nesa-test-1)"),
-        "{}",
-        check.log
-    );
-    assert_eq!(snapshot(&chain, &[&alice, &bob]), before);
+    assert_rejected(&chain, &[&alice, &bob], tx, 4, "chain-id (nesa-test-1)");
 }
 
 #[test]
 fn a_wrong_account_number_is_rejected() {
     let (chain, alice, bob) = chain_with_alice_and_bob("accnum");
-    let before = snapshot(&chain, &[&alice, &bob]);
     let tx = nesa_sdk::TxBuilder::new(
         support::CHAIN_ID.parse().unwrap(),
         alice.account_number + 7,
@@ -116,10 +116,7 @@ fn a_wrong_account_number_is_rejected() {
     .sign(&alice.key)
     .unwrap()
     .bytes;
-    let check = chain.submit(&tx);
-    assert_eq!(check.code, 4, "{}", check.log);
-    assert!(check.log.contains("account number (0)"), "{}", check.log);
-    assert_eq!(snapshot(&chain, &[&alice, &bob]), before);
+    assert_rejected(&chain, &[&alice, &bob], tx, 4, "account number (0)");
 }
 
 #[test]
@@ -128,36 +125,16 @@ fn a_replayed_transaction_is_rejected_by_its_sequence() {
     let tx = alice.sign(vec![alice.send_msg(&bob.address, 10)]);
     assert_eq!(chain.submit(&tx).code, 0);
     assert_eq!(chain.produce().results.tx_results[0].code, 0);
-    let after_first = snapshot(&chain, &[&alice, &bob]);
-    let check = chain.submit(&tx);
-    assert_eq!(check.code, 32, "{}", check.log);
-    assert!(
-        check
-            .log
-            .contains("account sequence mismatch, expected 1, got 0"),
-        "{}",
-        check.log
-    );
-    assert_eq!(chain.finalize(vec![tx])[0].code, 32);
-    assert_eq!(snapshot(&chain, &[&alice, &bob]), after_first);
+    let reason = "account sequence mismatch, expected 1, got 0";
+    assert_rejected(&chain, &[&alice, &bob], tx, 32, reason);
 }
 
 #[test]
 fn a_fee_below_the_minimum_gas_price_is_rejected() {
     let (chain, alice, bob) = chain_with_alice_and_bob("lowfee");
-    let before = snapshot(&chain, &[&alice, &bob]);
     let tx = alice.sign_send_with_gas(&bob.address, 1, 200_000, 4_999);
-    let check = chain.submit(&tx);
-    assert_eq!(check.code, 13, "{}", check.log);
-    assert!(
-        check
-            .log
-            .contains("insufficient fees; got: 4999unes required: 5000unes"),
-        "{}",
-        check.log
-    );
-    assert_eq!(chain.finalize(vec![tx])[0].code, 13);
-    assert_eq!(snapshot(&chain, &[&alice, &bob]), before);
+    let reason = "insufficient fees; got: 4999unes required: 5000unes";
+    assert_rejected(&chain, &[&alice, &bob], tx, 13, reason);
 }
 
 #[test]
@@ -198,12 +175,8 @@ fn running_out_of_gas_in_a_message_reverts_it_but_charges_the_fee() {
 #[test]
 fn a_gas_limit_too_small_for_the_checks_is_rejected_without_charge() {
     let (chain, alice, bob) = chain_with_alice_and_bob("tinygas");
-    let before = snapshot(&chain, &[&alice, &bob]);
     let tx = alice.sign_send_with_gas(&bob.address, 1, 500, 13);
-    let check = chain.submit(&tx);
-    assert_eq!(check.code, 11, "{}", check.log);
-    assert_eq!(chain.finalize(vec![tx])[0].code, 11);
-    assert_eq!(snapshot(&chain, &[&alice, &bob]), before);
+    assert_rejected(&chain, &[&alice, &bob], tx, 11, "out of gas");
 }
 
 #[test]
@@ -233,33 +206,25 @@ fn sending_more_than_the_balance_fails_with_insufficient_funds() {
 #[test]
 fn an_unknown_message_type_is_rejected() {
     let (chain, mut alice, bob) = chain_with_alice_and_bob("unknownmsg");
-    let before = snapshot(&chain, &[&alice, &bob]);
     let unknown = Any {
         type_url: "/cosmos.staking.v1beta1.MsgDelegate".into(),
         value: vec![],
     };
     let tx = alice.sign(vec![unknown]);
-    let check = chain.submit(&tx);
-    assert_eq!(check.code, 6, "{}", check.log);
-    assert!(
-        check.log.contains("/cosmos.staking.v1beta1.MsgDelegate"),
-        "{}",
-        check.log
+    assert_rejected(
+        &chain,
+        &[&alice, &bob],
+        tx,
+        6,
+        "/cosmos.staking.v1beta1.MsgDelegate",
     );
-    assert_eq!(chain.finalize(vec![tx])[0].code, 6);
-    assert_eq!(snapshot(&chain, &[&alice, &bob]), before);
 }
 
 #[test]
 fn an_oversized_transaction_is_rejected_before_decoding() {
     let (chain, alice, bob) = chain_with_alice_and_bob("oversized");
-    let before = snapshot(&chain, &[&alice, &bob]);
     let huge = vec![0u8; 1024 * 1024 + 1];
-    let check = chain.submit(&huge);
-    assert_eq!(check.code, 21, "{}", check.log);
-    assert!(check.log.contains("the limit is 1048576"), "{}", check.log);
-    assert_eq!(chain.finalize(vec![huge])[0].code, 21);
-    assert_eq!(snapshot(&chain, &[&alice, &bob]), before);
+    assert_rejected(&chain, &[&alice, &bob], huge, 21, "the limit is 1048576");
 }
 
 #[test]

@@ -203,14 +203,13 @@ impl Storage {
     }
 
     fn check_height(&self, height: u64) -> Result<(), StateError> {
-        let latest = self.committed()?.map_or(0, |c| c.height);
-        if height > latest || self.committed()?.is_none() {
-            return Err(StateError::HeightUnavailable {
+        match self.committed()? {
+            Some(committed) if height <= committed.height => Ok(()),
+            committed => Err(StateError::HeightUnavailable {
                 requested: height,
-                latest,
-            });
+                latest: committed.map_or(0, |c| c.height),
+            }),
         }
-        Ok(())
     }
 }
 

@@ -54,9 +54,23 @@ impl ChainClient {
                 what: "signer public key",
                 reason: e.to_string(),
             })?;
-        let chain_id = self.chain_id().await?;
         let account = self.account(&signer).await?;
-        let builder = TxBuilder::new(chain_id, account.account_number, account.sequence)
+        self.sign_at(key, account.account_number, account.sequence, msgs, options)
+            .await
+    }
+
+    /// Signs `msgs` with `key` at a known account number and sequence, choosing gas (simulated
+    /// when `options.gas` is auto) and fee.
+    pub async fn sign_at(
+        &self,
+        key: &SigningKey,
+        account_number: u64,
+        sequence: u64,
+        msgs: Vec<Any>,
+        options: &SendTxOptions,
+    ) -> Result<SignedTx, ClientError> {
+        let chain_id = self.chain_id().await?;
+        let builder = TxBuilder::new(chain_id, account_number, sequence)
             .msgs(msgs)
             .memo(options.memo.clone());
 

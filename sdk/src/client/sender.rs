@@ -6,8 +6,8 @@ use cosmrs::crypto::secp256k1::SigningKey;
 use cosmrs::Any;
 
 use super::{ChainClient, ClientError, SendTxOptions, TxOutcome};
-use crate::tx::{SignedTx, TxBuilder};
-use crate::{Address, GasSetting};
+use crate::tx::SignedTx;
+use crate::Address;
 
 /// The SDK's "account sequence mismatch" code.
 const WRONG_SEQUENCE: u32 = 32;
@@ -59,23 +59,9 @@ impl<'c> TxSender<'c> {
         options: &SendTxOptions,
     ) -> Result<SignedTx, ClientError> {
         let (account_number, sequence) = self.sync().await?;
-        let chain_id = self.client.chain_id().await?;
-        let builder = TxBuilder::new(chain_id, account_number, sequence)
-            .msgs(msgs.to_vec())
-            .memo(options.memo.clone());
-        let gas = match options.gas {
-            GasSetting::Fixed(limit) => limit,
-            GasSetting::Auto => {
-                let probe = builder
-                    .clone()
-                    .gas_limit(crate::fee::DEFAULT_GAS_LIMIT)
-                    .fee(options.fee.fee_for(crate::fee::DEFAULT_GAS_LIMIT)?)
-                    .sign(&self.key)?;
-                crate::fee::adjusted_gas_limit(self.client.simulate(probe.bytes).await?)
-            }
-        };
-        let fee = options.fee.fee_for(gas)?;
-        Ok(builder.gas_limit(gas).fee(fee).sign(&self.key)?)
+        self.client
+            .sign_at(&self.key, account_number, sequence, msgs.to_vec(), options)
+            .await
     }
 
     /// Signs and broadcasts `msgs`; returns the signed transaction once CheckTx accepted it.

@@ -84,14 +84,31 @@ pub fn coins_string(coins: &[Coin]) -> String {
         .join(",")
 }
 
+fn parse_amount(bytes: &[u8]) -> Result<u128, StateError> {
+    std::str::from_utf8(bytes)
+        .ok()
+        .and_then(|text| text.parse().ok())
+        .ok_or_else(|| StateError::Storage("stored amount is not a decimal number".into()))
+}
+
 fn read_amount(state: &(impl StateRead + ?Sized), key: &[u8]) -> Result<u128, StateError> {
-    match state.get(key)? {
-        Some(bytes) => std::str::from_utf8(&bytes)
-            .ok()
-            .and_then(|text| text.parse().ok())
-            .ok_or_else(|| StateError::Storage("stored amount is not a decimal number".into())),
-        None => Ok(0),
-    }
+    state.get(key)?.map_or(Ok(0), |bytes| parse_amount(&bytes))
+}
+
+/// Every amount stored under `prefix`, keyed by the denomination that follows it.
+fn coins_under(state: &(impl StateRead + ?Sized), prefix: &[u8]) -> Result<Vec<Coin>, StateError> {
+    state
+        .prefix(prefix)?
+        .into_iter()
+        .map(|(key, value)| {
+            let denom = String::from_utf8(key[prefix.len()..].to_vec())
+                .map_err(|e| StateError::Storage(e.to_string()))?;
+            Ok(Coin {
+                denom,
+                amount: parse_amount(&value)?,
+            })
+        })
+        .collect()
 }
 
 fn write_amount(
@@ -120,22 +137,7 @@ pub fn balances(
     state: &(impl StateRead + ?Sized),
     address: &Address,
 ) -> Result<Vec<Coin>, StateError> {
-    let prefix = keys::balances_of(address);
-    state
-        .prefix(&prefix)?
-        .into_iter()
-        .map(|(key, value)| {
-            let denom = String::from_utf8(key[prefix.len()..].to_vec())
-                .map_err(|e| StateError::Storage(e.to_string()))?;
-            let amount = std::str::from_utf8(&value)
-                .ok()
-                .and_then(|t| t.parse().ok())
-                .ok_or_else(|| {
-                    StateError::Storage("stored amount is not a decimal number".into())
-                })?;
-            Ok(Coin { denom, amount })
-        })
-        .collect()
+    coins_under(state, &keys::balances_of(address))
 }
 
 /// The total supply of `denom`.
@@ -145,19 +147,7 @@ pub fn supply(state: &(impl StateRead + ?Sized), denom: &str) -> Result<u128, St
 
 /// The total supply of every denomination.
 pub fn total_supply(state: &(impl StateRead + ?Sized)) -> Result<Vec<Coin>, StateError> {
-    state
-        .prefix(keys::SUPPLY_PREFIX)?
-        .into_iter()
-        .map(|(key, value)| {
-            let denom = String::from_utf8(key[keys::SUPPLY_PREFIX.len()..].to_vec())
-                .map_err(|e| StateError::Storage(e.to_string()))?;
-            let amount = std::str::from_utf8(&value)
-                .ok()
-                .and_then(|t| t.parse().ok())
-                .unwrap_or(0);
-            Ok(Coin { denom, amount })
-        })
-        .collect()
+    coins_under(state, keys::SUPPLY_PREFIX)
 }
 
 /// Moves `coins` from `from` to `to`, creating the recipient's account if needed, and records

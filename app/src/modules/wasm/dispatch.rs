@@ -11,7 +11,7 @@ use cosmwasm_std::{
 use prost::Message;
 use tendermint_proto::v0_38::abci::Event;
 
-use super::vm::{CallSite, WasmVm};
+use super::vm::{CallSite, Entry, WasmVm};
 use super::{address, store, ContractInfo, WasmError};
 use crate::events::event;
 use crate::modules::auth::{self, Address};
@@ -158,17 +158,13 @@ pub fn instantiate(
         sender: Addr::unchecked(request.sender.to_string()),
         funds: std_coins(request.funds),
     };
+    let entry = Entry::Instantiate {
+        info: &message_info,
+        msg: request.msg,
+    };
     let response = call
         .vm
-        .instantiate(
-            state,
-            call.meter,
-            &call.site,
-            &contract,
-            &message_info,
-            request.msg,
-        )
-        .map_err(|e| e.in_entry_point(EntryPoint::Instantiate))?;
+        .call(state, call.meter, &call.site, &contract, entry)?;
     let data = handle_response(call, state, &contract, response, events)?;
     Ok((contract, data))
 }
@@ -194,10 +190,10 @@ pub fn execute(
         sender: Addr::unchecked(sender.to_string()),
         funds: std_coins(funds),
     };
+    let entry = Entry::Execute { info: &info, msg };
     let response = call
         .vm
-        .execute(state, call.meter, &call.site, contract, &info, msg)
-        .map_err(|e| e.in_entry_point(EntryPoint::Execute))?;
+        .call(state, call.meter, &call.site, contract, entry)?;
     handle_response(call, state, contract, response, events)
 }
 
@@ -230,10 +226,13 @@ pub fn migrate(
             ("_contract_address", &contract.to_string()),
         ],
     ));
-    let response = call
-        .vm
-        .migrate(state, call.meter, &call.site, contract, msg)
-        .map_err(|e| e.in_entry_point(EntryPoint::Migrate))?;
+    let response = call.vm.call(
+        state,
+        call.meter,
+        &call.site,
+        contract,
+        Entry::Migrate { msg },
+    )?;
     handle_response(call, state, contract, response, events)
 }
 
@@ -425,10 +424,13 @@ fn dispatch_submessage(
         gas_used: 0,
         result,
     };
-    let response = call
-        .vm
-        .reply(state, call.meter, &call.site, contract, &reply)
-        .map_err(|e| e.in_entry_point(EntryPoint::Reply))?;
+    let response = call.vm.call(
+        state,
+        call.meter,
+        &call.site,
+        contract,
+        Entry::Reply(&reply),
+    )?;
     events.push(event(
         "reply",
         &[("_contract_address", &contract.to_string())],

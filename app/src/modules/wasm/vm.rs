@@ -17,7 +17,7 @@ use cosmwasm_vm::{
 
 use super::backend::{ChainQuerier, ContractStorage, WasmApi};
 use super::handle::scoped;
-use super::{store, WasmError};
+use super::{store, EntryPoint, WasmError};
 use crate::modules::auth::Address;
 use crate::state::{GasMeter, StateWrite};
 
@@ -47,6 +47,34 @@ const MEMORY_CACHE_BYTES: usize = 128 * 1024 * 1024;
 const INSTANCE_MEMORY_BYTES: usize = 32 * 1024 * 1024;
 
 type VmCache = Cache<WasmApi, ContractStorage, ChainQuerier>;
+
+/// A state-changing entry point and its arguments.
+pub enum Entry<'a> {
+    Instantiate {
+        info: &'a MessageInfo,
+        msg: &'a [u8],
+    },
+    Execute {
+        info: &'a MessageInfo,
+        msg: &'a [u8],
+    },
+    /// Of the contract's new code.
+    Migrate {
+        msg: &'a [u8],
+    },
+    Reply(&'a Reply),
+}
+
+impl Entry<'_> {
+    fn point(&self) -> EntryPoint {
+        match self {
+            Entry::Instantiate { .. } => EntryPoint::Instantiate,
+            Entry::Execute { .. } => EntryPoint::Execute,
+            Entry::Migrate { .. } => EntryPoint::Migrate,
+            Entry::Reply(_) => EntryPoint::Reply,
+        }
+    }
+}
 
 /// Where and when a contract call happens.
 #[derive(Clone, Debug)]
@@ -242,66 +270,33 @@ impl WasmVm {
         }
     }
 
-    /// `instantiate` entry point.
-    pub fn instantiate(
+    /// Calls a state-changing entry point of `contract`; contract and VM errors come back
+    /// attributed to that entry point (wasmd's error codes).
+    pub fn call(
         self: &Arc<Self>,
         state: &mut dyn StateWrite,
         meter: &GasMeter,
         site: &CallSite,
         contract: &Address,
-        info: &MessageInfo,
-        msg: &[u8],
+        entry: Entry<'_>,
     ) -> Result<Response, WasmError> {
-        self.run(state, meter, site, contract, true, None, |instance, env| {
-            call_instantiate(instance, env, info, msg)
-        })
+        let point = entry.point();
+        self.run(
+            state,
+            meter,
+            site,
+            contract,
+            true,
+            None,
+            |instance, env| match entry {
+                Entry::Instantiate { info, msg } => call_instantiate(instance, env, info, msg),
+                Entry::Execute { info, msg } => call_execute(instance, env, info, msg),
+                Entry::Migrate { msg } => call_migrate(instance, env, msg),
+                Entry::Reply(reply) => call_reply(instance, env, reply),
+            },
+        )
         .map(|(response, _)| response)
-    }
-
-    /// `execute` entry point.
-    pub fn execute(
-        self: &Arc<Self>,
-        state: &mut dyn StateWrite,
-        meter: &GasMeter,
-        site: &CallSite,
-        contract: &Address,
-        info: &MessageInfo,
-        msg: &[u8],
-    ) -> Result<Response, WasmError> {
-        self.run(state, meter, site, contract, true, None, |instance, env| {
-            call_execute(instance, env, info, msg)
-        })
-        .map(|(response, _)| response)
-    }
-
-    /// `migrate` entry point (of the contract's new code).
-    pub fn migrate(
-        self: &Arc<Self>,
-        state: &mut dyn StateWrite,
-        meter: &GasMeter,
-        site: &CallSite,
-        contract: &Address,
-        msg: &[u8],
-    ) -> Result<Response, WasmError> {
-        self.run(state, meter, site, contract, true, None, |instance, env| {
-            call_migrate(instance, env, msg)
-        })
-        .map(|(response, _)| response)
-    }
-
-    /// `reply` entry point.
-    pub fn reply(
-        self: &Arc<Self>,
-        state: &mut dyn StateWrite,
-        meter: &GasMeter,
-        site: &CallSite,
-        contract: &Address,
-        reply: &Reply,
-    ) -> Result<Response, WasmError> {
-        self.run(state, meter, site, contract, true, None, |instance, env| {
-            call_reply(instance, env, reply)
-        })
-        .map(|(response, _)| response)
+        .map_err(|e| e.in_entry_point(point))
     }
 
     /// `query` entry point, read-only.
