@@ -10,6 +10,8 @@ use candle_core::{Device, Tensor};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha20Rng;
 
+use nesa_sdk::tokenizer::fixture;
+
 use super::error::{EngineError, Result};
 
 /// The shape and randomness of a tiny model.
@@ -39,58 +41,14 @@ pub const TINY_KV_HEADS: usize = 2;
 pub const TINY_FFN: usize = 128;
 pub const TINY_CONTEXT: usize = 256;
 
-/// Special tokens first, as in SmolLM2: `<|endoftext|>` = 0, `<|im_start|>` = 1, `<|im_end|>` = 2.
-const SPECIAL_TOKENS: [&str; 3] = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"];
-const MERGES: [(&str, &str); 6] = [
-    ("Ġ", "t"),
-    ("h", "e"),
-    ("Ġt", "he"),
-    ("l", "l"),
-    ("e", "ll"),
-    ("o", "r"),
-];
-
-/// GPT-2's byte-to-character map: printable bytes stand for themselves, the rest are shifted
-/// past U+0100 so every byte is a visible character.
-fn byte_level_alphabet() -> Vec<String> {
-    let printable = |b: u32| {
-        (0x21..=0x7E).contains(&b) || (0xA1..=0xAC).contains(&b) || (0xAE..=0xFF).contains(&b)
-    };
-    let mut shifted = 0;
-    (0u32..256)
-        .map(|b| {
-            let c = if printable(b) {
-                b
-            } else {
-                shifted += 1;
-                255 + shifted
-            };
-            char::from_u32(c).expect("valid char").to_string()
-        })
-        .collect()
-}
-
-fn vocabulary() -> (Vec<String>, Vec<i32>) {
-    let mut tokens: Vec<String> = SPECIAL_TOKENS.iter().map(|t| t.to_string()).collect();
-    tokens.extend(byte_level_alphabet());
-    tokens.extend(MERGES.iter().map(|(a, b)| format!("{a}{b}")));
-    let types = tokens
-        .iter()
-        .enumerate()
-        .map(|(i, _)| if i < SPECIAL_TOKENS.len() { 3 } else { 1 })
-        .collect();
-    (tokens, types)
-}
-
 /// Number of tokens in the tiny vocabulary.
 pub fn tiny_vocab_size() -> usize {
-    vocabulary().0.len()
+    fixture::tokens().len()
 }
 
 /// Writes the tiny model to `path`.
 pub fn write_tiny_model(path: &Path, spec: &TinyModelSpec) -> Result<()> {
-    let (tokens, token_types) = vocabulary();
-    let vocab = tokens.len();
+    let vocab = tiny_vocab_size();
     let mut rng = ChaCha20Rng::seed_from_u64(spec.seed);
     let mut random =
         |rows: usize, cols: usize, scale: f32, offset: f32, dtype: GgmlDType| -> Result<QTensor> {
@@ -160,8 +118,7 @@ pub fn write_tiny_model(path: &Path, spec: &TinyModelSpec) -> Result<()> {
         ));
     }
 
-    let strings = |items: Vec<String>| Value::Array(items.into_iter().map(Value::String).collect());
-    let metadata: Vec<(&str, Value)> = vec![
+    let mut metadata: Vec<(String, Value)> = [
         ("general.architecture", Value::String("llama".into())),
         ("general.name", Value::String("nesa tiny test llama".into())),
         ("llama.block_count", Value::U32(spec.layers as u32)),
@@ -169,25 +126,26 @@ pub fn write_tiny_model(path: &Path, spec: &TinyModelSpec) -> Result<()> {
         ("llama.embedding_length", Value::U32(TINY_HIDDEN as u32)),
         ("llama.feed_forward_length", Value::U32(TINY_FFN as u32)),
         ("llama.attention.head_count", Value::U32(TINY_HEADS as u32)),
-        ("llama.attention.head_count_kv", Value::U32(TINY_KV_HEADS as u32)),
+        (
+            "llama.attention.head_count_kv",
+            Value::U32(TINY_KV_HEADS as u32),
+        ),
         ("llama.rope.freq_base", Value::F32(10_000.0)),
         ("llama.attention.layer_norm_rms_epsilon", Value::F32(1e-5)),
         ("llama.vocab_size", Value::U32(vocab as u32)),
-        ("llama.rope.dimension_count", Value::U32((TINY_HIDDEN / TINY_HEADS) as u32)),
-        ("tokenizer.ggml.model", Value::String("gpt2".into())),
-        ("tokenizer.ggml.pre", Value::String("smollm".into())),
-        ("tokenizer.ggml.tokens", strings(tokens)),
-        ("tokenizer.ggml.token_type", Value::Array(token_types.into_iter().map(Value::I32).collect())),
-        ("tokenizer.ggml.merges", strings(MERGES.iter().map(|(a, b)| format!("{a} {b}")).collect())),
-        ("tokenizer.ggml.bos_token_id", Value::U32(1)),
-        ("tokenizer.ggml.eos_token_id", Value::U32(2)),
-        ("tokenizer.ggml.add_bos_token", Value::Bool(false)),
         (
-            "tokenizer.chat_template",
-            Value::String("{% if messages[0]['role'] != 'system' %}{{ '<|im_start|>system\nYou are tiny.<|im_end|>\n' }}{% endif %}".into()),
+            "llama.rope.dimension_count",
+            Value::U32((TINY_HIDDEN / TINY_HEADS) as u32),
         ),
-    ];
-    let metadata_refs: Vec<(&str, &Value)> = metadata.iter().map(|(k, v)| (*k, v)).collect();
+    ]
+    .into_iter()
+    .map(|(key, value)| (key.to_string(), value))
+    .collect();
+    // The tokenizer's metadata, in key order so the file is the same on every run.
+    let tokenizer: std::collections::BTreeMap<_, _> = fixture::metadata().into_iter().collect();
+    metadata.extend(tokenizer);
+    let metadata_refs: Vec<(&str, &Value)> =
+        metadata.iter().map(|(k, v)| (k.as_str(), v)).collect();
     let tensor_refs: Vec<(&str, &QTensor)> = tensors.iter().map(|(k, v)| (k.as_str(), v)).collect();
     let io_error = |source| EngineError::ModelFile {
         path: path.to_owned(),

@@ -1,12 +1,12 @@
-//! A tiny byte-level BPE vocabulary in GGUF metadata form for the tokenizer's tests: the same
-//! layout as SmolLM2 (special tokens first, then the 256 byte characters, then merges), small
-//! enough to reason about. (The node runner's tiny test model carries the same vocabulary.)
+//! A tiny byte-level BPE vocabulary in GGUF metadata form for tests — the tokenizer's here and
+//! the node runner's tiny test model: the same layout as SmolLM2 (special tokens first, then the
+//! 256 byte characters, then merges), small enough to reason about.
 
 use crate::gguf::{Metadata, Value};
 
 /// Special tokens first, as in SmolLM2: `<|endoftext|>` = 0, `<|im_start|>` = 1, `<|im_end|>` = 2.
 const SPECIAL_TOKENS: [&str; 3] = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"];
-pub(super) const MERGES: [(&str, &str); 6] = [
+pub const MERGES: [(&str, &str); 6] = [
     ("Ġ", "t"),
     ("h", "e"),
     ("Ġt", "he"),
@@ -36,7 +36,7 @@ fn byte_level_alphabet() -> Vec<String> {
 }
 
 /// The tiny vocabulary, special tokens included.
-pub(super) fn tokens() -> Vec<String> {
+pub fn tokens() -> Vec<String> {
     let mut tokens: Vec<String> = SPECIAL_TOKENS.iter().map(|t| t.to_string()).collect();
     tokens.extend(byte_level_alphabet());
     tokens.extend(MERGES.iter().map(|(a, b)| format!("{a}{b}")));
@@ -44,7 +44,7 @@ pub(super) fn tokens() -> Vec<String> {
 }
 
 /// The `tokenizer.*` metadata of a GGUF file carrying the tiny vocabulary.
-pub(super) fn metadata() -> Metadata {
+pub fn metadata() -> Metadata {
     let tokens = tokens();
     let token_types = (0..tokens.len())
         .map(|i| Value::I32(if i < SPECIAL_TOKENS.len() { 3 } else { 1 }))

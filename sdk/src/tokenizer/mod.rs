@@ -7,8 +7,8 @@
 //! both compute the same [`Tokenizer::sha256`] that a kernel registers on chain.
 
 mod chat;
-#[cfg(test)]
-mod fixture;
+#[doc(hidden)]
+pub mod fixture;
 
 use std::path::Path;
 
