@@ -11,3 +11,41 @@ COMETBFT_VERSION="v0.38.25"
 
 step() { printf '\n==> %s\n' "$*"; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+
+# Background processes of the local networks (localnet, devnet): each runs in its own session
+# with a pid file and a log in its home.
+
+# is_running PIDFILE HOME: the recorded process is alive and is ours (its command line names
+# HOME), so a recycled pid or a zombie never counts.
+is_running() {
+  local pid
+  pid="$(cat "$1" 2>/dev/null)" || return 1
+  [ -n "$pid" ] && ps -p "$pid" -o args= 2>/dev/null | grep -qF -- "$2"
+}
+
+# stop_process PIDFILE HOME SIGNAL: signals the process group, escalating to SIGKILL after 10 s.
+stop_process() {
+  local pidfile=$1 home=$2 signal=$3 pid
+  if is_running "$pidfile" "$home"; then
+    pid="$(cat "$pidfile")"
+    kill "-$signal" -- "-$pid" 2>/dev/null || kill "-$signal" "$pid" 2>/dev/null || true
+    for _ in $(seq 100); do
+      is_running "$pidfile" "$home" || break
+      sleep 0.1
+    done
+    if is_running "$pidfile" "$home"; then
+      kill -KILL -- "-$pid" 2>/dev/null || true
+      sleep 0.2
+    fi
+  fi
+  rm -f "$pidfile"
+}
+
+# start_process NAME HOME COMMAND...: runs COMMAND in its own session (so it outlives this
+# script and `down` can signal its whole group), logging to HOME/NAME.log.
+start_process() {
+  local name=$1 home=$2
+  shift 2
+  (cd "$home" && exec setsid "$@" >>"$home/$name.log" 2>&1 </dev/null) &
+  echo $! >"$home/$name.pid"
+}

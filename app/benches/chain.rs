@@ -154,7 +154,7 @@ async fn end_to_end(nesad: &str, senders: &[Sender], per_sender: usize) -> EndTo
         .map(|lane| {
             let url = url.clone();
             tokio::spawn(async move {
-                let http = reqwest_free_client(&url);
+                let http = Broadcaster::new(&url);
                 for tx in lane {
                     http.broadcast(&tx).await;
                 }
@@ -180,18 +180,18 @@ async fn end_to_end(nesad: &str, senders: &[Sender], per_sender: usize) -> EndTo
     }
 }
 
-/// A minimal JSON-RPC poster on tendermint-rpc's client (the same one the sdk uses).
-fn reqwest_free_client(url: &str) -> Broadcaster {
-    Broadcaster {
-        client: tendermint_rpc::HttpClient::new(url).unwrap(),
-    }
-}
-
+/// Posts transactions with tendermint-rpc's client (the one the sdk uses).
 struct Broadcaster {
     client: tendermint_rpc::HttpClient,
 }
 
 impl Broadcaster {
+    fn new(url: &str) -> Self {
+        Broadcaster {
+            client: tendermint_rpc::HttpClient::new(url).unwrap(),
+        }
+    }
+
     async fn broadcast(&self, tx: &[u8]) {
         use tendermint_rpc::Client;
         let response = self

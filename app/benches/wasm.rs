@@ -128,7 +128,6 @@ fn main() {
     let execute_rate = rate(executed, elapsed);
 
     // Baseline in the same process: bank sends through the same path.
-    let sends = support::signed_sends(&senders, 1, support::CHAIN_ID);
     let resequenced: Vec<Vec<u8>> = senders
         .iter()
         .zip(&sequences)
@@ -145,7 +144,6 @@ fn main() {
             .remove(0)
         })
         .collect();
-    drop(sends);
     height += 1;
     let started = Instant::now();
     let response = block(&app, height, &resequenced);
