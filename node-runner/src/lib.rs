@@ -9,5 +9,6 @@ pub mod api;
 pub mod chain;
 pub mod cmd;
 pub mod config;
+pub mod ee;
 pub mod engine;
 pub mod metrics;

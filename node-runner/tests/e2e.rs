@@ -160,7 +160,7 @@ async fn ask(
         .unwrap();
     let market = MarketClient::connect(&client).await.unwrap();
     let input = tokenizer
-        .encode(&tokenizer.chat_prompt(Some("You are a helpful assistant."), prompt))
+        .encode(&tokenizer.chat_prompt(Some("You are a helpful AI assistant."), prompt))
         .unwrap();
     let request = QueryRequest {
         kernel_id: 1,

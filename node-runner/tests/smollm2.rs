@@ -28,7 +28,7 @@ fn greedy_answer_names_the_capital_of_france() {
     let model = Model::load(&path, &LoadOptions::default()).unwrap();
     let prompt = tokenizer
         .encode(&tokenizer.chat_prompt(
-            Some("You are a helpful assistant."),
+            Some("You are a helpful AI assistant."),
             "What is the capital of France?",
         ))
         .unwrap();

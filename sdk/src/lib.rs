@@ -7,6 +7,7 @@
 pub mod address;
 pub mod client;
 pub mod coin;
+pub mod ee;
 pub mod fee;
 pub mod gguf;
 pub mod keys;

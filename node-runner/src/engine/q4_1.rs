@@ -1,10 +1,11 @@
 //! Q4_1 matrix × f32 activations with AVX2, chosen at run time. candle 0.11's Q4_1 dot product
 //! is scalar (and its SIMD paths for other types are compile-time gated), which made Q4_1
 //! models the slowest case; this kernel follows ggml's arithmetic (activations quantized to
-//! Q8_1, integer dot products per 4-value lane, f32 fused multiply-add per block), so results
-//! stay within rounding of llama.cpp's.
+//! Q8_1, an exact integer dot product per block), so results stay within rounding of
+//! llama.cpp's. Blocks are summed in f64, where every term is exact, which makes the result
+//! independent of the order of the columns (see `dot_portable`).
 //!
-//! The portable fallback computes exactly the same lanes, fused multiply-adds and reduction
+//! The portable fallback computes exactly the same integers and f64 operations in the same
 //! order as the AVX2 path, so a node's output does not depend on its CPU's features.
 
 use candle_core::quantized::{GgmlDType, QTensor};
@@ -179,33 +180,32 @@ impl Kernel {
     }
 }
 
-/// The reduction both paths use for the 8 lane accumulators.
-fn reduce_lanes(lanes: [f32; 8]) -> f32 {
-    ((lanes[0] + lanes[4]) + (lanes[2] + lanes[6]))
-        + ((lanes[1] + lanes[5]) + (lanes[3] + lanes[7]))
+/// Integer dot product of one weight block with one activation block (exact).
+fn block_dot(w: &BlockQ4_1, a: &BlockQ8_1) -> i32 {
+    (0..BLOCK)
+        .map(|k| {
+            let q = if k < 16 {
+                w.qs[k] & 0x0F
+            } else {
+                w.qs[k - 16] >> 4
+            };
+            q as i32 * a.qs[k] as i32
+        })
+        .sum()
 }
 
-/// Lane `l` of a block is the integer dot product of values `4l..4l + 4`.
+/// Each block adds `isum · (d_w · d_a)` and `m_w · s_a` to an f64 accumulator. Every product
+/// is exact in f64 (at most 16 + 22 bits), so the result does not depend on the order of the
+/// values inside a block nor, short of a 53-bit carry, on the order of the blocks: a kernel
+/// whose columns were permuted block-wise (equivariant encryption) computes the same f32.
 fn dot_portable(weights: &[BlockQ4_1], acts: &[BlockQ8_1]) -> f32 {
-    let mut lanes = [0f32; 8];
-    let mut offsets = 0f32;
+    let mut acc = 0f64;
     for (w, a) in weights.iter().zip(acts) {
-        let scale = w.d.to_f32() * a.d;
-        for (lane, acc) in lanes.iter_mut().enumerate() {
-            let mut sum = 0i32;
-            for k in lane * 4..lane * 4 + 4 {
-                let q = if k < 16 {
-                    w.qs[k] & 0x0F
-                } else {
-                    w.qs[k - 16] >> 4
-                };
-                sum += q as i32 * a.qs[k] as i32;
-            }
-            *acc = (sum as f32).mul_add(scale, *acc);
-        }
-        offsets += w.m.to_f32() * a.s;
+        let scale = w.d.to_f64() * a.d as f64;
+        acc = (block_dot(w, a) as f64).mul_add(scale, acc);
+        acc = w.m.to_f64().mul_add(a.s as f64, acc);
     }
-    reduce_lanes(lanes) + offsets
+    acc as f32
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -214,11 +214,10 @@ unsafe fn dot4_avx2(rows: [&[BlockQ4_1]; 4], acts: &[BlockQ8_1]) -> [f32; 4] {
     use std::arch::x86_64::*;
     let low_nibbles = _mm_set1_epi8(0x0F);
     let ones = _mm256_set1_epi16(1);
-    let mut acc = [_mm256_setzero_ps(); 4];
-    let mut offsets = [0f32; 4];
-    let half_to_f32 = |h: f16| _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(h.to_bits() as i32)));
+    let mut acc = _mm256_setzero_pd();
     for (b, a) in acts.iter().enumerate() {
         let q8 = _mm256_loadu_si256(a.qs.as_ptr() as *const __m256i);
+        let mut lanes = [_mm256_setzero_si256(); 4];
         for r in 0..4 {
             let w = rows[r].get_unchecked(b);
             // Weights stream from memory once per token: ask for the next group's bytes early.
@@ -228,20 +227,37 @@ unsafe fn dot4_avx2(rows: [&[BlockQ4_1]; 4], acts: &[BlockQ8_1]) -> [f32; 4] {
             let high = _mm_and_si128(_mm_srli_epi16(packed, 4), low_nibbles);
             let q4 = _mm256_set_m128i(high, low);
             // u8 × i8 pairs → i16 (at most 2·15·127, no saturation), then pairs → i32 lanes.
-            let pairs = _mm256_maddubs_epi16(q4, q8);
-            let lanes = _mm256_cvtepi32_ps(_mm256_madd_epi16(pairs, ones));
-            let scale = _mm256_set1_ps(half_to_f32(w.d) * a.d);
-            acc[r] = _mm256_fmadd_ps(lanes, scale, acc[r]);
-            offsets[r] += half_to_f32(w.m) * a.s;
+            lanes[r] = _mm256_madd_epi16(_mm256_maddubs_epi16(q4, q8), ones);
         }
+        // Four rows' eight lanes → one exact integer per row.
+        let sums = _mm256_hadd_epi32(
+            _mm256_hadd_epi32(lanes[0], lanes[1]),
+            _mm256_hadd_epi32(lanes[2], lanes[3]),
+        );
+        let sums = _mm_add_epi32(
+            _mm256_castsi256_si128(sums),
+            _mm256_extracti128_si256::<1>(sums),
+        );
+        let w = |r: usize| rows[r].get_unchecked(b);
+        let halves = |field: fn(&BlockQ4_1) -> f16| {
+            _mm256_cvtps_pd(_mm_cvtph_ps(_mm_setr_epi16(
+                field(w(0)).to_bits() as i16,
+                field(w(1)).to_bits() as i16,
+                field(w(2)).to_bits() as i16,
+                field(w(3)).to_bits() as i16,
+                0,
+                0,
+                0,
+                0,
+            )))
+        };
+        let scales = _mm256_mul_pd(halves(|w| w.d), _mm256_set1_pd(a.d as f64));
+        acc = _mm256_fmadd_pd(_mm256_cvtepi32_pd(sums), scales, acc);
+        acc = _mm256_fmadd_pd(halves(|w| w.m), _mm256_set1_pd(a.s as f64), acc);
     }
-    let mut dots = [0f32; 4];
-    for r in 0..4 {
-        let mut lanes = [0f32; 8];
-        _mm256_storeu_ps(lanes.as_mut_ptr(), acc[r]);
-        dots[r] = reduce_lanes(lanes) + offsets[r];
-    }
-    dots
+    let mut dots = [0f64; 4];
+    _mm256_storeu_pd(dots.as_mut_ptr(), acc);
+    dots.map(|d| d as f32)
 }
 
 #[cfg(test)]
@@ -316,6 +332,37 @@ mod tests {
         for (a, b) in ours.iter().zip(&exact) {
             assert!((a - b).abs() < 0.05, "{a} vs {b}");
         }
+    }
+
+    #[test]
+    fn permuting_columns_block_wise_gives_the_same_bits() {
+        // Blocks reversed and values rotated inside each block, in weights and activations.
+        let (dense, _) = random_matrix(6, 192, 6);
+        let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(7);
+        let x: Vec<f32> = (0..192).map(|_| rng.gen_range(-3.0f32..3.0)).collect();
+        let perm: Vec<usize> = (0..192)
+            .map(|c| (5 - c / BLOCK) * BLOCK + (c % BLOCK + 11) % BLOCK)
+            .collect();
+        let dense: Vec<f32> = dense.flatten_all().unwrap().to_vec1().unwrap();
+        let permuted_dense: Vec<f32> = (0..6 * 192)
+            .map(|i| dense[i / 192 * 192 + perm[i % 192]])
+            .collect();
+        let permuted_x: Vec<f32> = perm.iter().map(|&c| x[c]).collect();
+        let run = |w: Vec<f32>, x: Vec<f32>| -> Vec<u32> {
+            let w = Tensor::from_vec(w, (6, 192), &Device::Cpu).unwrap();
+            let matrix =
+                Q4_1Matrix::from_qtensor(&QTensor::quantize(&w, GgmlDType::Q4_1).unwrap()).unwrap();
+            let x = Tensor::from_vec(x, (1, 192), &Device::Cpu).unwrap();
+            let y: Vec<f32> = matrix
+                .forward(&x)
+                .unwrap()
+                .flatten_all()
+                .unwrap()
+                .to_vec1()
+                .unwrap();
+            y.into_iter().map(f32::to_bits).collect()
+        };
+        assert_eq!(run(dense, x), run(permuted_dense, permuted_x));
     }
 
     #[test]

@@ -23,6 +23,11 @@ pub struct TinyModelSpec {
     pub layers: usize,
     /// Storage type of the block matrices (the embedding is Q8_0, as in SmolLM2).
     pub weight_dtype: GgmlDType,
+    /// Hidden size, attention heads, key/value heads and MLP width.
+    pub hidden: usize,
+    pub heads: usize,
+    pub kv_heads: usize,
+    pub ffn: usize,
 }
 
 impl Default for TinyModelSpec {
@@ -31,6 +36,10 @@ impl Default for TinyModelSpec {
             seed: 7,
             layers: 4,
             weight_dtype: GgmlDType::Q8_0,
+            hidden: TINY_HIDDEN,
+            heads: TINY_HEADS,
+            kv_heads: TINY_KV_HEADS,
+            ffn: TINY_FFN,
         }
     }
 }
@@ -65,15 +74,15 @@ pub fn write_tiny_model(path: &Path, spec: &TinyModelSpec) -> Result<()> {
                 dtype,
             )?)
         };
-    let kv = TINY_KV_HEADS * (TINY_HIDDEN / TINY_HEADS);
+    let kv = spec.kv_heads * (spec.hidden / spec.heads);
     let mut tensors: Vec<(String, QTensor)> = vec![
         (
             "token_embd.weight".into(),
-            random(vocab, TINY_HIDDEN, 1.0, 0.0, GgmlDType::Q8_0)?,
+            random(vocab, spec.hidden, 1.0, 0.0, GgmlDType::Q8_0)?,
         ),
         (
             "output_norm.weight".into(),
-            random(1, TINY_HIDDEN, 0.1, 1.0, GgmlDType::F32)?,
+            random(1, spec.hidden, 0.1, 1.0, GgmlDType::F32)?,
         ),
     ];
     let fan_in = |n: usize| 1.5 / (n as f32).sqrt();
@@ -82,39 +91,39 @@ pub fn write_tiny_model(path: &Path, spec: &TinyModelSpec) -> Result<()> {
         let dtype = spec.weight_dtype;
         tensors.push((
             name("attn_norm.weight"),
-            random(1, TINY_HIDDEN, 0.1, 1.0, GgmlDType::F32)?,
+            random(1, spec.hidden, 0.1, 1.0, GgmlDType::F32)?,
         ));
         tensors.push((
             name("attn_q.weight"),
-            random(TINY_HIDDEN, TINY_HIDDEN, fan_in(TINY_HIDDEN), 0.0, dtype)?,
+            random(spec.hidden, spec.hidden, fan_in(spec.hidden), 0.0, dtype)?,
         ));
         tensors.push((
             name("attn_k.weight"),
-            random(kv, TINY_HIDDEN, fan_in(TINY_HIDDEN), 0.0, dtype)?,
+            random(kv, spec.hidden, fan_in(spec.hidden), 0.0, dtype)?,
         ));
         tensors.push((
             name("attn_v.weight"),
-            random(kv, TINY_HIDDEN, fan_in(TINY_HIDDEN), 0.0, dtype)?,
+            random(kv, spec.hidden, fan_in(spec.hidden), 0.0, dtype)?,
         ));
         tensors.push((
             name("attn_output.weight"),
-            random(TINY_HIDDEN, TINY_HIDDEN, fan_in(TINY_HIDDEN), 0.0, dtype)?,
+            random(spec.hidden, spec.hidden, fan_in(spec.hidden), 0.0, dtype)?,
         ));
         tensors.push((
             name("ffn_norm.weight"),
-            random(1, TINY_HIDDEN, 0.1, 1.0, GgmlDType::F32)?,
+            random(1, spec.hidden, 0.1, 1.0, GgmlDType::F32)?,
         ));
         tensors.push((
             name("ffn_gate.weight"),
-            random(TINY_FFN, TINY_HIDDEN, fan_in(TINY_HIDDEN), 0.0, dtype)?,
+            random(spec.ffn, spec.hidden, fan_in(spec.hidden), 0.0, dtype)?,
         ));
         tensors.push((
             name("ffn_up.weight"),
-            random(TINY_FFN, TINY_HIDDEN, fan_in(TINY_HIDDEN), 0.0, dtype)?,
+            random(spec.ffn, spec.hidden, fan_in(spec.hidden), 0.0, dtype)?,
         ));
         tensors.push((
             name("ffn_down.weight"),
-            random(TINY_HIDDEN, TINY_FFN, fan_in(TINY_FFN), 0.0, dtype)?,
+            random(spec.hidden, spec.ffn, fan_in(spec.ffn), 0.0, dtype)?,
         ));
     }
 
@@ -123,19 +132,19 @@ pub fn write_tiny_model(path: &Path, spec: &TinyModelSpec) -> Result<()> {
         ("general.name", Value::String("nesa tiny test llama".into())),
         ("llama.block_count", Value::U32(spec.layers as u32)),
         ("llama.context_length", Value::U32(TINY_CONTEXT as u32)),
-        ("llama.embedding_length", Value::U32(TINY_HIDDEN as u32)),
-        ("llama.feed_forward_length", Value::U32(TINY_FFN as u32)),
-        ("llama.attention.head_count", Value::U32(TINY_HEADS as u32)),
+        ("llama.embedding_length", Value::U32(spec.hidden as u32)),
+        ("llama.feed_forward_length", Value::U32(spec.ffn as u32)),
+        ("llama.attention.head_count", Value::U32(spec.heads as u32)),
         (
             "llama.attention.head_count_kv",
-            Value::U32(TINY_KV_HEADS as u32),
+            Value::U32(spec.kv_heads as u32),
         ),
         ("llama.rope.freq_base", Value::F32(10_000.0)),
         ("llama.attention.layer_norm_rms_epsilon", Value::F32(1e-5)),
         ("llama.vocab_size", Value::U32(vocab as u32)),
         (
             "llama.rope.dimension_count",
-            Value::U32((TINY_HIDDEN / TINY_HEADS) as u32),
+            Value::U32((spec.hidden / spec.heads) as u32),
         ),
     ]
     .into_iter()
@@ -161,8 +170,8 @@ pub fn write_tiny_model(path: &Path, spec: &TinyModelSpec) -> Result<()> {
 /// (tests running in parallel share it; each writer renames a private file into place).
 pub fn tiny_model_file(spec: &TinyModelSpec) -> Result<std::path::PathBuf> {
     let name = format!(
-        "nesa-tiny-{}-{}-{:?}.gguf",
-        spec.seed, spec.layers, spec.weight_dtype
+        "nesa-tiny-{}-{}-{:?}-{}x{}x{}x{}.gguf",
+        spec.seed, spec.layers, spec.weight_dtype, spec.hidden, spec.heads, spec.kv_heads, spec.ffn
     );
     let path = std::env::temp_dir().join(name);
     if !path.exists() {

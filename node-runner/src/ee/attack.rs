@@ -1,0 +1,1 @@
+//! Attacks a node runner holding the public model can mount on an encrypted kernel.
