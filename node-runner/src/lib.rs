@@ -12,3 +12,4 @@ pub mod config;
 pub mod ee;
 pub mod engine;
 pub mod metrics;
+pub mod split;

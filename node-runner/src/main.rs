@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 use nesa_node::cmd::chain;
 use nesa_node::cmd::generate::{self, GenerateArgs};
+use nesa_node::cmd::kernel;
 use nesa_node::engine::{default_model_path, Sampling, WeightFormat};
 
 #[derive(Parser)]
@@ -67,6 +68,9 @@ enum Command {
     },
     /// Serve: load the model, follow the chain, answer assigned queries, serve the HTTP API.
     Start,
+    /// Kernel files: `kernel encrypt` writes an equivariant-encrypted (ee-v1) copy.
+    #[command(subcommand)]
+    Kernel(KernelCommand),
     /// Run a prompt through a model locally and print the answer and tokens/s.
     Generate {
         /// GGUF model file (default: the SmolLM2 model fetched by scripts/fetch-model).
@@ -103,6 +107,27 @@ enum Command {
         /// Print one JSON line with token ids and timings.
         #[arg(long)]
         json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum KernelCommand {
+    /// Write the ee-v1 form of a GGUF kernel: vocabulary permuted, hidden dimensions permuted
+    /// and sign-flipped, MLP and attention heads permuted; same format, size and speed, same
+    /// answers once users map token ids with the key. Prints the new file's sha256.
+    Encrypt {
+        /// Plaintext GGUF kernel.
+        #[arg(long = "in")]
+        input: PathBuf,
+        /// Where to write the encrypted kernel.
+        #[arg(long = "out")]
+        output: PathBuf,
+        /// Key file: used if it exists, created (mode 0600) otherwise.
+        #[arg(long)]
+        key: PathBuf,
+        /// Residual-stream transform of a new key: `signed-permutation` or `permutation`.
+        #[arg(long, default_value = "signed-permutation")]
+        transform: nesa_sdk::ee::Transform,
     },
 }
 
@@ -170,7 +195,6 @@ fn main() -> anyhow::Result<()> {
                 price_per_input_token: price_in,
                 price_per_output_token: price_out,
                 min_redundancy,
-                encryption: nesa_market::registry::Encryption::None,
             };
             runtime()?
                 .block_on(chain::register(&cli.home, config, options))
@@ -178,6 +202,17 @@ fn main() -> anyhow::Result<()> {
         }
         Command::Bond { amount } => runtime()?.block_on(chain::bond(&cli.home, config, amount)),
         Command::Start => runtime()?.block_on(chain::start(&cli.home, config)),
+        Command::Kernel(KernelCommand::Encrypt {
+            input,
+            output,
+            key,
+            transform,
+        }) => kernel::encrypt(&kernel::EncryptArgs {
+            input,
+            output,
+            key,
+            transform,
+        }),
         Command::Generate {
             model,
             prompt,

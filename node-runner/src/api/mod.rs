@@ -1,5 +1,8 @@
-//! The node runner's HTTP API: `/health`, Prometheus `/metrics`, and `/v1/generate` for the
-//! operator to try the model locally (not reachable by market users; they go through the chain).
+//! The node runner's HTTP API: `/health`, Prometheus `/metrics`, `/v1/generate` for the
+//! operator to try a plaintext model locally, and `/v1/split/forward` for split-mode clients,
+//! which run the embedding and head themselves and send only hidden states.
+
+pub mod split;
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -18,7 +21,10 @@ use crate::metrics::Metrics;
 /// What the API answers from.
 pub struct ApiState {
     pub worker: Arc<Worker>,
-    pub tokenizer: Arc<Tokenizer>,
+    /// `None` for an encrypted kernel: the node cannot read its token ids.
+    pub tokenizer: Option<Arc<Tokenizer>>,
+    /// Sessions of split-mode clients.
+    pub split: split::Sessions,
     pub metrics: Arc<Metrics>,
     pub node: String,
     pub kernel_id: Option<u64>,
@@ -51,6 +57,11 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/health", get(health))
         .route("/metrics", get(metrics))
         .route("/v1/generate", post(generate))
+        .route("/v1/split/forward", post(split::forward))
+        .route(
+            "/v1/split/sessions/{session}",
+            axum::routing::delete(split::close),
+        )
         .with_state(state)
 }
 
@@ -82,11 +93,16 @@ async fn generate(
         )
             .into_response();
     }
+    let Some(tokenizer) = state.tokenizer.clone() else {
+        return (
+            StatusCode::BAD_REQUEST,
+            Json(serde_json::json!({"error": "this node serves an encrypted (ee-v1) kernel: it has no vocabulary to turn text into tokens; ask through the chain with the kernel's key, or use split mode"})),
+        )
+            .into_response();
+    };
     let max_tokens = body.max_tokens.clamp(1, 512);
     let outcome = tokio::task::spawn_blocking(move || {
-        let prompt = state
-            .tokenizer
-            .encode(&state.tokenizer.chat_prompt(None, &body.prompt))?;
+        let prompt = tokenizer.encode(&tokenizer.chat_prompt(None, &body.prompt))?;
         let request = GenerateRequest {
             prompt,
             max_tokens,
@@ -95,7 +111,7 @@ async fn generate(
             top_logprobs: 0,
         };
         let output = state.worker.model.generate(&request, |_| {})?;
-        let text = state.tokenizer.decode(&output.tokens)?;
+        let text = tokenizer.decode(&output.tokens)?;
         Ok::<_, crate::engine::EngineError>(GenerateAnswer {
             text,
             tokens: output.tokens.len(),
@@ -123,7 +139,7 @@ pub async fn serve(state: Arc<ApiState>, address: &str) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(address)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {address}: {e}"))?;
-    tracing::info!(%address, "HTTP API: /health /metrics /v1/generate");
+    tracing::info!(%address, "HTTP API: /health /metrics /v1/generate /v1/split/forward");
     axum::serve(listener, router(state)).await?;
     Ok(())
 }

@@ -14,6 +14,7 @@ use sha2::{Digest, Sha256};
 use crate::api::{self, ApiState};
 use crate::chain::{Runner, Worker};
 use crate::config::NodeConfig;
+use crate::ee::EncryptedKernel;
 use crate::engine::{LoadOptions, Model, Tokenizer};
 use crate::metrics::Metrics;
 
@@ -46,6 +47,8 @@ pub struct ModelIdentity {
     pub tokenizer_sha256: [u8; 32],
     pub architecture: String,
     pub layer_count: u32,
+    /// Set for an equivariant-encrypted kernel.
+    pub encrypted: Option<EncryptedKernel>,
 }
 
 /// Hashes and shape of a GGUF model: the weights hash is sha256 of the whole file, the
@@ -62,17 +65,25 @@ pub fn identify(model: &Path) -> anyhow::Result<ModelIdentity> {
         .get(&format!("{architecture}.block_count"))
         .and_then(|v| v.to_u32().ok())
         .ok_or_else(|| anyhow::anyhow!("{}: no {architecture}.block_count", model.display()))?;
-    let tokenizer = Tokenizer::from_gguf_metadata(&content.metadata)
-        .with_context(|| format!("reading the tokenizer of {}", model.display()))?;
+    let encrypted = EncryptedKernel::from_metadata(&content.metadata)
+        .with_context(|| format!("reading {}", model.display()))?;
+    // An encrypted kernel carries the hash of the plaintext tokenizer its users encode with.
+    let tokenizer_sha256 = match &encrypted {
+        Some(kernel) => kernel.tokenizer_sha256,
+        None => Tokenizer::from_gguf_metadata(&content.metadata)
+            .with_context(|| format!("reading the tokenizer of {}", model.display()))?
+            .sha256(),
+    };
     let mut weights = Sha256::new();
     let mut reader = std::fs::File::open(model)
         .with_context(|| format!("cannot open model {}", model.display()))?;
     std::io::copy(&mut reader, &mut weights)?;
     Ok(ModelIdentity {
         weights_sha256: weights.finalize().into(),
-        tokenizer_sha256: tokenizer.sha256(),
+        tokenizer_sha256,
         architecture,
         layer_count,
+        encrypted,
     })
 }
 
@@ -96,7 +107,6 @@ pub struct Register {
     pub price_per_input_token: u128,
     pub price_per_output_token: u128,
     pub min_redundancy: u8,
-    pub encryption: Encryption,
 }
 
 /// `nesa-node register`: registers the configured model as a kernel and stores its id in the
@@ -122,7 +132,11 @@ pub async fn register(
             end_layer: identity.layer_count,
             sha256: HexBinary::from(identity.weights_sha256.to_vec()),
         }],
-        encryption: options.encryption,
+        encryption: if identity.encrypted.is_some() {
+            Encryption::EeV1
+        } else {
+            Encryption::None
+        },
         price_per_input_token: Uint128::new(options.price_per_input_token),
         price_per_output_token: Uint128::new(options.price_per_output_token),
         min_redundancy: options.min_redundancy,
@@ -219,20 +233,32 @@ pub async fn start(home: &Path, config: NodeConfig) -> anyhow::Result<()> {
         .await
         .map_err(|e| anyhow::anyhow!("cannot find the market contracts on {}: {e}", config.node))?;
     let model_path: PathBuf = config.model.clone();
-    let (model, tokenizer) = tokio::task::spawn_blocking(move || {
+    let (model, tokenizer, stop_tokens) = tokio::task::spawn_blocking(move || {
         let model = Model::load(&model_path, &LoadOptions::default())?;
-        let tokenizer = Tokenizer::load(&model_path)?;
-        Ok::<_, crate::engine::EngineError>((model, tokenizer))
+        let metadata = nesa_sdk::gguf::read_content(&model_path)?.metadata;
+        // An encrypted kernel has no vocabulary to read: only its (permuted) stop tokens.
+        Ok::<_, anyhow::Error>(match EncryptedKernel::from_metadata(&metadata)? {
+            Some(encrypted) => {
+                tracing::info!(
+                    transform = %encrypted.transform,
+                    "serving an ee-v1 encrypted kernel: inputs and outputs are permuted token ids"
+                );
+                (model, None, encrypted.stop_tokens)
+            }
+            None => {
+                let tokenizer = Tokenizer::from_gguf_metadata(&metadata)?;
+                let stop_tokens = tokenizer.stop_tokens().to_vec();
+                (model, Some(Arc::new(tokenizer)), stop_tokens)
+            }
+        })
     })
     .await??;
-    let worker = Arc::new(Worker {
-        stop_tokens: tokenizer.stop_tokens().to_vec(),
-        model,
-    });
+    let worker = Arc::new(Worker { stop_tokens, model });
     let metrics = Arc::new(Metrics::default());
     let api_state = Arc::new(ApiState {
         worker: worker.clone(),
-        tokenizer: Arc::new(tokenizer),
+        tokenizer,
+        split: Default::default(),
         metrics: metrics.clone(),
         node: address.to_string(),
         kernel_id: config.kernel_id,

@@ -2,3 +2,4 @@
 
 pub mod chain;
 pub mod generate;
+pub mod kernel;
