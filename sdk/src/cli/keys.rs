@@ -33,6 +33,10 @@ pub enum KeysCommand {
     },
     /// List all keys
     List,
+    /// Equivariant-encryption (ee-v1) keys of encrypted kernels: `nesa ask` finds them by the
+    /// kernel's weights hash
+    #[command(subcommand)]
+    Ee(EeCommand),
     /// Delete a key (its mnemonic is gone for good unless you wrote it down)
     Delete {
         /// Key name
@@ -41,6 +45,45 @@ pub enum KeysCommand {
         #[arg(long, short = 'y')]
         yes: bool,
     },
+}
+
+#[derive(Subcommand)]
+pub enum EeCommand {
+    /// Import a key file written by `nesa-node kernel encrypt` (stored in <home>/ee/, mode 0600)
+    Import {
+        /// The key file
+        file: std::path::PathBuf,
+    },
+    /// Write the key of a kernel to a file (mode 0600), e.g. to move it to another wallet
+    Export {
+        /// The kernel's weights sha256 (hex), as `nesa query market kernel <id>` shows it
+        kernel_sha256: String,
+        /// Where to write the key
+        #[arg(long)]
+        out: std::path::PathBuf,
+    },
+    /// List the kernels (weights sha256) this wallet holds keys for
+    List,
+}
+
+fn run_ee(command: EeCommand, global: &GlobalArgs) -> anyhow::Result<()> {
+    let store = nesa_sdk::ee::Keystore::open(&global.home_dir()?);
+    match command {
+        EeCommand::Import { file } => {
+            let kernel = store.import(&file)?;
+            println!("imported the ee-v1 key of kernel weights {kernel}");
+        }
+        EeCommand::Export { kernel_sha256, out } => {
+            store.export(&kernel_sha256, &out)?;
+            println!("wrote {}", out.display());
+        }
+        EeCommand::List => {
+            for kernel in store.list()? {
+                println!("{kernel}");
+            }
+        }
+    }
+    Ok(())
 }
 
 /// What is shown about a key; never the mnemonic, except once at creation.
@@ -65,8 +108,12 @@ impl<'a> PublicKeyView<'a> {
 }
 
 pub fn run(command: KeysCommand, global: &GlobalArgs) -> anyhow::Result<()> {
+    if let KeysCommand::Ee(ee) = command {
+        return run_ee(ee, global);
+    }
     let mut keyring = Keyring::open(&global.home_dir()?)?;
     match command {
+        KeysCommand::Ee(_) => unreachable!("handled above"),
         KeysCommand::Add {
             name,
             recover: false,

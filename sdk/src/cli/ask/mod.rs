@@ -14,6 +14,7 @@ use nesa_market::market::{
     QueryResponse, QueryStatus, Sampling, MAX_TEMPERATURE_MILLI, MAX_TOP_P_MILLI,
 };
 use nesa_market::registry::{Encryption, Kernel};
+use nesa_sdk::ee::{EeKey, Keystore, Vocabulary};
 use nesa_sdk::market::progress::{Milestone, Timeline};
 use nesa_sdk::market::{MarketClient, QueryRequest, SubmitError};
 use nesa_sdk::tokenizer::Tokenizer;
@@ -38,6 +39,10 @@ pub struct AskArgs {
     /// Local key that pays the escrow (may be left out when the keyring holds one key)
     #[arg(long, value_name = "KEY")]
     from: Option<String>,
+    /// Key file of an encrypted (ee-v1) kernel; by default the key imported with
+    /// `nesa keys ee import` for the kernel's weights hash
+    #[arg(long, value_name = "FILE")]
+    ee_key: Option<PathBuf>,
     /// The kernel's GGUF file, for its tokenizer (the model cache: $NESA_MODELS or ~/.cache/nesa/models)
     #[arg(long, value_name = "GGUF", default_value_os_t = nesa_sdk::models::default_model_path())]
     model: PathBuf,
@@ -80,9 +85,6 @@ pub async fn run(args: AskArgs, global: &GlobalArgs) -> anyhow::Result<()> {
         }
         other => other.into(),
     })?;
-    if kernel.encryption == Encryption::EeV1 {
-        anyhow::bail!("kernel {} is encrypted (ee-v1) and `nesa ask` does not hold equivariant-encryption keys yet: ask a plain kernel", kernel.id);
-    }
     let tokenizer = Tokenizer::load(&args.model).with_context(|| {
         format!(
             "reading the tokenizer of {} (pass --model <the kernel's GGUF>)",
@@ -90,7 +92,31 @@ pub async fn run(args: AskArgs, global: &GlobalArgs) -> anyhow::Result<()> {
         )
     })?;
     check_tokenizer(&kernel, &tokenizer, &args.model)?;
+    let vocabulary = match kernel.encryption {
+        Encryption::None => None,
+        Encryption::EeV1 => {
+            let key = match &args.ee_key {
+                Some(file) => {
+                    let key = EeKey::load(file)?;
+                    key.check_kernel(kernel.weights_sha256.as_slice())
+                        .with_context(|| format!("{} does not fit kernel {}", file.display(), kernel.id))?;
+                    key
+                }
+                None => Keystore::open(&global.home_dir()?)
+                    .find(kernel.weights_sha256.as_slice())
+                    .with_context(|| format!("kernel {} is encrypted (ee-v1)", kernel.id))?,
+            };
+            let vocabulary = key.vocabulary();
+            vocabulary.check_size(tokenizer.vocab_size())?;
+            eprintln!("kernel {} is encrypted (ee-v1): token ids leave this machine permuted with your key", kernel.id);
+            Some(vocabulary)
+        }
+    };
     let input = tokenizer.encode(&tokenizer.chat_prompt(args.system.as_deref(), &args.prompt))?;
+    let input = match &vocabulary {
+        Some(vocabulary) => vocabulary.encrypt(&input)?,
+        None => input,
+    };
     let request = QueryRequest {
         kernel_id: kernel.id,
         input,
@@ -123,7 +149,7 @@ pub async fn run(args: AskArgs, global: &GlobalArgs) -> anyhow::Result<()> {
         )
     })?;
 
-    let answer = answer(&state, &tokenizer)?;
+    let answer = answer(&state, &tokenizer, vocabulary.as_ref())?;
     let total_seconds = timeline
         .seen(Milestone::Closed)
         .map(nesa_sdk::market::progress::seconds);
@@ -208,7 +234,11 @@ fn check_tokenizer(kernel: &Kernel, tokenizer: &Tokenizer, model: &Path) -> anyh
 }
 
 /// The decoded winning output, if the query has one.
-fn answer(state: &QueryResponse, tokenizer: &Tokenizer) -> anyhow::Result<Option<String>> {
+fn answer(
+    state: &QueryResponse,
+    tokenizer: &Tokenizer,
+    vocabulary: Option<&Vocabulary>,
+) -> anyhow::Result<Option<String>> {
     let Some(output) = state
         .query
         .settlement
@@ -219,6 +249,10 @@ fn answer(state: &QueryResponse, tokenizer: &Tokenizer) -> anyhow::Result<Option
     };
     let ids = nesa_market::tokens::decode_token_ids(output)
         .with_context(|| format!("query {} has a malformed output", state.query.id))?;
+    let ids = match vocabulary {
+        Some(vocabulary) => vocabulary.decrypt(&ids)?,
+        None => ids,
+    };
     Ok(Some(tokenizer.decode(&ids)?))
 }
 
