@@ -20,6 +20,7 @@ struct Devnet {
     rpc_port: u16,
     api_port: u16,
     tampered_runner3: Option<PathBuf>,
+    encrypted: bool,
 }
 
 fn free_port() -> u16 {
@@ -56,10 +57,17 @@ impl Devnet {
         if let Some(model) = &self.tampered_runner3 {
             cmd.env("RUNNER3_MODEL", model);
         }
+        if self.encrypted {
+            cmd.env("DEVNET_ENCRYPTED", "1");
+        }
         cmd.output().unwrap()
     }
 
     fn up(name: &str, tampered_runner3: Option<PathBuf>) -> Devnet {
+        Self::start(name, tampered_runner3, false)
+    }
+
+    fn start(name: &str, tampered_runner3: Option<PathBuf>, encrypted: bool) -> Devnet {
         let dir = std::env::temp_dir().join(format!("nesa-e2e-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let api_port = loop {
@@ -76,6 +84,7 @@ impl Devnet {
             rpc_port: free_port(),
             api_port,
             tampered_runner3,
+            encrypted,
         };
         let out = devnet.script("up");
         assert!(
@@ -401,4 +410,106 @@ async fn a_query_is_answered_by_three_runners_and_survives_their_faults() {
             .log("runner2/runner.log")
             .contains("resuming unfinished query"));
     }
+}
+
+/// Runs the `nesa` wallet against the devnet; returns (success, stdout, stderr).
+fn nesa(devnet: &Devnet, home: &Path, args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(bin_dir().join("nesa"))
+        .args(args)
+        .args(["--home", home.to_str().unwrap(), "--node", &devnet.rpc()])
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_encrypted_kernel_answers_users_holding_its_key_and_runners_see_only_permuted_ids() {
+    let Some(model) = model_available() else {
+        return;
+    };
+    let tokenizer = Tokenizer::load(&model).unwrap();
+    let devnet = Devnet::start("encrypted", None, true);
+    let wallet = devnet.dir.join("wallet");
+    let question = "What is the capital of France?";
+    let system = "You are a helpful AI assistant.";
+    let ask = |home: &Path, extra: &[&str]| {
+        let mut args = vec![
+            "ask",
+            question,
+            "--kernel",
+            "1",
+            "--from",
+            "alice",
+            "--system",
+            system,
+            "--max-tokens",
+            "32",
+            "--output",
+            "json",
+        ];
+        args.extend_from_slice(extra);
+        nesa(&devnet, home, &args)
+    };
+
+    // The user holds the key (imported by the devnet): the answer is the plaintext model's.
+    let (ok, stdout, stderr) = ask(&wallet, &[]);
+    assert!(ok, "nesa ask failed: {stderr}");
+    let summary: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    let answer = summary["answer"].as_str().unwrap_or_default();
+    assert!(answer.contains("Paris"), "answer: {answer:?}");
+
+    // What every runner read from the chain: permuted ids, no plaintext pair of the prompt.
+    let client = ChainClient::new(&devnet.rpc()).unwrap();
+    let market = MarketClient::connect(&client).await.unwrap();
+    let state = market
+        .query(summary["query_id"].as_u64().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(state.query.status, QueryStatus::Settled);
+    let sent = nesa_market::tokens::decode_token_ids(&state.query.input).unwrap();
+    let plain = tokenizer
+        .encode(&tokenizer.chat_prompt(Some(system), question))
+        .unwrap();
+    assert_eq!(sent.len(), plain.len());
+    for pair in plain.windows(2) {
+        assert!(
+            !sent.windows(2).any(|w| w == pair),
+            "plaintext pair {pair:?} on chain"
+        );
+    }
+    let output = state.query.settlement.unwrap().output.unwrap();
+    let output = nesa_market::tokens::decode_token_ids(&output).unwrap();
+    assert!(
+        !tokenizer
+            .decode(&output)
+            .unwrap_or_default()
+            .contains("Paris"),
+        "the output on chain reads as plaintext"
+    );
+
+    // No key in the wallet: refused before anything is submitted, with the way out.
+    let keyless = devnet.dir.join("keyless-wallet");
+    std::fs::create_dir_all(&keyless).unwrap();
+    std::fs::copy(wallet.join("keyring.json"), keyless.join("keyring.json")).unwrap();
+    let (ok, _, stderr) = ask(&keyless, &[]);
+    assert!(!ok);
+    assert!(stderr.contains("nesa keys ee import"), "{stderr}");
+
+    // Another kernel's key: refused, never garbage decoded as an answer.
+    let other = devnet.dir.join("other.key");
+    let mut key = nesa_sdk::ee::EeKey::generate(
+        nesa_sdk::ee::Transform::SignedPermutation,
+        tokenizer.vocab_size() as u32,
+    );
+    key.kernel_sha256 = Some(hex::encode([7u8; 32]));
+    key.save(&other).unwrap();
+    let (ok, _, stderr) = ask(&wallet, &["--ee-key", other.to_str().unwrap()]);
+    assert!(!ok);
+    assert!(stderr.contains("wrong key"), "{stderr}");
+    let queries = market.query(2).await;
+    assert!(queries.is_err(), "nothing was submitted with the wrong key");
 }

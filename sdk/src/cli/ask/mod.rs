@@ -99,7 +99,9 @@ pub async fn run(args: AskArgs, global: &GlobalArgs) -> anyhow::Result<()> {
                 Some(file) => {
                     let key = EeKey::load(file)?;
                     key.check_kernel(kernel.weights_sha256.as_slice())
-                        .with_context(|| format!("{} does not fit kernel {}", file.display(), kernel.id))?;
+                        .with_context(|| {
+                            format!("{} does not fit kernel {}", file.display(), kernel.id)
+                        })?;
                     key
                 }
                 None => Keystore::open(&global.home_dir()?)
