@@ -129,6 +129,22 @@ enum KernelCommand {
         #[arg(long, default_value = "signed-permutation")]
         transform: nesa_sdk::ee::Transform,
     },
+    /// Attack harness: plays a node runner that owns the public plaintext model and reports
+    /// how much of the key each known attack recovers (row matching by sorted |values| and by
+    /// norms, for permutation, signed permutation and a dense orthogonal Q; norm weights;
+    /// frequency analysis over a text corpus).
+    Attack {
+        /// The plaintext GGUF model (the public weights the attacker holds).
+        #[arg(long, default_value_os_t = default_model_path())]
+        model: PathBuf,
+        /// Embedding rows to attack (spread over the vocabulary).
+        #[arg(long, default_value_t = 1000)]
+        samples: usize,
+        /// Text files for frequency analysis: the first half of their lines is the attacker's
+        /// public reference, the second half stands for users' queries.
+        #[arg(long)]
+        corpus: Vec<PathBuf>,
+    },
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -212,6 +228,15 @@ fn main() -> anyhow::Result<()> {
             output,
             key,
             transform,
+        }),
+        Command::Kernel(KernelCommand::Attack {
+            model,
+            samples,
+            corpus,
+        }) => kernel::attack(&kernel::AttackArgs {
+            model,
+            samples,
+            corpus,
         }),
         Command::Generate {
             model,
