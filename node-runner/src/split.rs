@@ -34,11 +34,7 @@ impl SplitClient {
     /// or `0..1`); `node` is the runner's API base URL.
     pub fn new(model: Model, node: &str) -> Self {
         let cache = model.new_cache(model.loaded_layers());
-        let session = format!(
-            "s{}-{}",
-            std::process::id(),
-            Instant::now().elapsed().as_nanos() ^ rand::random::<u64>() as u128
-        );
+        let session = format!("s{}-{:016x}", std::process::id(), rand::random::<u64>());
         Self {
             model,
             cache,

@@ -245,18 +245,16 @@ pub fn encrypt_kernel(
         .get("general.architecture")
         .and_then(|v| v.to_string().ok().cloned())
         .unwrap_or_else(|| "llama".into());
+    // The vocabulary stays with the key holder; the size is restated without it.
+    let vocab_size_key = format!("{architecture}.vocab_size");
     let mut metadata: Vec<(String, Value)> = content
         .metadata
         .iter()
-        .filter(|(name, _)| !name.starts_with("tokenizer."))
+        .filter(|(name, _)| !name.starts_with("tokenizer.") && **name != vocab_size_key)
         .map(|(name, value)| (name.clone(), value.clone()))
         .collect();
-    metadata.retain(|(name, _)| *name != format!("{architecture}.vocab_size"));
     metadata.extend([
-        (
-            format!("{architecture}.vocab_size"),
-            Value::U32(config.vocab_size as u32),
-        ),
+        (vocab_size_key, Value::U32(config.vocab_size as u32)),
         (
             keys::SCHEME.into(),
             Value::String(nesa_sdk::ee::SCHEME.into()),

@@ -31,9 +31,7 @@ pub use encrypt::{encrypt_kernel, EncryptReport, KernelMaps};
 pub use tensor::TensorError;
 
 use candle_core::quantized::gguf_file::Value;
-use std::collections::HashMap;
-
-type Metadata = HashMap<String, Value>;
+use nesa_sdk::gguf::Metadata;
 
 /// GGUF metadata keys an encrypted kernel carries.
 pub mod keys {
