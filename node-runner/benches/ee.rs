@@ -5,15 +5,13 @@
 
 use std::sync::Arc;
 
+use nesa_engine::ee::encrypt_kernel;
+use nesa_engine::ee::{EeKey, Transform};
+use nesa_engine::{default_model_path, GenerateRequest, LoadOptions, Model, Sampling, Tokenizer};
 use nesa_node::api::{self, ApiState};
 use nesa_node::chain::Worker;
-use nesa_node::ee::encrypt_kernel;
-use nesa_node::engine::{
-    default_model_path, GenerateRequest, LoadOptions, Model, Sampling, Tokenizer,
-};
 use nesa_node::metrics::Metrics;
-use nesa_node::split::SplitClient;
-use nesa_sdk::ee::{EeKey, Transform};
+use nesa_sdk::split::SplitClient;
 
 const QUESTIONS: [&str; 3] = [
     "What is the capital of France?",

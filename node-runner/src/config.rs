@@ -29,7 +29,7 @@ impl Default for NodeConfig {
         NodeConfig {
             node: "http://127.0.0.1:26657".into(),
             key: "node".into(),
-            model: crate::engine::default_model_path(),
+            model: nesa_engine::default_model_path(),
             kernel_id: None,
             api_laddr: "127.0.0.1:8700".into(),
             log_level: "info".into(),
@@ -45,27 +45,48 @@ pub fn default_home() -> PathBuf {
         .join(".nesa-node")
 }
 
+/// A config file that cannot be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot {action} {path}: {source}")]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: {source}")]
+    Parse {
+        path: PathBuf,
+        source: toml::de::Error,
+    },
+}
+
 impl NodeConfig {
     fn path(home: &Path) -> PathBuf {
         home.join("config.toml")
     }
 
     /// Reads the config, or the defaults when there is none.
-    pub fn load(home: &Path) -> anyhow::Result<Self> {
-        match std::fs::read_to_string(Self::path(home)) {
-            Ok(text) => toml::from_str(&text)
-                .map_err(|e| anyhow::anyhow!("{}: {e}", Self::path(home).display())),
+    pub fn load(home: &Path) -> Result<Self, ConfigError> {
+        let path = Self::path(home);
+        match std::fs::read_to_string(&path) {
+            Ok(text) => toml::from_str(&text).map_err(|source| ConfigError::Parse { path, source }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(NodeConfig::default()),
-            Err(e) => Err(anyhow::anyhow!(
-                "cannot read {}: {e}",
-                Self::path(home).display()
-            )),
+            Err(source) => Err(ConfigError::Io {
+                action: "read",
+                path,
+                source,
+            }),
         }
     }
 
     /// Writes the config with a comment above each field.
-    pub fn save(&self, home: &Path) -> anyhow::Result<()> {
-        std::fs::create_dir_all(home)?;
+    pub fn save(&self, home: &Path) -> Result<(), ConfigError> {
+        std::fs::create_dir_all(home).map_err(|source| ConfigError::Io {
+            action: "create",
+            path: home.to_owned(),
+            source,
+        })?;
         let text = format!(
             "# nesa-node configuration. Command-line flags override these values.\n\n\
              # CometBFT JSON-RPC of a Nesa node.\nnode = {node:?}\n\n\
@@ -84,8 +105,12 @@ impl NodeConfig {
             api = self.api_laddr,
             log = self.log_level,
         );
-        std::fs::write(Self::path(home), text)?;
-        Ok(())
+        let path = Self::path(home);
+        std::fs::write(&path, text).map_err(|source| ConfigError::Io {
+            action: "write",
+            path,
+            source,
+        })
     }
 }
 

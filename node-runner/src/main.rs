@@ -4,10 +4,10 @@ use std::ops::Range;
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
+use nesa_engine::{default_model_path, Sampling, WeightFormat};
 use nesa_node::cmd::chain;
 use nesa_node::cmd::generate::{self, GenerateArgs};
 use nesa_node::cmd::kernel;
-use nesa_node::engine::{default_model_path, Sampling, WeightFormat};
 
 #[derive(Parser)]
 #[command(
@@ -127,7 +127,7 @@ enum KernelCommand {
         key: PathBuf,
         /// Residual-stream transform of a new key: `signed-permutation` or `permutation`.
         #[arg(long, default_value = "signed-permutation")]
-        transform: nesa_sdk::ee::Transform,
+        transform: nesa_engine::ee::Transform,
     },
     /// Attack harness: plays a node runner that owns the public plaintext model and reports
     /// how much of the key each known attack recovers (row matching by sorted |values| and by

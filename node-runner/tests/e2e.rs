@@ -8,10 +8,11 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
+use nesa_engine::{default_model_path, Tokenizer};
 use nesa_market::market::{
     NodeOutcome, QueryPhase, QueryResponse, QueryStatus, Sampling, SlashReason,
 };
-use nesa_node::engine::{default_model_path, Tokenizer};
+use nesa_sdk::ee::KeyFile;
 use nesa_sdk::market::{MarketClient, QueryRequest};
 use nesa_sdk::{ChainClient, Keyring};
 

@@ -2,7 +2,7 @@
 
 use std::process::Command;
 
-use nesa_node::engine::tiny::{tiny_model_file, TinyModelSpec};
+use nesa_engine::tiny::{tiny_model_file, TinyModelSpec};
 
 fn generate(args: &[&str]) -> std::process::Output {
     let model = tiny_model_file(&TinyModelSpec::default()).unwrap();

@@ -4,14 +4,14 @@
 use std::sync::Arc;
 
 use candle_core::quantized::GgmlDType;
-use nesa_node::api::{self, split::ForwardRequest, ApiState};
+use nesa_engine::ee::{encrypt_kernel, KernelMaps};
+use nesa_engine::ee::{EeKey, Transform};
+use nesa_engine::tiny::{tiny_model_file, TinyModelSpec};
+use nesa_engine::{GenerateRequest, LoadOptions, Model, Sampling, Tokenizer};
+use nesa_node::api::{self, ApiState};
 use nesa_node::chain::Worker;
-use nesa_node::ee::{encrypt_kernel, KernelMaps};
-use nesa_node::engine::tiny::{tiny_model_file, TinyModelSpec};
-use nesa_node::engine::{GenerateRequest, LoadOptions, Model, Sampling, Tokenizer};
 use nesa_node::metrics::Metrics;
-use nesa_node::split::SplitClient;
-use nesa_sdk::ee::{EeKey, Transform};
+use nesa_sdk::split::{ForwardRequest, SplitClient};
 
 fn spec() -> TinyModelSpec {
     TinyModelSpec {

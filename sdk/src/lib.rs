@@ -1,5 +1,6 @@
 //! Nesa client library: addresses, coins, keys, transaction signing, chain queries, the
-//! market client and the model tokenizer.
+//! market client, ee-v1 key files, the split-mode client and the model tokenizer (the last
+//! re-exported from the engine, `nesa-engine`).
 //!
 //! Every off-chain process (node runner, relayer, the `nesa` CLI, app tests) talks to the chain
 //! through this crate, so there is one tx builder, one keyring and one RPC client.
@@ -9,13 +10,18 @@ pub mod client;
 pub mod coin;
 pub mod ee;
 pub mod fee;
-pub mod gguf;
 pub mod keys;
 pub mod market;
-pub mod models;
 pub mod msgs;
-pub mod tokenizer;
+pub mod split;
 pub mod tx;
+
+/// Typed GGUF metadata reads (the engine's).
+pub use nesa_engine::gguf;
+/// Where model files live on this machine (the engine's).
+pub use nesa_engine::models;
+/// The model tokenizer built from a GGUF file (the engine's).
+pub use nesa_engine::tokenizer;
 
 pub use address::{Address, AddressError};
 pub use client::{

@@ -12,22 +12,27 @@ use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use nesa_engine::{GenerateRequest, Sampling, Tokenizer};
 use serde::{Deserialize, Serialize};
 
 use crate::chain::Worker;
-use crate::engine::{GenerateRequest, Sampling, Tokenizer};
 use crate::metrics::Metrics;
 
 /// What the API answers from.
 pub struct ApiState {
+    /// The model and its stop tokens.
     pub worker: Arc<Worker>,
     /// `None` for an encrypted kernel: the node cannot read its token ids.
     pub tokenizer: Option<Arc<Tokenizer>>,
     /// Sessions of split-mode clients.
     pub split: split::Sessions,
+    /// The runner's metrics (`/metrics`).
     pub metrics: Arc<Metrics>,
+    /// This node's address, as `/health` reports it.
     pub node: String,
+    /// The kernel served, when registered.
     pub kernel_id: Option<u64>,
+    /// The model file served, as `/health` reports it.
     pub model: String,
 }
 
@@ -112,7 +117,7 @@ async fn generate(
         };
         let output = state.worker.model.generate(&request, |_| {})?;
         let text = tokenizer.decode(&output.tokens)?;
-        Ok::<_, crate::engine::EngineError>(GenerateAnswer {
+        Ok::<_, nesa_engine::EngineError>(GenerateAnswer {
             text,
             tokens: output.tokens.len(),
             decode_tokens_per_second: output.decode_tokens_per_second(),
@@ -134,12 +139,28 @@ async fn generate(
     }
 }
 
+/// The API server stopped or could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("cannot listen on {address}: {source}")]
+    Listen {
+        address: String,
+        source: std::io::Error,
+    },
+    #[error("the HTTP API stopped: {0}")]
+    Serve(std::io::Error),
+}
+
 /// Serves the API on `address` until the process stops.
-pub async fn serve(state: Arc<ApiState>, address: &str) -> anyhow::Result<()> {
+pub async fn serve(state: Arc<ApiState>, address: &str) -> Result<(), ServeError> {
     let listener = tokio::net::TcpListener::bind(address)
         .await
-        .map_err(|e| anyhow::anyhow!("cannot listen on {address}: {e}"))?;
+        .map_err(|source| ServeError::Listen {
+            address: address.to_string(),
+            source,
+        })?;
     tracing::info!(%address, "HTTP API: /health /metrics /v1/generate /v1/split/forward");
-    axum::serve(listener, router(state)).await?;
-    Ok(())
+    axum::serve(listener, router(state))
+        .await
+        .map_err(ServeError::Serve)
 }

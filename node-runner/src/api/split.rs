@@ -10,35 +10,14 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde::{Deserialize, Serialize};
+
+use nesa_engine::{Hidden, KvCache};
+use nesa_sdk::split::{ForwardRequest, ForwardResponse};
 
 use super::ApiState;
-use crate::engine::{Hidden, KvCache};
 
 /// Most sessions kept; the least recently used one is dropped beyond this.
 const MAX_SESSIONS: usize = 32;
-
-/// One forward step of a session.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct ForwardRequest {
-    /// Client-chosen session id (1–64 of `A-Za-z0-9_-`).
-    pub session: String,
-    /// First block the node runs (the blocks before it ran on the client); the node runs
-    /// through its last loaded block.
-    pub first_layer: usize,
-    /// Position of the first row of `hidden` in the sequence.
-    pub position: usize,
-    /// `positions × hidden_size` values, row-major.
-    pub hidden: Vec<f32>,
-}
-
-/// The last position's hidden state after the node's blocks.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct ForwardResponse {
-    pub hidden: Vec<f32>,
-    /// Blocks run, `[start, end)`.
-    pub layers: [usize; 2],
-}
 
 struct Session {
     cache: KvCache,

@@ -1,6 +1,7 @@
 //! The node runner on chain: registering kernels, bonding, and the loop that serves the
 //! queries the market assigns to this node.
 
+pub mod decide;
 pub mod runner;
 pub mod work;
 

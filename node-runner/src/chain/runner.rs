@@ -9,79 +9,68 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use cosmwasm_std::{Binary, HexBinary};
+use nesa_engine::Model;
 use nesa_market::market::{
     ExecuteMsg, InferenceQuery, NodeOutcome, QueriesResponse, QueryMsg, QueryPhase, QueryResponse,
+    QueryStatus,
 };
 use nesa_sdk::cosmrs::crypto::secp256k1::SigningKey;
 use nesa_sdk::{
-    execute_msg, Address, BlockWatcher, ChainClient, Coins, GasSetting, SendTxOptions, TxSender,
-    WatchedBlock,
+    execute_msg, Address, BlockWatcher, ChainClient, ClientError, Coins, GasSetting, SendTxOptions,
+    TxSender, WatchedBlock,
 };
 use tokio::sync::mpsc;
 
+use super::decide::{decide, Action, JobState, Step};
 use super::work::{commitment_for, run_query, salt, QueryResult, WorkError};
-use crate::engine::Model;
 use crate::metrics::Metrics;
-
-/// Blocks to wait before sending the same step again (the first may still be in the mempool).
-const RESEND_AFTER_BLOCKS: u64 = 3;
-/// Blocks a non-first node waits before settling a settleable query itself.
-const SETTLE_BACKUP_BLOCKS: u64 = 2;
 
 /// The model and what it needs to answer queries.
 pub struct Worker {
+    /// The loaded kernel.
     pub model: Model,
+    /// Token ids that end a generation (in the kernel's vocabulary).
     pub stop_tokens: Vec<u32>,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Step {
-    Commit,
-    Reveal,
-    Settle,
-}
-
+/// One query this node serves: the decision state plus the clocks its metrics need.
 struct Job {
+    state: JobState,
     assigned_at: Instant,
-    result: Option<QueryResult>,
-    computing: bool,
-    last_sent: Option<(Step, u64)>,
-    settleable_since: Option<u64>,
     reveal_open_at: Option<Instant>,
 }
 
 impl Job {
     fn new() -> Self {
         Job {
+            state: JobState::default(),
             assigned_at: Instant::now(),
-            result: None,
-            computing: false,
-            last_sent: None,
-            settleable_since: None,
             reveal_open_at: None,
         }
-    }
-
-    fn recently_sent(&self, step: Step, height: u64) -> bool {
-        matches!(self.last_sent, Some((s, at)) if s == step && height < at + RESEND_AFTER_BLOCKS)
     }
 }
 
 /// Everything the loop needs.
 pub struct Runner {
+    /// The chain's RPC client.
     pub client: Arc<ChainClient>,
+    /// This node's address (it signs commits, reveals and settles).
     pub node: Address,
+    /// The inference market contract.
     pub market: String,
+    /// The secret the per-query salts are derived from.
     pub secret: [u8; 32],
+    /// The model that answers queries.
     pub worker: Arc<Worker>,
+    /// Counters and histograms of the loop's steps.
     pub metrics: Arc<Metrics>,
 }
 
 type Finished = (u64, Result<QueryResult, WorkError>);
 
 impl Runner {
-    /// Runs until the process stops.
-    pub async fn run(&self, key: SigningKey) -> anyhow::Result<()> {
+    /// Runs until the process stops; fails only when the chain cannot be reached at the start.
+    pub async fn run(&self, key: SigningKey) -> Result<(), ClientError> {
         let mut sender = TxSender::new(&self.client, key)?;
         let mut jobs = self.resume().await?;
         let (finished_tx, mut finished_rx) = mpsc::unbounded_channel::<Finished>();
@@ -106,14 +95,14 @@ impl Runner {
                 },
                 Some((query_id, outcome)) = finished_rx.recv() => {
                     if let Some(job) = jobs.get_mut(&query_id) {
-                        job.computing = false;
+                        job.state.computing = false;
                         match outcome {
                             Ok(result) => {
                                 self.metrics.queries_served.fetch_add(1, Ordering::Relaxed);
                                 self.metrics.tokens_generated.fetch_add(result.output_tokens as u64, Ordering::Relaxed);
                                 self.metrics.record_speed(result.tokens_per_second);
                                 tracing::info!(query_id, tokens = result.output_tokens, tokens_per_second = format!("{:.1}", result.tokens_per_second), "generated");
-                                job.result = Some(result);
+                                job.state.result = Some(result);
                             }
                             Err(e) => {
                                 self.metrics.queries_failed.fetch_add(1, Ordering::Relaxed);
@@ -130,7 +119,7 @@ impl Runner {
     }
 
     /// Unfinished queries assigned to this node, from chain state.
-    async fn resume(&self) -> anyhow::Result<BTreeMap<u64, Job>> {
+    async fn resume(&self) -> Result<BTreeMap<u64, Job>, ClientError> {
         let mut jobs = BTreeMap::new();
         let mut start_after = None;
         loop {
@@ -229,13 +218,8 @@ impl Runner {
     ) {
         let ids: Vec<u64> = jobs.keys().copied().collect();
         let me = self.node.to_string();
-        let me = me.as_str();
         for query_id in ids {
-            let state: QueryResponse = match self
-                .client
-                .query_contract(&self.market, &QueryMsg::Query { id: query_id })
-                .await
-            {
+            let state = match self.read_query(query_id).await {
                 Ok(state) => state,
                 Err(e) => {
                     tracing::warn!(query_id, error = %e, "cannot read the query; retrying next block");
@@ -243,91 +227,119 @@ impl Runner {
                 }
             };
             let job = jobs.get_mut(&query_id).expect("listed above");
-            let Some(mine) = state.assignments.iter().find(|a| a.node.as_str() == me) else {
-                jobs.remove(&query_id);
-                continue;
-            };
-            if state.query.status.is_final() {
-                match &mine.outcome {
-                    Some(NodeOutcome::Paid { amount }) => {
-                        self.metrics
-                            .paid_unes
-                            .fetch_add(amount.u128() as u64, Ordering::Relaxed);
-                        tracing::info!(query_id, paid = %amount, "query settled; paid");
+            if let Some(state) = &state {
+                job.state.observe(state.phase, height);
+                if state.phase == QueryPhase::Reveal {
+                    job.reveal_open_at.get_or_insert_with(Instant::now);
+                }
+            }
+            match decide(&job.state, state.as_ref(), &me, height) {
+                Action::Drop => {
+                    if state.is_none() {
+                        tracing::warn!(query_id, "the market has no such query; forgetting it");
                     }
-                    Some(NodeOutcome::Slashed { reason, .. }) => {
-                        tracing::warn!(query_id, reason = reason.as_str(), "query settled; slashed")
-                    }
-                    _ => tracing::info!(
+                    jobs.remove(&query_id);
+                }
+                Action::Finished { status, outcome } => {
+                    self.record_outcome(query_id, status, outcome);
+                    jobs.remove(&query_id);
+                }
+                Action::Generate => {
+                    let query = state.expect("a decision to generate has the query").query;
+                    job.state.computing = true;
+                    self.spawn_work(query, finished.clone());
+                }
+                Action::Send(step) => self.send_step(sender, query_id, job, step, height).await,
+                Action::Wait => {}
+            }
+        }
+    }
+
+    /// The market's view of `query_id`; `None` when the market has no such query.
+    async fn read_query(&self, query_id: u64) -> Result<Option<QueryResponse>, ClientError> {
+        match self
+            .client
+            .query_contract(&self.market, &QueryMsg::Query { id: query_id })
+            .await
+        {
+            Ok(state) => Ok(Some(state)),
+            Err(ClientError::QueryFailed { log, .. })
+                if log.contains(&format!("query {query_id} not found")) =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    fn record_outcome(&self, query_id: u64, status: QueryStatus, outcome: Option<NodeOutcome>) {
+        match outcome {
+            Some(NodeOutcome::Paid { amount }) => {
+                self.metrics
+                    .paid_unes
+                    .fetch_add(amount.u128() as u64, Ordering::Relaxed);
+                tracing::info!(query_id, paid = %amount, "query settled; paid");
+            }
+            Some(NodeOutcome::Slashed { reason, .. }) => {
+                tracing::warn!(query_id, reason = reason.as_str(), "query settled; slashed")
+            }
+            _ => tracing::info!(query_id, status = status.as_str(), "query settled"),
+        }
+    }
+
+    /// Builds and sends `step` for the job; on success notes it as sent and counts it.
+    async fn send_step(
+        &self,
+        sender: &mut TxSender<'_>,
+        query_id: u64,
+        job: &mut Job,
+        step: Step,
+        height: u64,
+    ) {
+        let msg = match step {
+            Step::Settle => ExecuteMsg::Settle { query_id },
+            Step::Commit | Step::Reveal => {
+                let Some(result) = &job.state.result else {
+                    return;
+                };
+                let salt = salt(&self.secret, query_id);
+                if step == Step::Commit {
+                    let commitment =
+                        commitment_for(&self.node.to_string(), query_id, result, &salt);
+                    ExecuteMsg::Commit {
                         query_id,
-                        status = state.query.status.as_str(),
-                        "query settled"
-                    ),
+                        commitment: HexBinary::from(commitment.to_vec()),
+                    }
+                } else {
+                    ExecuteMsg::Reveal {
+                        query_id,
+                        output: Binary::from(result.output.clone()),
+                        fingerprint: Binary::from(result.fingerprint.clone()),
+                        salt: Binary::from(salt),
+                    }
                 }
-                jobs.remove(&query_id);
-                continue;
             }
-            let needs_result = mine.reveal.is_none()
-                && !matches!(state.phase, QueryPhase::Settleable | QueryPhase::Closed);
-            if job.result.is_none() && !job.computing && needs_result {
-                job.computing = true;
-                self.spawn_work(state.query.clone(), finished.clone());
+        };
+        if !self.send(sender, &msg).await {
+            return;
+        }
+        job.state.last_sent = Some((step, height));
+        match step {
+            Step::Commit => {
+                self.metrics.commits_sent.fetch_add(1, Ordering::Relaxed);
+                self.metrics
+                    .record_commit_latency(job.assigned_at.elapsed().as_secs_f64());
+                tracing::info!(query_id, "committed");
             }
-            match state.phase {
-                QueryPhase::Commit if mine.commitment.is_none() => {
-                    if let Some(result) = &job.result {
-                        if !job.recently_sent(Step::Commit, height) {
-                            let commitment =
-                                commitment_for(me, query_id, result, &salt(&self.secret, query_id));
-                            let msg = ExecuteMsg::Commit {
-                                query_id,
-                                commitment: HexBinary::from(commitment.to_vec()),
-                            };
-                            if self.send(sender, &msg).await {
-                                job.last_sent = Some((Step::Commit, height));
-                                self.metrics.commits_sent.fetch_add(1, Ordering::Relaxed);
-                                self.metrics
-                                    .record_commit_latency(job.assigned_at.elapsed().as_secs_f64());
-                                tracing::info!(query_id, "committed");
-                            }
-                        }
-                    }
-                }
-                QueryPhase::Reveal if mine.commitment.is_some() && mine.reveal.is_none() => {
-                    let opened = *job.reveal_open_at.get_or_insert_with(Instant::now);
-                    if let Some(result) = &job.result {
-                        if !job.recently_sent(Step::Reveal, height) {
-                            let msg = ExecuteMsg::Reveal {
-                                query_id,
-                                output: Binary::from(result.output.clone()),
-                                fingerprint: Binary::from(result.fingerprint.clone()),
-                                salt: Binary::from(salt(&self.secret, query_id)),
-                            };
-                            if self.send(sender, &msg).await {
-                                job.last_sent = Some((Step::Reveal, height));
-                                self.metrics.reveals_sent.fetch_add(1, Ordering::Relaxed);
-                                self.metrics
-                                    .record_reveal_latency(opened.elapsed().as_secs_f64());
-                                tracing::info!(query_id, "revealed");
-                            }
-                        }
-                    }
-                }
-                QueryPhase::Settleable => {
-                    let since = *job.settleable_since.get_or_insert(height);
-                    let first = state
-                        .assignments
-                        .first()
-                        .is_some_and(|a| a.node.as_str() == me);
-                    if (first || height >= since + SETTLE_BACKUP_BLOCKS)
-                        && !job.recently_sent(Step::Settle, height)
-                        && self.send(sender, &ExecuteMsg::Settle { query_id }).await
-                    {
-                        job.last_sent = Some((Step::Settle, height));
-                        self.metrics.settles_sent.fetch_add(1, Ordering::Relaxed);
-                    }
-                }
-                _ => {}
+            Step::Reveal => {
+                self.metrics.reveals_sent.fetch_add(1, Ordering::Relaxed);
+                let opened = *job.reveal_open_at.get_or_insert_with(Instant::now);
+                self.metrics
+                    .record_reveal_latency(opened.elapsed().as_secs_f64());
+                tracing::info!(query_id, "revealed");
+            }
+            Step::Settle => {
+                self.metrics.settles_sent.fetch_add(1, Ordering::Relaxed);
             }
         }
     }

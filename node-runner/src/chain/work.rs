@@ -1,13 +1,12 @@
 //! One query's work: run the kernel on the (possibly permuted) input token ids exactly as every
 //! honest node does, then derive the fingerprint, salt and commitment the market expects.
 
+use nesa_engine::{GenerateRequest, Model, Sampling};
 use nesa_market::commitment::{commitment, result_hash};
 use nesa_market::fingerprint::{quantize_logprob, Fingerprint, FingerprintEntry, TopToken, TOP_K};
 use nesa_market::market::InferenceQuery;
 use nesa_market::tokens::{decode_token_ids, encode_token_ids};
 use sha2::{Digest, Sha256};
-
-use crate::engine::{GenerateRequest, Model, Sampling};
 
 /// What a node commits to and later reveals.
 #[derive(Clone, Debug, PartialEq)]
@@ -30,7 +29,7 @@ pub enum WorkError {
     #[error("the query's seed is not 32 bytes")]
     Seed,
     #[error(transparent)]
-    Engine(#[from] crate::engine::EngineError),
+    Engine(#[from] nesa_engine::EngineError),
     #[error("fingerprint: {0}")]
     Fingerprint(String),
 }

@@ -6,6 +6,8 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use cosmwasm_std::{HexBinary, Uint128};
+use nesa_engine::ee::EncryptedKernel;
+use nesa_engine::{LoadOptions, Model, Tokenizer};
 use nesa_market::registry::{Encryption, ExecuteMsg as RegistryMsg, NewKernel, ShardRange};
 use nesa_market::staking::{ExecuteMsg as StakingMsg, NodeProfile, ServedKernel};
 use nesa_sdk::{execute_msg, ChainClient, Coin, Coins, GasSetting, Keyring, SendTxOptions};
@@ -14,8 +16,6 @@ use sha2::{Digest, Sha256};
 use crate::api::{self, ApiState};
 use crate::chain::{Runner, Worker};
 use crate::config::NodeConfig;
-use crate::ee::EncryptedKernel;
-use crate::engine::{LoadOptions, Model, Tokenizer};
 use crate::metrics::Metrics;
 
 /// `nesa-node init`: creates the runner's key (or recovers it from a mnemonic on stdin) and
@@ -274,8 +274,8 @@ pub async fn start(home: &Path, config: NodeConfig) -> anyhow::Result<()> {
     };
     let api_address = config.api_laddr.clone();
     tokio::select! {
-        result = api::serve(api_state, &api_address) => result,
-        result = runner.run(key) => result,
+        result = api::serve(api_state, &api_address) => Ok(result?),
+        result = runner.run(key) => Ok(result?),
         _ = tokio::signal::ctrl_c() => {
             tracing::info!("stopping; unfinished queries resume from chain state on the next start");
             Ok(())

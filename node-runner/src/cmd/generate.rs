@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context};
 
-use crate::engine::{
+use nesa_engine::{
     FinishReason, GenerateRequest, LoadOptions, Model, Sampling, Tokenizer, WeightFormat,
 };
 

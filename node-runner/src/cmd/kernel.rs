@@ -3,10 +3,9 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
-use nesa_sdk::ee::{EeKey, Transform};
-
-use crate::ee::encrypt_kernel;
-use crate::engine::ModelConfig;
+use nesa_engine::ee::encrypt_kernel;
+use nesa_engine::ModelConfig;
+use nesa_sdk::ee::{EeKey, KeyFile, Transform};
 
 /// Options of `nesa-node kernel encrypt`.
 pub struct EncryptArgs {
@@ -28,7 +27,7 @@ pub fn encrypt(args: &EncryptArgs) -> anyhow::Result<()> {
         eprintln!("using key {} ({:?})", args.key.display(), key.transform);
         key
     } else {
-        let content = nesa_sdk::gguf::read_content(&args.input)?;
+        let content = nesa_engine::gguf::read_content(&args.input)?;
         let vocab_size = ModelConfig::from_gguf_metadata(&content.metadata)
             .with_context(|| format!("reading {}", args.input.display()))?
             .vocab_size;
@@ -69,15 +68,15 @@ pub struct AttackArgs {
 /// Plays a node runner that owns the public plaintext model against encrypted forms of it and
 /// prints how much of the vocabulary permutation (or hidden basis) each attack recovers.
 pub fn attack(args: &AttackArgs) -> anyhow::Result<()> {
-    use crate::ee::attack::{self, Matrix, Scheme};
     use candle_core::quantized::gguf_file;
     use candle_core::Device;
+    use nesa_engine::ee::attack::{self, Matrix, Scheme};
 
     let mut file = std::fs::File::open(&args.model)
         .with_context(|| format!("cannot open {}", args.model.display()))?;
     let content = gguf_file::Content::read(&mut file)?;
     anyhow::ensure!(
-        !content.metadata.contains_key(crate::ee::keys::SCHEME),
+        !content.metadata.contains_key(nesa_engine::ee::keys::SCHEME),
         "pass the plaintext model: the attacker owns the public weights"
     );
     let config = ModelConfig::from_gguf_metadata(&content.metadata)?;
@@ -119,7 +118,7 @@ pub fn attack(args: &AttackArgs) -> anyhow::Result<()> {
 
     // The norm weights of a signed-permutation kernel against the public ones.
     let key = EeKey::generate(Transform::SignedPermutation, config.vocab_size as u32);
-    let maps = crate::ee::KernelMaps::derive(&key, &config);
+    let maps = nesa_engine::ee::KernelMaps::derive(&key, &config);
     let mut plain_norms = Vec::new();
     for layer in 0..config.layer_count {
         plain_norms.push(dense(&format!("blk.{layer}.attn_norm.weight"))?);
@@ -137,7 +136,7 @@ pub fn attack(args: &AttackArgs) -> anyhow::Result<()> {
     );
 
     if !args.corpus.is_empty() {
-        let tokenizer = crate::engine::Tokenizer::from_gguf_metadata(&content.metadata)?;
+        let tokenizer = nesa_engine::Tokenizer::from_gguf_metadata(&content.metadata)?;
         let mut lines = Vec::new();
         for path in &args.corpus {
             let text = std::fs::read_to_string(path)

@@ -14,7 +14,7 @@ use nesa_market::market::{
     QueryResponse, QueryStatus, Sampling, MAX_TEMPERATURE_MILLI, MAX_TOP_P_MILLI,
 };
 use nesa_market::registry::{Encryption, Kernel};
-use nesa_sdk::ee::{EeKey, Keystore, Vocabulary};
+use nesa_sdk::ee::{EeKey, KeyFile, Keystore, Vocabulary};
 use nesa_sdk::market::progress::{Milestone, Timeline};
 use nesa_sdk::market::{MarketClient, QueryRequest, SubmitError};
 use nesa_sdk::tokenizer::Tokenizer;

@@ -4,10 +4,54 @@
 
 use std::time::Instant;
 
-use anyhow::Context;
+use nesa_engine::{argmax, EngineError, Hidden, KvCache, Model};
+use serde::{Deserialize, Serialize};
 
-use crate::api::split::{ForwardRequest, ForwardResponse};
-use crate::engine::{argmax, Hidden, KvCache, Model};
+/// One forward step of a session (the body of `POST /v1/split/forward`).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ForwardRequest {
+    /// Client-chosen session id (1–64 of `A-Za-z0-9_-`).
+    pub session: String,
+    /// First block the node runs (the blocks before it ran on the client); the node runs
+    /// through its last loaded block.
+    pub first_layer: usize,
+    /// Position of the first row of `hidden` in the sequence.
+    pub position: usize,
+    /// `positions × hidden_size` values, row-major.
+    pub hidden: Vec<f32>,
+}
+
+/// The last position's hidden state after the node's blocks.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ForwardResponse {
+    /// `hidden_size` values.
+    pub hidden: Vec<f32>,
+    /// Blocks run, `[start, end)`.
+    pub layers: [usize; 2],
+}
+
+/// What can go wrong in a split generation.
+#[derive(Debug, thiserror::Error)]
+pub enum SplitError {
+    #[error("node runner at {node} unreachable: {source}")]
+    Unreachable {
+        node: String,
+        source: reqwest::Error,
+    },
+    #[error("node runner at {node} answered {status}: {body}")]
+    Refused {
+        node: String,
+        status: reqwest::StatusCode,
+        body: String,
+    },
+    #[error("node runner at {node} sent an unreadable answer: {source}")]
+    BadAnswer {
+        node: String,
+        source: reqwest::Error,
+    },
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+}
 
 /// A split-mode session with one node runner.
 pub struct SplitClient {
@@ -47,7 +91,7 @@ impl SplitClient {
 
     /// One step: `tokens` at `position` through the client's blocks, the node's blocks, and
     /// the head; returns the logits of the last position.
-    async fn step(&mut self, tokens: &[u32], position: usize) -> anyhow::Result<Vec<f32>> {
+    async fn step(&mut self, tokens: &[u32], position: usize) -> Result<Vec<f32>, SplitError> {
         let layers = self.model.loaded_layers();
         let mut hidden = self.model.embed(tokens)?;
         if !layers.is_empty() {
@@ -68,13 +112,27 @@ impl SplitClient {
             .json(&request)
             .send()
             .await
-            .with_context(|| format!("node runner at {} unreachable", self.node))?;
+            .map_err(|source| SplitError::Unreachable {
+                node: self.node.clone(),
+                source,
+            })?;
         if !response.status().is_success() {
             let status = response.status();
             let body = response.text().await.unwrap_or_default();
-            anyhow::bail!("node runner at {} answered {status}: {body}", self.node);
+            return Err(SplitError::Refused {
+                node: self.node.clone(),
+                status,
+                body,
+            });
         }
-        let answer: ForwardResponse = response.json().await?;
+        let answer: ForwardResponse =
+            response
+                .json()
+                .await
+                .map_err(|source| SplitError::BadAnswer {
+                    node: self.node.clone(),
+                    source,
+                })?;
         let width = self.model.config().hidden_size;
         Ok(self.model.head(&Hidden::from_vec(answer.hidden, width)?)?)
     }
@@ -85,7 +143,7 @@ impl SplitClient {
         prompt: &[u32],
         max_tokens: usize,
         stop_tokens: &[u32],
-    ) -> anyhow::Result<SplitOutput> {
+    ) -> Result<SplitOutput, SplitError> {
         let mut logits = self.step(prompt, 0).await?;
         let decode_started = Instant::now();
         let mut tokens = Vec::new();

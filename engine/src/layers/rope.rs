@@ -3,7 +3,7 @@
 
 use candle_core::{DType, Device, Tensor};
 
-use crate::engine::error::{EngineError, Result};
+use crate::error::{EngineError, Result};
 
 #[derive(Debug)]
 pub(crate) struct RotaryEmbedding {

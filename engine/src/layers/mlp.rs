@@ -2,8 +2,8 @@
 
 use candle_core::Tensor;
 
-use crate::engine::error::Result;
-use crate::engine::linear::{Linear, StackedProjection};
+use crate::error::Result;
+use crate::linear::{Linear, StackedProjection};
 
 #[derive(Debug)]
 pub(crate) struct Mlp {

@@ -1,6 +1,7 @@
-//! A tiny random llama GGUF for fast tests (here and in other crates' end-to-end tests): the
-//! same metadata keys and tensor names as SmolLM2, a byte-level vocabulary of a few hundred
-//! tokens and random quantized weights. Its answers are noise, but deterministic noise.
+//! A tiny random llama GGUF for fast tests (here and, with the `testing` feature, in other
+//! crates' tests): the same metadata keys and tensor names as SmolLM2, a byte-level vocabulary
+//! of a few hundred tokens and random quantized weights. Its answers are noise, but
+//! deterministic noise.
 
 use std::path::Path;
 
@@ -10,7 +11,7 @@ use candle_core::{Device, Tensor};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha20Rng;
 
-use nesa_sdk::tokenizer::fixture;
+use crate::tokenizer::fixture;
 
 use super::error::{EngineError, Result};
 

@@ -149,8 +149,8 @@ impl Model {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::model::LoadOptions;
-    use crate::engine::tiny::{tiny_model_file, TinyModelSpec};
+    use crate::model::LoadOptions;
+    use crate::tiny::{tiny_model_file, TinyModelSpec};
 
     fn tiny() -> Model {
         Model::load(

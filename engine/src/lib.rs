@@ -1,4 +1,5 @@
-//! The inference engine: a llama-family model from a GGUF file on CPU with candle.
+//! Nesa's inference engine: a llama-family model from a GGUF file on CPU with candle, and
+//! its equivariant encryption ([`ee`]).
 //!
 //! The pieces a node runner, a shard in a pipeline, or a client in split mode call:
 //! - [`Model::load`] a whole model or a layer range ([`LoadOptions`]);
@@ -7,18 +8,27 @@
 //! - [`Model::generate`] the whole loop with [`Sampling`] (greedy or seeded), returning
 //!   [`GenerationOutput`] with the per-position top log-probabilities the market's logit
 //!   fingerprint is built from;
-//! - [`Tokenizer`] built from the same file, with the model's chat format (it lives in
-//!   `nesa_sdk::tokenizer`, so users and node runners tokenize with the same code).
+//! - [`Tokenizer`] built from the same file, with the model's chat format ([`tokenizer`]; the
+//!   wallet re-exports it, so users and node runners tokenize with the same code);
+//! - [`gguf`] typed metadata reads, [`models`] where model files live on this machine.
+//!
+//! Test fixtures (a tiny random model writer, a small tokenizer) come with the `testing`
+//! feature.
 
 mod config;
+pub mod ee;
 mod error;
 mod generate;
+pub mod gguf;
 mod layers;
 mod linear;
 mod model;
+pub mod models;
 mod q4_1;
 mod sampling;
+#[cfg(any(test, feature = "testing"))]
 pub mod tiny;
+pub mod tokenizer;
 mod weights;
 
 pub use config::ModelConfig;
@@ -26,8 +36,7 @@ pub use error::{EngineError, Result};
 pub use generate::{FinishReason, GenerateRequest, GenerationOutput};
 pub use layers::{KvCache, LayerKvCache};
 pub use model::{Hidden, LoadOptions, Model};
+pub use models::{default_model_path, model_cache_dir, DEFAULT_MODEL_FILE};
 pub use sampling::{argmax, top_logprobs, Sampler, Sampling};
+pub use tokenizer::{TextStream, Tokenizer};
 pub use weights::WeightFormat;
-
-pub use nesa_sdk::models::{default_model_path, model_cache_dir, DEFAULT_MODEL_FILE};
-pub use nesa_sdk::tokenizer::{TextStream, Tokenizer};

@@ -345,7 +345,7 @@ fn check_shape(name: &str, tensor: &QTensor, rows: usize, cols: usize) -> Result
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::tiny::{tiny_model_file, TinyModelSpec};
+    use crate::tiny::{tiny_model_file, TinyModelSpec};
 
     fn tiny(layers: Option<Range<usize>>) -> Model {
         let path = tiny_model_file(&TinyModelSpec::default()).unwrap();
@@ -382,7 +382,7 @@ mod tests {
     fn a_model_can_be_shared_across_threads() {
         fn shareable<T: Send + Sync>() {}
         shareable::<Model>();
-        shareable::<crate::engine::Tokenizer>();
+        shareable::<crate::Tokenizer>();
     }
 
     #[test]
@@ -605,6 +605,6 @@ mod tests {
             "difference {} of {scale}",
             max_difference(&a, &b)
         );
-        assert_eq!(crate::engine::argmax(&a), crate::engine::argmax(&b));
+        assert_eq!(crate::argmax(&a), crate::argmax(&b));
     }
 }

@@ -1,6 +1,6 @@
 //! Equivariant Encryption (`ee-v1`) of a llama-family GGUF kernel.
 //!
-//! With a key ([`nesa_sdk::ee::EeKey`]) the kernel's weights are rewritten so that the model
+//! With a key ([`EeKey`]) the kernel's weights are rewritten so that the model
 //! computes in a secret basis and over a secret vocabulary order, and the encrypted model's
 //! outputs are the plaintext model's outputs under the same maps:
 //!
@@ -25,13 +25,17 @@
 
 pub mod attack;
 mod encrypt;
+mod error;
+pub mod key;
 mod tensor;
 
 pub use encrypt::{encrypt_kernel, EncryptReport, KernelMaps};
+pub use error::KernelError;
+pub use key::{EeKey, KeyError, Transform, Vocabulary, SCHEME};
 pub use tensor::TensorError;
 
+use crate::gguf::Metadata;
 use candle_core::quantized::gguf_file::Value;
-use nesa_sdk::gguf::Metadata;
 
 /// GGUF metadata keys an encrypted kernel carries.
 pub mod keys {
@@ -49,26 +53,28 @@ pub mod keys {
 /// nothing about the vocabulary beyond its stop tokens.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct EncryptedKernel {
+    /// The residual transform (`permutation`, `signed-permutation`).
     pub transform: String,
+    /// Stop token ids, in the encrypted vocabulary.
     pub stop_tokens: Vec<u32>,
+    /// sha256 of the plaintext tokenizer users encode with.
     pub tokenizer_sha256: [u8; 32],
 }
 
 impl EncryptedKernel {
     /// `Some` when the GGUF metadata marks an ee-v1 kernel.
-    pub fn from_metadata(metadata: &Metadata) -> anyhow::Result<Option<Self>> {
+    pub fn from_metadata(metadata: &Metadata) -> Result<Option<Self>, KernelError> {
         let Some(scheme) = metadata.get(keys::SCHEME) else {
             return Ok(None);
         };
         let scheme = scheme.to_string()?;
-        anyhow::ensure!(
-            scheme == nesa_sdk::ee::SCHEME,
-            "unknown encryption scheme '{scheme}' in the model file"
-        );
-        let string = |key: &str| -> anyhow::Result<String> {
+        if scheme != SCHEME {
+            return Err(KernelError::UnknownScheme(scheme.clone()));
+        }
+        let string = |key: &'static str| -> Result<String, KernelError> {
             Ok(metadata
                 .get(key)
-                .ok_or_else(|| anyhow::anyhow!("encrypted kernel without {key}"))?
+                .ok_or(KernelError::MissingMark(key))?
                 .to_string()?
                 .clone())
         };
@@ -77,11 +83,12 @@ impl EncryptedKernel {
                 .iter()
                 .map(|v| v.to_u32())
                 .collect::<Result<Vec<_>, _>>()?,
-            _ => anyhow::bail!("encrypted kernel without {}", keys::STOP_TOKENS),
+            _ => return Err(KernelError::MissingMark(keys::STOP_TOKENS)),
         };
-        let tokenizer_sha256 = hex::decode(string(keys::TOKENIZER_SHA256)?)?
-            .try_into()
-            .map_err(|_| anyhow::anyhow!("{} is not 32 bytes", keys::TOKENIZER_SHA256))?;
+        let tokenizer_sha256 = hex::decode(string(keys::TOKENIZER_SHA256)?)
+            .ok()
+            .and_then(|bytes| bytes.try_into().ok())
+            .ok_or(KernelError::NotAHash(keys::TOKENIZER_SHA256))?;
         Ok(Some(Self {
             transform: string(keys::TRANSFORM)?,
             stop_tokens,

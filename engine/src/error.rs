@@ -18,7 +18,7 @@ pub enum EngineError {
         source: candle_core::Error,
     },
     #[error(transparent)]
-    Metadata(#[from] nesa_sdk::gguf::MetadataError),
+    Metadata(#[from] crate::gguf::MetadataError),
     #[error("unsupported model architecture `{0}`: only llama-family GGUF files are supported")]
     Architecture(String),
     #[error("GGUF tensor `{name}` is missing or malformed: {reason}")]
@@ -50,7 +50,7 @@ pub enum EngineError {
     #[error("invalid sampling parameters: {0}")]
     Sampling(String),
     #[error("tokenizer: {0}")]
-    Tokenizer(#[from] nesa_sdk::tokenizer::TokenizerError),
+    Tokenizer(#[from] crate::tokenizer::TokenizerError),
     #[error("tensor computation failed: {0}")]
     Candle(#[from] candle_core::Error),
 }

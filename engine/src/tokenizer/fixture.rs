@@ -1,6 +1,6 @@
-//! A tiny byte-level BPE vocabulary in GGUF metadata form for tests — the tokenizer's here and
-//! the node runner's tiny test model: the same layout as SmolLM2 (special tokens first, then the
-//! 256 byte characters, then merges), small enough to reason about.
+//! A tiny byte-level BPE vocabulary in GGUF metadata form for tests (`testing` feature) — the
+//! tokenizer's here and the engine's tiny test model: the same layout as SmolLM2 (special
+//! tokens first, then the 256 byte characters, then merges), small enough to reason about.
 
 use crate::gguf::{Metadata, Value};
 

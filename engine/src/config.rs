@@ -1,6 +1,6 @@
 //! Model hyperparameters, read from the GGUF metadata (`llama.*` keys).
 
-use nesa_sdk::gguf::{metadata_f32, metadata_string, metadata_usize, Metadata, MetadataError};
+use crate::gguf::{metadata_f32, metadata_string, metadata_usize, Metadata, MetadataError};
 
 use super::error::{EngineError, Result};
 

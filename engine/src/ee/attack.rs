@@ -164,17 +164,14 @@ fn nearest_match_rate(
     perm: &[u32],
     samples: &[usize],
     feature: impl Fn(&[f32]) -> Vec<f32>,
-) -> anyhow::Result<f64> {
-    let features = |m: &Matrix, rows: &mut dyn Iterator<Item = usize>| -> anyhow::Result<Tensor> {
-        let rows: Vec<Vec<f32>> = rows.map(|r| feature(m.row(r))).collect();
-        let width = rows.first().map_or(0, Vec::len);
-        let count = rows.len();
-        Ok(Tensor::from_vec(
-            rows.concat(),
-            (count, width),
-            &Device::Cpu,
-        )?)
-    };
+) -> candle_core::Result<f64> {
+    let features =
+        |m: &Matrix, rows: &mut dyn Iterator<Item = usize>| -> candle_core::Result<Tensor> {
+            let rows: Vec<Vec<f32>> = rows.map(|r| feature(m.row(r))).collect();
+            let width = rows.first().map_or(0, Vec::len);
+            let count = rows.len();
+            Tensor::from_vec(rows.concat(), (count, width), &Device::Cpu)
+        };
     let reference = features(plain, &mut (0..plain.rows))?;
     let probes = features(encrypted, &mut samples.iter().copied())?;
     // ‖a − b‖² = ‖a‖² + ‖b‖² − 2 a·b, for all pairs at once.
@@ -202,7 +199,7 @@ pub fn sorted_abs_attack(
     encrypted: &Matrix,
     perm: &[u32],
     samples: &[usize],
-) -> anyhow::Result<f64> {
+) -> candle_core::Result<f64> {
     nearest_match_rate(plain, encrypted, perm, samples, |row| {
         let mut v: Vec<f32> = row.iter().map(|x| x.abs()).collect();
         v.sort_by(f32::total_cmp);
@@ -216,7 +213,7 @@ pub fn row_norm_attack(
     encrypted: &Matrix,
     perm: &[u32],
     samples: &[usize],
-) -> anyhow::Result<f64> {
+) -> candle_core::Result<f64> {
     // Compare in f64 so that norms equal up to float rounding match as equal.
     let norms = |m: &Matrix, r: usize| -> f64 {
         m.row(r)

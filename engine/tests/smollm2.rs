@@ -4,9 +4,7 @@
 
 use std::path::PathBuf;
 
-use nesa_node::engine::{
-    default_model_path, GenerateRequest, LoadOptions, Model, Sampling, Tokenizer,
-};
+use nesa_engine::{default_model_path, GenerateRequest, LoadOptions, Model, Sampling, Tokenizer};
 
 fn model_path() -> Option<PathBuf> {
     let path = default_model_path();

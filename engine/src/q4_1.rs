@@ -114,7 +114,10 @@ impl Q4_1Matrix {
                 for i in 0..m {
                     let acts = &activations[i * blocks_per_row..(i + 1) * blocks_per_row];
                     let dots = kernel.dot4(rows, acts);
-                    // SAFETY: each (i, row) element is written by exactly one group.
+                    debug_assert!(i * self.rows + first + count <= m * self.rows);
+                    // SAFETY: `first + count <= self.rows` and `i < m`, so the `count` values
+                    // written lie inside `output` (`m * self.rows` values), which outlives the
+                    // pool; each (i, row) element is written by exactly one group.
                     unsafe {
                         let out = (out_ptr as *mut f32).add(i * self.rows + first);
                         std::ptr::copy_nonoverlapping(dots.as_ptr(), out, count);
@@ -170,10 +173,17 @@ impl Kernel {
 
     /// Dot products of four weight rows with one activation row (each row's arithmetic is
     /// the same as alone; interleaving only lets the CPU overlap them).
+    ///
+    /// Panics if a row has fewer blocks than `acts`.
     fn dot4(self, rows: [&[BlockQ4_1]; 4], acts: &[BlockQ8_1]) -> [f32; 4] {
+        assert!(
+            rows.iter().all(|row| row.len() >= acts.len()),
+            "a weight row is shorter than the activations"
+        );
         match self {
             Kernel::Portable => rows.map(|weights| dot_portable(weights, acts)),
-            // SAFETY: the CPU supports AVX2, FMA and F16C (checked in `detect`).
+            // SAFETY: the CPU supports AVX2, FMA and F16C (checked in `detect`), and every
+            // row holds at least `acts.len()` blocks (asserted above).
             #[cfg(target_arch = "x86_64")]
             Kernel::Avx2 => unsafe { dot4_avx2(rows, acts) },
         }
@@ -208,10 +218,16 @@ fn dot_portable(weights: &[BlockQ4_1], acts: &[BlockQ8_1]) -> f32 {
     acc as f32
 }
 
+/// The AVX2 form of [`dot_portable`] for four rows, with the same operations in the same order.
+///
+/// # Safety
+///
+/// The CPU supports AVX2, FMA and F16C, and every row holds at least `acts.len()` blocks.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn dot4_avx2(rows: [&[BlockQ4_1]; 4], acts: &[BlockQ8_1]) -> [f32; 4] {
     use std::arch::x86_64::*;
+    debug_assert!(rows.iter().all(|row| row.len() >= acts.len()));
     let low_nibbles = _mm_set1_epi8(0x0F);
     let ones = _mm256_set1_epi16(1);
     let mut acc = _mm256_setzero_pd();
@@ -219,9 +235,14 @@ unsafe fn dot4_avx2(rows: [&[BlockQ4_1]; 4], acts: &[BlockQ8_1]) -> [f32; 4] {
         let q8 = _mm256_loadu_si256(a.qs.as_ptr() as *const __m256i);
         let mut lanes = [_mm256_setzero_si256(); 4];
         for r in 0..4 {
+            // SAFETY: `b < acts.len() <= rows[r].len()` (the caller's precondition).
             let w = rows[r].get_unchecked(b);
             // Weights stream from memory once per token: ask for the next group's bytes early.
-            _mm_prefetch::<_MM_HINT_T0>((w as *const BlockQ4_1 as *const i8).add(PREFETCH_BYTES));
+            // Near the end of the weights that address is past the buffer: `wrapping_add` only
+            // computes it (no out-of-bounds pointer arithmetic), and a prefetch never faults
+            // nor reads into the program.
+            let ahead = (w as *const BlockQ4_1 as *const i8).wrapping_add(PREFETCH_BYTES);
+            _mm_prefetch::<_MM_HINT_T0>(ahead);
             let packed = _mm_loadu_si128(w.qs.as_ptr() as *const __m128i);
             let low = _mm_and_si128(packed, low_nibbles);
             let high = _mm_and_si128(_mm_srli_epi16(packed, 4), low_nibbles);
@@ -238,6 +259,7 @@ unsafe fn dot4_avx2(rows: [&[BlockQ4_1]; 4], acts: &[BlockQ8_1]) -> [f32; 4] {
             _mm256_castsi256_si128(sums),
             _mm256_extracti128_si256::<1>(sums),
         );
+        // SAFETY: as above, `b < rows[r].len()`.
         let w = |r: usize| rows[r].get_unchecked(b);
         let halves = |field: fn(&BlockQ4_1) -> f16| {
             _mm256_cvtps_pd(_mm_cvtph_ps(_mm_setr_epi16(
@@ -275,6 +297,17 @@ mod tests {
         (dense, quantized)
     }
 
+    /// The matrix's outputs for `x`, flattened.
+    fn outputs(matrix: &Q4_1Matrix, x: &Tensor) -> Vec<f32> {
+        matrix
+            .forward(x)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap()
+    }
+
     #[test]
     fn matches_candles_q4_1_matmul_within_rounding() {
         use candle_core::Module;
@@ -284,13 +317,7 @@ mod tests {
         let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(2);
         let x: Vec<f32> = (0..3 * 128).map(|_| rng.gen_range(-2.0f32..2.0)).collect();
         let x = Tensor::from_vec(x, (1, 3, 128), &Device::Cpu).unwrap();
-        let ours: Vec<f32> = matrix
-            .forward(&x)
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .to_vec1()
-            .unwrap();
+        let ours = outputs(&matrix, &x);
         let theirs: Vec<f32> = candle
             .forward(&x)
             .unwrap()
@@ -315,13 +342,7 @@ mod tests {
             &Device::Cpu,
         )
         .unwrap();
-        let ours: Vec<f32> = matrix
-            .forward(&x)
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .to_vec1()
-            .unwrap();
+        let ours = outputs(&matrix, &x);
         let exact: Vec<f32> = x
             .matmul(&dense.t().unwrap())
             .unwrap()
@@ -353,14 +374,7 @@ mod tests {
             let matrix =
                 Q4_1Matrix::from_qtensor(&QTensor::quantize(&w, GgmlDType::Q4_1).unwrap()).unwrap();
             let x = Tensor::from_vec(x, (1, 192), &Device::Cpu).unwrap();
-            let y: Vec<f32> = matrix
-                .forward(&x)
-                .unwrap()
-                .flatten_all()
-                .unwrap()
-                .to_vec1()
-                .unwrap();
-            y.into_iter().map(f32::to_bits).collect()
+            outputs(&matrix, &x).into_iter().map(f32::to_bits).collect()
         };
         assert_eq!(run(dense, x), run(permuted_dense, permuted_x));
     }
@@ -383,5 +397,82 @@ mod tests {
                 "rows {first}.."
             );
         }
+    }
+
+    /// The scalar reference for `x · wᵀ`: [`dot_portable`] per (activation row, weight row).
+    fn scalar_reference(matrix: &Q4_1Matrix, x: &[f32]) -> Vec<u32> {
+        let blocks_per_row = matrix.cols / BLOCK;
+        let acts: Vec<BlockQ8_1> = x.chunks_exact(BLOCK).map(quantize_q8_1).collect();
+        acts.chunks_exact(blocks_per_row)
+            .flat_map(|acts| {
+                (0..matrix.rows).map(move |r| {
+                    let row = &matrix.blocks[r * blocks_per_row..(r + 1) * blocks_per_row];
+                    dot_portable(row, acts).to_bits()
+                })
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_kernel_at_the_edges_of_the_weights_matches_the_scalar_reference_bit_for_bit() {
+        // Minimal buffers (one block), single rows, row counts that leave a partial group of
+        // four, and several activation rows: the last rows and blocks are read (and prefetched
+        // past) at the very end of the weight buffer.
+        let shapes = [
+            (1, 32),
+            (1, 64),
+            (2, 32),
+            (3, 96),
+            (4, 32),
+            (5, 32),
+            (7, 160),
+            (9, 64),
+            (13, 32),
+            (17, 96),
+        ];
+        let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(8);
+        for (seed, &(rows, cols)) in shapes.iter().enumerate() {
+            let (_, weights) = random_matrix(rows, cols, 100 + seed as u64);
+            let matrix = Q4_1Matrix::from_qtensor(&weights).unwrap();
+            assert_eq!(matrix.blocks.len(), rows * cols / BLOCK);
+            for m in [1, 3] {
+                let x: Vec<f32> = (0..m * cols).map(|_| rng.gen_range(-3.0f32..3.0)).collect();
+                let tensor = Tensor::from_vec(x.clone(), (m, cols), &Device::Cpu).unwrap();
+                let ours: Vec<u32> = outputs(&matrix, &tensor)
+                    .into_iter()
+                    .map(f32::to_bits)
+                    .collect();
+                assert_eq!(
+                    ours,
+                    scalar_reference(&matrix, &x),
+                    "{rows}×{cols}, {m} rows"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn four_rows_on_a_one_block_buffer_match_the_scalar_reference() {
+        let (_, weights) = random_matrix(1, 32, 9);
+        let matrix = Q4_1Matrix::from_qtensor(&weights).unwrap();
+        let only = &matrix.blocks[..];
+        assert_eq!(only.len(), 1);
+        let x: Vec<f32> = (0..32).map(|i| (i as f32 * 0.37).cos()).collect();
+        let acts = [quantize_q8_1(&x)];
+        let portable = Kernel::Portable.dot4([only; 4], &acts);
+        let detected = Kernel::detect().dot4([only; 4], &acts);
+        assert_eq!(portable.map(f32::to_bits), detected.map(f32::to_bits));
+        assert_eq!(portable[0].to_bits(), dot_portable(only, &acts).to_bits());
+    }
+
+    #[test]
+    #[should_panic(expected = "shorter than the activations")]
+    fn a_row_shorter_than_the_activations_is_refused() {
+        let (_, weights) = random_matrix(1, 32, 10);
+        let matrix = Q4_1Matrix::from_qtensor(&weights).unwrap();
+        let x: Vec<f32> = (0..64).map(|i| i as f32 / 64.0).collect();
+        let acts: Vec<BlockQ8_1> = x.chunks_exact(BLOCK).map(quantize_q8_1).collect();
+        let row = &matrix.blocks[..];
+        Kernel::detect().dot4([row; 4], &acts);
     }
 }

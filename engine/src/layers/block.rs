@@ -3,7 +3,7 @@
 use candle_core::Tensor;
 
 use super::{Attention, LayerKvCache, Mlp, RmsNorm, RotaryEmbedding};
-use crate::engine::error::Result;
+use crate::error::Result;
 
 #[derive(Debug)]
 pub(crate) struct Block {

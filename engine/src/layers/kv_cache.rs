@@ -5,7 +5,7 @@ use std::ops::Range;
 
 use candle_core::{DType, Device, Tensor};
 
-use crate::engine::error::Result;
+use crate::error::Result;
 
 /// Positions added when a buffer is full (~200 kB per SmolLM2 layer: f32 keys and values).
 const GROWTH: usize = 128;

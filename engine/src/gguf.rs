@@ -1,5 +1,5 @@
-//! Typed reads of GGUF metadata (`key → value`), shared by the tokenizer here and the node
-//! runner's model loader, so a missing or mistyped key reads the same everywhere.
+//! Typed reads of GGUF metadata (`key → value`), shared by the tokenizer and the model
+//! loader, so a missing or mistyped key reads the same everywhere.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

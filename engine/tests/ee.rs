@@ -5,12 +5,10 @@
 use std::path::{Path, PathBuf};
 
 use candle_core::quantized::GgmlDType;
-use nesa_node::ee::{encrypt_kernel, EncryptedKernel, KernelMaps};
-use nesa_node::engine::tiny::{tiny_model_file, TinyModelSpec};
-use nesa_node::engine::{
-    default_model_path, GenerateRequest, LoadOptions, Model, Sampling, Tokenizer,
-};
-use nesa_sdk::ee::{EeKey, Transform};
+use nesa_engine::ee::{encrypt_kernel, EncryptedKernel, KernelMaps};
+use nesa_engine::ee::{EeKey, Transform};
+use nesa_engine::tiny::{tiny_model_file, TinyModelSpec};
+use nesa_engine::{default_model_path, GenerateRequest, LoadOptions, Model, Sampling, Tokenizer};
 
 fn temp(name: &str) -> PathBuf {
     std::env::temp_dir().join(format!("nesa-ee-test-{}-{name}", std::process::id()))
@@ -52,8 +50,8 @@ fn check_equivalence(
     stop_tokens: &[u32],
 ) -> Agreement {
     let vocab_size = {
-        let content = nesa_sdk::gguf::read_content(plain).unwrap();
-        nesa_node::engine::ModelConfig::from_gguf_metadata(&content.metadata)
+        let content = nesa_engine::gguf::read_content(plain).unwrap();
+        nesa_engine::ModelConfig::from_gguf_metadata(&content.metadata)
             .unwrap()
             .vocab_size
     };
@@ -74,10 +72,13 @@ fn check_equivalence(
         .decrypt(&(0..vocab_size as u32).collect::<Vec<_>>())
         .unwrap();
     let encrypted_stops = vocabulary.encrypt(stop_tokens).unwrap();
-    let info =
-        EncryptedKernel::from_metadata(&nesa_sdk::gguf::read_content(&encrypted).unwrap().metadata)
+    let info = EncryptedKernel::from_metadata(
+        &nesa_engine::gguf::read_content(&encrypted)
             .unwrap()
-            .expect("marked encrypted");
+            .metadata,
+    )
+    .unwrap()
+    .expect("marked encrypted");
     if !stop_tokens.is_empty() {
         assert_eq!(info.stop_tokens, encrypted_stops);
     }

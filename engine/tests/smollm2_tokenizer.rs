@@ -4,8 +4,8 @@
 
 use std::path::PathBuf;
 
-use nesa_sdk::models::default_model_path;
-use nesa_sdk::tokenizer::Tokenizer;
+use nesa_engine::models::default_model_path;
+use nesa_engine::tokenizer::Tokenizer;
 
 fn model_path() -> Option<PathBuf> {
     let path = default_model_path();

@@ -8,6 +8,7 @@
 
 mod chat;
 #[doc(hidden)]
+#[cfg(any(test, feature = "testing"))]
 pub mod fixture;
 
 use std::path::Path;

@@ -2,7 +2,7 @@
 
 use candle_core::Tensor;
 
-use crate::engine::error::Result;
+use crate::error::Result;
 
 #[derive(Debug)]
 pub(crate) struct RmsNorm {

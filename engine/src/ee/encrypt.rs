@@ -6,16 +6,16 @@ use std::io::BufWriter;
 use std::path::Path;
 use std::time::Instant;
 
-use anyhow::Context;
 use candle_core::quantized::gguf_file::{self, Value};
 use candle_core::quantized::{QStorage, QTensor};
 use candle_core::Device;
-use nesa_sdk::ee::EeKey;
 use sha2::{Digest, Sha256};
 
+use super::error::KernelError;
+use super::key::EeKey;
 use super::keys;
 use super::tensor::RawMatrix;
-use crate::engine::{ModelConfig, Tokenizer};
+use crate::{ModelConfig, Tokenizer};
 
 /// Values per quantization block: column maps keep blocks whole.
 const BLOCK: usize = 32;
@@ -99,7 +99,7 @@ impl KernelMaps {
     }
 
     /// Applies the maps of the tensor named `name` to its raw data.
-    fn apply(&self, matrix: &mut RawMatrix) -> anyhow::Result<()> {
+    fn apply(&self, matrix: &mut RawMatrix) -> Result<(), KernelError> {
         let name = matrix.name.to_string();
         let role = name
             .strip_prefix("blk.")
@@ -133,12 +133,12 @@ impl KernelMaps {
                 self.residual_rows(matrix)?;
                 matrix.permute_cols(&self.ffn)?;
             }
-            _ => anyhow::bail!("tensor {name}: not part of a llama block this version encrypts"),
+            _ => return Err(KernelError::UnknownTensor(name)),
         }
         Ok(())
     }
 
-    fn residual_columns(&self, matrix: &mut RawMatrix, signs: bool) -> anyhow::Result<()> {
+    fn residual_columns(&self, matrix: &mut RawMatrix, signs: bool) -> Result<(), KernelError> {
         matrix.permute_cols(&self.residual)?;
         if signs {
             matrix.negate_cols(&self.residual_signs)?;
@@ -146,7 +146,7 @@ impl KernelMaps {
         Ok(())
     }
 
-    fn residual_rows(&self, matrix: &mut RawMatrix) -> anyhow::Result<()> {
+    fn residual_rows(&self, matrix: &mut RawMatrix) -> Result<(), KernelError> {
         matrix.permute_rows(&self.residual)?;
         matrix.negate_rows(&self.residual_signs)?;
         Ok(())
@@ -187,25 +187,37 @@ pub fn encrypt_kernel(
     input: &Path,
     output: &Path,
     key: &mut EeKey,
-) -> anyhow::Result<EncryptReport> {
+) -> Result<EncryptReport, KernelError> {
     let started = Instant::now();
-    let mut file =
-        File::open(input).with_context(|| format!("cannot open model {}", input.display()))?;
-    let content = gguf_file::Content::read(&mut file)
-        .map_err(|e| anyhow::anyhow!("{} is not a GGUF file: {e}", input.display()))?;
+    let io = |action, path: &Path| {
+        let path = path.to_owned();
+        move |source| KernelError::Io {
+            action,
+            path,
+            source,
+        }
+    };
+    let mut file = File::open(input).map_err(io("open model", input))?;
+    let content = gguf_file::Content::read(&mut file).map_err(|source| KernelError::NotGguf {
+        path: input.to_owned(),
+        source: Box::new(source),
+    })?;
     if content.metadata.contains_key(keys::SCHEME) {
-        anyhow::bail!("{} is already an encrypted kernel", input.display());
+        return Err(KernelError::AlreadyEncrypted(input.to_owned()));
     }
     let config = ModelConfig::from_gguf_metadata(&content.metadata)?;
-    let tokenizer = Tokenizer::from_gguf_metadata(&content.metadata)
-        .with_context(|| format!("reading the tokenizer of {}", input.display()))?;
+    let tokenizer = Tokenizer::from_gguf_metadata(&content.metadata).map_err(|source| {
+        KernelError::Tokenizer {
+            path: input.to_owned(),
+            source,
+        }
+    })?;
     if key.vocab_size as usize != config.vocab_size {
-        anyhow::bail!(
-            "the key is for a vocabulary of {} tokens but {} has {}",
-            key.vocab_size,
-            input.display(),
-            config.vocab_size
-        );
+        return Err(KernelError::VocabularyMismatch {
+            key: key.vocab_size,
+            path: input.to_owned(),
+            kernel: config.vocab_size,
+        });
     }
     let maps = KernelMaps::derive(key, &config);
 
@@ -219,12 +231,20 @@ pub fn encrypt_kernel(
     for (name, _) in names {
         let tensor = content
             .tensor(&mut file, name, &Device::Cpu)
-            .with_context(|| format!("reading tensor {name}"))?;
+            .map_err(|source| KernelError::ReadTensor {
+                name: name.clone(),
+                source: Box::new(source),
+            })?;
         let dims = tensor.shape().dims().to_vec();
         let (rows, cols) = match dims[..] {
             [cols] => (1, cols),
             [rows, cols] => (rows, cols),
-            _ => anyhow::bail!("tensor {name}: unexpected shape {dims:?}"),
+            _ => {
+                return Err(KernelError::Shape {
+                    name: name.clone(),
+                    dims,
+                })
+            }
         };
         let mut matrix = RawMatrix {
             name,
@@ -257,16 +277,11 @@ pub fn encrypt_kernel(
         (vocab_size_key, Value::U32(config.vocab_size as u32)),
         (
             keys::SCHEME.into(),
-            Value::String(nesa_sdk::ee::SCHEME.into()),
+            Value::String(super::key::SCHEME.into()),
         ),
         (
             keys::TRANSFORM.into(),
-            Value::String(
-                serde_json::to_value(key.transform)?
-                    .as_str()
-                    .unwrap_or_default()
-                    .into(),
-            ),
+            Value::String(key.transform.as_str().into()),
         ),
         (
             keys::STOP_TOKENS.into(),
@@ -281,22 +296,21 @@ pub fn encrypt_kernel(
 
     let partial = output.with_extension("gguf.partial");
     {
-        let mut writer = BufWriter::new(
-            File::create(&partial)
-                .with_context(|| format!("cannot create {}", partial.display()))?,
-        );
+        let mut writer = BufWriter::new(File::create(&partial).map_err(io("create", &partial))?);
         let metadata: Vec<(&str, &Value)> = metadata.iter().map(|(k, v)| (k.as_str(), v)).collect();
         let tensors: Vec<(&str, &QTensor)> = tensors.iter().map(|(k, v)| (k.as_str(), v)).collect();
         gguf_file::write(&mut writer, &metadata, &tensors)?;
         writer
             .into_inner()
-            .map_err(|e| e.into_error())?
-            .sync_all()?;
+            .map_err(|e| e.into_error())
+            .and_then(|file| file.sync_all())
+            .map_err(io("write", &partial))?;
     }
-    std::fs::rename(&partial, output)
-        .with_context(|| format!("cannot write {}", output.display()))?;
+    std::fs::rename(&partial, output).map_err(io("write", output))?;
     let mut hasher = Sha256::new();
-    let bytes = std::io::copy(&mut File::open(output)?, &mut hasher)?;
+    let bytes = File::open(output)
+        .and_then(|mut file| std::io::copy(&mut file, &mut hasher))
+        .map_err(io("read back", output))?;
     let sha256: [u8; 32] = hasher.finalize().into();
     key.kernel_sha256 = Some(hex::encode(sha256));
     Ok(EncryptReport {

@@ -4,8 +4,8 @@
 use candle_core::{Device, Tensor};
 
 use super::{LayerKvCache, RotaryEmbedding};
-use crate::engine::error::Result;
-use crate::engine::linear::{Linear, StackedProjection};
+use crate::error::Result;
+use crate::linear::{Linear, StackedProjection};
 
 #[derive(Debug)]
 pub(crate) struct Attention {

@@ -1,0 +1,423 @@
+//! The runner's decision step for one query: from what the runner knows about its job, what
+//! the market says about the query and the current height, the next thing to do. Pure (no
+//! chain reads, no transactions, no clock, no metrics), so every phase is a unit test; the
+//! loop in [`super::runner`] does the I/O around it.
+
+use nesa_market::market::{NodeOutcome, QueryPhase, QueryResponse, QueryStatus};
+
+use super::work::QueryResult;
+
+/// Blocks to wait before sending the same step again (the first may still be in the mempool).
+pub const RESEND_AFTER_BLOCKS: u64 = 3;
+/// Blocks a non-first node waits before settling a settleable query itself.
+pub const SETTLE_BACKUP_BLOCKS: u64 = 2;
+
+/// A market transaction the runner sends for a query.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Step {
+    /// Post the commitment to the result.
+    Commit,
+    /// Open the commitment: output, fingerprint and salt.
+    Reveal,
+    /// Close the query (pay, slash, refund).
+    Settle,
+}
+
+/// What the runner knows about one query it serves. A restarted runner rebuilds it from chain
+/// state as [`JobState::default`]: outputs are deterministic and salts derived from the node's
+/// secret, so nothing else needs to survive a restart.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct JobState {
+    /// The result of running the kernel, once generated.
+    pub result: Option<QueryResult>,
+    /// Whether the kernel is running on the query now.
+    pub computing: bool,
+    /// The last step sent and the height it was sent at.
+    pub last_sent: Option<(Step, u64)>,
+    /// The first height at which this runner saw the query settleable.
+    pub settleable_since: Option<u64>,
+}
+
+impl JobState {
+    /// Notes what the market's answer at `height` tells about time (when settling opened).
+    pub fn observe(&mut self, phase: QueryPhase, height: u64) {
+        if phase == QueryPhase::Settleable {
+            self.settleable_since.get_or_insert(height);
+        }
+    }
+
+    /// Whether `step` was sent less than [`RESEND_AFTER_BLOCKS`] blocks before `height`.
+    pub fn recently_sent(&self, step: Step, height: u64) -> bool {
+        matches!(self.last_sent, Some((s, at)) if s == step && height < at + RESEND_AFTER_BLOCKS)
+    }
+}
+
+/// What to do next for one query.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Action {
+    /// The market has no such query, or does not list this node for it: forget the job.
+    Drop,
+    /// The query is settled or disputed: record what it did to this node, forget the job.
+    Finished {
+        /// Settled or disputed.
+        status: QueryStatus,
+        /// This node's outcome (paid, unpaid, slashed).
+        outcome: Option<NodeOutcome>,
+    },
+    /// Run the kernel on the query (the result is needed for a commit or a reveal).
+    Generate,
+    /// Send `step` (again, when an earlier one did not land within [`RESEND_AFTER_BLOCKS`]).
+    Send(Step),
+    /// Nothing to do at this height.
+    Wait,
+}
+
+/// The next action for a job in state `job`, given the market's answer `chain` (`None`: the
+/// market has no such query) for the node `me` at `height`.
+pub fn decide(job: &JobState, chain: Option<&QueryResponse>, me: &str, height: u64) -> Action {
+    let Some(state) = chain else {
+        return Action::Drop;
+    };
+    let Some(mine) = state.assignments.iter().find(|a| a.node.as_str() == me) else {
+        return Action::Drop;
+    };
+    if state.query.status.is_final() {
+        return Action::Finished {
+            status: state.query.status,
+            outcome: mine.outcome.clone(),
+        };
+    }
+    let has_result = job.result.is_some();
+    let needs_result = mine.reveal.is_none()
+        && !matches!(state.phase, QueryPhase::Settleable | QueryPhase::Closed);
+    if !has_result && !job.computing && needs_result {
+        return Action::Generate;
+    }
+    let ready = |step| has_result && !job.recently_sent(step, height);
+    match state.phase {
+        QueryPhase::Commit if mine.commitment.is_none() && ready(Step::Commit) => {
+            Action::Send(Step::Commit)
+        }
+        QueryPhase::Reveal
+            if mine.commitment.is_some() && mine.reveal.is_none() && ready(Step::Reveal) =>
+        {
+            Action::Send(Step::Reveal)
+        }
+        QueryPhase::Settleable => {
+            let since = job.settleable_since.unwrap_or(height);
+            let first = state
+                .assignments
+                .first()
+                .is_some_and(|a| a.node.as_str() == me);
+            if (first || height >= since + SETTLE_BACKUP_BLOCKS)
+                && !job.recently_sent(Step::Settle, height)
+            {
+                Action::Send(Step::Settle)
+            } else {
+                Action::Wait
+            }
+        }
+        _ => Action::Wait,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use cosmwasm_std::{Decimal, Uint128};
+    use nesa_market::market::SlashReason;
+    use nesa_sdk::market::progress::fixtures::{commit, reveal, submitted};
+
+    use super::*;
+
+    /// The first node the fixtures assign; `second()` is the next one.
+    fn first() -> String {
+        submitted(3).assignments[0].node.to_string()
+    }
+
+    fn second() -> String {
+        submitted(3).assignments[1].node.to_string()
+    }
+
+    fn result() -> QueryResult {
+        QueryResult {
+            output: vec![1, 2, 3],
+            fingerprint: vec![4, 5],
+            output_tokens: 3,
+            tokens_per_second: 10.0,
+        }
+    }
+
+    fn generated() -> JobState {
+        JobState {
+            result: Some(result()),
+            ..JobState::default()
+        }
+    }
+
+    /// All three nodes committed at height 12: the reveal phase.
+    fn committed() -> QueryResponse {
+        let mut state = submitted(3);
+        for node in 0..3 {
+            commit(&mut state, node, 12);
+        }
+        state
+    }
+
+    fn settleable() -> QueryResponse {
+        let mut state = committed();
+        reveal(&mut state, 0, 15, &[1]);
+        reveal(&mut state, 1, 15, &[1]);
+        reveal(&mut state, 2, 16, &[1]);
+        state.phase = QueryPhase::Settleable;
+        state
+    }
+
+    #[test]
+    fn a_new_assignment_in_the_commit_phase_is_generated() {
+        let action = decide(&JobState::default(), Some(&submitted(3)), &first(), 11);
+        assert_eq!(action, Action::Generate);
+    }
+
+    #[test]
+    fn a_job_being_computed_waits() {
+        let job = JobState {
+            computing: true,
+            ..JobState::default()
+        };
+        assert_eq!(
+            decide(&job, Some(&submitted(3)), &first(), 11),
+            Action::Wait
+        );
+    }
+
+    #[test]
+    fn a_generated_result_is_committed_in_the_commit_phase() {
+        let action = decide(&generated(), Some(&submitted(3)), &first(), 12);
+        assert_eq!(action, Action::Send(Step::Commit));
+    }
+
+    #[test]
+    fn a_commit_sent_but_not_yet_seen_is_resent_after_a_few_blocks() {
+        let job = JobState {
+            last_sent: Some((Step::Commit, 12)),
+            ..generated()
+        };
+        let state = submitted(3);
+        for height in 12..12 + RESEND_AFTER_BLOCKS {
+            assert_eq!(decide(&job, Some(&state), &first(), height), Action::Wait);
+        }
+        assert_eq!(
+            decide(&job, Some(&state), &first(), 12 + RESEND_AFTER_BLOCKS),
+            Action::Send(Step::Commit)
+        );
+    }
+
+    #[test]
+    fn an_already_committed_query_waits_for_the_reveal_phase() {
+        let mut state = submitted(3);
+        commit(&mut state, 0, 12);
+        assert_eq!(
+            decide(&generated(), Some(&state), &first(), 13),
+            Action::Wait
+        );
+    }
+
+    #[test]
+    fn a_committed_result_is_revealed_in_the_reveal_phase() {
+        let state = committed();
+        assert_eq!(state.phase, QueryPhase::Reveal);
+        let job = JobState {
+            last_sent: Some((Step::Commit, 12)),
+            ..generated()
+        };
+        assert_eq!(
+            decide(&job, Some(&state), &first(), 13),
+            Action::Send(Step::Reveal)
+        );
+    }
+
+    #[test]
+    fn a_reveal_sent_but_not_yet_seen_is_resent_after_a_few_blocks() {
+        let state = committed();
+        let job = JobState {
+            last_sent: Some((Step::Reveal, 14)),
+            ..generated()
+        };
+        assert_eq!(decide(&job, Some(&state), &first(), 16), Action::Wait);
+        assert_eq!(
+            decide(&job, Some(&state), &first(), 14 + RESEND_AFTER_BLOCKS),
+            Action::Send(Step::Reveal)
+        );
+    }
+
+    #[test]
+    fn an_already_revealed_query_waits_for_settlement() {
+        let mut state = committed();
+        reveal(&mut state, 0, 14, &[1]);
+        assert_eq!(
+            decide(&generated(), Some(&state), &first(), 15),
+            Action::Wait
+        );
+        // A restarted runner does not run the kernel again for a query it already revealed.
+        assert_eq!(
+            decide(&JobState::default(), Some(&state), &first(), 15),
+            Action::Wait
+        );
+    }
+
+    #[test]
+    fn a_restarted_runner_regenerates_then_reveals_what_it_committed() {
+        let state = committed();
+        // Rebuilt from chain state: nothing computed, nothing sent.
+        let restarted = JobState::default();
+        assert_eq!(
+            decide(&restarted, Some(&state), &first(), 14),
+            Action::Generate
+        );
+        assert_eq!(
+            decide(&generated(), Some(&state), &first(), 15),
+            Action::Send(Step::Reveal)
+        );
+    }
+
+    #[test]
+    fn a_restarted_runner_regenerates_then_commits_in_the_commit_phase() {
+        let restarted = JobState::default();
+        let state = submitted(3);
+        assert_eq!(
+            decide(&restarted, Some(&state), &second(), 14),
+            Action::Generate
+        );
+        assert_eq!(
+            decide(&generated(), Some(&state), &second(), 14),
+            Action::Send(Step::Commit)
+        );
+    }
+
+    #[test]
+    fn a_missed_commit_deadline_leaves_nothing_to_reveal() {
+        // The commit window closed without this node's commitment: the others reveal.
+        let mut state = submitted(3);
+        commit(&mut state, 1, 12);
+        commit(&mut state, 2, 12);
+        state.phase = QueryPhase::Reveal;
+        assert_eq!(
+            decide(&generated(), Some(&state), &first(), 21),
+            Action::Wait
+        );
+    }
+
+    #[test]
+    fn after_the_reveal_deadline_the_query_is_settled_without_generating() {
+        let mut state = submitted(3);
+        commit(&mut state, 0, 12);
+        state.phase = QueryPhase::Settleable;
+        let since = JobState {
+            settleable_since: Some(31),
+            ..JobState::default()
+        };
+        assert_eq!(
+            decide(&since, Some(&state), &first(), 31),
+            Action::Send(Step::Settle)
+        );
+        assert_eq!(
+            decide(
+                &JobState {
+                    settleable_since: Some(31),
+                    ..JobState::default()
+                },
+                Some(&state),
+                &second(),
+                31
+            ),
+            Action::Wait
+        );
+    }
+
+    #[test]
+    fn the_first_node_settles_at_once() {
+        let mut job = generated();
+        job.observe(QueryPhase::Settleable, 17);
+        assert_eq!(job.settleable_since, Some(17));
+        assert_eq!(
+            decide(&job, Some(&settleable()), &first(), 17),
+            Action::Send(Step::Settle)
+        );
+    }
+
+    #[test]
+    fn other_nodes_settle_as_a_backup_after_a_few_blocks() {
+        let mut job = generated();
+        job.observe(QueryPhase::Settleable, 17);
+        job.observe(QueryPhase::Settleable, 18);
+        assert_eq!(job.settleable_since, Some(17), "the first sighting counts");
+        let state = settleable();
+        assert_eq!(decide(&job, Some(&state), &second(), 18), Action::Wait);
+        assert_eq!(
+            decide(&job, Some(&state), &second(), 17 + SETTLE_BACKUP_BLOCKS),
+            Action::Send(Step::Settle)
+        );
+    }
+
+    #[test]
+    fn a_settle_sent_but_not_yet_seen_is_resent_after_a_few_blocks() {
+        let job = JobState {
+            last_sent: Some((Step::Settle, 17)),
+            settleable_since: Some(17),
+            ..generated()
+        };
+        let state = settleable();
+        assert_eq!(decide(&job, Some(&state), &first(), 18), Action::Wait);
+        assert_eq!(
+            decide(&job, Some(&state), &first(), 17 + RESEND_AFTER_BLOCKS),
+            Action::Send(Step::Settle)
+        );
+    }
+
+    #[test]
+    fn an_already_settled_query_is_finished_with_this_nodes_outcome() {
+        let state = nesa_sdk::market::progress::fixtures::honest_round(&[5, 6]);
+        let action = decide(&generated(), Some(&state), &first(), 18);
+        assert_eq!(
+            action,
+            Action::Finished {
+                status: QueryStatus::Settled,
+                outcome: Some(NodeOutcome::Paid {
+                    amount: Uint128::new(29)
+                }),
+            }
+        );
+        // The same for a restarted runner that knows nothing about it.
+        assert_eq!(
+            decide(&JobState::default(), Some(&state), &first(), 18),
+            action
+        );
+    }
+
+    #[test]
+    fn a_disputed_query_is_finished_and_reports_a_slash() {
+        let state = nesa_sdk::market::progress::fixtures::disputed_round();
+        let third = state.assignments[2].node.to_string();
+        assert_eq!(
+            decide(&JobState::default(), Some(&state), &third, 18),
+            Action::Finished {
+                status: QueryStatus::Disputed,
+                outcome: Some(NodeOutcome::Slashed {
+                    reason: SlashReason::NoReveal,
+                    fraction: Decimal::percent(20),
+                }),
+            }
+        );
+    }
+
+    #[test]
+    fn a_query_that_no_longer_exists_is_dropped() {
+        assert_eq!(decide(&generated(), None, &first(), 12), Action::Drop);
+    }
+
+    #[test]
+    fn a_query_not_assigned_to_this_node_is_dropped() {
+        let action = decide(&generated(), Some(&submitted(3)), "nesa1someoneelse", 12);
+        assert_eq!(action, Action::Drop);
+    }
+}
