@@ -258,9 +258,9 @@ fn main() {
         report.push_str("\n(set NESAD_BIN to a release nesad to also measure end to end through the solo RPC)\n");
     }
     report.push_str(
-        "\nReference (ANCHORS.md): CometBFT with its kvstore app ~2,400 tx/s default, ~7,000 tx/s with a larger mempool.\n",
+        "\nReference (CometBFT's published figures): CometBFT with its kvstore app ~2,400 tx/s default, ~7,000 tx/s with a larger mempool.\n",
     );
-    println!("\nReference (ANCHORS.md): CometBFT with its kvstore app ~2,400 tx/s default, ~7,000 tx/s with a larger mempool.");
+    println!("\nReference (CometBFT's published figures): CometBFT with its kvstore app ~2,400 tx/s default, ~7,000 tx/s with a larger mempool.");
     let dir = std::path::PathBuf::from(
         std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| "target".into()),
     )

@@ -44,23 +44,15 @@ fn one_network_at_a_time() -> MutexGuard<'static, ()> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// Whether `cometbft` is on PATH or where `scripts/common.sh` puts tools; prints why a test skips.
-fn cometbft_installed() -> bool {
-    let home = std::env::var_os("HOME")
-        .map(PathBuf::from)
-        .unwrap_or_default();
-    let tools = std::env::var_os("NESA_TOOLS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| home.join(".cache/nesa/bin"));
-    let mut dirs: Vec<PathBuf> = std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).collect())
-        .unwrap_or_default();
-    dirs.extend([tools, home.join("go/bin")]);
-    if dirs.iter().any(|dir| dir.join("cometbft").is_file()) {
-        return true;
-    }
-    println!("cometbft not installed; skipping (scripts/setup installs it where Go is present)");
-    false
+/// Whether `cometbft` is installed (tools dir, PATH or ~/go/bin); otherwise `test` is
+/// reported as skipped by name, or fails under `CI=true`.
+fn cometbft_installed(test: &str) -> bool {
+    nesa_testkit::require_tool(
+        test,
+        "cometbft",
+        "scripts/setup installs it where Go is present",
+    )
+    .is_some()
 }
 
 /// A generated key: its mnemonic is made by the keyring, the signing key recovered from it.
@@ -327,7 +319,7 @@ fn send_options() -> SendTxOptions {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_transfer_commits_behind_a_single_cometbft_validator() {
-    if !cometbft_installed() {
+    if !cometbft_installed("a_transfer_commits_behind_a_single_cometbft_validator") {
         return;
     }
     let net = Localnet::new("single", 1);
@@ -377,7 +369,7 @@ async fn a_transfer_commits_behind_a_single_cometbft_validator() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn four_validators_agree_on_the_app_hash_at_every_height() {
-    if !cometbft_installed() {
+    if !cometbft_installed("four_validators_agree_on_the_app_hash_at_every_height") {
         return;
     }
     let net = Localnet::new("four", 4);
@@ -493,7 +485,7 @@ async fn send_until_stopped(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killing_nesad_under_cometbft_loses_no_committed_tx() {
-    if !cometbft_installed() {
+    if !cometbft_installed("killing_nesad_under_cometbft_loses_no_committed_tx") {
         return;
     }
     const ROUNDS: usize = 5;

@@ -181,14 +181,13 @@ fn encrypted_tiny_models_answer_like_the_plaintext_ones() {
 
 #[test]
 fn encrypted_smollm2_answers_like_the_plaintext_model() {
-    let path = default_model_path();
-    if !path.exists() {
-        eprintln!(
-            "skipped: {} not found (run scripts/fetch-model)",
-            path.display()
-        );
+    let Some(path) = nesa_testkit::require_file(
+        "encrypted_smollm2_answers_like_the_plaintext_model",
+        &default_model_path(),
+        "run scripts/fetch-model",
+    ) else {
         return;
-    }
+    };
     let tokenizer = Tokenizer::load(&path).unwrap();
     let prompts: Vec<Vec<u32>> = [
         "What is the capital of France?",

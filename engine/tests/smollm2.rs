@@ -1,27 +1,19 @@
 //! Tests against the real default model, SmolLM2-135M-Instruct Q4_1. They run when the model
-//! is in the model cache (scripts/setup and CI fetch it) and print a skip message otherwise.
+//! is in the model cache (scripts/setup and CI fetch it) and are reported as skipped by name otherwise (they fail under `CI=true`).
 //! (The tokenizer's own test against llama.cpp's ids lives with it, in `nesa-sdk`.)
 
 use std::path::PathBuf;
 
 use nesa_engine::{default_model_path, GenerateRequest, LoadOptions, Model, Sampling, Tokenizer};
 
-fn model_path() -> Option<PathBuf> {
-    let path = default_model_path();
-    if path.exists() {
-        Some(path)
-    } else {
-        eprintln!(
-            "skipped: {} not found (run scripts/fetch-model)",
-            path.display()
-        );
-        None
-    }
+/// The default model, or `None` with `test` reported as skipped (failed under `CI=true`).
+fn model_path(test: &str) -> Option<PathBuf> {
+    nesa_testkit::require_file(test, &default_model_path(), "run scripts/fetch-model")
 }
 
 #[test]
 fn greedy_answer_names_the_capital_of_france() {
-    let Some(path) = model_path() else { return };
+    let Some(path) = model_path("greedy_answer_names_the_capital_of_france") else { return };
     let tokenizer = Tokenizer::load(&path).unwrap();
     let model = Model::load(&path, &LoadOptions::default()).unwrap();
     let prompt = tokenizer

@@ -45,7 +45,7 @@ pub struct MarketAddresses {
 /// Devnet market parameters: a 15-block commit window (room to generate on a loaded machine; a
 /// query settles as soon as every node revealed, so the window only delays faulty rounds) and a
 /// 10-block reveal window, 3 nodes per query with a
-/// quorum of 2, slashes of 5–30% (ANCHORS: Livepeer/Truebit-style), 10% protocol fee and 10%
+/// quorum of 2, slashes of 5–30% (after Livepeer and Truebit), 10% protocol fee and 10%
 /// kernel royalty.
 pub fn devnet_params() -> MarketParams {
     let percent = |p: u64| Decimal::percent(p);

@@ -139,17 +139,9 @@ impl Drop for Devnet {
     }
 }
 
-fn model_available() -> Option<PathBuf> {
-    let model = default_model_path();
-    if model.exists() {
-        Some(model)
-    } else {
-        eprintln!(
-            "{} not found; skipping (scripts/setup fetches it)",
-            model.display()
-        );
-        None
-    }
+/// The default model, or `None` with `test` reported as skipped (failed under `CI=true`).
+fn model_available(test: &str) -> Option<PathBuf> {
+    nesa_testkit::require_file(test, &default_model_path(), "scripts/setup fetches it")
 }
 
 /// Asks `prompt` as alice and returns the query id once assigned, plus the client for following it.
@@ -264,7 +256,7 @@ fn outcome_of<'a>(state: &'a QueryResponse, node: &str) -> &'a Option<NodeOutcom
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_query_is_answered_by_three_runners_and_survives_their_faults() {
-    let Some(model) = model_available() else {
+    let Some(model) = model_available("a_query_is_answered_by_three_runners_and_survives_their_faults") else {
         return;
     };
     let tokenizer = Tokenizer::load(&model).unwrap();
@@ -429,7 +421,7 @@ fn nesa(devnet: &Devnet, home: &Path, args: &[&str]) -> (bool, String, String) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_encrypted_kernel_answers_users_holding_its_key_and_runners_see_only_permuted_ids() {
-    let Some(model) = model_available() else {
+    let Some(model) = model_available("an_encrypted_kernel_answers_users_holding_its_key_and_runners_see_only_permuted_ids") else {
         return;
     };
     let tokenizer = Tokenizer::load(&model).unwrap();

@@ -1,4 +1,4 @@
-//! `nesa-inference-market`: the query lifecycle of DESIGN.md §3.
+//! `nesa-inference-market`: the query lifecycle (docs/architecture.md, "A query, end to end").
 //!
 //! [`submit`] takes the escrow and assigns k nodes by stake from an unsteerable seed
 //! ([`sampling`]); [`commit_reveal`] runs the commit and reveal windows ([`lifecycle`] says

@@ -1,7 +1,7 @@
 //! A model's tokenizer, built from its GGUF metadata (`tokenizer.ggml.*`) rather than a
 //! separate tokenizer.json, so a model is one file. Byte-level BPE as in GPT-2, with the
 //! pre-tokenizer SmolLM2 uses (digits split one by one); this matches llama.cpp on mixed
-//! text, including the tokens right after special tokens (DESIGN.md §4).
+//! text, including the tokens right after special tokens.
 //!
 //! Users encode prompts and decode answers with it, node runners feed the engine with it, and
 //! both compute the same [`Tokenizer::sha256`] that a kernel registers on chain.

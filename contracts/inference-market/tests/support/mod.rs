@@ -44,7 +44,7 @@ fn market_code() -> Box<dyn Contract<Empty>> {
     Box::new(ContractWrapper::new(c::execute, c::instantiate, c::query))
 }
 
-/// The devnet parameters (DESIGN §3, slash fractions as in ANCHORS.md), with a 10% protocol
+/// The devnet parameters (slash fractions after Livepeer and Truebit), with a 10% protocol
 /// fee and a 5% royalty so rounding shows.
 pub fn devnet_params() -> MarketParams {
     MarketParams {

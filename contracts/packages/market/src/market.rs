@@ -1,6 +1,6 @@
 //! `nesa-inference-market`: queries, commit–reveal, CDV settlement, payment and slashing.
 //!
-//! Lifecycle of a query (DESIGN.md §3): `submit_query` (escrow, k nodes assigned by stake from
+//! Lifecycle of a query (docs/architecture.md): `submit_query` (escrow, k nodes assigned by stake from
 //! an unsteerable seed) → each node `commit`s `sha256(node ‖ query_id ‖ result_hash ‖ salt)`
 //! (`result_hash` = `sha256(sha256(output) ‖ sha256(fingerprint))`) by the commit deadline → reveals open once every node committed or the commit deadline
 //! passed; each node `reveal`s output, fingerprint and salt by the reveal deadline → anyone
