@@ -70,11 +70,12 @@ impl<'c, K: Borrow<SigningKey>> TxSender<'c, K> {
     ) -> Result<SignedTx, ClientError> {
         for attempt in 0..2 {
             let account = self.sync().await?;
+            // A refused simulation leaves the tracked sequence alone: earlier transactions of
+            // this signer may still wait in the mempool.
             let signed = self
                 .client
                 .sign_checked(self.key.borrow(), account, msgs.clone(), options, simulate)
-                .await
-                .inspect_err(|_| self.next_sequence = None)?;
+                .await?;
             match self.client.broadcast_sync(&signed).await {
                 Ok(_) => {
                     self.next_sequence = self.next_sequence.map(|s| s + 1);
