@@ -38,6 +38,10 @@ pub const PRICE_PER_OUTPUT_TOKEN: u128 = 2;
 /// Fewest nodes per query the default kernel asks for.
 pub const KERNEL_MIN_REDUNDANCY: u8 = 3;
 
+// The default kernel asks for a redundancy the market allows (checked when compiling).
+const _: () = assert!(QUORUM <= KERNEL_MIN_REDUNDANCY && KERNEL_MIN_REDUNDANCY <= MAX_REDUNDANCY);
+const _: () = assert!(QUORUM <= DEFAULT_REDUNDANCY && DEFAULT_REDUNDANCY <= MAX_REDUNDANCY);
+
 /// Devnet market parameters: the windows above, 3 nodes per query with a quorum of 2, slashes
 /// of 5–30% (Livepeer/Truebit-style), a 10% protocol fee and a 10% kernel royalty.
 pub fn market_params() -> MarketParams {
@@ -109,11 +113,5 @@ mod tests {
     fn nodes_cannot_unbond_before_a_query_they_serve_can_slash_them() {
         let params = market_params();
         assert!(UNBONDING_BLOCKS > params.commit_blocks + params.reveal_blocks);
-    }
-
-    #[test]
-    fn the_default_kernel_asks_for_a_redundancy_the_market_allows() {
-        assert!(QUORUM <= KERNEL_MIN_REDUNDANCY && KERNEL_MIN_REDUNDANCY <= MAX_REDUNDANCY);
-        assert!(DEFAULT_REDUNDANCY <= MAX_REDUNDANCY);
     }
 }
