@@ -14,11 +14,13 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use nesa_sdk::cosmrs::crypto::secp256k1::SigningKey;
+use nesa_sdk::fee::DEFAULT_GAS_LIMIT;
 use nesa_sdk::msgs::bank_send;
 use nesa_sdk::tendermint::block::Height;
 use nesa_sdk::tendermint::Hash;
 use nesa_sdk::{
-    signing_key_from_mnemonic, Address, ChainClient, Coin, Coins, Keyring, SendTxOptions,
+    signing_key_from_mnemonic, Address, ChainClient, Coin, Coins, GasSetting, Keyring,
+    SendTxOptions,
 };
 use rand::Rng;
 use sha2::{Digest, Sha256};
@@ -29,7 +31,8 @@ const LOCALNET_SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/l
 const CHAIN_ID: &str = "nesa-cometbft-test";
 /// CometBFT's pause between blocks in these networks.
 const BLOCK_TIME: &str = "300ms";
-/// 200000 gas (the sdk default) at the minimum gas price of 0.025unes.
+/// 200000 gas (`DEFAULT_GAS_LIMIT`, fixed in [`send_options`]) at the minimum gas price of
+/// 0.025unes.
 const FEE: u128 = 5_000;
 const GENESIS_BALANCE: u128 = 1_000_000_000_000;
 /// Longest a `scripts/localnet` command may run before the test fails.
@@ -310,8 +313,10 @@ fn decoded_app_hash(reported: &[u8]) -> Vec<u8> {
     }
 }
 
+/// A fixed gas limit, so every transfer pays [`FEE`].
 fn send_options() -> SendTxOptions {
     SendTxOptions {
+        gas: GasSetting::Fixed(DEFAULT_GAS_LIMIT),
         timeout: Duration::from_secs(30),
         ..SendTxOptions::default()
     }

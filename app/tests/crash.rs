@@ -8,8 +8,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use nesa_sdk::cosmrs::crypto::secp256k1::SigningKey;
+use nesa_sdk::fee::DEFAULT_GAS_LIMIT;
 use nesa_sdk::tendermint::Hash;
-use nesa_sdk::{Address, ChainClient, Coin, Coins, SendTxOptions};
+use nesa_sdk::{Address, ChainClient, Coin, Coins, GasSetting, SendTxOptions};
 use rand::Rng;
 
 const NESAD: &str = env!("CARGO_BIN_EXE_nesad");
@@ -112,7 +113,9 @@ async fn killing_solo_nesad_at_random_moments_loses_no_committed_tx() {
 
     let port = free_port();
     let client = ChainClient::new(&format!("http://127.0.0.1:{port}")).unwrap();
+    // A fixed gas limit, so every transfer pays the same fee.
     let options = SendTxOptions {
+        gas: GasSetting::Fixed(DEFAULT_GAS_LIMIT),
         timeout: Duration::from_secs(5),
         ..SendTxOptions::default()
     };

@@ -10,44 +10,29 @@
 mod support;
 
 use cosmwasm_std::{Binary, Decimal, HexBinary, Uint128};
+use nesa_market::devnet::{self, JAIL_BLOCKS};
 use nesa_market::market::{
     ConfigResponse, ExecuteMsg, InstantiateMsg, MarketParams, NodeOutcome, QueryMsg, QueryPhase,
-    QueryResponse, QueryStatus, Sampling, SlashFractions, SlashReason,
+    QueryResponse, QueryStatus, SlashReason,
 };
-use nesa_market::registry::{self, Encryption, NewKernel, ShardRange};
+use nesa_market::registry;
 use nesa_market::staking::{self, NodeProfile, NodeResponse, ServedKernel};
-use nesa_market::{commitment, encode_token_ids, result_hash, Fingerprint};
 use nesa_sdk::cosmrs::proto::cosmwasm::wasm::v1 as proto;
 use nesa_sdk::cosmrs::Any;
 use nesa_sdk::Address;
-use prost::Message;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use sha2::{Digest, Sha256};
+use support::market::*;
 use support::{TestAccount, TestChain};
-use tendermint_proto::v0_38::abci::{Event, ExecTxResult};
+use tendermint_proto::v0_38::abci::ExecTxResult;
 
 /// Gas limit of every market transaction (generous: the tests report what is used).
 const GAS: u64 = 5_000_000;
 /// Uploads pay 10 gas per tx byte and 3 per wasm byte compiled, as on wasmd.
 const UPLOAD_GAS: u64 = 20_000_000;
 const FUNDS: u128 = 1_000_000_000_000;
-const MIN_STAKE: u128 = 1_000_000;
 const NODE_STAKE: u128 = 10_000_000;
-const UNBONDING_BLOCKS: u64 = 100;
-const JAIL_BLOCKS: u64 = 50;
-const PRICE_IN: u128 = 3;
-const PRICE_OUT: u128 = 7;
-const LAYERS: u32 = 30;
 const NODES: usize = 4;
-const K: u8 = 3;
-/// The prompt's token ids.
-const INPUT: [u32; 4] = [1, 4093, 198, 19556];
-const MAX_OUTPUT: u32 = 48;
-/// Tokens every replica generates.
-const GENERATED: u32 = 32;
-/// Vocabulary of the simulated model.
-const VOCAB: u32 = 96;
 /// Escrow attached to every query: more than the 3 × (4 × 3 + 48 × 7) = 1044 required.
 const ESCROW: u128 = 1_100;
 /// Per winner: 4 × 3 + 32 × 7 = 236; protocol fee 10% = 23 (23.6 rounded down), royalty 5% =
@@ -66,45 +51,6 @@ const FIRST_NODE: usize = 4;
 
 fn fee(gas: u64) -> u128 {
     (gas as u128 * 25).div_ceil(1000)
-}
-
-fn artifact(name: &str) -> Vec<u8> {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../artifacts")
-        .join(name);
-    std::fs::read(&path)
-        .unwrap_or_else(|e| panic!("{}: {e} (run scripts/build-contracts)", path.display()))
-}
-
-fn any(type_url: &str, msg: impl Message) -> Any {
-    Any {
-        type_url: type_url.into(),
-        value: msg.encode_to_vec(),
-    }
-}
-
-fn events<'a>(result: &'a ExecTxResult, kind: &str) -> Vec<&'a Event> {
-    result.events.iter().filter(|e| e.r#type == kind).collect()
-}
-
-fn value(event: &Event, key: &str) -> Option<String> {
-    event
-        .attributes
-        .iter()
-        .find(|a| a.key == key)
-        .map(|a| a.value.clone())
-}
-
-/// The value of `key` in the first event of type `kind`.
-fn attribute(result: &ExecTxResult, kind: &str, key: &str) -> String {
-    events(result, kind)
-        .into_iter()
-        .find_map(|e| value(e, key))
-        .unwrap_or_else(|| panic!("no {kind}.{key} in {:?}", result.events))
-}
-
-fn assert_ok(result: &ExecTxResult, what: &str) {
-    assert_eq!(result.code, 0, "{what}: {}", result.log);
 }
 
 /// Rejected by the contract: x/wasm's "execute wasm contract failed" (code 5) with the
@@ -127,153 +73,18 @@ fn assert_rejected(result: &ExecTxResult, message: &str) {
     );
 }
 
+/// The devnet's parameters with a 10-block commit window, a 5% royalty (so rounding shows)
+/// and small payload limits.
 fn market_params() -> MarketParams {
     MarketParams {
         commit_blocks: 10,
-        reveal_blocks: 10,
         default_redundancy: K,
-        max_redundancy: 5,
-        quorum: 2,
-        slash: SlashFractions {
-            no_commit: Decimal::percent(20),
-            no_reveal: Decimal::percent(20),
-            bad_reveal: Decimal::percent(30),
-            outlier: Decimal::percent(5),
-        },
-        jail_on_fault: true,
-        protocol_fee: Decimal::percent(10),
         kernel_royalty: Decimal::percent(5),
-        fingerprint_tolerance: 3,
-        fingerprint_positions: 16,
         max_input_tokens: 256,
         max_output_tokens: 64,
         max_payload_bytes: 1024,
-        denom: "unes".into(),
+        ..devnet::market_params()
     }
-}
-
-fn kernel() -> NewKernel {
-    NewKernel {
-        name: "smollm2-135m-instruct-q4_1".into(),
-        weights_sha256: HexBinary::from(vec![1; 32]),
-        tokenizer_sha256: HexBinary::from(vec![2; 32]),
-        architecture: "llama".into(),
-        layer_count: LAYERS,
-        shard_layout: vec![ShardRange {
-            start_layer: 0,
-            end_layer: LAYERS,
-            sha256: HexBinary::from(vec![3; 32]),
-        }],
-        encryption: Encryption::None,
-        price_per_input_token: Uint128::new(PRICE_IN),
-        price_per_output_token: Uint128::new(PRICE_OUT),
-        min_redundancy: 2,
-        description: "SmolLM2-135M-Instruct, Q4_1 GGUF".into(),
-    }
-}
-
-fn submit_msg(kernel_id: u64, input: &[u32]) -> ExecuteMsg {
-    ExecuteMsg::SubmitQuery {
-        kernel_id,
-        input: Binary::from(encode_token_ids(input)),
-        max_output_tokens: MAX_OUTPUT,
-        sampling: Sampling {
-            seed: 7,
-            temperature_milli: 0,
-            top_p_milli: 1000,
-        },
-        redundancy: Some(K),
-        user_entropy: Binary::from(Sha256::digest(b"alice's entropy").to_vec()),
-    }
-}
-
-/// What a node runner learns from `wasm-query_assigned`.
-struct Assigned {
-    query_id: u64,
-    nodes: Vec<String>,
-    seed: [u8; 32],
-    positions: usize,
-    commit_deadline: u64,
-}
-
-/// A node's result for a query, as its runner commits and reveals it.
-#[derive(Clone)]
-struct NodeResult {
-    output: Vec<u8>,
-    fingerprint: Vec<u8>,
-    salt: Vec<u8>,
-}
-
-impl NodeResult {
-    /// Greedy decoding of [`GENERATED`] tokens by `model` (0 is the real kernel; any other
-    /// value a different model), the fingerprint at the positions the seed draws, a salt.
-    fn compute(node: &str, assigned: &Assigned, model: u64) -> NodeResult {
-        let logits: Vec<Vec<f32>> = (0..GENERATED)
-            .map(|step| simulated_logits(model, step))
-            .collect();
-        let generated: Vec<u32> = logits
-            .iter()
-            .map(|l| {
-                (0..VOCAB)
-                    .max_by(|&a, &b| l[a as usize].total_cmp(&l[b as usize]).then(b.cmp(&a)))
-                    .unwrap()
-            })
-            .collect();
-        let fingerprint =
-            Fingerprint::from_logits(&assigned.seed, GENERATED, assigned.positions, |p| {
-                &logits[p as usize]
-            });
-        let mut salt = Sha256::new();
-        salt.update(b"salt/");
-        salt.update(node.as_bytes());
-        salt.update(assigned.query_id.to_be_bytes());
-        NodeResult {
-            output: encode_token_ids(&generated),
-            fingerprint: fingerprint.encode().expect("a valid fingerprint"),
-            salt: salt.finalize().to_vec(),
-        }
-    }
-
-    /// `sha256(node ‖ query_id ‖ result_hash(output, fingerprint) ‖ salt)`.
-    fn commitment(&self, node: &str, query_id: u64) -> [u8; 32] {
-        commitment(
-            node,
-            query_id,
-            &result_hash(&self.output, &self.fingerprint),
-            &self.salt,
-        )
-    }
-
-    fn commit_msg(&self, node: &str, query_id: u64) -> ExecuteMsg {
-        ExecuteMsg::Commit {
-            query_id,
-            commitment: HexBinary::from(self.commitment(node, query_id).to_vec()),
-        }
-    }
-
-    fn reveal_msg(&self, query_id: u64) -> ExecuteMsg {
-        ExecuteMsg::Reveal {
-            query_id,
-            output: Binary::from(self.output.clone()),
-            fingerprint: Binary::from(self.fingerprint.clone()),
-            salt: Binary::from(self.salt.clone()),
-        }
-    }
-}
-
-/// Deterministic logits in [-8, 8) for one decoding step of `model`.
-fn simulated_logits(model: u64, step: u32) -> Vec<f32> {
-    (0..VOCAB)
-        .map(|token| {
-            let mut x = (model << 48) ^ ((step as u64) << 24) ^ token as u64;
-            // splitmix64
-            x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
-            x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-            x ^= x >> 31;
-            (x % 16_000) as f32 / 1000.0 - 8.0
-        })
-        .collect()
 }
 
 /// Balances and fees paid at one moment, to check every movement afterwards.
@@ -349,16 +160,8 @@ impl Market {
             .collect();
 
         m.registry = m.instantiate(codes[0], &registry::InstantiateMsg {}, "kernel-registry");
-        let staking_msg = staking::InstantiateMsg {
-            admin: None,
-            denom: "unes".into(),
-            min_stake: Uint128::new(MIN_STAKE),
-            unbonding_blocks: UNBONDING_BLOCKS,
-            jail_blocks: JAIL_BLOCKS,
-            registry: m.registry.clone(),
-            market: None,
-            slash_recipient: m.treasury.to_string(),
-        };
+        let staking_msg =
+            devnet::staking_instantiate(None, m.registry.clone(), None, m.treasury.to_string());
         m.staking = m.instantiate(codes[1], &staking_msg, "node-staking");
         let market_msg = InstantiateMsg {
             admin: None,
@@ -452,17 +255,7 @@ impl Market {
     }
 
     fn execute_msg(&self, who: usize, contract: &str, msg: &impl Serialize, funds: u128) -> Any {
-        let msg = proto::MsgExecuteContract {
-            sender: self.address(who),
-            contract: contract.into(),
-            msg: serde_json::to_vec(msg).unwrap(),
-            funds: if funds > 0 {
-                vec![nesa_sdk::Coin::unes(funds).to_proto()]
-            } else {
-                vec![]
-            },
-        };
-        any("/cosmwasm.wasm.v1.MsgExecuteContract", msg)
+        execute_msg(&self.address(who), contract, msg, funds)
     }
 
     /// One block holding one signed transaction per `(account, message)`, in order.
@@ -496,11 +289,7 @@ impl Market {
     }
 
     fn query<T: DeserializeOwned>(&self, contract: &str, msg: &impl Serialize) -> T {
-        let answer = self
-            .chain
-            .query_smart(contract, serde_json::to_value(msg).unwrap())
-            .unwrap();
-        serde_json::from_value(answer).unwrap()
+        smart_query(&self.chain, contract, msg)
     }
 
     fn inference(&self, id: u64) -> QueryResponse {
@@ -529,23 +318,7 @@ impl Market {
     fn submit(&mut self) -> (Assigned, ExecTxResult) {
         let result = self.market_tx(USER, &submit_msg(self.kernel_id, &INPUT), ESCROW);
         assert_ok(&result, "submit_query");
-        let assigned = "wasm-query_assigned";
-        let seed = hex::decode(attribute(&result, assigned, "seed")).unwrap();
-        let assigned = Assigned {
-            query_id: attribute(&result, assigned, "query_id").parse().unwrap(),
-            nodes: attribute(&result, assigned, "nodes")
-                .split(',')
-                .map(str::to_string)
-                .collect(),
-            seed: seed.try_into().expect("a 32-byte seed"),
-            positions: attribute(&result, assigned, "fingerprint_positions")
-                .parse()
-                .unwrap(),
-            commit_deadline: attribute(&result, assigned, "commit_deadline")
-                .parse()
-                .unwrap(),
-        };
-        (assigned, result)
+        (Assigned::from_result(&result), result)
     }
 
     fn settle(&mut self, id: u64) -> ExecTxResult {

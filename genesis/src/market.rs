@@ -1,14 +1,12 @@
 //! The market at genesis: the kernel registry, node staking and inference market codes stored
-//! and instantiated wired to each other, with devnet parameters, so a fresh chain is a working
-//! market from its first block.
+//! and instantiated wired to each other, with the devnet parameters of `nesa_market::devnet`,
+//! so a fresh chain is a working market from its first block.
 
 use base64::Engine;
-use cosmwasm_std::{Decimal, Uint128};
-use nesa_market::market::{InstantiateMsg as MarketInstantiate, MarketParams, SlashFractions};
+use nesa_market::devnet;
 use nesa_market::registry::InstantiateMsg as RegistryInstantiate;
-use nesa_market::staking::InstantiateMsg as StakingInstantiate;
 
-use crate::{AppState, GenesisCode, GenesisContract, GenesisError, DENOM};
+use crate::{AppState, GenesisCode, GenesisContract, GenesisError};
 
 /// File names of the market contracts in an artifacts directory (`scripts/build-contracts`).
 pub const REGISTRY_WASM: &str = "nesa_kernel_registry.wasm";
@@ -42,40 +40,6 @@ pub struct MarketAddresses {
     pub market: String,
 }
 
-/// Devnet market parameters: a 15-block commit window (room to generate on a loaded machine; a
-/// query settles as soon as every node revealed, so the window only delays faulty rounds) and a
-/// 10-block reveal window, 3 nodes per query with a
-/// quorum of 2, slashes of 5–30% (after Livepeer and Truebit), 10% protocol fee and 10%
-/// kernel royalty.
-pub fn devnet_params() -> MarketParams {
-    let percent = |p: u64| Decimal::percent(p);
-    MarketParams {
-        commit_blocks: 15,
-        reveal_blocks: 10,
-        default_redundancy: 3,
-        max_redundancy: 5,
-        quorum: 2,
-        slash: SlashFractions {
-            no_commit: percent(20),
-            no_reveal: percent(20),
-            bad_reveal: percent(30),
-            outlier: percent(5),
-        },
-        jail_on_fault: true,
-        protocol_fee: percent(10),
-        kernel_royalty: percent(10),
-        fingerprint_tolerance: 3,
-        fingerprint_positions: 16,
-        max_input_tokens: 2048,
-        max_output_tokens: 512,
-        max_payload_bytes: 16384,
-        denom: DENOM.to_string(),
-    }
-}
-
-/// Minimum stake of a node runner on a devnet (1 NES).
-pub const DEVNET_MIN_STAKE: u128 = 1_000_000;
-
 /// Adds the market codes and contracts to `app_state`. `address_of(code_id, instance)` must
 /// return the classic contract address the chain will derive, so the contracts can be wired
 /// to each other before they exist.
@@ -105,23 +69,18 @@ pub fn deploy(
         value.map_err(|e| GenesisError::InvalidParams(e.to_string()))
     };
     let registry = json(serde_json::to_value(RegistryInstantiate {}))?;
-    let staking = json(serde_json::to_value(StakingInstantiate {
-        admin: admin.map(str::to_string),
-        denom: DENOM.to_string(),
-        min_stake: Uint128::new(DEVNET_MIN_STAKE),
-        unbonding_blocks: 100,
-        jail_blocks: 50,
-        registry: addresses.registry.clone(),
-        market: Some(addresses.market.clone()),
-        slash_recipient: treasury.to_string(),
-    }))?;
-    let market = json(serde_json::to_value(MarketInstantiate {
-        admin: admin.map(str::to_string),
-        registry: addresses.registry.clone(),
-        staking: addresses.staking.clone(),
-        treasury: treasury.to_string(),
-        params: devnet_params(),
-    }))?;
+    let staking = json(serde_json::to_value(devnet::staking_instantiate(
+        admin.map(str::to_string),
+        addresses.registry.clone(),
+        Some(addresses.market.clone()),
+        treasury.to_string(),
+    )))?;
+    let market = json(serde_json::to_value(devnet::market_instantiate(
+        admin.map(str::to_string),
+        addresses.registry.clone(),
+        addresses.staking.clone(),
+        treasury.to_string(),
+    )))?;
     let contract = |offset: u64, label: &str, msg: serde_json::Value| GenesisContract {
         code_id: first_code + offset,
         label: label.to_string(),
@@ -144,4 +103,53 @@ pub fn deploy(
     app_state.market = Some(addresses.clone());
     app_state.validate()?;
     Ok(addresses)
+}
+
+#[cfg(test)]
+mod tests {
+    use nesa_market::market::InstantiateMsg as MarketInstantiate;
+    use nesa_market::staking::InstantiateMsg as StakingInstantiate;
+
+    use super::*;
+
+    fn address(byte: u8) -> String {
+        let hrp = bech32::Hrp::parse(crate::ACCOUNT_PREFIX).unwrap();
+        bech32::encode::<bech32::Bech32>(hrp, &[byte; 20]).unwrap()
+    }
+
+    #[test]
+    fn the_genesis_market_runs_the_devnet_parameters_under_its_admin() {
+        let mut app_state = AppState::default();
+        let wasm = MarketWasm {
+            registry: vec![1],
+            staking: vec![2],
+            market: vec![3],
+        };
+        let (admin, treasury) = (address(1), address(2));
+        let addresses = deploy(
+            &mut app_state,
+            &wasm,
+            &admin,
+            Some(&admin),
+            &treasury,
+            |code, _| address(10 + code as u8),
+        )
+        .unwrap();
+        let contracts = &app_state.wasm.contracts;
+        assert!(contracts.iter().all(|c| c.admin.as_deref() == Some(&admin)));
+        let staking: StakingInstantiate = serde_json::from_value(contracts[1].msg.clone()).unwrap();
+        assert_eq!(
+            staking,
+            devnet::staking_instantiate(
+                Some(admin.clone()),
+                addresses.registry.clone(),
+                Some(addresses.market.clone()),
+                treasury.clone()
+            )
+        );
+        let market: MarketInstantiate = serde_json::from_value(contracts[2].msg.clone()).unwrap();
+        assert_eq!(market.params, devnet::market_params());
+        assert_eq!(market.params.commit_blocks, devnet::COMMIT_BLOCKS);
+        assert_eq!(market.admin, Some(admin));
+    }
 }

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 use nesa_engine::{default_model_path, Sampling, WeightFormat};
+use nesa_market::devnet;
 use nesa_node::cmd::chain;
 use nesa_node::cmd::generate::{self, GenerateArgs};
 use nesa_node::cmd::kernel;
@@ -49,16 +50,16 @@ enum Command {
     /// Register the configured model as a kernel (prints its id and stores it in the config).
     Register {
         /// Kernel name.
-        #[arg(long, default_value = "SmolLM2-135M-Instruct")]
+        #[arg(long, default_value = devnet::KERNEL_NAME)]
         name: String,
         /// Price per input token, in unes.
-        #[arg(long, default_value_t = 1)]
+        #[arg(long, default_value_t = devnet::PRICE_PER_INPUT_TOKEN)]
         price_in: u128,
         /// Price per output token, in unes.
-        #[arg(long, default_value_t = 2)]
+        #[arg(long, default_value_t = devnet::PRICE_PER_OUTPUT_TOKEN)]
         price_out: u128,
         /// Least number of nodes per query.
-        #[arg(long, default_value_t = 3)]
+        #[arg(long, default_value_t = devnet::KERNEL_MIN_REDUNDANCY)]
         min_redundancy: u8,
     },
     /// Bond stake and publish the profile serving the configured kernel, e.g. `bond 2000000unes`.

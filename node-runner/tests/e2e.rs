@@ -192,7 +192,8 @@ async fn settle(
 }
 
 /// Unknown kernel, empty prompt, too many tokens, too many output tokens: each refused by the
-/// client with its own error, and the user's balance does not move.
+/// market itself (its quote or a simulation of the submission) with its own reason, before
+/// anything is sent, and the user's balance does not move.
 async fn rejects_bad_queries_before_funds_move(devnet: &Devnet, tokenizer: &Tokenizer) {
     use nesa_sdk::market::SubmitError;
     let client = ChainClient::new(&devnet.rpc()).unwrap();
@@ -213,20 +214,26 @@ async fn rejects_bad_queries_before_funds_move(devnet: &Devnet, tokenizer: &Toke
     };
     type Expected = fn(&SubmitError) -> bool;
     let cases: Vec<(QueryRequest, Expected)> = vec![
-        (request(99, good.clone(), 16), |e| {
-            matches!(e, SubmitError::UnknownKernel(99))
-        }),
-        (request(1, vec![], 16), |e| {
-            matches!(e, SubmitError::EmptyPrompt)
-        }),
+        (
+            request(99, good.clone(), 16),
+            |e| matches!(e, SubmitError::Refused(reason) if reason.contains("kernel 99")),
+        ),
+        (
+            request(1, vec![], 16),
+            |e| matches!(e, SubmitError::Refused(reason) if reason.contains("the input is empty")),
+        ),
         (request(1, vec![42; 5000], 16), |e| {
             matches!(
                 e,
-                SubmitError::PromptTooLong { .. } | SubmitError::PayloadTooLarge { .. }
+                SubmitError::Refused(reason)
+                    if reason.contains("max_input_tokens") || reason.contains("max_payload_bytes")
             )
         }),
         (request(1, good.clone(), 100_000), |e| {
-            matches!(e, SubmitError::TooManyOutputTokens { .. })
+            matches!(
+                e,
+                SubmitError::Refused(reason) if reason.contains("max_output_tokens 100000")
+            )
         }),
     ];
     for (bad, expected) in cases {
@@ -237,6 +244,11 @@ async fn rejects_bad_queries_before_funds_move(devnet: &Devnet, tokenizer: &Toke
             .expect("a bad query is refused");
         assert!(expected(&error), "unexpected error: {error}");
         assert!(!error.to_string().is_empty());
+        assert!(!error.to_string().contains('\n'), "one line: {error}");
+        assert!(
+            !error.to_string().contains("wasm contract failed"),
+            "the market's own words, not the chain's wrapping: {error}"
+        );
     }
     assert_eq!(
         client.balance(&alice, "unes").await.unwrap().amount,

@@ -4,11 +4,14 @@ use std::{fmt, str::FromStr};
 
 use crate::coin::{validate_denom, Coin, CoinError, Coins};
 
-/// Gas limit used when the caller neither gives one nor asks for simulation.
+/// Gas limit of a hand-built [`crate::TxBuilder`] and of the copy signed for simulation.
 pub const DEFAULT_GAS_LIMIT: u64 = 200_000;
 /// Gas price used when the caller gives neither prices nor fees.
 pub const DEFAULT_GAS_PRICE: &str = "0.025unes";
-/// Margin over simulated gas, in tenths (1.3×): execution may touch more state than the simulation did.
+/// Margin over simulated gas, in tenths (1.3×, the Cosmos CLIs' usual `--gas-adjustment`;
+/// CosmJS's "auto" uses 1.4): execution may touch more state than the simulation did, e.g. a
+/// `settle` after one more reveal landed. Gas here is deterministic, so 1.3 leaves room
+/// without overpaying.
 pub const GAS_ADJUSTMENT_TENTHS: u64 = 13;
 
 /// Most decimals a gas price may have (the Cosmos SDK `Dec` precision).
@@ -32,18 +35,14 @@ pub enum FeeError {
 }
 
 /// How the gas limit of a transaction is chosen.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum GasSetting {
-    /// Use exactly this gas limit.
+    /// Use exactly this gas limit (`--gas <n>`).
     Fixed(u64),
-    /// Simulate the transaction and use the gas it used × 1.3.
+    /// Simulate the transaction and use the gas it used × 1.3 (the default, as CosmJS's
+    /// "auto"): a contract call never runs out of a guessed limit.
+    #[default]
     Auto,
-}
-
-impl Default for GasSetting {
-    fn default() -> Self {
-        Self::Fixed(DEFAULT_GAS_LIMIT)
-    }
 }
 
 impl FromStr for GasSetting {
@@ -223,6 +222,11 @@ mod tests {
             "0.025".parse::<GasPrice>(),
             Err(FeeError::Denom(_))
         ));
+    }
+
+    #[test]
+    fn gas_is_simulated_unless_a_limit_is_given() {
+        assert_eq!(GasSetting::default(), GasSetting::Auto);
     }
 
     #[test]

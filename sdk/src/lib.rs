@@ -25,7 +25,7 @@ pub use nesa_engine::tokenizer;
 
 pub use address::{Address, AddressError};
 pub use client::{
-    execute_msg, AccountInfo, BlockWatcher, ChainClient, ClientError, MarketContracts,
+    chain_reason, AccountInfo, BlockWatcher, ChainClient, ClientError, MarketContracts,
     SendTxOptions, TxEvent, TxEventAttribute, TxOutcome, TxSender, WatchedBlock,
 };
 pub use coin::{Coin, CoinError, Coins};

@@ -6,39 +6,40 @@ pub mod progress;
 use std::time::{Duration, Instant};
 
 use cosmwasm_std::{Binary, Uint128};
+use nesa_market::events::market::{attr, QUERY_SUBMITTED};
 use nesa_market::market::{
     ExecuteMsg, MarketParams, QueryMsg, QueryResponse, QuoteResponse, Sampling,
 };
-use nesa_market::registry::{Kernel, KernelStatus, KernelsResponse, QueryMsg as RegistryQuery};
+use nesa_market::registry::{Kernel, KernelsResponse, QueryMsg as RegistryQuery};
 
-use crate::client::{execute_msg, ChainClient, ClientError, MarketContracts, SendTxOptions};
-use crate::{Address, Coin, Coins, GasSetting};
+use crate::client::{chain_reason, ChainClient, ClientError, MarketContracts, SendTxOptions};
+use crate::{Coin, Coins};
 
-/// Why a query could not be submitted (checked before any funds move).
+/// Why a query could not be submitted.
 #[derive(Debug, thiserror::Error)]
 pub enum SubmitError {
-    #[error("the prompt is empty")]
-    EmptyPrompt,
-    #[error("kernel {0} does not exist: list kernels with `nesa query market kernels`")]
-    UnknownKernel(u64),
-    #[error("kernel {0} is deprecated")]
-    Deprecated(u64),
-    #[error("the prompt is {tokens} tokens; the market accepts at most {limit}")]
-    PromptTooLong { tokens: u32, limit: u32 },
-    #[error("the prompt is {bytes} bytes on chain; the market accepts at most {limit}")]
-    PayloadTooLarge { bytes: usize, limit: u32 },
-    #[error("at most {limit} output tokens may be asked for, not {asked}")]
-    TooManyOutputTokens { asked: u32, limit: u32 },
-    #[error("the escrow needs {needed} but the account holds {held}: fund {address} first")]
-    InsufficientFunds {
-        needed: Coin,
-        held: Coin,
-        address: Address,
-    },
+    /// The market (or the bank, for the escrow) refused the query, in its own words: from the
+    /// quote, or from simulating the submission. Nothing was sent and no funds moved.
+    #[error("the query was refused before anything was sent: {0}")]
+    Refused(String),
+    /// The submission executed but its event is missing (a market of another version?).
     #[error("the market did not report the new query's id (tx {0})")]
     NoQueryId(String),
+    /// The chain could not be reached or answered something unreadable.
     #[error(transparent)]
     Client(#[from] ClientError),
+}
+
+impl SubmitError {
+    /// A chain error as what it means for a submission: a refusal when the chain judged the
+    /// query (a failed quote or simulation), else a client error.
+    fn from_chain(error: ClientError) -> SubmitError {
+        match error {
+            ClientError::QueryFailed { log, .. } => SubmitError::Refused(chain_reason(&log)),
+            ClientError::Simulation { reason } => SubmitError::Refused(reason),
+            other => SubmitError::Client(other),
+        }
+    }
 }
 
 /// What a user asks.
@@ -107,105 +108,56 @@ impl<'c> MarketClient<'c> {
             .await
     }
 
-    /// Validates `request` against the kernel, the market's limits and the user's balance,
-    /// then submits it with the quoted escrow.
+    /// Submits `request` with the escrow the market quotes for it. The market judges the
+    /// request itself (kernel, limits, escrow): its quote and a simulation of the submission run
+    /// first, so a query it would refuse fails with the market's own reason before any funds
+    /// move.
     pub async fn submit(
         &self,
         key: &cosmrs::crypto::secp256k1::SigningKey,
         request: &QueryRequest,
     ) -> Result<Submitted, SubmitError> {
-        if request.input.is_empty() {
-            return Err(SubmitError::EmptyPrompt);
-        }
-        let kernel = self.kernel(request.kernel_id).await.map_err(|e| match e {
-            ClientError::QueryFailed { .. } => SubmitError::UnknownKernel(request.kernel_id),
-            other => SubmitError::Client(other),
-        })?;
-        if kernel.status == KernelStatus::Deprecated {
-            return Err(SubmitError::Deprecated(request.kernel_id));
-        }
-        let params = self.params().await?;
-        let tokens = request.input.len() as u32;
-        if tokens > params.max_input_tokens {
-            return Err(SubmitError::PromptTooLong {
-                tokens,
-                limit: params.max_input_tokens,
-            });
-        }
-        let input = nesa_market::tokens::encode_token_ids(&request.input);
-        if input.len() > params.max_payload_bytes as usize {
-            return Err(SubmitError::PayloadTooLarge {
-                bytes: input.len(),
-                limit: params.max_payload_bytes,
-            });
-        }
-        if request.max_output_tokens == 0 || request.max_output_tokens > params.max_output_tokens {
-            return Err(SubmitError::TooManyOutputTokens {
-                asked: request.max_output_tokens,
-                limit: params.max_output_tokens,
-            });
-        }
         let quote: QuoteResponse = self
             .client
             .query_contract(
                 &self.contracts.market,
                 &QueryMsg::Quote {
                     kernel_id: request.kernel_id,
-                    input_tokens: tokens,
+                    input_tokens: u32::try_from(request.input.len()).unwrap_or(u32::MAX),
                     max_output_tokens: request.max_output_tokens,
                     redundancy: request.redundancy,
                 },
             )
-            .await?;
+            .await
+            .map_err(SubmitError::from_chain)?;
         let escrow = Coin::new(quote.escrow.amount.u128(), &quote.escrow.denom).map_err(|e| {
             ClientError::Decode {
                 what: "quote",
                 reason: e.to_string(),
             }
         })?;
-        let user =
-            Address::from_public_key(&key.public_key()).map_err(|e| ClientError::Decode {
-                what: "key",
-                reason: e.to_string(),
-            })?;
-        let held = self.client.balance(&user, &escrow.denom).await?;
-        if held.amount < escrow.amount {
-            return Err(SubmitError::InsufficientFunds {
-                needed: escrow,
-                held,
-                address: user,
-            });
-        }
         let entropy: [u8; 32] = rand::random();
         let msg = ExecuteMsg::SubmitQuery {
             kernel_id: request.kernel_id,
-            input: Binary::from(input),
+            input: Binary::from(nesa_market::tokens::encode_token_ids(&request.input)),
             max_output_tokens: request.max_output_tokens,
             sampling: request.sampling,
             redundancy: request.redundancy,
             user_entropy: Binary::from(entropy.to_vec()),
         };
-        let any = execute_msg(
-            &user,
-            &self.contracts.market,
-            &msg,
-            &Coins::from(escrow.clone()),
-        )?;
         let outcome = self
             .client
-            .send_tx(
+            .execute_contract(
                 key,
-                vec![any],
-                &SendTxOptions {
-                    gas: GasSetting::Auto,
-                    ..Default::default()
-                },
+                &self.contracts.market,
+                &msg,
+                &Coins::from(escrow.clone()),
+                &SendTxOptions::default(),
             )
-            .await?;
-        let kind = nesa_market::events::wasm_type(nesa_market::events::market::QUERY_SUBMITTED);
+            .await
+            .map_err(SubmitError::from_chain)?;
         let query_id = outcome
-            .event_attribute(&kind, nesa_market::events::market::attr::QUERY_ID)
-            .and_then(|id| id.parse().ok())
+            .contract_attribute(QUERY_SUBMITTED, attr::QUERY_ID)
             .ok_or_else(|| SubmitError::NoQueryId(outcome.hash.to_string()))?;
         Ok(Submitted {
             query_id,
@@ -225,11 +177,6 @@ impl<'c> MarketClient<'c> {
         mut progress: impl FnMut(&QueryResponse),
     ) -> Result<QueryResponse, ClientError> {
         let started = Instant::now();
-        let user =
-            Address::from_public_key(&key.public_key()).map_err(|e| ClientError::Decode {
-                what: "key",
-                reason: e.to_string(),
-            })?;
         let mut watcher = crate::client::BlockWatcher::from_latest(self.client).await?;
         let mut settleable_blocks = 0u32;
         loop {
@@ -242,21 +189,15 @@ impl<'c> MarketClient<'c> {
                 settleable_blocks += 1;
                 // Nodes settle within a couple of blocks; after that the user does it.
                 if settleable_blocks == 4 {
-                    let any = execute_msg(
-                        &user,
-                        &self.contracts.market,
-                        &ExecuteMsg::Settle { query_id: id },
-                        &Coins::default(),
-                    )?;
+                    // A node may settle in the same block: the next state read tells.
                     let _ = self
                         .client
-                        .send_tx(
+                        .execute_contract(
                             key,
-                            vec![any],
-                            &SendTxOptions {
-                                gas: GasSetting::Auto,
-                                ..Default::default()
-                            },
+                            &self.contracts.market,
+                            &ExecuteMsg::Settle { query_id: id },
+                            &Coins::default(),
+                            &SendTxOptions::default(),
                         )
                         .await;
                 }

@@ -230,6 +230,63 @@ async fn send_tx_simulates_signs_broadcasts_and_waits_for_the_block() {
     assert_eq!(tx.body.memo, "mock");
 }
 
+/// A fixed gas limit: no simulation, so the node's answer to the broadcast itself is tested.
+fn fixed_gas() -> SendTxOptions {
+    SendTxOptions {
+        gas: GasSetting::Fixed(200_000),
+        ..SendTxOptions::default()
+    }
+}
+
+#[tokio::test]
+async fn a_contract_call_the_contract_refuses_in_simulation_is_never_broadcast() {
+    let broadcasts = Arc::new(Mutex::new(0u32));
+    let counted = broadcasts.clone();
+    let script: Script = Arc::new(move |method, params| {
+        match method {
+        "abci_query" => match params["path"].as_str().unwrap() {
+            "/cosmos.auth.v1beta1.Query/Account" => Ok(account_response(3, 1)),
+            "/cosmos.tx.v1beta1.Service/Simulate" => Ok(abci_error(
+                18,
+                "rpc error: code = InvalidArgument desc = failed to execute message; message index: 0: query 9 does not exist: execute wasm contract failed: invalid request",
+            )),
+            other => panic!("unexpected query {other}"),
+        },
+        "broadcast_tx_sync" => {
+            *counted.lock().unwrap() += 1;
+            Ok(broadcast_reply(params["tx"].as_str().unwrap(), 0, ""))
+        }
+        other => panic!("unexpected method {other}"),
+    }
+    });
+    let client = ChainClient::new(&spawn_node(script).await)
+        .unwrap()
+        .with_chain_id("nesa-test-1".parse().unwrap());
+    let (key, _) = send_msg();
+    let settle = json!({ "settle": { "query_id": 9 } });
+
+    // Even with a fixed gas limit the call is simulated first.
+    let error = with_timeout(client.execute_contract(
+        &key,
+        "nesa1contract",
+        &settle,
+        &Default::default(),
+        &fixed_gas(),
+    ))
+    .await
+    .unwrap_err();
+
+    assert!(
+        matches!(&error, ClientError::Simulation { reason } if reason == "query 9 does not exist"),
+        "{error}"
+    );
+    assert_eq!(
+        error.to_string(),
+        "the chain refused the transaction when simulating it, so nothing was sent: query 9 does not exist"
+    );
+    assert_eq!(*broadcasts.lock().unwrap(), 0, "nothing broadcast");
+}
+
 #[tokio::test]
 async fn check_tx_rejection_reports_the_chain_log() {
     let script: Script = Arc::new(|method, params| match method {
@@ -246,7 +303,7 @@ async fn check_tx_rejection_reports_the_chain_log() {
         .with_chain_id("nesa-test-1".parse().unwrap());
     let (key, send) = send_msg();
 
-    let error = with_timeout(client.send_tx(&key, vec![send], &SendTxOptions::default()))
+    let error = with_timeout(client.send_tx(&key, vec![send], &fixed_gas()))
         .await
         .unwrap_err();
 
@@ -270,7 +327,7 @@ async fn failed_execution_in_a_block_is_an_error_with_the_log() {
         .with_chain_id("nesa-test-1".parse().unwrap());
     let (key, send) = send_msg();
 
-    let error = with_timeout(client.send_tx(&key, vec![send], &SendTxOptions::default()))
+    let error = with_timeout(client.send_tx(&key, vec![send], &fixed_gas()))
         .await
         .unwrap_err();
 

@@ -6,9 +6,14 @@ use cosmwasm_std::{Binary, Deps, DepsMut, Env, MessageInfo, Response, StdResult}
 
 use crate::commit_reveal::{self, RevealRequest};
 use crate::error::ContractError;
-use crate::msg::{ExecuteMsg, InstantiateMsg, QueryMsg};
+use crate::msg::{ExecuteMsg, InstantiateMsg, MigrateMsg, QueryMsg};
 use crate::submit::{self, QueryRequest};
-use crate::{instantiate as setup, query, settle};
+use crate::{execute, instantiate as setup, query, settle};
+
+/// The cw2 name recorded in the contract's state (a migration must keep it).
+pub const CONTRACT_NAME: &str = env!("CARGO_PKG_NAME");
+/// The cw2 version of this code (a migration may not go below the recorded one).
+pub const CONTRACT_VERSION: &str = env!("CARGO_PKG_VERSION");
 
 #[cfg_attr(not(feature = "library"), entry_point)]
 pub fn instantiate(
@@ -72,8 +77,8 @@ pub fn execute(
             },
         ),
         ExecuteMsg::Settle { query_id } => settle::settle(deps, env, info, query_id),
-        ExecuteMsg::UpdateParams { params } => setup::update_params(deps, info, params),
-        ExecuteMsg::UpdateAdmin { admin } => setup::update_admin(deps, info, admin),
+        ExecuteMsg::UpdateParams { params } => execute::update_params(deps, info, params),
+        ExecuteMsg::UpdateAdmin { admin } => execute::update_admin(deps, info, admin),
     }
 }
 
@@ -105,4 +110,16 @@ pub fn query(deps: Deps, env: Env, msg: QueryMsg) -> StdResult<Binary> {
         QueryMsg::Params {} => query::params(deps),
         QueryMsg::Config {} => query::config(deps),
     }
+}
+
+/// Takes over the state of an older (or the same) version of this contract. The state layout
+/// has not changed so far, so only the recorded version moves; a layout change converts the
+/// state here, after the checks.
+#[cfg_attr(not(feature = "library"), entry_point)]
+pub fn migrate(deps: DepsMut, _env: Env, _msg: MigrateMsg) -> Result<Response, ContractError> {
+    Ok(nesa_market::upgrade::migrate(
+        deps.storage,
+        CONTRACT_NAME,
+        CONTRACT_VERSION,
+    )?)
 }

@@ -9,6 +9,7 @@ use nesa_market::fingerprint::{FingerprintError, MAX_FINGERPRINT_BYTES};
 use nesa_market::market::{QueryId, QueryStatus, USER_ENTROPY_BYTES};
 use nesa_market::registry::KernelId;
 use nesa_market::TokenIdsError;
+use nesa_market::UpgradeError;
 
 #[derive(Error, Debug, PartialEq)]
 pub enum ContractError {
@@ -17,6 +18,9 @@ pub enum ContractError {
 
     #[error(transparent)]
     Overflow(#[from] OverflowError),
+
+    #[error(transparent)]
+    Upgrade(#[from] UpgradeError),
 
     #[error("pay the escrow in one coin of the market's denom: {0}")]
     Payment(#[from] PaymentError),

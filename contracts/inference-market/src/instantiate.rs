@@ -1,9 +1,11 @@
-//! Instantiation and the admin's messages.
+//! Instantiation: the wired contracts, the validated parameters and the first seed, its cw2
+//! name and version recorded.
 
-use cosmwasm_std::{DepsMut, Env, Event, MessageInfo, Response};
-use nesa_market::events::market as events;
-use nesa_market::market::{InstantiateMsg, MarketParams};
+use cosmwasm_std::{DepsMut, Env, MessageInfo, Response};
+use nesa_market::market::InstantiateMsg;
+use nesa_market::upgrade::record_version;
 
+use crate::contract::{CONTRACT_NAME, CONTRACT_VERSION};
 use crate::error::ContractError;
 use crate::params::validate_params;
 use crate::sampling::genesis_seed;
@@ -27,6 +29,7 @@ pub fn instantiate(
         staking: api.addr_validate(&msg.staking)?,
         treasury: api.addr_validate(&msg.treasury)?,
     };
+    record_version(deps.storage, CONTRACT_NAME, CONTRACT_VERSION)?;
     CONFIG.save(deps.storage, &config)?;
     PARAMS.save(deps.storage, &msg.params)?;
     QUERY_COUNT.save(deps.storage, &0)?;
@@ -39,40 +42,4 @@ pub fn instantiate(
     Ok(Response::new()
         .add_attribute("action", "instantiate")
         .add_attribute("admin", config.admin))
-}
-
-pub fn update_params(
-    deps: DepsMut,
-    info: MessageInfo,
-    params: MarketParams,
-) -> Result<Response, ContractError> {
-    cw_utils::nonpayable(&info)?;
-    ensure_admin(&deps, &info)?;
-    validate_params(&params)?;
-    PARAMS.save(deps.storage, &params)?;
-    Ok(Response::new().add_event(Event::new(events::PARAMS_UPDATED)))
-}
-
-pub fn update_admin(
-    deps: DepsMut,
-    info: MessageInfo,
-    admin: String,
-) -> Result<Response, ContractError> {
-    cw_utils::nonpayable(&info)?;
-    let mut config = ensure_admin(&deps, &info)?;
-    config.admin = deps.api.addr_validate(&admin)?;
-    CONFIG.save(deps.storage, &config)?;
-    Ok(Response::new()
-        .add_attribute("action", "update_admin")
-        .add_attribute("admin", config.admin))
-}
-
-fn ensure_admin(deps: &DepsMut, info: &MessageInfo) -> Result<Config, ContractError> {
-    let config = CONFIG.load(deps.storage)?;
-    if info.sender != config.admin {
-        return Err(ContractError::NotAdmin {
-            admin: config.admin,
-        });
-    }
-    Ok(config)
 }

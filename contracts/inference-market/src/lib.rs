@@ -11,6 +11,7 @@ pub mod cdv;
 mod commit_reveal;
 pub mod contract;
 pub mod error;
+mod execute;
 mod instantiate;
 pub mod lifecycle;
 pub mod msg;

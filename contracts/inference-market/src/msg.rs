@@ -6,3 +6,4 @@ pub use nesa_market::market::{
     NodeOutcome, QueriesResponse, QueryId, QueryMsg, QueryPhase, QueryResponse, QueryStatus,
     QuoteResponse, Reveal, Sampling, Settlement, SlashFractions, SlashReason,
 };
+pub use nesa_market::upgrade::MigrateMsg;

@@ -87,39 +87,13 @@ pub fn validate_params(params: &MarketParams) -> Result<(), ContractError> {
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
-    use nesa_market::market::SlashFractions;
+mod tests {
+    use nesa_market::devnet;
 
     use super::*;
 
-    /// The devnet defaults.
-    pub fn devnet() -> MarketParams {
-        MarketParams {
-            commit_blocks: 10,
-            reveal_blocks: 10,
-            default_redundancy: 3,
-            max_redundancy: 5,
-            quorum: 2,
-            slash: SlashFractions {
-                no_commit: Decimal::percent(20),
-                no_reveal: Decimal::percent(20),
-                bad_reveal: Decimal::percent(30),
-                outlier: Decimal::percent(5),
-            },
-            jail_on_fault: true,
-            protocol_fee: Decimal::percent(10),
-            kernel_royalty: Decimal::percent(10),
-            fingerprint_tolerance: 3,
-            fingerprint_positions: 16,
-            max_input_tokens: 2048,
-            max_output_tokens: 512,
-            max_payload_bytes: 16_384,
-            denom: "unes".into(),
-        }
-    }
-
     fn rejected(change: impl FnOnce(&mut MarketParams), expected: &str) {
-        let mut params = devnet();
+        let mut params = devnet::market_params();
         change(&mut params);
         match validate_params(&params) {
             Err(ContractError::InvalidParams { reason }) => {
@@ -131,7 +105,7 @@ pub(crate) mod tests {
 
     #[test]
     fn the_devnet_defaults_are_valid() {
-        validate_params(&devnet()).unwrap();
+        validate_params(&devnet::market_params()).unwrap();
     }
 
     #[test]

@@ -1,10 +1,11 @@
 //! Query handlers.
 
 use cosmwasm_std::{to_json_binary, Addr, Binary, Coin, Deps, Env, Order, StdError, StdResult};
-use cw_storage_plus::{Bound, Map};
+use cw_storage_plus::{Map, Prefix};
 use nesa_market::market::{
     ConfigResponse, QueriesResponse, QueryId, QueryResponse, QueryStatus, QuoteResponse,
 };
+use nesa_market::pagination::Page;
 use nesa_market::registry::KernelId;
 
 use crate::lifecycle::phase;
@@ -13,9 +14,6 @@ use crate::state::{
     QUERY_COUNT, RUNNING_SEED,
 };
 use crate::submit::{load_active_kernel, max_payment, redundancy};
-
-const DEFAULT_LIMIT: u32 = 10;
-const MAX_LIMIT: u32 = 30;
 
 pub fn query(deps: Deps, env: Env, id: QueryId) -> StdResult<Binary> {
     let query = QUERIES
@@ -60,18 +58,8 @@ pub fn by_status(
     start_after: Option<QueryId>,
     limit: Option<u32>,
 ) -> StdResult<Binary> {
-    let queries = QUERIES_BY_STATUS
-        .prefix(status.as_str())
-        .keys(
-            deps.storage,
-            start_after.map(Bound::exclusive),
-            None,
-            Order::Ascending,
-        )
-        .take(page(limit))
-        .map(|id| QUERIES.load(deps.storage, id?))
-        .collect::<StdResult<_>>()?;
-    to_json_binary(&QueriesResponse { queries })
+    let index = QUERIES_BY_STATUS.prefix(status.as_str());
+    queries_page(deps, &index, start_after, limit)
 }
 
 fn by_index(
@@ -81,16 +69,20 @@ fn by_index(
     start_after: Option<QueryId>,
     limit: Option<u32>,
 ) -> StdResult<Binary> {
-    let queries = index
-        .prefix(key)
-        .keys(
-            deps.storage,
-            start_after.map(Bound::exclusive),
-            None,
-            Order::Ascending,
-        )
-        .take(page(limit))
-        .map(|id| QUERIES.load(deps.storage, id?))
+    queries_page(deps, &index.prefix(key), start_after, limit)
+}
+
+/// The queries whose ids `index` lists, one page of them.
+fn queries_page(
+    deps: Deps,
+    index: &Prefix<QueryId, (), QueryId>,
+    start_after: Option<QueryId>,
+    limit: Option<u32>,
+) -> StdResult<Binary> {
+    let queries = Page::new(start_after, limit)
+        .collect(|min| index.keys(deps.storage, min, None, Order::Ascending))?
+        .into_iter()
+        .map(|id| QUERIES.load(deps.storage, id))
         .collect::<StdResult<_>>()?;
     to_json_binary(&QueriesResponse { queries })
 }
@@ -133,8 +125,4 @@ pub fn config(deps: Deps) -> StdResult<Binary> {
         query_count: QUERY_COUNT.load(deps.storage)?,
         running_seed: RUNNING_SEED.load(deps.storage)?.to_vec().into(),
     })
-}
-
-fn page(limit: Option<u32>) -> usize {
-    limit.unwrap_or(DEFAULT_LIMIT).min(MAX_LIMIT) as usize
 }

@@ -9,6 +9,7 @@ use nesa_inference_market::msg::{
     NodeOutcome, QueriesResponse, QueryMsg, QueryPhase, QueryStatus, QuoteResponse, SlashReason,
 };
 use nesa_inference_market::ContractError;
+use nesa_market::devnet::{JAIL_BLOCKS, UNBONDING_BLOCKS};
 use nesa_market::staking;
 
 use support::Behaviour::{Copier, Diverged, Honest, Lazy, Silent, Vanishes};
@@ -111,13 +112,14 @@ fn submission_emits_the_assignment_node_runners_watch_for() {
     unique.dedup();
     assert_eq!(unique.len(), 3, "assigned nodes are distinct");
     let height = market.height();
+    let params = devnet_params();
     assert_eq!(
         attribute(&response, "wasm-query_assigned", "commit_deadline"),
-        (height + 10).to_string()
+        (height + params.commit_blocks).to_string()
     );
     assert_eq!(
         attribute(&response, "wasm-query_assigned", "reveal_deadline"),
-        (height + 20).to_string()
+        (height + params.commit_blocks + params.reveal_blocks).to_string()
     );
     let seed = attribute(&response, "wasm-query_assigned", "seed");
     assert_eq!(seed, market.query(1).query.seed.to_hex());

@@ -10,6 +10,7 @@ use cosmwasm_std::Uint128;
 use cw_multi_test::Executor;
 use nesa_inference_market::msg::{NodeOutcome, QueriesResponse, QueryMsg, QueryStatus};
 use nesa_inference_market::ContractError;
+use nesa_market::devnet::JAIL_BLOCKS;
 use nesa_market::staking;
 use proptest::prelude::*;
 

@@ -5,6 +5,7 @@ use cw_utils::PaymentError;
 use thiserror::Error;
 
 use nesa_market::registry::{KernelId, MAX_REDUNDANCY};
+use nesa_market::UpgradeError;
 
 #[derive(Error, Debug, PartialEq)]
 pub enum ContractError {
@@ -13,6 +14,9 @@ pub enum ContractError {
 
     #[error("the registry takes no funds: {0}")]
     Payment(#[from] PaymentError),
+
+    #[error(transparent)]
+    Upgrade(#[from] UpgradeError),
 
     #[error("kernel {id} does not exist")]
     KernelNotFound { id: KernelId },

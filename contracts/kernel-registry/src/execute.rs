@@ -1,4 +1,4 @@
-//! Handlers of instantiate and execute.
+//! Handlers of the execute messages.
 
 use cosmwasm_std::{Addr, DepsMut, Env, Event, MessageInfo, Order, Response, StdResult, Storage};
 use nesa_market::events::registry::{self as events, attr};
@@ -7,12 +7,6 @@ use nesa_market::registry::{Kernel, KernelFork, KernelId, KernelStatus, KernelUp
 use crate::error::ContractError;
 use crate::state::{KERNELS, KERNELS_BY_NAME, KERNELS_BY_OWNER, KERNEL_COUNT};
 use crate::validation::validate_kernel;
-
-pub fn instantiate(deps: DepsMut, info: MessageInfo) -> Result<Response, ContractError> {
-    cw_utils::nonpayable(&info)?;
-    KERNEL_COUNT.save(deps.storage, &0)?;
-    Ok(Response::new().add_attribute("action", "instantiate"))
-}
 
 pub fn register(
     deps: DepsMut,

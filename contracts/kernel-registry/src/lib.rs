@@ -8,6 +8,7 @@
 pub mod contract;
 pub mod error;
 mod execute;
+mod instantiate;
 pub mod msg;
 mod query;
 pub mod state;

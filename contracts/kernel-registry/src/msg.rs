@@ -5,3 +5,4 @@ pub use nesa_market::registry::{
     ConfigResponse, Encryption, ExecuteMsg, InstantiateMsg, Kernel, KernelFork, KernelId,
     KernelStatus, KernelUpdate, KernelsResponse, NewKernel, QueryMsg, ShardRange,
 };
+pub use nesa_market::upgrade::MigrateMsg;

@@ -1,17 +1,10 @@
 //! Query handlers.
 
 use cosmwasm_std::{to_json_binary, Binary, Deps, Order, StdError, StdResult};
-use cw_storage_plus::Bound;
+use nesa_market::pagination::Page;
 use nesa_market::registry::{ConfigResponse, KernelId, KernelsResponse};
 
 use crate::state::{KERNELS, KERNELS_BY_NAME, KERNELS_BY_OWNER, KERNEL_COUNT};
-
-const DEFAULT_LIMIT: u32 = 10;
-const MAX_LIMIT: u32 = 30;
-
-fn page(limit: Option<u32>) -> usize {
-    limit.unwrap_or(DEFAULT_LIMIT).min(MAX_LIMIT) as usize
-}
 
 pub fn kernel(deps: Deps, id: KernelId) -> StdResult<Binary> {
     let kernel = KERNELS
@@ -21,16 +14,11 @@ pub fn kernel(deps: Deps, id: KernelId) -> StdResult<Binary> {
 }
 
 pub fn kernels(deps: Deps, start_after: Option<KernelId>, limit: Option<u32>) -> StdResult<Binary> {
-    let kernels = KERNELS
-        .range(
-            deps.storage,
-            start_after.map(Bound::exclusive),
-            None,
-            Order::Ascending,
-        )
-        .take(page(limit))
-        .map(|item| item.map(|(_, kernel)| kernel))
-        .collect::<StdResult<_>>()?;
+    let kernels = Page::new(start_after, limit)
+        .collect(|min| KERNELS.range(deps.storage, min, None, Order::Ascending))?
+        .into_iter()
+        .map(|(_, kernel)| kernel)
+        .collect();
     to_json_binary(&KernelsResponse { kernels })
 }
 
@@ -41,16 +29,11 @@ pub fn by_owner(
     limit: Option<u32>,
 ) -> StdResult<Binary> {
     let owner = deps.api.addr_validate(&owner)?;
-    let kernels = KERNELS_BY_OWNER
-        .prefix(&owner)
-        .keys(
-            deps.storage,
-            start_after.map(Bound::exclusive),
-            None,
-            Order::Ascending,
-        )
-        .take(page(limit))
-        .map(|id| KERNELS.load(deps.storage, id?))
+    let owned = KERNELS_BY_OWNER.prefix(&owner);
+    let kernels = Page::new(start_after, limit)
+        .collect(|min| owned.keys(deps.storage, min, None, Order::Ascending))?
+        .into_iter()
+        .map(|id| KERNELS.load(deps.storage, id))
         .collect::<StdResult<_>>()?;
     to_json_binary(&KernelsResponse { kernels })
 }
@@ -61,16 +44,11 @@ pub fn versions(
     start_after: Option<u32>,
     limit: Option<u32>,
 ) -> StdResult<Binary> {
-    let kernels = KERNELS_BY_NAME
-        .prefix(&name)
-        .range(
-            deps.storage,
-            start_after.map(Bound::exclusive),
-            None,
-            Order::Ascending,
-        )
-        .take(page(limit))
-        .map(|item| KERNELS.load(deps.storage, item?.1))
+    let named = KERNELS_BY_NAME.prefix(&name);
+    let kernels = Page::new(start_after, limit)
+        .collect(|min| named.range(deps.storage, min, None, Order::Ascending))?
+        .into_iter()
+        .map(|(_, id)| KERNELS.load(deps.storage, id))
         .collect::<StdResult<_>>()?;
     to_json_binary(&KernelsResponse { kernels })
 }

@@ -5,8 +5,13 @@ use cosmwasm_std::entry_point;
 use cosmwasm_std::{Binary, Deps, DepsMut, Env, MessageInfo, Response, StdResult};
 
 use crate::error::ContractError;
-use crate::msg::{ExecuteMsg, InstantiateMsg, QueryMsg};
-use crate::{execute, query};
+use crate::msg::{ExecuteMsg, InstantiateMsg, MigrateMsg, QueryMsg};
+use crate::{execute, instantiate as setup, query};
+
+/// The cw2 name recorded in the contract's state (a migration must keep it).
+pub const CONTRACT_NAME: &str = env!("CARGO_PKG_NAME");
+/// The cw2 version of this code (a migration may not go below the recorded one).
+pub const CONTRACT_VERSION: &str = env!("CARGO_PKG_VERSION");
 
 #[cfg_attr(not(feature = "library"), entry_point)]
 pub fn instantiate(
@@ -15,7 +20,7 @@ pub fn instantiate(
     info: MessageInfo,
     msg: InstantiateMsg,
 ) -> Result<Response, ContractError> {
-    execute::instantiate(deps, info, msg)
+    setup::instantiate(deps, info, msg)
 }
 
 #[cfg_attr(not(feature = "library"), entry_point)]
@@ -65,4 +70,16 @@ pub fn query(deps: Deps, _env: Env, msg: QueryMsg) -> StdResult<Binary> {
         } => query::candidates(deps, kernel_id, start_after, limit),
         QueryMsg::Config {} => query::config(deps),
     }
+}
+
+/// Takes over the state of an older (or the same) version of this contract. The state layout
+/// has not changed so far, so only the recorded version moves; a layout change converts the
+/// state here, after the checks.
+#[cfg_attr(not(feature = "library"), entry_point)]
+pub fn migrate(deps: DepsMut, _env: Env, _msg: MigrateMsg) -> Result<Response, ContractError> {
+    Ok(nesa_market::upgrade::migrate(
+        deps.storage,
+        CONTRACT_NAME,
+        CONTRACT_VERSION,
+    )?)
 }

@@ -6,6 +6,7 @@ use thiserror::Error;
 
 use nesa_market::registry::KernelId;
 use nesa_market::staking::{MAX_SERVED_KERNELS, MAX_UNBONDING_ENTRIES};
+use nesa_market::UpgradeError;
 
 #[derive(Error, Debug, PartialEq)]
 pub enum ContractError {
@@ -14,6 +15,9 @@ pub enum ContractError {
 
     #[error(transparent)]
     Overflow(#[from] OverflowError),
+
+    #[error(transparent)]
+    Upgrade(#[from] UpgradeError),
 
     #[error("bond with one coin of the stake denom: {0}")]
     Payment(#[from] PaymentError),

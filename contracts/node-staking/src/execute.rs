@@ -1,41 +1,16 @@
-//! Handlers of instantiate and execute.
+//! Handlers of the execute messages.
 
 use cosmwasm_std::{
     coins, Addr, BankMsg, Decimal, DepsMut, Env, Event, MessageInfo, Response, Uint128,
 };
 use nesa_market::events::staking::{self as events, attr};
 use nesa_market::staking::{
-    ConfigUpdate, InstantiateMsg, NodeProfile, StakingConfig, UnbondingEntry, MAX_UNBONDING_ENTRIES,
+    ConfigUpdate, NodeProfile, StakingConfig, UnbondingEntry, MAX_UNBONDING_ENTRIES,
 };
 
 use crate::error::ContractError;
 use crate::profile::{reindex, validate_profile};
 use crate::state::{Node, CONFIG, NODES};
-
-pub fn instantiate(
-    deps: DepsMut,
-    info: MessageInfo,
-    msg: InstantiateMsg,
-) -> Result<Response, ContractError> {
-    cw_utils::nonpayable(&info)?;
-    let api = deps.api;
-    let config = StakingConfig {
-        admin: match msg.admin {
-            Some(admin) => api.addr_validate(&admin)?,
-            None => info.sender,
-        },
-        denom: msg.denom,
-        min_stake: msg.min_stake,
-        unbonding_blocks: msg.unbonding_blocks,
-        jail_blocks: msg.jail_blocks,
-        registry: api.addr_validate(&msg.registry)?,
-        market: msg.market.map(|m| api.addr_validate(&m)).transpose()?,
-        slash_recipient: api.addr_validate(&msg.slash_recipient)?,
-    };
-    validate_config(&config)?;
-    CONFIG.save(deps.storage, &config)?;
-    Ok(Response::new().add_attribute("action", "instantiate"))
-}
 
 pub fn bond(
     deps: DepsMut,
@@ -298,7 +273,7 @@ pub fn update_config(
     Ok(Response::new().add_event(Event::new(events::CONFIG_UPDATED)))
 }
 
-fn validate_config(config: &StakingConfig) -> Result<(), ContractError> {
+pub(crate) fn validate_config(config: &StakingConfig) -> Result<(), ContractError> {
     let invalid = |reason: &str| ContractError::InvalidConfig {
         reason: reason.into(),
     };

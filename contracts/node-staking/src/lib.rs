@@ -6,6 +6,7 @@
 pub mod contract;
 pub mod error;
 mod execute;
+mod instantiate;
 pub mod msg;
 mod profile;
 mod query;

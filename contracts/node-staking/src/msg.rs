@@ -5,3 +5,4 @@ pub use nesa_market::staking::{
     Candidate, CandidatesResponse, ConfigUpdate, ExecuteMsg, InstantiateMsg, NodeProfile,
     NodeResponse, NodesResponse, QueryMsg, ServedKernel, StakingConfig, UnbondingEntry,
 };
+pub use nesa_market::upgrade::MigrateMsg;

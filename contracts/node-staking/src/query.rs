@@ -1,7 +1,7 @@
 //! Query handlers.
 
 use cosmwasm_std::{to_json_binary, Addr, Binary, Deps, Order, StdError, StdResult};
-use cw_storage_plus::Bound;
+use nesa_market::pagination::Page;
 use nesa_market::registry::KernelId;
 use nesa_market::staking::{
     Candidate, CandidatesResponse, NodeResponse, NodesResponse, CANDIDATES_PAGE,
@@ -9,9 +9,6 @@ use nesa_market::staking::{
 
 use crate::profile::{layer_count, serves_all_layers};
 use crate::state::{Node, CONFIG, NODES, SERVERS};
-
-const DEFAULT_LIMIT: u32 = 10;
-const MAX_LIMIT: u32 = 30;
 
 pub fn node(deps: Deps, address: String) -> StdResult<Binary> {
     let address = deps.api.addr_validate(&address)?;
@@ -27,16 +24,11 @@ pub fn nodes(deps: Deps, start_after: Option<String>, limit: Option<u32>) -> Std
     let start = start_after
         .map(|a| deps.api.addr_validate(&a))
         .transpose()?;
-    let nodes = NODES
-        .range(
-            deps.storage,
-            start.as_ref().map(Bound::exclusive),
-            None,
-            Order::Ascending,
-        )
-        .take(limit.unwrap_or(DEFAULT_LIMIT).min(MAX_LIMIT) as usize)
-        .map(|item| item.map(|(address, node)| node_response(address, node, min_stake)))
-        .collect::<StdResult<_>>()?;
+    let nodes = Page::new(start.as_ref(), limit)
+        .collect(|min| NODES.range(deps.storage, min, None, Order::Ascending))?
+        .into_iter()
+        .map(|(address, node)| node_response(address, node, min_stake))
+        .collect();
     to_json_binary(&NodesResponse { nodes })
 }
 
@@ -53,14 +45,14 @@ pub fn candidates(
     let start = start_after
         .map(|a| deps.api.addr_validate(&a))
         .transpose()?;
-    let limit = limit.unwrap_or(CANDIDATES_PAGE).min(CANDIDATES_PAGE) as usize;
+    let page = Page::up_to(start.as_ref(), limit, CANDIDATES_PAGE);
+    let limit = page.limit;
     let mut candidates = Vec::new();
-    for address in SERVERS.prefix(kernel_id).keys(
-        deps.storage,
-        start.as_ref().map(Bound::exclusive),
-        None,
-        Order::Ascending,
-    ) {
+    // Ineligible servers are skipped, so the scan may pass more keys than the page holds.
+    for address in SERVERS
+        .prefix(kernel_id)
+        .keys(deps.storage, page.min(), None, Order::Ascending)
+    {
         if candidates.len() == limit {
             break;
         }

@@ -4,21 +4,18 @@
 use cosmwasm_std::{coin, coins, Addr, Decimal, Empty, HexBinary, Uint128};
 use cw_multi_test::{App, AppResponse, Contract, ContractWrapper, Executor};
 
+use nesa_market::devnet::{self, JAIL_BLOCKS, MIN_STAKE, UNBONDING_BLOCKS};
 use nesa_market::registry::{self, Encryption, NewKernel, ShardRange};
-use nesa_node_staking::contract::{execute, instantiate, query};
+use nesa_market::DENOM;
+use nesa_node_staking::contract::{execute, instantiate, migrate, query};
 use nesa_node_staking::msg::{
-    Candidate, CandidatesResponse, ConfigUpdate, ExecuteMsg, InstantiateMsg, NodeProfile,
-    NodeResponse, NodesResponse, QueryMsg, ServedKernel, StakingConfig, UnbondingEntry,
+    Candidate, CandidatesResponse, ConfigUpdate, ExecuteMsg, MigrateMsg, NodeProfile, NodeResponse,
+    NodesResponse, QueryMsg, ServedKernel, StakingConfig, UnbondingEntry,
 };
 use nesa_node_staking::ContractError;
 
-const DENOM: &str = "unes";
-const MIN_STAKE: u128 = 1_000_000;
-const UNBONDING_BLOCKS: u64 = 100;
-const JAIL_BLOCKS: u64 = 50;
-
 fn staking_code() -> Box<dyn Contract<Empty>> {
-    Box::new(ContractWrapper::new(execute, instantiate, query))
+    Box::new(ContractWrapper::new(execute, instantiate, query).with_migrate(migrate))
 }
 
 fn registry_code() -> Box<dyn Contract<Empty>> {
@@ -33,6 +30,8 @@ fn registry_code() -> Box<dyn Contract<Empty>> {
 struct Staking {
     app: App,
     contract: Addr,
+    admin: Addr,
+    registry: Addr,
     market: Addr,
     treasury: Addr,
 }
@@ -65,7 +64,7 @@ impl Staking {
                 &registry::InstantiateMsg {},
                 &[],
                 "registry",
-                None,
+                Some(admin.to_string()),
             )
             .unwrap();
         for (name, layers) in [("smollm2", 30), ("tiny", 12)] {
@@ -83,25 +82,23 @@ impl Staking {
         let contract = app
             .instantiate_contract(
                 staking_id,
-                admin,
-                &InstantiateMsg {
-                    admin: None,
-                    denom: DENOM.into(),
-                    min_stake: Uint128::new(MIN_STAKE),
-                    unbonding_blocks: UNBONDING_BLOCKS,
-                    jail_blocks: JAIL_BLOCKS,
-                    registry: registry.to_string(),
-                    market: Some(market.to_string()),
-                    slash_recipient: treasury.to_string(),
-                },
+                admin.clone(),
+                &devnet::staking_instantiate(
+                    None,
+                    registry.to_string(),
+                    Some(market.to_string()),
+                    treasury.to_string(),
+                ),
                 &[],
                 "staking",
-                None,
+                Some(admin.to_string()),
             )
             .unwrap();
         Self {
             app,
             contract,
+            admin,
+            registry,
             market,
             treasury,
         }
@@ -638,4 +635,44 @@ fn the_admin_sets_the_market_later_and_nobody_else_may() {
             .unwrap_err(),
         ContractError::InvalidConfig { .. }
     ));
+}
+
+#[test]
+fn a_new_code_of_staking_takes_over_its_state_and_another_contracts_code_is_refused() {
+    let mut s = Staking::new();
+    s.bond("node-a", 2 * MIN_STAKE, &[(1, 0, 30)]).unwrap();
+    let new_code = s.app.store_code(staking_code());
+    s.app
+        .migrate_contract(
+            s.admin.clone(),
+            s.contract.clone(),
+            &MigrateMsg {},
+            new_code,
+        )
+        .unwrap();
+    assert_eq!(s.node("node-a").bonded, Uint128::new(2 * MIN_STAKE));
+    let version = s
+        .app
+        .wrap()
+        .query_wasm_raw(s.contract.clone(), b"contract_info".as_slice())
+        .unwrap()
+        .expect("a cw2 version");
+    let version: serde_json::Value = serde_json::from_slice(&version).unwrap();
+    assert_eq!(version["contract"], "nesa-node-staking");
+    assert_eq!(version["version"], env!("CARGO_PKG_VERSION"));
+
+    // The registry's state under staking's code would be garbage: refused by name.
+    let error = s
+        .app
+        .migrate_contract(
+            s.admin.clone(),
+            s.registry.clone(),
+            &MigrateMsg {},
+            new_code,
+        )
+        .unwrap_err();
+    assert!(
+        format!("{error:#}").contains("holds the state of nesa-kernel-registry"),
+        "{error:#}"
+    );
 }

@@ -16,8 +16,7 @@ use nesa_market::market::{
 };
 use nesa_sdk::cosmrs::crypto::secp256k1::SigningKey;
 use nesa_sdk::{
-    execute_msg, Address, BlockWatcher, ChainClient, ClientError, Coins, GasSetting, SendTxOptions,
-    TxSender, WatchedBlock,
+    Address, BlockWatcher, ChainClient, ClientError, Coins, SendTxOptions, TxSender, WatchedBlock,
 };
 use tokio::sync::mpsc;
 
@@ -185,18 +184,11 @@ impl Runner {
     }
 
     async fn send(&self, sender: &mut TxSender<'_>, msg: &ExecuteMsg) -> bool {
-        let options = SendTxOptions {
-            gas: GasSetting::Auto,
-            ..SendTxOptions::default()
-        };
-        let any = match execute_msg(&self.node, &self.market, msg, &Coins::default()) {
-            Ok(any) => any,
-            Err(e) => {
-                tracing::error!(error = %e, "cannot build the market message");
-                return false;
-            }
-        };
-        match sender.broadcast(vec![any], &options).await {
+        let options = SendTxOptions::default();
+        match sender
+            .broadcast_contract(&self.market, msg, &Coins::default(), &options)
+            .await
+        {
             Ok(signed) => {
                 tracing::debug!(hash = %signed.hash, "sent");
                 true

@@ -10,7 +10,7 @@ use nesa_engine::ee::EncryptedKernel;
 use nesa_engine::{LoadOptions, Model, Tokenizer};
 use nesa_market::registry::{Encryption, ExecuteMsg as RegistryMsg, NewKernel, ShardRange};
 use nesa_market::staking::{ExecuteMsg as StakingMsg, NodeProfile, ServedKernel};
-use nesa_sdk::{execute_msg, ChainClient, Coin, Coins, GasSetting, Keyring, SendTxOptions};
+use nesa_sdk::{ChainClient, Coin, Coins, Keyring, SendTxOptions};
 use sha2::{Digest, Sha256};
 
 use crate::api::{self, ApiState};
@@ -116,7 +116,7 @@ pub async fn register(
     mut config: NodeConfig,
     options: Register,
 ) -> anyhow::Result<u64> {
-    let (key, address) = signer(home, &config)?;
+    let (key, _) = signer(home, &config)?;
     eprintln!("hashing {} …", config.model.display());
     let identity = identify(&config.model)?;
     let client = ChainClient::new(&config.node)?;
@@ -142,26 +142,20 @@ pub async fn register(
         min_redundancy: options.min_redundancy,
         description: String::new(),
     };
-    let msg = execute_msg(
-        &address,
-        &contracts.registry,
-        &RegistryMsg::Register(kernel),
-        &Coins::default(),
-    )?;
     let outcome = client
-        .send_tx(
+        .execute_contract(
             &key,
-            vec![msg],
-            &SendTxOptions {
-                gas: GasSetting::Auto,
-                ..Default::default()
-            },
+            &contracts.registry,
+            &RegistryMsg::Register(kernel),
+            &Coins::default(),
+            &SendTxOptions::default(),
         )
         .await?;
-    let kind = nesa_market::events::wasm_type(nesa_market::events::registry::KERNEL_REGISTERED);
     let kernel_id: u64 = outcome
-        .event_attribute(&kind, nesa_market::events::registry::attr::KERNEL_ID)
-        .and_then(|id| id.parse().ok())
+        .contract_attribute(
+            nesa_market::events::registry::KERNEL_REGISTERED,
+            nesa_market::events::registry::attr::KERNEL_ID,
+        )
         .ok_or_else(|| {
             anyhow::anyhow!(
                 "the registry did not report a kernel id (tx {})",
@@ -197,22 +191,15 @@ pub async fn bond(home: &Path, config: NodeConfig, amount: Coin) -> anyhow::Resu
             end_layer: kernel.layer_count,
         }],
     };
-    let msg = execute_msg(
-        &address,
-        &contracts.staking,
-        &StakingMsg::Bond {
-            profile: Some(profile),
-        },
-        &Coins::from(amount.clone()),
-    )?;
     let outcome = client
-        .send_tx(
+        .execute_contract(
             &key,
-            vec![msg],
-            &SendTxOptions {
-                gas: GasSetting::Auto,
-                ..Default::default()
+            &contracts.staking,
+            &StakingMsg::Bond {
+                profile: Some(profile),
             },
+            &Coins::from(amount.clone()),
+            &SendTxOptions::default(),
         )
         .await?;
     println!(

@@ -5,7 +5,7 @@ use std::fmt::Write;
 use clap::Subcommand;
 use nesa_market::market::{Assignment, MarketParams, NodeOutcome, QueryResponse, Sampling};
 use nesa_market::registry::{Encryption, Kernel, KernelStatus, KernelsResponse};
-use nesa_sdk::market::{MarketClient, SubmitError};
+use nesa_sdk::market::MarketClient;
 use nesa_sdk::{ChainClient, ClientError};
 
 use super::output::{emit, milli, percent};
@@ -62,16 +62,24 @@ pub async fn run(command: MarketQueryCommand, global: &GlobalArgs) -> anyhow::Re
             })
         }
         MarketQueryCommand::Kernel { id } => {
-            let kernel = market.kernel(id).await.map_err(|e| match e {
-                ClientError::QueryFailed { .. } => SubmitError::UnknownKernel(id).into(),
-                other => anyhow::Error::from(other),
-            })?;
+            let kernel = market.kernel(id).await.map_err(kernel_lookup_error)?;
             emit(global.output, &kernel, describe_kernel)
         }
         MarketQueryCommand::Params => {
             let params = market.params().await?;
             emit(global.output, &params, describe_params)
         }
+    }
+}
+
+/// A failed kernel lookup: the registry's own answer when it has none, with where to look.
+pub(super) fn kernel_lookup_error(error: ClientError) -> anyhow::Error {
+    match error {
+        ClientError::QueryFailed { log, .. } => anyhow::anyhow!(
+            "{}: list the kernels with `nesa query market kernels`",
+            nesa_sdk::chain_reason(&log)
+        ),
+        other => other.into(),
     }
 }
 
@@ -329,8 +337,7 @@ pub fn describe_params(params: &MarketParams) -> String {
 
 #[cfg(test)]
 mod tests {
-    use cosmwasm_std::{Addr, Decimal, HexBinary, Uint128};
-    use nesa_market::market::SlashFractions;
+    use cosmwasm_std::{Addr, HexBinary, Uint128};
     use nesa_market::registry::ShardRange;
     use nesa_sdk::market::progress::fixtures;
 
@@ -442,30 +449,13 @@ mod tests {
 
     #[test]
     fn params_read_as_percentages_and_blocks() {
-        let params = MarketParams {
-            commit_blocks: 10,
-            reveal_blocks: 10,
-            default_redundancy: 3,
-            max_redundancy: 5,
-            quorum: 2,
-            slash: SlashFractions {
-                no_commit: Decimal::percent(20),
-                no_reveal: Decimal::percent(20),
-                bad_reveal: Decimal::percent(30),
-                outlier: Decimal::percent(5),
-            },
-            jail_on_fault: true,
-            protocol_fee: Decimal::percent(10),
-            kernel_royalty: Decimal::percent(10),
-            fingerprint_tolerance: 3,
-            fingerprint_positions: 16,
-            max_input_tokens: 2048,
-            max_output_tokens: 512,
-            max_payload_bytes: 16384,
-            denom: "unes".into(),
-        };
+        let params = nesa_market::devnet::market_params();
         let text = describe_params(&params);
-        assert!(text.contains("commit window: 10 blocks"), "{text}");
+        let window = format!(
+            "commit window: {} blocks",
+            nesa_market::devnet::COMMIT_BLOCKS
+        );
+        assert!(text.contains(&window), "{text}");
         assert!(text.contains("outlier 5%; jail on fault: yes"), "{text}");
         assert!(text.contains("protocol fee: 10%"), "{text}");
     }

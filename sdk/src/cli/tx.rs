@@ -40,7 +40,7 @@ pub struct TxFlags {
     #[arg(long, value_name = "ID")]
     chain_id: Option<chain::Id>,
     /// Gas limit, or "auto" to simulate and add 30%
-    #[arg(long, value_name = "N|auto", default_value = "200000")]
+    #[arg(long, value_name = "N|auto", default_value = "auto")]
     gas: GasSetting,
     /// Price per unit of gas; fee = ceil(gas × price)
     #[arg(long, value_name = "PRICE", default_value = DEFAULT_GAS_PRICE, conflicts_with = "fees")]

@@ -5,7 +5,7 @@ use std::io::Write;
 
 use clap::Subcommand;
 use cosmrs::proto::cosmwasm::wasm::v1 as proto;
-use nesa_sdk::{cosmrs, execute_msg, Coins, Keyring, TxOutcome};
+use nesa_sdk::{cosmrs, Coins, Keyring, TxOutcome};
 use prost::Message;
 
 use super::output::emit;
@@ -105,7 +105,7 @@ fn describe(outcome: &TxOutcome, extra: &str) -> String {
 
 pub async fn run_tx(command: WasmTxCommand, global: &GlobalArgs) -> anyhow::Result<()> {
     let keyring = Keyring::open(&global.home_dir()?)?;
-    let (from, flags, msg, kind) = match command {
+    let (from, flags, msg, summary) = match command {
         WasmTxCommand::Store { file, from, flags } => {
             let wasm = std::fs::read(&file)
                 .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", file.display()))?;
@@ -118,7 +118,7 @@ pub async fn run_tx(command: WasmTxCommand, global: &GlobalArgs) -> anyhow::Resu
                     instantiate_permission: None,
                 },
             );
-            (from, flags, msg, "store")
+            (from, flags, msg, code_id_line as Summary)
         }
         WasmTxCommand::Instantiate {
             code_id,
@@ -156,7 +156,7 @@ pub async fn run_tx(command: WasmTxCommand, global: &GlobalArgs) -> anyhow::Resu
                         .collect(),
                 },
             );
-            (from, flags, msg, "instantiate")
+            (from, flags, msg, contract_line as Summary)
         }
         WasmTxCommand::Execute {
             contract,
@@ -165,14 +165,18 @@ pub async fn run_tx(command: WasmTxCommand, global: &GlobalArgs) -> anyhow::Resu
             from,
             flags,
         } => {
-            let sender = keyring.show(&from)?.address;
-            let msg = execute_msg(
-                &sender,
-                &contract,
-                &json(&msg, "execute message")?,
-                &amount.unwrap_or_default(),
-            )?;
-            (from, flags, msg, "execute")
+            let key = keyring.signing_key(&from)?;
+            let outcome = flags
+                .client(global)?
+                .execute_contract(
+                    &key,
+                    &contract,
+                    &json(&msg, "execute message")?,
+                    &amount.unwrap_or_default(),
+                    &flags.send_options(),
+                )
+                .await?;
+            return emit(global.output, &outcome, |o| describe(o, ""));
         }
     };
     let key = keyring.signing_key(&from)?;
@@ -180,22 +184,20 @@ pub async fn run_tx(command: WasmTxCommand, global: &GlobalArgs) -> anyhow::Resu
     let outcome = client
         .send_tx(&key, vec![msg], &flags.send_options())
         .await?;
-    let extra = match kind {
-        "store" => format!(
-            "code id: {}\n",
-            outcome
-                .event_attribute("store_code", "code_id")
-                .unwrap_or("?")
-        ),
-        "instantiate" => format!(
-            "contract: {}\n",
-            outcome
-                .event_attribute("instantiate", "_contract_address")
-                .unwrap_or("?")
-        ),
-        _ => String::new(),
-    };
-    emit(global.output, &outcome, |o| describe(o, &extra))
+    emit(global.output, &outcome, |o| describe(o, &summary(o)))
+}
+
+/// What a transaction kind adds to the printed outcome (the new code id or contract).
+type Summary = fn(&TxOutcome) -> String;
+
+fn code_id_line(outcome: &TxOutcome) -> String {
+    let code_id = outcome.event_attribute("store_code", "code_id");
+    format!("code id: {}\n", code_id.unwrap_or("?"))
+}
+
+fn contract_line(outcome: &TxOutcome) -> String {
+    let contract = outcome.event_attribute("instantiate", "_contract_address");
+    format!("contract: {}\n", contract.unwrap_or("?"))
 }
 
 pub async fn run_query(command: WasmQueryCommand, global: &GlobalArgs) -> anyhow::Result<()> {

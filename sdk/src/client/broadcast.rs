@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 use cosmrs::{crypto::secp256k1::SigningKey, tendermint::Hash, Any};
 use tendermint_rpc::Client;
 
-use super::{ChainClient, ClientError, TxOutcome};
+use super::{ChainClient, ClientError, TxOutcome, TxSender};
 use crate::{
     address::Address,
     fee::{adjusted_gas_limit, FeeSetting, GasSetting, DEFAULT_GAS_LIMIT},
@@ -17,10 +17,19 @@ const TX_POLL_INTERVAL: Duration = Duration::from_millis(200);
 /// Default time to wait for inclusion: many blocks even on a slow multi-validator network.
 pub const DEFAULT_TX_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// How `send_tx` picks gas, fee and memo, and how long it waits for inclusion.
+/// When signing simulates the transaction first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Simulate {
+    /// Only to find the gas of `GasSetting::Auto`.
+    WhenAuto,
+    /// Always: a contract call's own error comes back before anything is sent.
+    Always,
+}
+
+/// How a transaction's gas, fee and memo are picked, and how long to wait for inclusion.
 #[derive(Clone, Debug)]
 pub struct SendTxOptions {
-    /// Fixed gas limit or `Auto` (simulate × 1.3).
+    /// `Auto` by default (simulate and add 30%, as CosmJS's "auto"), or a fixed gas limit.
     pub gas: GasSetting,
     /// Fee from a gas price, or fixed coins.
     pub fee: FeeSetting,
@@ -69,21 +78,42 @@ impl ChainClient {
         msgs: Vec<Any>,
         options: &SendTxOptions,
     ) -> Result<SignedTx, ClientError> {
+        let account = (account_number, sequence);
+        self.sign_checked(key, account, msgs, options, Simulate::WhenAuto)
+            .await
+    }
+
+    /// Signs `msgs`; simulates them first when `simulate` asks (for the gas, and so a failing
+    /// message is refused here with its own error instead of costing a fee on chain).
+    pub(super) async fn sign_checked(
+        &self,
+        key: &SigningKey,
+        (account_number, sequence): (u64, u64),
+        msgs: Vec<Any>,
+        options: &SendTxOptions,
+        simulate: Simulate,
+    ) -> Result<SignedTx, ClientError> {
         let chain_id = self.chain_id().await?;
         let builder = TxBuilder::new(chain_id, account_number, sequence)
             .msgs(msgs)
             .memo(options.memo.clone());
-
+        // Simulate a fully signed copy: the node may check signatures and sequence while simulating.
+        let probe = || -> Result<Vec<u8>, ClientError> {
+            let fee = options.fee.fee_for(DEFAULT_GAS_LIMIT)?;
+            Ok(builder
+                .clone()
+                .gas_limit(DEFAULT_GAS_LIMIT)
+                .fee(fee)
+                .sign(key)?
+                .bytes)
+        };
         let gas_limit = match options.gas {
-            GasSetting::Fixed(limit) => limit,
-            GasSetting::Auto => {
-                // Simulate a fully signed copy: the node may check signatures and sequence while simulating.
-                let probe = builder
-                    .clone()
-                    .gas_limit(DEFAULT_GAS_LIMIT)
-                    .fee(options.fee.fee_for(DEFAULT_GAS_LIMIT)?)
-                    .sign(key)?;
-                adjusted_gas_limit(self.simulate(probe.bytes).await?)
+            GasSetting::Auto => adjusted_gas_limit(self.simulate(probe()?).await?),
+            GasSetting::Fixed(limit) => {
+                if simulate == Simulate::Always {
+                    self.simulate(probe()?).await?;
+                }
+                limit
             }
         };
         let fee = options.fee.fee_for(gas_limit)?;
@@ -97,9 +127,7 @@ impl ChainClient {
         msgs: Vec<Any>,
         options: &SendTxOptions,
     ) -> Result<TxOutcome, ClientError> {
-        let signed = self.sign_tx(key, msgs, options).await?;
-        let hash = self.broadcast_sync(&signed).await?;
-        self.wait_for_tx(hash, options.timeout).await
+        TxSender::new(self, key)?.send(msgs, options).await
     }
 
     /// Submits a signed transaction and returns its hash once CheckTx accepted it.

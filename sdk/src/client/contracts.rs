@@ -11,8 +11,9 @@ use serde::Serialize;
 use super::{ChainClient, ClientError};
 use crate::{Address, Coins};
 
-/// A `MsgExecuteContract` from `sender` calling `contract` with `msg` (serialised as JSON).
-pub fn execute_msg(
+/// A `MsgExecuteContract` from `sender` calling `contract` with `msg` (serialised as JSON);
+/// sent through [`super::TxSender::execute_contract`].
+pub(crate) fn execute_msg(
     sender: &Address,
     contract: &str,
     msg: &impl Serialize,

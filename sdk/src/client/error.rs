@@ -36,9 +36,10 @@ pub enum ClientError {
     /// The account is of a kind this client cannot sign for.
     #[error("account type {0} is not supported: expected /cosmos.auth.v1beta1.BaseAccount")]
     UnexpectedAccountType(String),
-    /// Simulation (`--gas auto`) failed: the transaction would fail if sent.
-    #[error("transaction simulation failed: {log}")]
-    Simulation { log: String },
+    /// Simulation failed: the transaction would fail if sent, so it was not (no fee, no funds
+    /// moved). `reason` is the failing message's own error, e.g. the contract's.
+    #[error("the chain refused the transaction when simulating it, so nothing was sent: {reason}")]
+    Simulation { reason: String },
     /// CheckTx rejected the transaction; it was not included in a block.
     #[error("transaction rejected by the node (code {code}{}): {log}", codespace_suffix(.codespace))]
     CheckTx {
@@ -81,10 +82,85 @@ pub(crate) fn rpc_reason(error: &tendermint_rpc::Error) -> String {
         .replace(" :", ":")
 }
 
+/// The innermost reason in a node's error log, without the wrappers the chain adds around a
+/// message's or a contract's own error (`rpc error: code = … desc = `, `failed to execute
+/// message; message index: 0: `, `: execute wasm contract failed`, `Generic error: `, …).
+pub fn chain_reason(log: &str) -> String {
+    const PREFIXES: [&str; 2] = [
+        "Generic error: ",
+        "failed to execute message; message index: ",
+    ];
+    const SUFFIXES: [&str; 6] = [
+        ": invalid request",
+        ": execute wasm contract failed",
+        ": query wasm contract failed",
+        ": instantiate wasm contract failed",
+        ": migrate wasm contract failed",
+        ": unknown request",
+    ];
+    let mut text = log.trim();
+    loop {
+        let before = text;
+        if let Some((_, rest)) = text
+            .split_once(" desc = ")
+            .filter(|_| text.starts_with("rpc error:"))
+        {
+            text = rest;
+        }
+        for prefix in PREFIXES {
+            if let Some(rest) = text.strip_prefix(prefix) {
+                // "message index: N: " carries the index before the reason.
+                text = match prefix.ends_with("index: ") {
+                    true => rest.split_once(": ").map_or(rest, |(_, reason)| reason),
+                    false => rest,
+                };
+            }
+        }
+        for suffix in SUFFIXES {
+            text = text.strip_suffix(suffix).unwrap_or(text);
+        }
+        text = text.trim();
+        if text == before {
+            return text.to_owned();
+        }
+    }
+}
+
 fn codespace_suffix(codespace: &str) -> String {
     if codespace.is_empty() {
         String::new()
     } else {
         format!(", codespace {codespace}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::chain_reason;
+
+    #[test]
+    fn a_contract_error_in_simulation_reads_as_the_contracts_own_words() {
+        let log = "rpc error: code = InvalidArgument desc = failed to execute message; message index: 0: max_output_tokens 100000 is out of range: ask for 1 to 512: execute wasm contract failed: invalid request";
+        assert_eq!(
+            chain_reason(log),
+            "max_output_tokens 100000 is out of range: ask for 1 to 512"
+        );
+    }
+
+    #[test]
+    fn a_failed_smart_query_reads_as_the_contracts_own_words() {
+        let log = "rpc error: code = InvalidArgument desc = Generic error: kernel 99 is not available: kernel 99 not found: query wasm contract failed: invalid request";
+        assert_eq!(
+            chain_reason(log),
+            "kernel 99 is not available: kernel 99 not found"
+        );
+    }
+
+    #[test]
+    fn a_plain_reason_is_kept_as_it_is() {
+        assert_eq!(
+            chain_reason("100unes is smaller than 1044unes: insufficient funds"),
+            "100unes is smaller than 1044unes: insufficient funds"
+        );
     }
 }

@@ -17,7 +17,8 @@ use cosmrs::{
 use tendermint_rpc::{Client, HttpClient, HttpClientUrl};
 
 pub use broadcast::{SendTxOptions, DEFAULT_TX_TIMEOUT};
-pub use contracts::{execute_msg, MarketContracts};
+pub use contracts::MarketContracts;
+pub use error::chain_reason;
 use error::rpc_reason;
 pub use error::ClientError;
 pub use outcome::{TxEvent, TxEventAttribute, TxOutcome};

@@ -59,6 +59,14 @@ impl TxOutcome {
             .find(|attribute| attribute.key == key)
             .map(|attribute| attribute.value.as_str())
     }
+
+    /// Attribute `key` of the contract event `wasm-<event>` parsed as `T`, e.g. the query id
+    /// of `query_submitted`; `None` when absent or not a `T`.
+    pub fn contract_attribute<T: std::str::FromStr>(&self, event: &str, key: &str) -> Option<T> {
+        self.event_attribute(&nesa_market::events::wasm_type(event), key)?
+            .parse()
+            .ok()
+    }
 }
 
 impl From<tx::Response> for TxOutcome {

@@ -127,7 +127,9 @@ impl ChainClient {
             Ok(response) => response,
             // Simulation runs the messages, so a failing one (e.g. insufficient funds) surfaces here.
             Err(ClientError::QueryFailed { log, .. }) => {
-                return Err(ClientError::Simulation { log })
+                return Err(ClientError::Simulation {
+                    reason: super::error::chain_reason(&log),
+                })
             }
             Err(other) => return Err(other),
         };

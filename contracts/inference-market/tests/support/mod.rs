@@ -8,7 +8,7 @@ use cosmwasm_std::{coins, Addr, Binary, Decimal, Empty, HexBinary, Uint128};
 use cw_multi_test::{App, AppResponse, Contract, ContractWrapper, Executor};
 
 use nesa_inference_market::msg::{
-    ExecuteMsg, InstantiateMsg, MarketParams, QueryMsg, QueryResponse, Sampling, SlashFractions,
+    ExecuteMsg, InstantiateMsg, MarketParams, QueryMsg, QueryResponse, Sampling,
 };
 use nesa_inference_market::ContractError;
 use nesa_market::registry::{self, Encryption, NewKernel, ShardRange};
@@ -18,56 +18,39 @@ use nesa_market::{
     FingerprintEntry, TopToken,
 };
 
-pub const DENOM: &str = "unes";
-pub const MIN_STAKE: u128 = 1_000_000;
+pub use nesa_market::devnet::MIN_STAKE;
+pub use nesa_market::DENOM;
 pub const NODE_STAKE: u128 = 10 * MIN_STAKE;
 pub const USER_FUNDS: u128 = 1_000_000_000_000;
-pub const UNBONDING_BLOCKS: u64 = 100;
-pub const JAIL_BLOCKS: u64 = 50;
 pub const PRICE_IN: u128 = 3;
 pub const PRICE_OUT: u128 = 7;
 pub const LAYERS: u32 = 30;
 pub const USERS: [&str; 2] = ["alice", "bob"];
 
-fn registry_code() -> Box<dyn Contract<Empty>> {
+pub fn registry_code() -> Box<dyn Contract<Empty>> {
     use nesa_kernel_registry::contract as c;
-    Box::new(ContractWrapper::new(c::execute, c::instantiate, c::query))
+    Box::new(ContractWrapper::new(c::execute, c::instantiate, c::query).with_migrate(c::migrate))
 }
 
-fn staking_code() -> Box<dyn Contract<Empty>> {
+pub fn staking_code() -> Box<dyn Contract<Empty>> {
     use nesa_node_staking::contract as c;
-    Box::new(ContractWrapper::new(c::execute, c::instantiate, c::query))
+    Box::new(ContractWrapper::new(c::execute, c::instantiate, c::query).with_migrate(c::migrate))
 }
 
-fn market_code() -> Box<dyn Contract<Empty>> {
+pub fn market_code() -> Box<dyn Contract<Empty>> {
     use nesa_inference_market::contract as c;
-    Box::new(ContractWrapper::new(c::execute, c::instantiate, c::query))
+    Box::new(ContractWrapper::new(c::execute, c::instantiate, c::query).with_migrate(c::migrate))
 }
 
-/// The devnet parameters (slash fractions after Livepeer and Truebit), with a 10% protocol
-/// fee and a 5% royalty so rounding shows.
+/// The devnet's parameters with a 5% royalty, so rounding shows beside the 10% protocol fee,
+/// and smaller payload limits, so oversized requests are cheap to build.
 pub fn devnet_params() -> MarketParams {
     MarketParams {
-        commit_blocks: 10,
-        reveal_blocks: 10,
-        default_redundancy: 3,
-        max_redundancy: 5,
-        quorum: 2,
-        slash: SlashFractions {
-            no_commit: Decimal::percent(20),
-            no_reveal: Decimal::percent(20),
-            bad_reveal: Decimal::percent(30),
-            outlier: Decimal::percent(5),
-        },
-        jail_on_fault: true,
-        protocol_fee: Decimal::percent(10),
         kernel_royalty: Decimal::percent(5),
-        fingerprint_tolerance: 3,
-        fingerprint_positions: 16,
         max_input_tokens: 256,
         max_output_tokens: 64,
         max_payload_bytes: 1024,
-        denom: DENOM.into(),
+        ..nesa_market::devnet::market_params()
     }
 }
 
@@ -112,6 +95,8 @@ pub enum Behaviour {
 /// The market chain.
 pub struct Market {
     pub app: App,
+    /// Instantiated the contracts and may migrate them.
+    pub admin: Addr,
     pub registry: Addr,
     pub staking: Addr,
     pub market: Addr,
@@ -157,7 +142,7 @@ impl Market {
                 &registry::InstantiateMsg {},
                 &[],
                 "registry",
-                None,
+                Some(admin.to_string()),
             )
             .unwrap();
         app.execute_contract(
@@ -173,19 +158,15 @@ impl Market {
             .instantiate_contract(
                 code,
                 admin.clone(),
-                &staking::InstantiateMsg {
-                    admin: None,
-                    denom: DENOM.into(),
-                    min_stake: Uint128::new(MIN_STAKE),
-                    unbonding_blocks: UNBONDING_BLOCKS,
-                    jail_blocks: JAIL_BLOCKS,
-                    registry: registry.to_string(),
-                    market: None,
-                    slash_recipient: treasury.to_string(),
-                },
+                &nesa_market::devnet::staking_instantiate(
+                    None,
+                    registry.to_string(),
+                    None,
+                    treasury.to_string(),
+                ),
                 &[],
                 "staking",
-                None,
+                Some(admin.to_string()),
             )
             .unwrap();
 
@@ -203,11 +184,11 @@ impl Market {
                 },
                 &[],
                 "market",
-                None,
+                Some(admin.to_string()),
             )
             .unwrap();
         app.execute_contract(
-            admin,
+            admin.clone(),
             staking.clone(),
             &staking::ExecuteMsg::UpdateConfig(staking::ConfigUpdate {
                 market: Some(market.to_string()),
@@ -219,6 +200,7 @@ impl Market {
 
         let mut chain = Self {
             app,
+            admin,
             registry,
             staking,
             market,

@@ -1,12 +1,13 @@
 //! Writes the registry's JSON schema to `schema/` (run from the crate directory).
 
 use cosmwasm_schema::write_api;
-use nesa_kernel_registry::msg::{ExecuteMsg, InstantiateMsg, QueryMsg};
+use nesa_kernel_registry::msg::{ExecuteMsg, InstantiateMsg, MigrateMsg, QueryMsg};
 
 fn main() {
     write_api! {
         instantiate: InstantiateMsg,
         execute: ExecuteMsg,
         query: QueryMsg,
+        migrate: MigrateMsg,
     }
 }

@@ -3,6 +3,8 @@
 //! Everything the outside world (node runner, SDK, relayer, dApps) needs to talk to the three
 //! contracts, without linking them: every instantiate/execute/query message, every response,
 //! every event type and attribute name ([`registry`], [`staking`], [`market`], [`events`]).
+//! The devnet's parameters ([`devnet`]), and the rules the three contracts share: how a listing
+//! pages ([`pagination`]) and how a contract is upgraded ([`upgrade`], cw2 and `migrate`).
 //!
 //! And the protocol logic that a node runner and the inference market must compute
 //! identically, written once here:
@@ -40,16 +42,20 @@
 //! targets only, so the contracts' wasm stays float-free.
 
 pub mod commitment;
+pub mod devnet;
 pub mod events;
 pub mod fingerprint;
 pub mod market;
+pub mod pagination;
 pub mod registry;
 pub mod staking;
 pub mod tokens;
+pub mod upgrade;
 
 pub use commitment::{commitment, output_hash, result_hash, Hash32};
 pub use fingerprint::{agree, fingerprint_positions, Fingerprint, FingerprintEntry, TopToken};
 pub use tokens::{decode_token_ids, encode_token_ids, token_count, TokenIdsError};
+pub use upgrade::{MigrateMsg, UpgradeError};
 
 /// The chain's native denomination (1 NES = 10^6 unes).
 pub const DENOM: &str = "unes";

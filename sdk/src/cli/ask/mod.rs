@@ -16,9 +16,9 @@ use nesa_market::market::{
 use nesa_market::registry::{Encryption, Kernel};
 use nesa_sdk::ee::{EeKey, KeyFile, Keystore, Vocabulary};
 use nesa_sdk::market::progress::{Milestone, Timeline};
-use nesa_sdk::market::{MarketClient, QueryRequest, SubmitError};
+use nesa_sdk::market::{MarketClient, QueryRequest};
 use nesa_sdk::tokenizer::Tokenizer;
-use nesa_sdk::{ChainClient, ClientError, Keyring};
+use nesa_sdk::{ChainClient, Keyring};
 
 use super::output::OutputFormat;
 use super::GlobalArgs;
@@ -67,8 +67,7 @@ pub struct AskArgs {
 pub async fn run(args: AskArgs, global: &GlobalArgs) -> anyhow::Result<()> {
     if args.prompt.trim().is_empty() {
         anyhow::bail!(
-            "{}: ask a question, e.g. nesa ask \"What is the capital of France?\" --kernel 1",
-            SubmitError::EmptyPrompt
+            "the prompt is empty: ask a question, e.g. nesa ask \"What is the capital of France?\" --kernel 1"
         );
     }
     let sampling = sampling(args.temperature, args.seed)?;
@@ -79,12 +78,10 @@ pub async fn run(args: AskArgs, global: &GlobalArgs) -> anyhow::Result<()> {
 
     let client = ChainClient::new(&global.node)?;
     let market = MarketClient::connect(&client).await?;
-    let kernel = market.kernel(args.kernel).await.map_err(|e| match e {
-        ClientError::QueryFailed { .. } => {
-            anyhow::Error::from(SubmitError::UnknownKernel(args.kernel))
-        }
-        other => other.into(),
-    })?;
+    let kernel = market
+        .kernel(args.kernel)
+        .await
+        .map_err(super::market::kernel_lookup_error)?;
     let tokenizer = Tokenizer::load(&args.model).with_context(|| {
         format!(
             "reading the tokenizer of {} (pass --model <the kernel's GGUF>)",
