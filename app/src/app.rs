@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use cosmrs::proto::cosmos::base::abci::v1beta1::{GasInfo, Result as SdkResult};
 use cosmrs::proto::cosmos::tx::v1beta1::{SimulateRequest, SimulateResponse};
+use nesa_types::MARKET_CONTRACTS_PATH;
 use prost::Message;
 use tendermint_proto::v0_38::abci::{
     ExecTxResult, RequestFinalizeBlock, RequestInitChain, RequestPrepareProposal,
@@ -31,8 +32,6 @@ use crate::tx::{
 
 /// The proof-op type of JMT ICS-23 proofs in `abci_query` responses.
 pub const PROOF_OP_TYPE: &str = "ics23:jmt";
-/// Path of the query for the genesis market contracts' addresses (JSON answer).
-pub const MARKET_CONTRACTS_PATH: &str = "/nesa.market.v1.Query/Contracts";
 /// Path of the gas-estimation query.
 pub const SIMULATE_PATH: &str = "/cosmos.tx.v1beta1.Service/Simulate";
 

@@ -4,8 +4,9 @@ use nesa_genesis::AppState;
 
 use std::sync::Arc;
 
-use crate::modules::auth::{Address, AddressError};
-use crate::modules::bank::{self, Coin};
+use nesa_types::{Address, AddressError, Coin};
+
+use crate::modules::bank;
 use crate::modules::wasm::{self, CallSite, WasmCall, WasmVm};
 use crate::state::GasMeter;
 use crate::state::StateWrite;
@@ -65,13 +66,10 @@ pub fn apply_genesis(
         (initial_height - 1).to_be_bytes().to_vec(),
     )?;
     for balance in &app_state.bank.balances {
-        let address: Address =
-            balance
-                .address
-                .parse()
-                .map_err(|e: crate::modules::auth::AddressError| {
-                    GenesisApplyError::Invalid(e.to_string())
-                })?;
+        let address: Address = balance
+            .address
+            .parse()
+            .map_err(|e: AddressError| GenesisApplyError::Invalid(e.to_string()))?;
         let coins = balance
             .coins
             .iter()

@@ -1,9 +1,9 @@
 //! ABCI queries: the gRPC-style paths CosmJS and Keplr call (protobuf in, protobuf out), and
 //! `store/<module>/key` raw reads with ICS-23 proofs.
 
-use crate::modules::auth::AddressError;
 use crate::modules::{auth, bank};
 use crate::state::{StateError, StateRead};
+use nesa_types::AddressError;
 
 /// Why a query failed. Messages follow the SDK's gRPC wording, which clients match on.
 #[derive(Debug, thiserror::Error)]

@@ -19,7 +19,7 @@ use nesa_market::staking::{self, NodeProfile, NodeResponse, ServedKernel};
 use nesa_market::{commitment, encode_token_ids, result_hash, Fingerprint};
 use nesa_sdk::cosmrs::proto::cosmwasm::wasm::v1 as proto;
 use nesa_sdk::cosmrs::Any;
-use nesa_sdk::Address;
+use nesa_sdk::{Address, CoinExt};
 use prost::Message;
 use serde::de::DeserializeOwned;
 use serde::Serialize;

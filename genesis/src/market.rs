@@ -8,7 +8,9 @@ use nesa_market::market::{InstantiateMsg as MarketInstantiate, MarketParams, Sla
 use nesa_market::registry::InstantiateMsg as RegistryInstantiate;
 use nesa_market::staking::InstantiateMsg as StakingInstantiate;
 
-use crate::{AppState, GenesisCode, GenesisContract, GenesisError, DENOM};
+use nesa_types::{ContractAddress, MarketContracts, BASE_DENOM as DENOM};
+
+use crate::{AppState, GenesisCode, GenesisContract, GenesisError};
 
 /// File names of the market contracts in an artifacts directory (`scripts/build-contracts`).
 pub const REGISTRY_WASM: &str = "nesa_kernel_registry.wasm";
@@ -32,14 +34,6 @@ impl MarketWasm {
             market: read(MARKET_WASM)?,
         })
     }
-}
-
-/// Where the genesis market contracts live (served by the chain at `/nesa.market.v1.Query/Contracts`).
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct MarketAddresses {
-    pub registry: String,
-    pub staking: String,
-    pub market: String,
 }
 
 /// Devnet market parameters: a 15-block commit window (room to generate on a loaded machine; a
@@ -85,11 +79,11 @@ pub fn deploy(
     creator: &str,
     admin: Option<&str>,
     treasury: &str,
-    address_of: impl Fn(u64, u64) -> String,
-) -> Result<MarketAddresses, GenesisError> {
+    address_of: impl Fn(u64, u64) -> ContractAddress,
+) -> Result<MarketContracts, GenesisError> {
     let first_code = app_state.wasm.codes.len() as u64 + 1;
     let first_instance = app_state.wasm.contracts.len() as u64 + 1;
-    let addresses = MarketAddresses {
+    let addresses = MarketContracts {
         registry: address_of(first_code, first_instance),
         staking: address_of(first_code + 1, first_instance + 1),
         market: address_of(first_code + 2, first_instance + 2),
@@ -111,14 +105,14 @@ pub fn deploy(
         min_stake: Uint128::new(DEVNET_MIN_STAKE),
         unbonding_blocks: 100,
         jail_blocks: 50,
-        registry: addresses.registry.clone(),
-        market: Some(addresses.market.clone()),
+        registry: addresses.registry.to_string(),
+        market: Some(addresses.market.to_string()),
         slash_recipient: treasury.to_string(),
     }))?;
     let market = json(serde_json::to_value(MarketInstantiate {
         admin: admin.map(str::to_string),
-        registry: addresses.registry.clone(),
-        staking: addresses.staking.clone(),
+        registry: addresses.registry.to_string(),
+        staking: addresses.staking.to_string(),
         treasury: treasury.to_string(),
         params: devnet_params(),
     }))?;

@@ -12,7 +12,7 @@ use nesa_market::market::{
 use nesa_market::registry::{Kernel, KernelStatus, KernelsResponse, QueryMsg as RegistryQuery};
 
 use crate::client::{execute_msg, ChainClient, ClientError, MarketContracts, SendTxOptions};
-use crate::{Address, Coin, Coins, GasSetting};
+use crate::{Address, AddressExt, Coin, Coins, GasSetting};
 
 /// Why a query could not be submitted (checked before any funds move).
 #[derive(Debug, thiserror::Error)]

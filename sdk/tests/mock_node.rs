@@ -22,7 +22,7 @@ use nesa_sdk::{
     },
     keys::signing_key_from_mnemonic,
     msgs::bank_send,
-    Address, ChainClient, ClientError, Coin, GasSetting, SendTxOptions,
+    Address, AddressExt, ChainClient, ClientError, Coin, CoinExt, GasSetting, SendTxOptions,
 };
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};

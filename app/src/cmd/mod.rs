@@ -24,8 +24,8 @@ pub struct InitOptions<'a> {
 }
 
 /// The protocol treasury: a module account that receives fees and slashed stake.
-pub fn treasury_address() -> crate::modules::auth::Address {
-    crate::modules::auth::Address::module("treasury")
+pub fn treasury_address() -> nesa_types::Address {
+    nesa_types::Address::module("treasury")
 }
 
 /// `nesad init <moniker> --chain-id <id>`: writes config, a validator key and a genesis file
@@ -91,7 +91,7 @@ fn deploy_market(
     app_state: &mut nesa_genesis::AppState,
     artifacts: Option<&Path>,
     admin: Option<&str>,
-) -> anyhow::Result<Option<nesa_genesis::market::MarketAddresses>> {
+) -> anyhow::Result<Option<nesa_types::MarketContracts>> {
     let dir = artifacts
         .map(Path::to_path_buf)
         .unwrap_or_else(|| PathBuf::from("artifacts"));
@@ -121,7 +121,7 @@ fn deploy_market(
             nesa_genesis::validate_address(admin)?;
             admin.to_string()
         }
-        None => crate::modules::auth::Address::module("gov").to_string(),
+        None => nesa_types::Address::module("gov").to_string(),
     };
     let treasury = treasury_address().to_string();
     let addresses = nesa_genesis::market::deploy(
@@ -130,7 +130,7 @@ fn deploy_market(
         &creator,
         admin,
         &treasury,
-        |code, instance| crate::modules::wasm::classic_address(code, instance).to_string(),
+        crate::modules::wasm::classic_address,
     )?;
     Ok(Some(addresses))
 }

@@ -11,9 +11,10 @@ use tendermint_proto::v0_38::abci::Event;
 
 use super::{CheckedTx, ExecMode, TxEnv, TxError};
 use crate::events::event;
-use crate::modules::auth::{self, Address};
+use crate::modules::auth;
 use crate::modules::bank;
 use crate::state::{GasCosts, GasMeter, StateWrite};
+use nesa_types::{Address, Coin};
 
 /// The module account that collects fees.
 pub fn fee_collector() -> Address {
@@ -89,7 +90,7 @@ pub fn ante(
         // Clients simulate before they know the fee: charge what the fee transfer and the
         // missing signature will cost, so the estimate covers the signed transaction.
         meter.consume(GasCosts::SDK.tx_size_per_byte * 64, "txSize")?;
-        let probe = [bank::Coin {
+        let probe = [Coin {
             denom: env.params.fee_denom.clone(),
             amount: 1,
         }];
@@ -98,7 +99,7 @@ pub fn ante(
             Err(other) => return Err(other),
         }
     }
-    let fee_text = bank::coins_string(&tx.fee);
+    let fee_text = nesa_types::format_coins(&tx.fee);
     if !tx.fee.is_empty() {
         let mut fee_events = vec![];
         bank::send(

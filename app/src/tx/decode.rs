@@ -9,8 +9,9 @@ use prost::Message;
 use sha2::{Digest, Sha256};
 
 use super::{Msg, Params, TxError};
-use crate::modules::auth::{Address, SECP256K1_PUBKEY_TYPE_URL};
-use crate::modules::bank::{parse_coins, Coin};
+use crate::modules::auth::SECP256K1_PUBKEY_TYPE_URL;
+use crate::modules::bank::parse_coins;
+use nesa_types::{Address, Coin};
 
 /// How strictly to check: simulation accepts unsigned transactions without fees or gas limit.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -11,11 +11,11 @@ use tendermint_proto::v0_38::abci::Event;
 
 use super::{TxEnv, TxError};
 use crate::events::event;
-use crate::modules::auth::Address;
-use crate::modules::bank::{self, parse_coins, Coin};
+use crate::modules::bank::{self, parse_coins};
 use crate::modules::wasm::vm::{COMPILE_COST_PER_BYTE, MAX_WASM_BYTES};
 use crate::modules::wasm::{self, dispatch, store, CallSite, WasmCall, WasmError};
 use crate::state::{GasMeter, Metered, StateWrite};
+use nesa_types::{Address, Coin};
 
 /// A decoded, statelessly valid message.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -14,8 +14,8 @@ use nesa_market::market::{
 };
 use nesa_sdk::cosmrs::crypto::secp256k1::SigningKey;
 use nesa_sdk::{
-    execute_msg, Address, BlockWatcher, ChainClient, Coins, GasSetting, SendTxOptions, TxSender,
-    WatchedBlock,
+    execute_msg, Address, BlockWatcher, ChainClient, Coins, ContractAddress, GasSetting,
+    SendTxOptions, TxSender, WatchedBlock,
 };
 use tokio::sync::mpsc;
 
@@ -71,7 +71,7 @@ impl Job {
 pub struct Runner {
     pub client: Arc<ChainClient>,
     pub node: Address,
-    pub market: String,
+    pub market: ContractAddress,
     pub secret: [u8; 32],
     pub worker: Arc<Worker>,
     pub metrics: Arc<Metrics>,

@@ -9,12 +9,13 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use super::{ChainClient, ClientError};
-use crate::{Address, Coins};
+pub use crate::nesa_types::MarketContracts;
+use crate::{Address, Coins, CoinsExt, ContractAddress, MARKET_CONTRACTS_PATH};
 
 /// A `MsgExecuteContract` from `sender` calling `contract` with `msg` (serialised as JSON).
 pub fn execute_msg(
     sender: &Address,
-    contract: &str,
+    contract: &ContractAddress,
     msg: &impl Serialize,
     funds: &Coins,
 ) -> Result<Any, ClientError> {
@@ -26,7 +27,7 @@ pub fn execute_msg(
         sender: sender.to_string(),
         contract: contract.to_string(),
         msg,
-        funds: funds.as_slice().iter().map(|c| c.to_proto()).collect(),
+        funds: funds.to_proto(),
     };
     Ok(Any {
         type_url: "/cosmwasm.wasm.v1.MsgExecuteContract".into(),
@@ -38,7 +39,7 @@ impl ChainClient {
     /// Asks `contract` a smart query and decodes its JSON answer.
     pub async fn query_contract<T: DeserializeOwned>(
         &self,
-        contract: &str,
+        contract: &ContractAddress,
         query: &impl Serialize,
     ) -> Result<T, ClientError> {
         let request = QuerySmartContractStateRequest {
@@ -58,19 +59,11 @@ impl ChainClient {
     }
 }
 
-/// Addresses of the market contracts deployed at genesis.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
-pub struct MarketContracts {
-    pub registry: String,
-    pub staking: String,
-    pub market: String,
-}
-
 impl ChainClient {
     /// The genesis market contracts, as the chain reports them.
     pub async fn market_contracts(&self) -> Result<MarketContracts, ClientError> {
         use tendermint_rpc::Client;
-        let path = "/nesa.market.v1.Query/Contracts";
+        let path = MARKET_CONTRACTS_PATH;
         let answer = self
             .rpc
             .abci_query(Some(path.to_owned()), vec![], None, false)

@@ -7,7 +7,7 @@ use cosmrs::Any;
 
 use super::{ChainClient, ClientError, SendTxOptions, TxOutcome};
 use crate::tx::SignedTx;
-use crate::Address;
+use crate::{Address, AddressExt};
 
 /// The SDK's "account sequence mismatch" code.
 const WRONG_SEQUENCE: u32 = 32;

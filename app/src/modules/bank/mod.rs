@@ -3,85 +3,47 @@
 pub mod keys;
 pub mod query;
 
-use std::fmt;
-
 use cosmrs::proto::cosmos::base::v1beta1::Coin as ProtoCoin;
+use nesa_types::{format_coins, validate_coin_list, Address, Coin, CoinError};
 use tendermint_proto::v0_38::abci::Event;
 
 use crate::events::event;
-use crate::modules::auth::{self, Address};
+use crate::modules::auth;
 use crate::state::{StateError, StateRead, StateWrite};
 use crate::tx::TxError;
 
-/// An amount of one denomination.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Coin {
-    pub denom: String,
-    pub amount: u128,
+/// The SDK's wording for a coin the chain refuses (codespace `sdk`, code 10).
+fn invalid_coins(error: CoinError) -> TxError {
+    TxError::InvalidCoins(match error {
+        CoinError::MissingAmount(text) => format!("invalid amount `{text}`"),
+        CoinError::InvalidDenom(denom) => format!("invalid denom `{denom}`"),
+        CoinError::ZeroAmount(coin) => format!("{coin}: amounts must be positive"),
+        CoinError::DuplicateDenom(denom) => format!("duplicate denomination {denom}"),
+        other => other.to_string(),
+    })
 }
 
-impl Coin {
-    /// Parses and validates a protobuf coin.
-    pub fn from_proto(proto: &ProtoCoin) -> Result<Self, TxError> {
-        let amount = proto.amount.parse::<u128>().map_err(|_| {
-            TxError::InvalidCoins(format!("invalid amount `{}{}`", proto.amount, proto.denom))
-        })?;
-        if !nesa_genesis::is_valid_denom(&proto.denom) {
-            return Err(TxError::InvalidCoins(format!(
-                "invalid denom `{}`",
-                proto.denom
-            )));
-        }
-        Ok(Coin {
-            denom: proto.denom.clone(),
-            amount,
-        })
-    }
+/// Parses and validates a protobuf coin.
+pub fn coin_from_proto(proto: &ProtoCoin) -> Result<Coin, TxError> {
+    Coin::from_parts(&proto.amount, &proto.denom).map_err(invalid_coins)
+}
 
-    /// The protobuf form.
-    pub fn to_proto(&self) -> ProtoCoin {
-        ProtoCoin {
-            denom: self.denom.clone(),
-            amount: self.amount.to_string(),
-        }
+/// The protobuf form of a coin.
+pub fn coin_to_proto(coin: &Coin) -> ProtoCoin {
+    ProtoCoin {
+        denom: coin.denom.clone(),
+        amount: coin.amount.to_string(),
     }
 }
 
-impl fmt::Display for Coin {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}{}", self.amount, self.denom)
-    }
-}
-
-/// Parses a list of coins that must be positive and free of duplicates.
+/// Parses a list of coins that must be positive and free of duplicates (order kept).
 pub fn parse_coins(protos: &[ProtoCoin]) -> Result<Vec<Coin>, TxError> {
     let coins = protos
         .iter()
-        .map(Coin::from_proto)
+        .map(coin_from_proto)
         .collect::<Result<Vec<_>, _>>()?;
-    for (i, coin) in coins.iter().enumerate() {
-        if coin.amount == 0 {
-            return Err(TxError::InvalidCoins(format!(
-                "{coin}: amounts must be positive"
-            )));
-        }
-        if coins[..i].iter().any(|c| c.denom == coin.denom) {
-            return Err(TxError::InvalidCoins(format!(
-                "duplicate denomination {}",
-                coin.denom
-            )));
-        }
-    }
+    validate_coin_list(&coins).map_err(invalid_coins)?;
     Ok(coins)
-}
-
-/// Formats coins as the SDK does in events: `10unes,5uatom`.
-pub fn coins_string(coins: &[Coin]) -> String {
-    coins
-        .iter()
-        .map(Coin::to_string)
-        .collect::<Vec<_>>()
-        .join(",")
 }
 
 fn parse_amount(bytes: &[u8]) -> Result<u128, StateError> {
@@ -179,7 +141,7 @@ pub fn send(
         write_amount(state, key, sum)?;
     }
     auth::ensure_account(state, to)?;
-    let amount = coins_string(coins);
+    let amount = format_coins(coins);
     let (from_text, to_text) = (from.to_string(), to.to_string());
     events.push(event(
         "coin_spent",
@@ -222,7 +184,7 @@ pub fn burn(
         let supply = read_amount(state, &supply_key)?;
         write_amount(state, supply_key, supply.saturating_sub(coin.amount))?;
     }
-    let amount = coins_string(coins);
+    let amount = format_coins(coins);
     let burner = from.to_string();
     events.push(event(
         "coin_spent",

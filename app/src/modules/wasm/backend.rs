@@ -16,9 +16,9 @@ use cosmwasm_vm::{BackendApi, BackendError, BackendResult, GasInfo, Querier, Sto
 use super::handle::{HandleError, StateHandle};
 use super::vm::{WasmVm, GAS_MULTIPLIER, MAX_CALL_DEPTH};
 use super::{keys, store};
-use crate::modules::auth::Address;
 use crate::modules::bank;
 use crate::state::{prefix_end, GasCosts, StateError};
+use nesa_types::Address;
 
 /// wasmd's cost of turning a canonical address into bech32, in chain gas.
 const HUMANIZE_COST: u64 = 5;

@@ -14,9 +14,10 @@ use tendermint_proto::v0_38::abci::Event;
 use super::vm::{CallSite, Entry, WasmVm};
 use super::{address, store, ContractInfo, WasmError};
 use crate::events::event;
-use crate::modules::auth::{self, Address};
-use crate::modules::bank::{self, Coin};
+use crate::modules::auth;
+use crate::modules::bank;
 use crate::state::{GasMeter, Metered, Overlay, StateWrite};
+use nesa_types::{Address, AddressError, Coin};
 
 use cosmrs::proto::cosmwasm::wasm::v1 as proto;
 
@@ -72,7 +73,7 @@ fn chain_coins(coins: &[cosmwasm_std::Coin]) -> Result<Vec<Coin>, WasmError> {
 
 fn parse_address(text: &str) -> Result<Address, WasmError> {
     text.parse()
-        .map_err(|e: crate::modules::auth::AddressError| WasmError::InvalidMsg(e.to_string()))
+        .map_err(|e: AddressError| WasmError::InvalidMsg(e.to_string()))
 }
 
 fn send_funds(
@@ -118,8 +119,9 @@ pub fn instantiate(
             }
             address::predictable(&code.checksum_bytes(), &request.sender, salt)
                 .map_err(WasmError::InvalidMsg)?
+                .into()
         }
-        None => address::classic(request.code_id, store::next_instance_id(state)?),
+        None => address::classic(request.code_id, store::next_instance_id(state)?).into(),
     };
     if store::contract_exists(state, &contract)? {
         return Err(WasmError::Duplicate(format!(

@@ -8,9 +8,9 @@ use prost::Message;
 
 use super::vm::{CallSite, WasmVm, QUERY_GAS_LIMIT};
 use super::{keys, store, WasmError};
-use crate::modules::auth::Address;
 use crate::query::QueryError;
 use crate::state::{GasMeter, Overlay, StateRead};
+use nesa_types::Address;
 
 /// `Query/CodeInfo` (wasmd ≥ 0.54); not in the generated protos we link, so declared here.
 #[derive(Clone, PartialEq, Message)]

@@ -18,8 +18,8 @@ use cosmwasm_vm::{
 use super::backend::{ChainQuerier, ContractStorage, WasmApi};
 use super::handle::scoped;
 use super::{store, EntryPoint, WasmError};
-use crate::modules::auth::Address;
 use crate::state::{GasMeter, StateWrite};
+use nesa_types::Address;
 
 /// CosmWasm gas per unit of chain gas: wasmd's effective conversion. cosmwasm-vm targets 10^12
 /// CosmWasm gas per second of execution (115 per Wasm operation), so one chain gas buys about
