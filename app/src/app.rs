@@ -370,7 +370,7 @@ impl App {
             chain_id: &config.chain_id,
             time_nanos,
             tx_index: 0,
-            wasm: Some(&self.wasm),
+            wasm: &self.wasm,
             signatures: Some(&self.signatures),
             height,
             params: &config.params,

@@ -161,8 +161,8 @@ pub fn add_genesis_wasm(
         GenesisDoc::load(&path).with_context(|| "run `nesad init` first".to_string())?;
     nesa_genesis::validate_address(creator)?;
     let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
-    let wasm =
-        crate::tx::uncompress(&bytes).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+    let wasm = crate::modules::wasm::uncompress(&bytes)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
     crate::modules::wasm::WasmVm::check(&wasm)
         .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
     genesis
@@ -220,7 +220,7 @@ pub fn check_wasm(files: &[PathBuf]) -> anyhow::Result<()> {
     for file in files {
         let outcome = std::fs::read(file)
             .map_err(|e| e.to_string())
-            .and_then(|bytes| crate::tx::uncompress(&bytes).map_err(|e| e.to_string()))
+            .and_then(|bytes| crate::modules::wasm::uncompress(&bytes).map_err(|e| e.to_string()))
             .and_then(|wasm| {
                 crate::modules::wasm::WasmVm::check(&wasm)
                     .map(|_| wasm)

@@ -12,7 +12,7 @@ use tendermint_proto::v0_38::abci::Event;
 use super::{CheckedTx, ExecMode, TxEnv, TxError};
 use crate::events::event;
 use crate::modules::auth;
-use crate::modules::bank;
+use crate::modules::bank::{self, BankError};
 use crate::state::{GasCosts, GasMeter, StateWrite};
 use nesa_types::{Address, Coin};
 
@@ -95,8 +95,8 @@ pub fn ante(
             amount: 1,
         }];
         match bank::send(state, &tx.signer, &fee_collector(), &probe, &mut vec![]) {
-            Ok(()) | Err(TxError::InsufficientFunds(_)) => {}
-            Err(other) => return Err(other),
+            Ok(()) | Err(BankError::InsufficientFunds(_)) => {}
+            Err(other) => return Err(other.into()),
         }
     }
     let fee_text = nesa_types::format_coins(&tx.fee);
@@ -110,10 +110,10 @@ pub fn ante(
             &mut fee_events,
         )
         .map_err(|e| match e {
-            TxError::InsufficientFunds(reason) => {
+            BankError::InsufficientFunds(reason) => {
                 TxError::InsufficientFunds(format!("insufficient funds to pay the fee: {reason}"))
             }
-            other => other,
+            other => other.into(),
         })?;
         events.extend(fee_events);
     }

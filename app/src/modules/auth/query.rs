@@ -7,7 +7,7 @@ use prost::Message;
 use nesa_types::Address;
 
 use super::{account, BASE_ACCOUNT_TYPE_URL};
-use crate::query::QueryError;
+use crate::modules::QueryError;
 use crate::state::StateRead;
 
 /// `Query/Account`: the account at an address, as a `BaseAccount` in an `Any`.

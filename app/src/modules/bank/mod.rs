@@ -1,7 +1,13 @@
-//! Balances and total supply; `MsgSend`.
+//! Balances and total supply; `MsgSend` (and the burns contracts ask for).
 
+mod error;
+pub mod genesis;
 pub mod keys;
+pub mod msg;
 pub mod query;
+
+pub use error::BankError;
+pub use msg::BankMsg;
 
 use cosmrs::proto::cosmos::base::v1beta1::Coin as ProtoCoin;
 use nesa_types::{format_coins, validate_coin_list, Address, Coin, CoinError};
@@ -10,11 +16,10 @@ use tendermint_proto::v0_38::abci::Event;
 use crate::events::event;
 use crate::modules::auth;
 use crate::state::{StateError, StateRead, StateWrite};
-use crate::tx::TxError;
 
 /// The SDK's wording for a coin the chain refuses (codespace `sdk`, code 10).
-fn invalid_coins(error: CoinError) -> TxError {
-    TxError::InvalidCoins(match error {
+fn invalid_coins(error: CoinError) -> BankError {
+    BankError::InvalidCoins(match error {
         CoinError::MissingAmount(text) => format!("invalid amount `{text}`"),
         CoinError::InvalidDenom(denom) => format!("invalid denom `{denom}`"),
         CoinError::ZeroAmount(coin) => format!("{coin}: amounts must be positive"),
@@ -24,7 +29,7 @@ fn invalid_coins(error: CoinError) -> TxError {
 }
 
 /// Parses and validates a protobuf coin.
-pub fn coin_from_proto(proto: &ProtoCoin) -> Result<Coin, TxError> {
+pub fn coin_from_proto(proto: &ProtoCoin) -> Result<Coin, BankError> {
     Coin::from_parts(&proto.amount, &proto.denom).map_err(invalid_coins)
 }
 
@@ -37,7 +42,7 @@ pub fn coin_to_proto(coin: &Coin) -> ProtoCoin {
 }
 
 /// Parses a list of coins that must be positive and free of duplicates (order kept).
-pub fn parse_coins(protos: &[ProtoCoin]) -> Result<Vec<Coin>, TxError> {
+pub fn parse_coins(protos: &[ProtoCoin]) -> Result<Vec<Coin>, BankError> {
     let coins = protos
         .iter()
         .map(coin_from_proto)
@@ -120,12 +125,12 @@ pub fn send(
     to: &Address,
     coins: &[Coin],
     events: &mut Vec<Event>,
-) -> Result<(), TxError> {
+) -> Result<(), BankError> {
     for coin in coins {
         let key = keys::balance(from, &coin.denom);
         let held = read_amount(state, &key)?;
         let left = held.checked_sub(coin.amount).ok_or_else(|| {
-            TxError::InsufficientFunds(format!(
+            BankError::InsufficientFunds(format!(
                 "spendable balance {held}{} is smaller than {coin}",
                 coin.denom
             ))
@@ -137,7 +142,7 @@ pub fn send(
         let held = read_amount(state, &key)?;
         let sum = held
             .checked_add(coin.amount)
-            .ok_or_else(|| TxError::InvalidCoins("balance overflow".into()))?;
+            .ok_or_else(|| BankError::InvalidCoins("balance overflow".into()))?;
         write_amount(state, key, sum)?;
     }
     auth::ensure_account(state, to)?;
@@ -169,12 +174,12 @@ pub fn burn(
     from: &Address,
     coins: &[Coin],
     events: &mut Vec<Event>,
-) -> Result<(), TxError> {
+) -> Result<(), BankError> {
     for coin in coins {
         let key = keys::balance(from, &coin.denom);
         let held = read_amount(state, &key)?;
         let left = held.checked_sub(coin.amount).ok_or_else(|| {
-            TxError::InsufficientFunds(format!(
+            BankError::InsufficientFunds(format!(
                 "spendable balance {held}{} is smaller than {coin}",
                 coin.denom
             ))
@@ -199,7 +204,7 @@ pub fn mint(
     state: &mut (impl StateWrite + ?Sized),
     to: &Address,
     coins: &[Coin],
-) -> Result<(), TxError> {
+) -> Result<(), BankError> {
     for coin in coins {
         let key = keys::balance(to, &coin.denom);
         let held = read_amount(state, &key)?;
@@ -207,7 +212,7 @@ pub fn mint(
             state,
             key,
             held.checked_add(coin.amount)
-                .ok_or_else(|| TxError::InvalidCoins("balance overflow".into()))?,
+                .ok_or_else(|| BankError::InvalidCoins("balance overflow".into()))?,
         )?;
         let supply_key = keys::supply(&coin.denom);
         let supply = read_amount(state, &supply_key)?;
@@ -216,7 +221,7 @@ pub fn mint(
             supply_key,
             supply
                 .checked_add(coin.amount)
-                .ok_or_else(|| TxError::InvalidCoins("supply overflow".into()))?,
+                .ok_or_else(|| BankError::InvalidCoins("supply overflow".into()))?,
         )?;
     }
     auth::ensure_account(state, to)?;
@@ -258,6 +263,7 @@ mod tests {
         let mut state = Overlay::new(());
         mint(&mut state, &alice, &unes(10)).unwrap();
         let err = send(&mut state, &alice, &bob, &unes(11), &mut vec![]).unwrap_err();
+        assert!(matches!(err, BankError::InsufficientFunds(_)), "{err}");
         assert_eq!(err.code(), 5, "{err}");
     }
 

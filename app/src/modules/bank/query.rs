@@ -8,7 +8,7 @@ use cosmrs::proto::cosmos::base::query::v1beta1::PageResponse;
 use prost::Message;
 
 use super::{balance, balances, coin_to_proto, supply, total_supply};
-use crate::query::QueryError;
+use crate::modules::QueryError;
 use crate::state::StateRead;
 use nesa_types::{Address, Coin};
 
