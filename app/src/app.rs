@@ -4,37 +4,22 @@
 use std::path::Path;
 use std::sync::{Arc, Mutex, OnceLock};
 
-use cosmrs::proto::cosmos::base::abci::v1beta1::{GasInfo, Result as SdkResult};
-use cosmrs::proto::cosmos::tx::v1beta1::{SimulateRequest, SimulateResponse};
-use prost::Message;
 use tendermint_proto::v0_38::abci::{
     ExecTxResult, RequestFinalizeBlock, RequestInitChain, RequestPrepareProposal,
     RequestProcessProposal, RequestQuery, ResponseCheckTx, ResponseFinalizeBlock, ResponseInfo,
     ResponseInitChain, ResponsePrepareProposal, ResponseProcessProposal, ResponseQuery,
 };
-use tendermint_proto::v0_38::crypto::{ProofOp, ProofOps};
 
-use crate::genesis::{
-    apply_genesis, GenesisApplyError, CHAIN_ID_KEY, HEIGHT_KEY, INITIAL_HEIGHT_KEY, PARAMS_KEY,
-    TIME_KEY,
-};
-use crate::modules::wasm::{self, CallSite, WasmError, WasmVm};
-use crate::query::{module_prefix, route, QueryError};
+pub use crate::genesis::ChainConfig;
+use crate::genesis::{apply_genesis, last_block_time, GenesisApplyError, HEIGHT_KEY, TIME_KEY};
+use crate::modules::wasm::{self, WasmError, WasmVm};
+use crate::query::QueryRouter;
 use crate::state::{
-    BlockWriter, Committed, Overlay, PendingCommit, Snapshot, StateError, StateRead, StateWrite,
-    Storage,
+    BlockWriter, Committed, Overlay, PendingCommit, Snapshot, StateError, StateWrite, Storage,
 };
 use crate::tx::{
-    decode_tx, execute_tx, DecodeMode, ExecMode, Params, SignatureCache, TxEnv, TxError, TxOutcome,
-    CODESPACE,
+    decode_tx, execute_tx, DecodeMode, ExecMode, SignatureCache, TxEnv, TxError, TxOutcome,
 };
-
-/// The proof-op type of JMT ICS-23 proofs in `abci_query` responses.
-pub const PROOF_OP_TYPE: &str = "ics23:jmt";
-/// Path of the query for the genesis market contracts' addresses (JSON answer).
-pub const MARKET_CONTRACTS_PATH: &str = "/nesa.market.v1.Query/Contracts";
-/// Path of the gas-estimation query.
-pub const SIMULATE_PATH: &str = "/cosmos.tx.v1beta1.Service/Simulate";
 
 /// Errors that stop block processing. The node must halt on them rather than diverge.
 #[derive(Debug, thiserror::Error)]
@@ -55,14 +40,6 @@ pub enum AppError {
     AppStateJson(String),
     #[error(transparent)]
     Wasm(#[from] WasmError),
-}
-
-/// Chain-wide settings fixed at genesis.
-#[derive(Clone, Debug)]
-pub struct ChainConfig {
-    pub chain_id: String,
-    pub params: Params,
-    pub initial_height: u64,
 }
 
 struct Consensus {
@@ -89,7 +66,7 @@ impl App {
     pub fn new(storage: Storage, wasm_dir: &Path) -> Result<Self, AppError> {
         let config = OnceLock::new();
         let snapshot = storage.snapshot()?;
-        if let Some(loaded) = load_config(&snapshot)? {
+        if let Some(loaded) = ChainConfig::load(&snapshot)? {
             let _ = config.set(loaded);
         }
         let wasm = WasmVm::open(wasm_dir)?;
@@ -367,16 +344,7 @@ impl App {
         time_nanos: u64,
         mode: ExecMode,
     ) -> TxEnv<'a> {
-        TxEnv {
-            chain_id: &config.chain_id,
-            time_nanos,
-            tx_index: 0,
-            wasm: Some(&self.wasm),
-            signatures: Some(&self.signatures),
-            height,
-            params: &config.params,
-            mode,
-        }
+        config.tx_env(&self.wasm, &self.signatures, height, time_nanos, mode)
     }
 
     /// The contract VM.
@@ -384,204 +352,22 @@ impl App {
         &self.wasm
     }
 
-    /// ABCI Query: gRPC-style paths, `store/<module>/key` (with proofs) and Simulate.
+    /// ABCI Query: every path, through the one query router.
     pub fn query(&self, request: RequestQuery) -> ResponseQuery {
-        match self.try_query(&request) {
-            Ok(response) => response,
-            Err(e) => ResponseQuery {
-                code: e.code(),
-                log: e.to_string(),
-                codespace: CODESPACE.into(),
-                height: request.height,
-                ..Default::default()
-            },
+        QueryRouter {
+            storage: &self.storage,
+            config: self.config.get(),
+            wasm: &self.wasm,
+            signatures: &self.signatures,
         }
+        .query(&request)
     }
-
-    fn try_query(&self, request: &RequestQuery) -> Result<ResponseQuery, QueryError> {
-        let latest = self.storage.committed()?.map_or(0, |c| c.height);
-        let height = match request.height {
-            0 => latest,
-            h if h < 0 => return Err(QueryError::InvalidHeight(format!("height {h} is negative"))),
-            h => h as u64,
-        };
-        if request.path == SIMULATE_PATH {
-            let value = self.simulate(&request.data)?;
-            return Ok(ResponseQuery {
-                value: value.into(),
-                height: latest as i64,
-                ..Default::default()
-            });
-        }
-        if let Some(rest) = request.path.strip_prefix("store/") {
-            let module = rest
-                .strip_suffix("/key")
-                .ok_or_else(|| QueryError::UnknownPath(request.path.clone()))?;
-            let prefix = module_prefix(module)
-                .ok_or_else(|| QueryError::UnknownPath(request.path.clone()))?;
-            let key = [prefix, request.data.as_ref()].concat();
-            let (value, proof_ops) = if request.prove {
-                let (value, proof) = self.storage.get_with_proof(&key, height)?;
-                let op = ProofOp {
-                    r#type: PROOF_OP_TYPE.into(),
-                    key: key.clone(),
-                    data: proof.encode_to_vec(),
-                };
-                (value, Some(ProofOps { ops: vec![op] }))
-            } else {
-                (self.storage.get_at(&key, height)?, None)
-            };
-            return Ok(ResponseQuery {
-                key: key.into(),
-                value: value.unwrap_or_default().into(),
-                proof_ops,
-                height: height as i64,
-                ..Default::default()
-            });
-        }
-        if request.path == MARKET_CONTRACTS_PATH {
-            let state = self.storage.at(height)?;
-            let value = state
-                .get(crate::genesis::MARKET_CONTRACTS_KEY)?
-                .ok_or_else(|| {
-                    QueryError::NotFound("this chain has no genesis market contracts".into())
-                })?;
-            return Ok(ResponseQuery {
-                value: value.into(),
-                height: height as i64,
-                ..Default::default()
-            });
-        }
-        if wasm::query::serves(&request.path) {
-            let config = self
-                .config()
-                .ok_or_else(|| QueryError::InvalidRequest("the chain has no genesis yet".into()))?;
-            let value = if height == latest {
-                let snapshot = self.storage.snapshot()?;
-                let site = self.query_site(&config, height, last_block_time(&snapshot));
-                wasm::query::answer(&request.path, &snapshot, &self.wasm, &site, &request.data)?
-            } else {
-                let past = self.storage.at(height)?;
-                let site = self.query_site(&config, height, last_block_time(&past));
-                wasm::query::answer(&request.path, &past, &self.wasm, &site, &request.data)?
-            };
-            return Ok(ResponseQuery {
-                value: value.into(),
-                height: height as i64,
-                ..Default::default()
-            });
-        }
-        let value = if height == latest {
-            let handler = route::<Snapshot>(&request.path)
-                .ok_or_else(|| QueryError::UnknownPath(request.path.clone()))?;
-            handler(&self.storage.snapshot()?, &request.data)?
-        } else {
-            let handler = route(&request.path)
-                .ok_or_else(|| QueryError::UnknownPath(request.path.clone()))?;
-            handler(&self.storage.at(height)?, &request.data)?
-        };
-        Ok(ResponseQuery {
-            value: value.into(),
-            height: height as i64,
-            ..Default::default()
-        })
-    }
-
-    fn query_site(&self, config: &ChainConfig, height: u64, time_nanos: u64) -> CallSite {
-        let block = cosmwasm_std::BlockInfo {
-            height,
-            time: cosmwasm_std::Timestamp::from_nanos(time_nanos),
-            chain_id: config.chain_id.clone(),
-        };
-        CallSite {
-            block,
-            tx_index: None,
-            depth: 0,
-        }
-    }
-
-    /// Estimates gas by executing the (possibly unsigned) transaction against the latest state.
-    fn simulate(&self, request: &[u8]) -> Result<Vec<u8>, QueryError> {
-        let config = self
-            .config()
-            .ok_or_else(|| QueryError::InvalidRequest("the chain has no genesis yet".into()))?;
-        let request = SimulateRequest::decode(request)?;
-        if request.tx_bytes.is_empty() {
-            return Err(QueryError::InvalidRequest(
-                "empty txBytes is not allowed".into(),
-            ));
-        }
-        let tx = decode_tx(&request.tx_bytes, &config.params, DecodeMode::Simulate)
-            .map_err(|e| QueryError::InvalidRequest(e.to_string()))?;
-        let snapshot = self.storage.snapshot()?;
-        let height = self.storage.committed()?.map_or(1, |c| c.height + 1);
-        let time = last_block_time(&snapshot);
-        let env = self.tx_env(&config, height, time, ExecMode::Simulate);
-        let outcome = execute_tx(&snapshot, &tx, &env);
-        if let Err(e) = outcome.result {
-            return Err(QueryError::InvalidRequest(e.to_string()));
-        }
-        #[allow(deprecated)]
-        let msg_responses =
-            cosmrs::proto::cosmos::base::abci::v1beta1::TxMsgData::decode(outcome.data.as_slice())
-                .map(|d| d.msg_responses)
-                .unwrap_or_default();
-        #[allow(deprecated)]
-        let response = SimulateResponse {
-            gas_info: Some(GasInfo {
-                gas_wanted: outcome.gas_wanted,
-                gas_used: outcome.gas_used,
-            }),
-            result: Some(SdkResult {
-                data: outcome.data,
-                log: String::new(),
-                // The SDK's `Result.events` are CometBFT 0.38 events, the type the tx produced.
-                events: outcome.events,
-                msg_responses,
-            }),
-        };
-        Ok(response.encode_to_vec())
-    }
-}
-
-fn load_config(snapshot: &Snapshot) -> Result<Option<ChainConfig>, AppError> {
-    let Some(chain_id) = snapshot.get(CHAIN_ID_KEY)? else {
-        return Ok(None);
-    };
-    let params_json = snapshot
-        .get(PARAMS_KEY)?
-        .ok_or_else(|| StateError::Storage("chain params missing".into()))?;
-    let params: nesa_genesis::ChainParams = serde_json::from_slice(&params_json)
-        .map_err(|e| StateError::Storage(format!("stored params: {e}")))?;
-    let params = Params::from_genesis(&params).map_err(StateError::Storage)?;
-    let initial_height = snapshot
-        .get(INITIAL_HEIGHT_KEY)?
-        .and_then(|b| b.try_into().ok())
-        .map(u64::from_be_bytes)
-        .unwrap_or(1);
-    let chain_id = String::from_utf8(chain_id).map_err(|e| StateError::Storage(e.to_string()))?;
-    Ok(Some(ChainConfig {
-        chain_id,
-        params,
-        initial_height,
-    }))
 }
 
 fn timestamp_nanos(time: tendermint_proto::google::protobuf::Timestamp) -> u64 {
     (time.seconds.max(0) as u64)
         .saturating_mul(1_000_000_000)
         .saturating_add(time.nanos.max(0) as u64)
-}
-
-/// The time of the last committed block (nanoseconds), as stored in state.
-fn last_block_time(state: &impl StateRead) -> u64 {
-    state
-        .get(TIME_KEY)
-        .ok()
-        .flatten()
-        .and_then(|b| b.try_into().ok())
-        .map(u64::from_be_bytes)
-        .unwrap_or(0)
 }
 
 fn check_response(result: Result<(), TxError>, gas_wanted: u64, gas_used: u64) -> ResponseCheckTx {

@@ -1,15 +1,17 @@
-//! Applying the genesis document's `app_state` to an empty state.
-
-use nesa_genesis::AppState;
+//! The chain-wide state genesis fixes (chain id, parameters, first height) and each block
+//! updates (height, time), and applying the genesis document's `app_state`: these keys, then
+//! each module's own genesis.
 
 use std::sync::Arc;
 
-use crate::modules::auth::{Address, AddressError};
-use crate::modules::bank::{self, Coin};
-use crate::modules::wasm::{self, CallSite, WasmCall, WasmVm};
-use crate::state::GasMeter;
-use crate::state::StateWrite;
-use crate::tx::{Params, TxError};
+use nesa_genesis::AppState;
+
+use crate::modules::bank::genesis::{self as bank_genesis, BankGenesisError};
+use crate::modules::wasm::genesis::{self as wasm_genesis, GenesisBlock, WasmGenesisError};
+use crate::modules::wasm::WasmVm;
+use crate::msg::Router;
+use crate::state::{StateError, StateRead, StateWrite};
+use crate::tx::{ExecMode, Params, SignatureCache, TxEnv};
 
 /// Where the chain id is stored.
 pub const CHAIN_ID_KEY: &[u8] = b"app/chain_id";
@@ -19,7 +21,7 @@ pub const PARAMS_KEY: &[u8] = b"app/params";
 pub const INITIAL_HEIGHT_KEY: &[u8] = b"app/initial_height";
 /// The last block height, written every block (it also makes every block change the root).
 pub const HEIGHT_KEY: &[u8] = b"app/height";
-/// The genesis market contracts (JSON of `nesa_genesis::market::MarketAddresses`).
+/// The genesis market contracts (JSON of `nesa_types::MarketContracts`).
 pub const MARKET_CONTRACTS_KEY: &[u8] = b"app/market_contracts";
 /// The last block time in nanoseconds (for simulations and queries between blocks).
 pub const TIME_KEY: &[u8] = b"app/time";
@@ -27,14 +29,88 @@ pub const TIME_KEY: &[u8] = b"app/time";
 /// Errors applying genesis.
 #[derive(Debug, thiserror::Error)]
 pub enum GenesisApplyError {
+    /// `app_state` or its parameters are invalid.
     #[error("invalid genesis app_state: {0}")]
     Invalid(String),
-    #[error("genesis balance for {address}: {source}")]
-    Balance { address: String, source: TxError },
-    #[error("genesis wasm: {0}")]
-    Wasm(String),
+    /// The bank genesis failed.
     #[error(transparent)]
-    State(#[from] crate::state::StateError),
+    Bank(#[from] BankGenesisError),
+    /// The wasm genesis failed.
+    #[error(transparent)]
+    Wasm(#[from] WasmGenesisError),
+    /// The state could not be written.
+    #[error(transparent)]
+    State(#[from] StateError),
+}
+
+/// Chain-wide settings fixed at genesis.
+#[derive(Clone, Debug)]
+pub struct ChainConfig {
+    /// The chain id transactions are signed for.
+    pub chain_id: String,
+    /// Fee, size and gas limits.
+    pub params: Params,
+    /// Height of the first block.
+    pub initial_height: u64,
+}
+
+impl ChainConfig {
+    /// The environment a transaction executes in at `height` and `time_nanos`.
+    pub fn tx_env<'a>(
+        &'a self,
+        wasm: &'a Arc<WasmVm>,
+        signatures: &'a SignatureCache,
+        height: u64,
+        time_nanos: u64,
+        mode: ExecMode,
+    ) -> TxEnv<'a> {
+        TxEnv {
+            chain_id: &self.chain_id,
+            time_nanos,
+            tx_index: 0,
+            wasm,
+            signatures: Some(signatures),
+            height,
+            params: &self.params,
+            mode,
+        }
+    }
+
+    /// Reads the config genesis stored; `None` before genesis.
+    pub fn load(state: &impl StateRead) -> Result<Option<ChainConfig>, StateError> {
+        let Some(chain_id) = state.get(CHAIN_ID_KEY)? else {
+            return Ok(None);
+        };
+        let params_json = state
+            .get(PARAMS_KEY)?
+            .ok_or_else(|| StateError::Storage("chain params missing".into()))?;
+        let params: nesa_genesis::ChainParams = serde_json::from_slice(&params_json)
+            .map_err(|e| StateError::Storage(format!("stored params: {e}")))?;
+        let params = Params::from_genesis(&params).map_err(StateError::Storage)?;
+        let initial_height = state
+            .get(INITIAL_HEIGHT_KEY)?
+            .and_then(|b| b.try_into().ok())
+            .map(u64::from_be_bytes)
+            .unwrap_or(1);
+        let chain_id =
+            String::from_utf8(chain_id).map_err(|e| StateError::Storage(e.to_string()))?;
+        Ok(Some(ChainConfig {
+            chain_id,
+            params,
+            initial_height,
+        }))
+    }
+}
+
+/// The time of the last committed block (nanoseconds), as stored in state.
+pub fn last_block_time(state: &impl StateRead) -> u64 {
+    state
+        .get(TIME_KEY)
+        .ok()
+        .flatten()
+        .and_then(|b| b.try_into().ok())
+        .map(u64::from_be_bytes)
+        .unwrap_or(0)
 }
 
 /// Writes the initial state: chain id, parameters, accounts and balances, then stores the
@@ -64,39 +140,13 @@ pub fn apply_genesis(
         HEIGHT_KEY.to_vec(),
         (initial_height - 1).to_be_bytes().to_vec(),
     )?;
-    for balance in &app_state.bank.balances {
-        let address: Address =
-            balance
-                .address
-                .parse()
-                .map_err(|e: crate::modules::auth::AddressError| {
-                    GenesisApplyError::Invalid(e.to_string())
-                })?;
-        let coins = balance
-            .coins
-            .iter()
-            .map(|c| {
-                Ok(Coin {
-                    denom: c.denom.clone(),
-                    amount: c
-                        .amount_u128()
-                        .map_err(|e| GenesisApplyError::Invalid(e.to_string()))?,
-                })
-            })
-            .collect::<Result<Vec<_>, GenesisApplyError>>()?;
-        bank::mint(state, &address, &coins).map_err(|source| GenesisApplyError::Balance {
-            address: balance.address.clone(),
-            source,
-        })?;
-    }
-    apply_wasm_genesis(
-        state,
-        vm,
+    bank_genesis::init_genesis(state, &app_state.bank)?;
+    let block = GenesisBlock {
         chain_id,
         initial_height,
-        genesis_time_nanos,
-        app_state,
-    )?;
+        time_nanos: genesis_time_nanos,
+    };
+    wasm_genesis::init_genesis(state, vm, &Router, block, &app_state.wasm)?;
     if let Some(market) = &app_state.market {
         state.put(
             MARKET_CONTRACTS_KEY.to_vec(),
@@ -104,86 +154,4 @@ pub fn apply_genesis(
         )?;
     }
     Ok(params)
-}
-
-fn apply_wasm_genesis(
-    state: &mut dyn StateWrite,
-    vm: &Arc<WasmVm>,
-    chain_id: &str,
-    initial_height: u64,
-    genesis_time_nanos: u64,
-    app_state: &AppState,
-) -> Result<(), GenesisApplyError> {
-    use base64::Engine;
-    for (index, code) in app_state.wasm.codes.iter().enumerate() {
-        let compressed = base64::engine::general_purpose::STANDARD
-            .decode(&code.wasm_byte_code)
-            .map_err(|e| {
-                GenesisApplyError::Invalid(format!(
-                    "genesis code {}: wasm_byte_code is not base64: {e}",
-                    index + 1
-                ))
-            })?;
-        let creator: Address = code
-            .creator
-            .parse()
-            .map_err(|e: AddressError| GenesisApplyError::Invalid(e.to_string()))?;
-        let wasm = crate::tx::uncompress(&compressed)
-            .map_err(|e| GenesisApplyError::Wasm(e.to_string()))?;
-        let checksum = vm
-            .store(&wasm)
-            .map_err(|e| GenesisApplyError::Wasm(format!("genesis code {}: {e}", index + 1)))?;
-        let code_id = wasm::store::next_code_id(state)?;
-        let info = wasm::CodeInfo {
-            checksum: hex::encode(checksum),
-            creator: creator.to_string(),
-        };
-        wasm::store::save_code(state, code_id, &info, &wasm)?;
-        if code.pinned {
-            wasm::store::mark_pinned(state, code_id)?;
-            vm.pin(&checksum)
-                .map_err(|e| GenesisApplyError::Wasm(e.to_string()))?;
-        }
-    }
-    let meter = GasMeter::unlimited();
-    let site = CallSite {
-        block: cosmwasm_std::BlockInfo {
-            height: initial_height.saturating_sub(1),
-            time: cosmwasm_std::Timestamp::from_nanos(genesis_time_nanos),
-            chain_id: chain_id.to_string(),
-        },
-        tx_index: None,
-        depth: 0,
-    };
-    let call = WasmCall {
-        vm,
-        meter: &meter,
-        site,
-    };
-    for (index, contract) in app_state.wasm.contracts.iter().enumerate() {
-        let parse = |text: &str| {
-            text.parse::<Address>()
-                .map_err(|e| GenesisApplyError::Invalid(e.to_string()))
-        };
-        let msg = serde_json::to_vec(&contract.msg).expect("JSON value serialises");
-        let request = wasm::Instantiate {
-            sender: parse(&contract.creator)?,
-            admin: contract.admin.as_deref().map(parse).transpose()?,
-            code_id: contract.code_id,
-            label: &contract.label,
-            msg: &msg,
-            funds: &[],
-            salt: None,
-        };
-        let (address, _) = wasm::dispatch::instantiate(&call, state, request, &mut vec![])
-            .map_err(|e| {
-                GenesisApplyError::Wasm(format!(
-                    "genesis contract {} ({}): {e}",
-                    index + 1,
-                    contract.label
-                ))
-            })?;
-        tracing::info!(%address, label = %contract.label, code_id = contract.code_id, "genesis contract instantiated");
-    }
-    Ok(())
 }

@@ -8,6 +8,7 @@ pub mod events;
 pub mod genesis;
 pub mod home;
 pub mod modules;
+pub mod msg;
 pub mod query;
 pub mod rpc;
 pub mod solo;

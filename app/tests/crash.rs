@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use nesa_sdk::cosmrs::crypto::secp256k1::SigningKey;
 use nesa_sdk::fee::DEFAULT_GAS_LIMIT;
 use nesa_sdk::tendermint::Hash;
-use nesa_sdk::{Address, ChainClient, Coin, Coins, GasSetting, SendTxOptions};
+use nesa_sdk::{Address, AddressExt, ChainClient, Coin, Coins, GasSetting, SendTxOptions};
 use rand::Rng;
 
 const NESAD: &str = env!("CARGO_BIN_EXE_nesad");

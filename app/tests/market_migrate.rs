@@ -7,7 +7,7 @@
 
 mod support;
 
-use nesa_genesis::market::{MarketAddresses, MarketWasm, MARKET_WASM, REGISTRY_WASM, STAKING_WASM};
+use nesa_genesis::market::{MarketWasm, MARKET_WASM, REGISTRY_WASM, STAKING_WASM};
 use nesa_genesis::{AppState, GenesisCoin};
 use nesa_market::market::{ExecuteMsg, QueryMsg, QueryResponse, QueryStatus};
 use nesa_market::registry::{self, Kernel};
@@ -38,11 +38,18 @@ const USER: usize = 2;
 const FIRST_NODE: usize = 3;
 const NODES: usize = K as usize;
 
+/// The genesis market's contract addresses, as the messages of this test take them.
+struct Contracts {
+    registry: String,
+    staking: String,
+    market: String,
+}
+
 /// The chain with the genesis market, a registered kernel and bonded nodes.
 struct LiveMarket {
     chain: TestChain,
     accounts: Vec<TestAccount>,
-    contracts: MarketAddresses,
+    contracts: Contracts,
     kernel_id: u64,
 }
 
@@ -72,9 +79,14 @@ impl LiveMarket {
             &admin,
             Some(&admin),
             &treasury,
-            |code, instance| nesa_app::modules::wasm::classic_address(code, instance).to_string(),
+            nesa_app::modules::wasm::classic_address,
         )
         .unwrap();
+        let contracts = Contracts {
+            registry: contracts.registry.to_string(),
+            staking: contracts.staking.to_string(),
+            market: contracts.market.to_string(),
+        };
         let chain = TestChain::from_app_state(&format!("market-migrate-{name}"), app_state);
         let mut m = LiveMarket {
             chain,

@@ -3,8 +3,9 @@
 
 mod support;
 
-use nesa_app::app::PROOF_OP_TYPE;
+use nesa_app::query::PROOF_OP_TYPE;
 use nesa_sdk::cosmrs::proto::cosmos::bank::v1beta1::QuerySupplyOfRequest;
+use nesa_sdk::AddressExt;
 use prost::Message;
 use support::{TestAccount, TestChain};
 use tendermint_proto::v0_38::abci::RequestQuery;

@@ -6,6 +6,7 @@ mod support;
 use cosmwasm_std::{instantiate2_address, CanonicalAddr};
 use nesa_sdk::cosmrs::proto::cosmwasm::wasm::v1 as proto;
 use nesa_sdk::cosmrs::Any;
+use nesa_sdk::AddressExt;
 use prost::Message;
 use serde_json::{json, Value};
 use support::{TestAccount, TestChain};

@@ -13,7 +13,9 @@ fn model_path(test: &str) -> Option<PathBuf> {
 
 #[test]
 fn greedy_answer_names_the_capital_of_france() {
-    let Some(path) = model_path("greedy_answer_names_the_capital_of_france") else { return };
+    let Some(path) = model_path("greedy_answer_names_the_capital_of_france") else {
+        return;
+    };
     let tokenizer = Tokenizer::load(&path).unwrap();
     let model = Model::load(&path, &LoadOptions::default()).unwrap();
     let prompt = tokenizer

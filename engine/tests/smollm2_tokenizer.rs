@@ -14,7 +14,9 @@ fn model_path(test: &str) -> Option<PathBuf> {
 
 #[test]
 fn tokenizer_matches_llama_cpp_on_mixed_text() {
-    let Some(path) = model_path("tokenizer_matches_llama_cpp_on_mixed_text") else { return };
+    let Some(path) = model_path("tokenizer_matches_llama_cpp_on_mixed_text") else {
+        return;
+    };
     let tokenizer = Tokenizer::load(&path).unwrap();
     let ids = tokenizer
         .encode("<|im_start|>user\nHello, world! 12345 café 你好<|im_end|>")
@@ -34,7 +36,9 @@ fn tokenizer_matches_llama_cpp_on_mixed_text() {
 
 #[test]
 fn tokenizer_hash_of_smollm2_is_the_registered_one() {
-    let Some(path) = model_path("tokenizer_hash_of_smollm2_is_the_registered_one") else { return };
+    let Some(path) = model_path("tokenizer_hash_of_smollm2_is_the_registered_one") else {
+        return;
+    };
     let tokenizer = Tokenizer::load(&path).unwrap();
     // sha256 over the 49,152 tokens then the 48,900 merges, each followed by a 0 byte,
     // computed independently of this crate (a Python GGUF reader).

@@ -1,9 +1,9 @@
 //! The `app_state` section of the genesis document: everything the application initialises.
 
+use nesa_types::{validate_denom, Address, Coin, MarketContracts, BASE_DENOM};
 use serde::{Deserialize, Serialize};
 
 use crate::document::GenesisError;
-use crate::{ACCOUNT_PREFIX, DENOM};
 
 /// Initial state of every module.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -23,7 +23,7 @@ pub struct AppState {
     pub wasm: WasmGenesis,
     /// The market contracts among the genesis contracts, for clients to find them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub market: Option<crate::market::MarketAddresses>,
+    pub market: Option<MarketContracts>,
 }
 
 /// Contracts live from the first block.
@@ -90,7 +90,7 @@ impl Default for ChainParams {
     fn default() -> Self {
         ChainParams {
             min_gas_price: "0.025".to_string(),
-            fee_denom: DENOM.to_string(),
+            fee_denom: BASE_DENOM.to_string(),
             max_tx_bytes: 1024 * 1024,
             max_tx_gas: 100_000_000,
             max_memo_characters: 256,
@@ -133,25 +133,12 @@ pub struct GenesisCoin {
 }
 
 impl GenesisCoin {
-    /// Parses a coin list such as `1000unes,5foo`.
+    /// Parses a coin list such as `1000unes,5foo` (empty parts are skipped).
     pub fn parse_list(text: &str) -> Result<Vec<GenesisCoin>, GenesisError> {
         text.split(',')
             .map(str::trim)
             .filter(|part| !part.is_empty())
-            .map(|part| {
-                let split = part.find(|c: char| !c.is_ascii_digit()).ok_or_else(|| {
-                    GenesisError::InvalidCoins(format!("{part}: missing denomination"))
-                })?;
-                let (amount, denom) = part.split_at(split);
-                let value: u128 = amount.parse().map_err(|_| {
-                    GenesisError::InvalidCoins(format!("{part}: amount must be a whole number"))
-                })?;
-                validate_denom(denom)?;
-                Ok(GenesisCoin {
-                    denom: denom.to_string(),
-                    amount: value.to_string(),
-                })
-            })
+            .map(|part| Ok(GenesisCoin::from(&part.parse::<Coin>()?)))
             .collect()
     }
 
@@ -166,23 +153,12 @@ impl GenesisCoin {
     }
 }
 
-/// True for a valid denomination: 3-128 characters, a leading letter, then letters, digits
-/// or `/:._-` (the Cosmos SDK's rule).
-pub fn is_valid_denom(denom: &str) -> bool {
-    (3..=128).contains(&denom.len())
-        && denom.starts_with(|c: char| c.is_ascii_alphabetic())
-        && denom
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "/:._-".contains(c))
-}
-
-fn validate_denom(denom: &str) -> Result<(), GenesisError> {
-    if is_valid_denom(denom) {
-        Ok(())
-    } else {
-        Err(GenesisError::InvalidCoins(format!(
-            "{denom}: a denomination is 3-128 characters, starts with a letter and uses letters, digits or /:._-"
-        )))
+impl From<&Coin> for GenesisCoin {
+    fn from(coin: &Coin) -> Self {
+        GenesisCoin {
+            denom: coin.denom.clone(),
+            amount: coin.amount.to_string(),
+        }
     }
 }
 
@@ -259,21 +235,9 @@ impl AppState {
     }
 }
 
-/// Checks that `address` is a bech32 `nesa1…` account address of 20 bytes.
+/// Checks that `address` is a bech32 `nesa1…` address of 20 or 32 bytes.
 pub fn validate_address(address: &str) -> Result<(), GenesisError> {
-    let (hrp, data) = bech32::decode(address)
-        .map_err(|e| GenesisError::InvalidAddress(format!("{address}: {e}")))?;
-    if hrp.as_str() != ACCOUNT_PREFIX {
-        return Err(GenesisError::InvalidAddress(format!(
-            "{address}: expected prefix `{ACCOUNT_PREFIX}`, found `{hrp}`"
-        )));
-    }
-    if data.len() != 20 && data.len() != 32 {
-        return Err(GenesisError::InvalidAddress(format!(
-            "{address}: expected 20 or 32 bytes, found {}",
-            data.len()
-        )));
-    }
+    address.parse::<Address>()?;
     Ok(())
 }
 
@@ -325,7 +289,6 @@ mod tests {
     }
 
     fn test_address() -> String {
-        let hrp = bech32::Hrp::parse(ACCOUNT_PREFIX).unwrap();
-        bech32::encode::<bech32::Bech32>(hrp, &[7u8; 20]).unwrap()
+        Address::from_bytes([7u8; 20]).to_string()
     }
 }

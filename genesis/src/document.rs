@@ -23,11 +23,14 @@ pub enum GenesisError {
         source: serde_json::Error,
     },
     /// An address is malformed.
-    #[error("invalid address {0}")]
-    InvalidAddress(String),
+    #[error(transparent)]
+    InvalidAddress(#[from] nesa_types::AddressError),
     /// A coin amount or denomination is malformed.
     #[error("invalid coins: {0}")]
     InvalidCoins(String),
+    /// A coin is malformed.
+    #[error("invalid coins: {0}")]
+    Coin(#[from] nesa_types::CoinError),
     /// A parameter is out of range.
     #[error("invalid parameters: {0}")]
     InvalidParams(String),

@@ -6,6 +6,8 @@ use base64::Engine;
 use nesa_market::devnet;
 use nesa_market::registry::InstantiateMsg as RegistryInstantiate;
 
+use nesa_types::{ContractAddress, MarketContracts};
+
 use crate::{AppState, GenesisCode, GenesisContract, GenesisError};
 
 /// File names of the market contracts in an artifacts directory (`scripts/build-contracts`).
@@ -32,14 +34,6 @@ impl MarketWasm {
     }
 }
 
-/// Where the genesis market contracts live (served by the chain at `/nesa.market.v1.Query/Contracts`).
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct MarketAddresses {
-    pub registry: String,
-    pub staking: String,
-    pub market: String,
-}
-
 /// Adds the market codes and contracts to `app_state`. `address_of(code_id, instance)` must
 /// return the classic contract address the chain will derive, so the contracts can be wired
 /// to each other before they exist.
@@ -49,11 +43,11 @@ pub fn deploy(
     creator: &str,
     admin: Option<&str>,
     treasury: &str,
-    address_of: impl Fn(u64, u64) -> String,
-) -> Result<MarketAddresses, GenesisError> {
+    address_of: impl Fn(u64, u64) -> ContractAddress,
+) -> Result<MarketContracts, GenesisError> {
     let first_code = app_state.wasm.codes.len() as u64 + 1;
     let first_instance = app_state.wasm.contracts.len() as u64 + 1;
-    let addresses = MarketAddresses {
+    let addresses = MarketContracts {
         registry: address_of(first_code, first_instance),
         staking: address_of(first_code + 1, first_instance + 1),
         market: address_of(first_code + 2, first_instance + 2),
@@ -71,14 +65,14 @@ pub fn deploy(
     let registry = json(serde_json::to_value(RegistryInstantiate {}))?;
     let staking = json(serde_json::to_value(devnet::staking_instantiate(
         admin.map(str::to_string),
-        addresses.registry.clone(),
-        Some(addresses.market.clone()),
+        addresses.registry.to_string(),
+        Some(addresses.market.to_string()),
         treasury.to_string(),
     )))?;
     let market = json(serde_json::to_value(devnet::market_instantiate(
         admin.map(str::to_string),
-        addresses.registry.clone(),
-        addresses.staking.clone(),
+        addresses.registry.to_string(),
+        addresses.staking.to_string(),
         treasury.to_string(),
     )))?;
     let contract = |offset: u64, label: &str, msg: serde_json::Value| GenesisContract {
@@ -113,8 +107,7 @@ mod tests {
     use super::*;
 
     fn address(byte: u8) -> String {
-        let hrp = bech32::Hrp::parse(crate::ACCOUNT_PREFIX).unwrap();
-        bech32::encode::<bech32::Bech32>(hrp, &[byte; 20]).unwrap()
+        nesa_types::AccountAddress::from_bytes([byte; 20]).to_string()
     }
 
     #[test]
@@ -132,7 +125,7 @@ mod tests {
             &admin,
             Some(&admin),
             &treasury,
-            |code, _| address(10 + code as u8),
+            |code, _| ContractAddress::from_bytes([10 + code as u8; 32]),
         )
         .unwrap();
         let contracts = &app_state.wasm.contracts;
@@ -142,8 +135,8 @@ mod tests {
             staking,
             devnet::staking_instantiate(
                 Some(admin.clone()),
-                addresses.registry.clone(),
-                Some(addresses.market.clone()),
+                addresses.registry.to_string(),
+                Some(addresses.market.to_string()),
                 treasury.clone()
             )
         );

@@ -268,7 +268,9 @@ fn outcome_of<'a>(state: &'a QueryResponse, node: &str) -> &'a Option<NodeOutcom
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_query_is_answered_by_three_runners_and_survives_their_faults() {
-    let Some(model) = model_available("a_query_is_answered_by_three_runners_and_survives_their_faults") else {
+    let Some(model) =
+        model_available("a_query_is_answered_by_three_runners_and_survives_their_faults")
+    else {
         return;
     };
     let tokenizer = Tokenizer::load(&model).unwrap();
@@ -433,7 +435,9 @@ fn nesa(devnet: &Devnet, home: &Path, args: &[&str]) -> (bool, String, String) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_encrypted_kernel_answers_users_holding_its_key_and_runners_see_only_permuted_ids() {
-    let Some(model) = model_available("an_encrypted_kernel_answers_users_holding_its_key_and_runners_see_only_permuted_ids") else {
+    let Some(model) = model_available(
+        "an_encrypted_kernel_answers_users_holding_its_key_and_runners_see_only_permuted_ids",
+    ) else {
         return;
     };
     let tokenizer = Tokenizer::load(&model).unwrap();

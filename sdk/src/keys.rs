@@ -15,7 +15,7 @@ use cosmrs::{bip32::DerivationPath, crypto::secp256k1::SigningKey};
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 
-use crate::{address::Address, HD_PATH};
+use crate::{address::Address, AddressExt, HD_PATH};
 
 /// File name of the keyring inside the home directory.
 pub const KEYRING_FILE: &str = "keyring.json";

@@ -23,12 +23,12 @@ pub use nesa_engine::models;
 /// The model tokenizer built from a GGUF file (the engine's).
 pub use nesa_engine::tokenizer;
 
-pub use address::{Address, AddressError};
+pub use address::{Address, AddressError, AddressExt, ContractAddress};
 pub use client::{
     chain_reason, AccountInfo, BlockWatcher, ChainClient, ClientError, MarketContracts,
     SendTxOptions, TxEvent, TxEventAttribute, TxOutcome, TxSender, WatchedBlock,
 };
-pub use coin::{Coin, CoinError, Coins};
+pub use coin::{Coin, CoinError, CoinExt, Coins, CoinsExt};
 pub use fee::{FeeError, FeeSetting, GasPrice, GasSetting};
 pub use keys::{signing_key_from_mnemonic, KeyEntry, KeyError, Keyring};
 pub use tx::{SignedTx, TxBuilder, TxError};
@@ -38,12 +38,9 @@ pub use cosmrs;
 /// Re-exported so callers use the same tendermint types (hashes, chain ids) as the client.
 pub use tendermint;
 
-/// Bech32 human-readable prefix of Nesa account addresses.
-pub const ACCOUNT_PREFIX: &str = "nesa";
-/// Base denomination of the staking and fee token (1 NES = 10^6 unes).
-pub const BASE_DENOM: &str = "unes";
-/// Number of `unes` in one NES.
-pub const UNES_PER_NES: u128 = 1_000_000;
+/// The primitives the chain and every client share (addresses, coins, the market's contracts).
+pub use nesa_types;
+pub use nesa_types::{ACCOUNT_PREFIX, BASE_DENOM, MARKET_CONTRACTS_PATH, UNES_PER_NES};
 /// BIP-44 derivation path of the first account key (coin type 118, as on the Cosmos Hub).
 pub const HD_PATH: &str = "m/44'/118'/0'/0/0";
 /// Default CometBFT JSON-RPC endpoint of a local node.

@@ -2,7 +2,7 @@
 
 use cosmrs::{bank::MsgSend, tx::Msg, Any};
 
-use crate::{address::Address, coin::Coins, tx::TxError};
+use crate::{address::Address, coin::Coins, tx::TxError, AddressExt, CoinsExt};
 
 /// A `/cosmos.bank.v1beta1.MsgSend` moving `amount` from `from` to `to`.
 pub fn bank_send(from: &Address, to: &Address, amount: &Coins) -> Result<Any, TxError> {

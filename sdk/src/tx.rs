@@ -10,7 +10,7 @@ use cosmrs::{
 use sha2::{Digest, Sha256};
 
 use crate::{
-    coin::Coins,
+    coin::{Coins, CoinsExt},
     fee::{FeeSetting, DEFAULT_GAS_LIMIT},
 };
 
@@ -132,7 +132,10 @@ mod tests {
     use k256::ecdsa::{signature::Verifier, Signature, VerifyingKey};
 
     use super::*;
-    use crate::{address::Address, coin::Coin, keys::signing_key_from_mnemonic, msgs::bank_send};
+    use crate::{
+        address::Address, coin::Coin, keys::signing_key_from_mnemonic, msgs::bank_send, AddressExt,
+        CoinExt,
+    };
 
     const TEST_MNEMONIC: &str = "abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon about";
     const CHAIN_ID: &str = "nesa-devnet-1";

@@ -22,7 +22,7 @@ use nesa_sdk::{
     },
     keys::signing_key_from_mnemonic,
     msgs::bank_send,
-    Address, ChainClient, ClientError, Coin, GasSetting, SendTxOptions,
+    Address, AddressExt, ChainClient, ClientError, Coin, CoinExt, GasSetting, SendTxOptions,
 };
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
@@ -268,7 +268,7 @@ async fn a_contract_call_the_contract_refuses_in_simulation_is_never_broadcast()
     // Even with a fixed gas limit the call is simulated first.
     let error = with_timeout(client.execute_contract(
         &key,
-        "nesa1contract",
+        &nesa_sdk::ContractAddress::from_bytes([7; 32]),
         &settle,
         &Default::default(),
         &fixed_gas(),

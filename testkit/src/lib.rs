@@ -60,7 +60,10 @@ pub fn missing(test: &str, reason: impl Display) {
                     .open(&log)
                     .and_then(|mut file| writeln!(file, "{line}"));
                 if let Err(e) = appended {
-                    eprintln!("cannot record the skip in {}: {e}", PathBuf::from(log).display());
+                    eprintln!(
+                        "cannot record the skip in {}: {e}",
+                        PathBuf::from(log).display()
+                    );
                 }
             }
         }
@@ -113,7 +116,9 @@ pub fn find_tool(name: &str) -> Option<PathBuf> {
 }
 
 fn home() -> PathBuf {
-    std::env::var_os("HOME").map(PathBuf::from).unwrap_or_default()
+    std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -143,7 +148,11 @@ mod tests {
     fn an_existing_file_is_returned() {
         let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml");
         assert_eq!(
-            require_file("an_existing_file_is_returned", &manifest, "it is in the repository"),
+            require_file(
+                "an_existing_file_is_returned",
+                &manifest,
+                "it is in the repository"
+            ),
             Some(manifest)
         );
     }

@@ -7,7 +7,7 @@ use nesa_app::App;
 use nesa_genesis::{AppState, GenesisCoin};
 use nesa_sdk::cosmrs::crypto::secp256k1::SigningKey;
 use nesa_sdk::cosmrs::Any;
-use nesa_sdk::{Address, Coin, Coins, TxBuilder};
+use nesa_sdk::{Address, AddressExt, Coin, Coins, TxBuilder};
 use tendermint_proto::v0_38::abci::{
     RequestFinalizeBlock, RequestInitChain, ResponseFinalizeBlock,
 };

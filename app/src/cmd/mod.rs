@@ -24,8 +24,8 @@ pub struct InitOptions<'a> {
 }
 
 /// The protocol treasury: a module account that receives fees and slashed stake.
-pub fn treasury_address() -> crate::modules::auth::Address {
-    crate::modules::auth::Address::module("treasury")
+pub fn treasury_address() -> nesa_types::Address {
+    nesa_types::Address::module("treasury")
 }
 
 /// `nesad init <moniker> --chain-id <id>`: writes config, a validator key and a genesis file
@@ -91,7 +91,7 @@ fn deploy_market(
     app_state: &mut nesa_genesis::AppState,
     artifacts: Option<&Path>,
     admin: Option<&str>,
-) -> anyhow::Result<Option<nesa_genesis::market::MarketAddresses>> {
+) -> anyhow::Result<Option<nesa_types::MarketContracts>> {
     let dir = artifacts
         .map(Path::to_path_buf)
         .unwrap_or_else(|| PathBuf::from("artifacts"));
@@ -121,7 +121,7 @@ fn deploy_market(
             nesa_genesis::validate_address(admin)?;
             admin.to_string()
         }
-        None => crate::modules::auth::Address::module("gov").to_string(),
+        None => nesa_types::Address::module("gov").to_string(),
     };
     let treasury = treasury_address().to_string();
     let addresses = nesa_genesis::market::deploy(
@@ -130,7 +130,7 @@ fn deploy_market(
         &creator,
         admin,
         &treasury,
-        |code, instance| crate::modules::wasm::classic_address(code, instance).to_string(),
+        crate::modules::wasm::classic_address,
     )?;
     Ok(Some(addresses))
 }
@@ -161,8 +161,8 @@ pub fn add_genesis_wasm(
         GenesisDoc::load(&path).with_context(|| "run `nesad init` first".to_string())?;
     nesa_genesis::validate_address(creator)?;
     let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
-    let wasm =
-        crate::tx::uncompress(&bytes).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+    let wasm = crate::modules::wasm::uncompress(&bytes)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
     crate::modules::wasm::WasmVm::check(&wasm)
         .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
     genesis
@@ -220,7 +220,7 @@ pub fn check_wasm(files: &[PathBuf]) -> anyhow::Result<()> {
     for file in files {
         let outcome = std::fs::read(file)
             .map_err(|e| e.to_string())
-            .and_then(|bytes| crate::tx::uncompress(&bytes).map_err(|e| e.to_string()))
+            .and_then(|bytes| crate::modules::wasm::uncompress(&bytes).map_err(|e| e.to_string()))
             .and_then(|wasm| {
                 crate::modules::wasm::WasmVm::check(&wasm)
                     .map(|_| wasm)

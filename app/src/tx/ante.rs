@@ -11,9 +11,10 @@ use tendermint_proto::v0_38::abci::Event;
 
 use super::{CheckedTx, ExecMode, TxEnv, TxError};
 use crate::events::event;
-use crate::modules::auth::{self, Address};
-use crate::modules::bank;
+use crate::modules::auth;
+use crate::modules::bank::{self, BankError};
 use crate::state::{GasCosts, GasMeter, StateWrite};
+use nesa_types::{Address, Coin};
 
 /// The module account that collects fees.
 pub fn fee_collector() -> Address {
@@ -89,16 +90,16 @@ pub fn ante(
         // Clients simulate before they know the fee: charge what the fee transfer and the
         // missing signature will cost, so the estimate covers the signed transaction.
         meter.consume(GasCosts::SDK.tx_size_per_byte * 64, "txSize")?;
-        let probe = [bank::Coin {
+        let probe = [Coin {
             denom: env.params.fee_denom.clone(),
             amount: 1,
         }];
         match bank::send(state, &tx.signer, &fee_collector(), &probe, &mut vec![]) {
-            Ok(()) | Err(TxError::InsufficientFunds(_)) => {}
-            Err(other) => return Err(other),
+            Ok(()) | Err(BankError::InsufficientFunds(_)) => {}
+            Err(other) => return Err(other.into()),
         }
     }
-    let fee_text = bank::coins_string(&tx.fee);
+    let fee_text = nesa_types::format_coins(&tx.fee);
     if !tx.fee.is_empty() {
         let mut fee_events = vec![];
         bank::send(
@@ -109,10 +110,10 @@ pub fn ante(
             &mut fee_events,
         )
         .map_err(|e| match e {
-            TxError::InsufficientFunds(reason) => {
+            BankError::InsufficientFunds(reason) => {
                 TxError::InsufficientFunds(format!("insufficient funds to pay the fee: {reason}"))
             }
-            other => other,
+            other => other.into(),
         })?;
         events.extend(fee_events);
     }

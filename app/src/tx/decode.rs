@@ -8,9 +8,11 @@ use cosmrs::proto::cosmos::tx::v1beta1::{mode_info, AuthInfo, TxBody, TxRaw};
 use prost::Message;
 use sha2::{Digest, Sha256};
 
-use super::{Msg, Params, TxError};
-use crate::modules::auth::{Address, SECP256K1_PUBKEY_TYPE_URL};
-use crate::modules::bank::{parse_coins, Coin};
+use super::{Params, TxError};
+use crate::modules::auth::SECP256K1_PUBKEY_TYPE_URL;
+use crate::modules::bank::parse_coins;
+use crate::msg::Msg;
+use nesa_types::{Address, Coin};
 
 /// How strictly to check: simulation accepts unsigned transactions without fees or gas limit.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -74,7 +76,7 @@ pub fn decode_tx(raw: &[u8], params: &Params, mode: DecodeMode) -> Result<Checke
     let msgs = body
         .messages
         .iter()
-        .map(Msg::decode)
+        .map(|any| Msg::from_any(any).map_err(TxError::from))
         .collect::<Result<Vec<_>, _>>()?;
     let signer = msgs[0].signer();
     if msgs.iter().any(|m| m.signer() != signer) {

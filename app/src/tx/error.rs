@@ -1,6 +1,9 @@
 //! Transaction errors with the Cosmos SDK's codespace and codes, so wallets and CosmJS show
 //! the messages their users already know.
 
+use crate::modules::bank::BankError;
+use crate::modules::wasm::WasmError;
+use crate::msg::MsgError;
 use crate::state::StateError;
 
 /// The codespace of every error this module reports.
@@ -111,16 +114,42 @@ impl From<StateError> for TxError {
     }
 }
 
-impl From<crate::modules::wasm::WasmError> for TxError {
-    fn from(e: crate::modules::wasm::WasmError) -> Self {
+impl From<BankError> for TxError {
+    fn from(e: BankError) -> Self {
         match e {
-            crate::modules::wasm::WasmError::Chain(inner) => *inner,
-            crate::modules::wasm::WasmError::State(inner) => inner.into(),
+            BankError::Decode(reason) => TxError::Decode(reason),
+            BankError::InvalidAddress(reason) => TxError::InvalidAddress(reason),
+            BankError::InvalidCoins(reason) => TxError::InvalidCoins(reason),
+            BankError::InsufficientFunds(reason) => TxError::InsufficientFunds(reason),
+            BankError::State(inner) => inner.into(),
+        }
+    }
+}
+
+impl From<WasmError> for TxError {
+    fn from(e: WasmError) -> Self {
+        match e {
+            WasmError::Bank(inner) => inner.into(),
+            WasmError::State(inner) => inner.into(),
+            WasmError::Decode(reason) => TxError::Decode(reason),
+            WasmError::InvalidAddress(reason) => TxError::InvalidAddress(reason),
             other => TxError::Wasm {
                 codespace: other.codespace(),
                 code: other.code(),
                 log: other.to_string(),
             },
+        }
+    }
+}
+
+impl From<MsgError> for TxError {
+    fn from(e: MsgError) -> Self {
+        match e {
+            MsgError::Bank(inner) => inner.into(),
+            MsgError::Wasm(inner) => inner.into(),
+            MsgError::UnknownType(url) => {
+                TxError::UnknownRequest(format!("unrecognized message type `{url}`"))
+            }
         }
     }
 }

@@ -7,7 +7,9 @@ use tendermint_proto::v0_38::abci::Event;
 
 use super::ante::ante;
 use super::{CheckedTx, Params, TxError};
-use crate::events::tag_message_index;
+use crate::events::{event, tag_message_index};
+use crate::modules::wasm::{CallSite, WasmVm};
+use crate::msg::MsgContext;
 use crate::state::{Changes, Gas, GasCosts, GasMeter, Metered, Overlay, StateRead};
 
 /// Why the transaction is being executed.
@@ -29,8 +31,8 @@ pub struct TxEnv<'a> {
     pub time_nanos: u64,
     /// Position of the transaction in its block.
     pub tx_index: u32,
-    /// The contract VM (absent only in tools that run without one).
-    pub wasm: Option<&'a std::sync::Arc<crate::modules::wasm::WasmVm>>,
+    /// The contract VM.
+    pub wasm: &'a std::sync::Arc<WasmVm>,
     /// Signatures already verified on this node (skips repeat verification).
     pub signatures: Option<&'a super::SignatureCache>,
     pub height: u64,
@@ -107,16 +109,33 @@ pub fn execute_tx<P: StateRead>(parent: &P, tx: &CheckedTx, env: &TxEnv) -> TxOu
     let mut msg_events = vec![];
     let mut msg_responses = vec![];
     let mut failure = None;
+    let context = MsgContext {
+        vm: env.wasm,
+        meter: &meter,
+        site: CallSite {
+            block: env.block_info(),
+            tx_index: Some(env.tx_index),
+            depth: 0,
+        },
+    };
     for (index, msg) in tx.msgs.iter().enumerate() {
-        let mut emitted = vec![];
-        match msg.execute(&mut msg_state, &meter, env, &mut emitted) {
-            Ok(response) => {
+        let signer = msg.signer().to_string();
+        let mut emitted = vec![event(
+            "message",
+            &[
+                ("action", msg.type_url()),
+                ("sender", &signer),
+                ("module", msg.module()),
+            ],
+        )];
+        match msg.execute(&context, &mut msg_state, &mut emitted) {
+            Ok(executed) => {
                 tag_message_index(&mut emitted, index);
                 msg_events.extend(emitted);
-                msg_responses.push(response);
+                msg_responses.push(executed.response);
             }
             Err(e) => {
-                let error = match e {
+                let error = match TxError::from(e) {
                     TxError::OutOfGas(log) => TxError::OutOfGas(log),
                     other => TxError::Message {
                         index,

@@ -5,13 +5,11 @@ mod ante;
 mod decode;
 mod error;
 mod execute;
-mod msg;
 mod params;
 mod sig_cache;
 
 pub use decode::{decode_tx, CheckedTx, DecodeMode};
 pub use error::{TxError, CODESPACE};
 pub use execute::{execute_tx, ExecMode, TxEnv, TxOutcome};
-pub use msg::{uncompress, Msg};
 pub use params::Params;
 pub use sig_cache::SignatureCache;

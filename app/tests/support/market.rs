@@ -9,6 +9,7 @@ use nesa_market::registry::{Encryption, NewKernel, ShardRange};
 use nesa_market::{commitment, encode_token_ids, result_hash, Fingerprint};
 use nesa_sdk::cosmrs::proto::cosmwasm::wasm::v1 as proto;
 use nesa_sdk::cosmrs::Any;
+use nesa_sdk::CoinExt;
 use prost::Message;
 use serde::de::DeserializeOwned;
 use serde::Serialize;

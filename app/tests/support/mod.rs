@@ -18,7 +18,7 @@ use nesa_genesis::{AppState, GenesisCoin};
 use nesa_sdk::cosmrs::crypto::secp256k1::SigningKey;
 use nesa_sdk::cosmrs::proto::cosmos::bank::v1beta1::{QueryBalanceRequest, QueryBalanceResponse};
 use nesa_sdk::cosmrs::Any;
-use nesa_sdk::{Address, Coins, TxBuilder};
+use nesa_sdk::{Address, AddressExt, Coins, TxBuilder};
 use prost::Message;
 use tendermint_proto::v0_38::abci::{
     ExecTxResult, RequestFinalizeBlock, RequestInitChain, RequestQuery, ResponseCheckTx,

@@ -16,7 +16,8 @@ use nesa_market::market::{
 };
 use nesa_sdk::cosmrs::crypto::secp256k1::SigningKey;
 use nesa_sdk::{
-    Address, BlockWatcher, ChainClient, ClientError, Coins, SendTxOptions, TxSender, WatchedBlock,
+    Address, BlockWatcher, ChainClient, ClientError, Coins, ContractAddress, SendTxOptions,
+    TxSender, WatchedBlock,
 };
 use tokio::sync::mpsc;
 
@@ -56,7 +57,7 @@ pub struct Runner {
     /// This node's address (it signs commits, reveals and settles).
     pub node: Address,
     /// The inference market contract.
-    pub market: String,
+    pub market: ContractAddress,
     /// The secret the per-query salts are derived from.
     pub secret: [u8; 32],
     /// The model that answers queries.

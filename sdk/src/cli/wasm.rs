@@ -5,7 +5,7 @@ use std::io::Write;
 
 use clap::Subcommand;
 use cosmrs::proto::cosmwasm::wasm::v1 as proto;
-use nesa_sdk::{cosmrs, Coins, Keyring, TxOutcome};
+use nesa_sdk::{cosmrs, Coins, CoinsExt, Keyring, TxOutcome};
 use prost::Message;
 
 use super::output::emit;
@@ -148,12 +148,7 @@ pub async fn run_tx(command: WasmTxCommand, global: &GlobalArgs) -> anyhow::Resu
                     code_id,
                     label,
                     msg: serde_json::to_vec(&json(&msg, "instantiate message")?)?,
-                    funds: amount
-                        .unwrap_or_default()
-                        .as_slice()
-                        .iter()
-                        .map(|c| c.to_proto())
-                        .collect(),
+                    funds: amount.unwrap_or_default().to_proto(),
                 },
             );
             (from, flags, msg, contract_line as Summary)
@@ -170,7 +165,7 @@ pub async fn run_tx(command: WasmTxCommand, global: &GlobalArgs) -> anyhow::Resu
                 .client(global)?
                 .execute_contract(
                     &key,
-                    &contract,
+                    &contract.parse()?,
                     &json(&msg, "execute message")?,
                     &amount.unwrap_or_default(),
                     &flags.send_options(),
@@ -205,7 +200,7 @@ pub async fn run_query(command: WasmQueryCommand, global: &GlobalArgs) -> anyhow
     match command {
         WasmQueryCommand::Smart { contract, msg } => {
             let answer: serde_json::Value = client
-                .query_contract(&contract, &json(&msg, "query message")?)
+                .query_contract(&contract.parse()?, &json(&msg, "query message")?)
                 .await?;
             println!("{}", serde_json::to_string_pretty(&answer)?);
         }

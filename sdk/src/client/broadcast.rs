@@ -7,7 +7,7 @@ use tendermint_rpc::Client;
 
 use super::{ChainClient, ClientError, TxOutcome, TxSender};
 use crate::{
-    address::Address,
+    address::{Address, AddressExt},
     fee::{adjusted_gas_limit, FeeSetting, GasSetting, DEFAULT_GAS_LIMIT},
     tx::{SignedTx, TxBuilder},
 };

@@ -9,13 +9,14 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use super::{ChainClient, ClientError};
-use crate::{Address, Coins};
+pub use crate::nesa_types::MarketContracts;
+use crate::{Address, Coins, CoinsExt, ContractAddress, MARKET_CONTRACTS_PATH};
 
 /// A `MsgExecuteContract` from `sender` calling `contract` with `msg` (serialised as JSON);
 /// sent through [`super::TxSender::execute_contract`].
 pub(crate) fn execute_msg(
     sender: &Address,
-    contract: &str,
+    contract: &ContractAddress,
     msg: &impl Serialize,
     funds: &Coins,
 ) -> Result<Any, ClientError> {
@@ -27,7 +28,7 @@ pub(crate) fn execute_msg(
         sender: sender.to_string(),
         contract: contract.to_string(),
         msg,
-        funds: funds.as_slice().iter().map(|c| c.to_proto()).collect(),
+        funds: funds.to_proto(),
     };
     Ok(Any {
         type_url: "/cosmwasm.wasm.v1.MsgExecuteContract".into(),
@@ -39,7 +40,7 @@ impl ChainClient {
     /// Asks `contract` a smart query and decodes its JSON answer.
     pub async fn query_contract<T: DeserializeOwned>(
         &self,
-        contract: &str,
+        contract: &ContractAddress,
         query: &impl Serialize,
     ) -> Result<T, ClientError> {
         let request = QuerySmartContractStateRequest {
@@ -59,19 +60,11 @@ impl ChainClient {
     }
 }
 
-/// Addresses of the market contracts deployed at genesis.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
-pub struct MarketContracts {
-    pub registry: String,
-    pub staking: String,
-    pub market: String,
-}
-
 impl ChainClient {
     /// The genesis market contracts, as the chain reports them.
     pub async fn market_contracts(&self) -> Result<MarketContracts, ClientError> {
         use tendermint_rpc::Client;
-        let path = "/nesa.market.v1.Query/Contracts";
+        let path = MARKET_CONTRACTS_PATH;
         let answer = self
             .rpc
             .abci_query(Some(path.to_owned()), vec![], None, false)

@@ -22,7 +22,7 @@ use serde::Serialize;
 use super::{ChainClient, ClientError};
 use crate::{
     address::Address,
-    coin::{Coin, Coins},
+    coin::{Coin, CoinExt, Coins},
 };
 
 const ACCOUNT_PATH: &str = "/cosmos.auth.v1beta1.Query/Account";

@@ -13,7 +13,7 @@ use super::broadcast::Simulate;
 use super::contracts::execute_msg;
 use super::{ChainClient, ClientError, SendTxOptions, TxOutcome};
 use crate::tx::SignedTx;
-use crate::{Address, Coins};
+use crate::{Address, AddressExt, Coins, ContractAddress};
 
 /// The SDK's "account sequence mismatch" code.
 const WRONG_SEQUENCE: u32 = 32;
@@ -136,7 +136,7 @@ impl<'c, K: Borrow<SigningKey>> TxSender<'c, K> {
     /// own error ([`ClientError::Simulation`]) before any fee is paid or any funds move.
     pub async fn execute_contract(
         &mut self,
-        contract: &str,
+        contract: &ContractAddress,
         msg: &impl Serialize,
         funds: &Coins,
         options: &SendTxOptions,
@@ -151,7 +151,7 @@ impl<'c, K: Borrow<SigningKey>> TxSender<'c, K> {
     /// loops that send several calls per block and read their effects from chain state.
     pub async fn broadcast_contract(
         &mut self,
-        contract: &str,
+        contract: &ContractAddress,
         msg: &impl Serialize,
         funds: &Coins,
         options: &SendTxOptions,
@@ -168,7 +168,7 @@ impl ChainClient {
     pub async fn execute_contract(
         &self,
         key: &SigningKey,
-        contract: &str,
+        contract: &ContractAddress,
         msg: &impl Serialize,
         funds: &Coins,
         options: &SendTxOptions,

@@ -1,6 +1,6 @@
 //! Storage keys of the accounts module (all under `auth/`).
 
-use super::Address;
+use nesa_types::Address;
 
 /// Module prefix; `store/auth/key` queries are relative to it.
 pub const PREFIX: &[u8] = b"auth/";

@@ -1,10 +1,9 @@
 //! Accounts: addresses, public keys, account numbers and sequences (replay protection).
 
-mod address;
 pub mod keys;
 pub mod query;
 
-pub use address::{Address, AddressError};
+use nesa_types::{Address, AddressError};
 
 use cosmrs::proto::cosmos::auth::v1beta1::BaseAccount;
 use cosmrs::proto::cosmos::crypto::secp256k1::PubKey;

@@ -4,8 +4,10 @@ use cosmrs::proto::cosmos::auth::v1beta1::{QueryAccountRequest, QueryAccountResp
 use cosmrs::proto::Any;
 use prost::Message;
 
-use super::{account, Address, BASE_ACCOUNT_TYPE_URL};
-use crate::query::QueryError;
+use nesa_types::Address;
+
+use super::{account, BASE_ACCOUNT_TYPE_URL};
+use crate::modules::QueryError;
 use crate::state::StateRead;
 
 /// `Query/Account`: the account at an address, as a `BaseAccount` in an `Any`.

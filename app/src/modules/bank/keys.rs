@@ -1,6 +1,6 @@
 //! Storage keys of the bank module (all under `bank/`).
 
-use crate::modules::auth::Address;
+use nesa_types::Address;
 
 /// Module prefix; `store/bank/key` queries are relative to it.
 pub const PREFIX: &[u8] = b"bank/";

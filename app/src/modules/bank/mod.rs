@@ -1,87 +1,54 @@
-//! Balances and total supply; `MsgSend`.
+//! Balances and total supply; `MsgSend` (and the burns contracts ask for).
 
+mod error;
+pub mod genesis;
 pub mod keys;
+pub mod msg;
 pub mod query;
 
-use std::fmt;
+pub use error::BankError;
+pub use msg::BankMsg;
 
 use cosmrs::proto::cosmos::base::v1beta1::Coin as ProtoCoin;
+use nesa_types::{format_coins, validate_coin_list, Address, Coin, CoinError};
 use tendermint_proto::v0_38::abci::Event;
 
 use crate::events::event;
-use crate::modules::auth::{self, Address};
+use crate::modules::auth;
 use crate::state::{StateError, StateRead, StateWrite};
-use crate::tx::TxError;
 
-/// An amount of one denomination.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Coin {
-    pub denom: String,
-    pub amount: u128,
+/// The SDK's wording for a coin the chain refuses (codespace `sdk`, code 10).
+fn invalid_coins(error: CoinError) -> BankError {
+    BankError::InvalidCoins(match error {
+        CoinError::MissingAmount(text) => format!("invalid amount `{text}`"),
+        CoinError::InvalidDenom(denom) => format!("invalid denom `{denom}`"),
+        CoinError::ZeroAmount(coin) => format!("{coin}: amounts must be positive"),
+        CoinError::DuplicateDenom(denom) => format!("duplicate denomination {denom}"),
+        other => other.to_string(),
+    })
 }
 
-impl Coin {
-    /// Parses and validates a protobuf coin.
-    pub fn from_proto(proto: &ProtoCoin) -> Result<Self, TxError> {
-        let amount = proto.amount.parse::<u128>().map_err(|_| {
-            TxError::InvalidCoins(format!("invalid amount `{}{}`", proto.amount, proto.denom))
-        })?;
-        if !nesa_genesis::is_valid_denom(&proto.denom) {
-            return Err(TxError::InvalidCoins(format!(
-                "invalid denom `{}`",
-                proto.denom
-            )));
-        }
-        Ok(Coin {
-            denom: proto.denom.clone(),
-            amount,
-        })
-    }
+/// Parses and validates a protobuf coin.
+pub fn coin_from_proto(proto: &ProtoCoin) -> Result<Coin, BankError> {
+    Coin::from_parts(&proto.amount, &proto.denom).map_err(invalid_coins)
+}
 
-    /// The protobuf form.
-    pub fn to_proto(&self) -> ProtoCoin {
-        ProtoCoin {
-            denom: self.denom.clone(),
-            amount: self.amount.to_string(),
-        }
+/// The protobuf form of a coin.
+pub fn coin_to_proto(coin: &Coin) -> ProtoCoin {
+    ProtoCoin {
+        denom: coin.denom.clone(),
+        amount: coin.amount.to_string(),
     }
 }
 
-impl fmt::Display for Coin {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}{}", self.amount, self.denom)
-    }
-}
-
-/// Parses a list of coins that must be positive and free of duplicates.
-pub fn parse_coins(protos: &[ProtoCoin]) -> Result<Vec<Coin>, TxError> {
+/// Parses a list of coins that must be positive and free of duplicates (order kept).
+pub fn parse_coins(protos: &[ProtoCoin]) -> Result<Vec<Coin>, BankError> {
     let coins = protos
         .iter()
-        .map(Coin::from_proto)
+        .map(coin_from_proto)
         .collect::<Result<Vec<_>, _>>()?;
-    for (i, coin) in coins.iter().enumerate() {
-        if coin.amount == 0 {
-            return Err(TxError::InvalidCoins(format!(
-                "{coin}: amounts must be positive"
-            )));
-        }
-        if coins[..i].iter().any(|c| c.denom == coin.denom) {
-            return Err(TxError::InvalidCoins(format!(
-                "duplicate denomination {}",
-                coin.denom
-            )));
-        }
-    }
+    validate_coin_list(&coins).map_err(invalid_coins)?;
     Ok(coins)
-}
-
-/// Formats coins as the SDK does in events: `10unes,5uatom`.
-pub fn coins_string(coins: &[Coin]) -> String {
-    coins
-        .iter()
-        .map(Coin::to_string)
-        .collect::<Vec<_>>()
-        .join(",")
 }
 
 fn parse_amount(bytes: &[u8]) -> Result<u128, StateError> {
@@ -158,12 +125,12 @@ pub fn send(
     to: &Address,
     coins: &[Coin],
     events: &mut Vec<Event>,
-) -> Result<(), TxError> {
+) -> Result<(), BankError> {
     for coin in coins {
         let key = keys::balance(from, &coin.denom);
         let held = read_amount(state, &key)?;
         let left = held.checked_sub(coin.amount).ok_or_else(|| {
-            TxError::InsufficientFunds(format!(
+            BankError::InsufficientFunds(format!(
                 "spendable balance {held}{} is smaller than {coin}",
                 coin.denom
             ))
@@ -175,11 +142,11 @@ pub fn send(
         let held = read_amount(state, &key)?;
         let sum = held
             .checked_add(coin.amount)
-            .ok_or_else(|| TxError::InvalidCoins("balance overflow".into()))?;
+            .ok_or_else(|| BankError::InvalidCoins("balance overflow".into()))?;
         write_amount(state, key, sum)?;
     }
     auth::ensure_account(state, to)?;
-    let amount = coins_string(coins);
+    let amount = format_coins(coins);
     let (from_text, to_text) = (from.to_string(), to.to_string());
     events.push(event(
         "coin_spent",
@@ -207,12 +174,12 @@ pub fn burn(
     from: &Address,
     coins: &[Coin],
     events: &mut Vec<Event>,
-) -> Result<(), TxError> {
+) -> Result<(), BankError> {
     for coin in coins {
         let key = keys::balance(from, &coin.denom);
         let held = read_amount(state, &key)?;
         let left = held.checked_sub(coin.amount).ok_or_else(|| {
-            TxError::InsufficientFunds(format!(
+            BankError::InsufficientFunds(format!(
                 "spendable balance {held}{} is smaller than {coin}",
                 coin.denom
             ))
@@ -222,7 +189,7 @@ pub fn burn(
         let supply = read_amount(state, &supply_key)?;
         write_amount(state, supply_key, supply.saturating_sub(coin.amount))?;
     }
-    let amount = coins_string(coins);
+    let amount = format_coins(coins);
     let burner = from.to_string();
     events.push(event(
         "coin_spent",
@@ -237,7 +204,7 @@ pub fn mint(
     state: &mut (impl StateWrite + ?Sized),
     to: &Address,
     coins: &[Coin],
-) -> Result<(), TxError> {
+) -> Result<(), BankError> {
     for coin in coins {
         let key = keys::balance(to, &coin.denom);
         let held = read_amount(state, &key)?;
@@ -245,7 +212,7 @@ pub fn mint(
             state,
             key,
             held.checked_add(coin.amount)
-                .ok_or_else(|| TxError::InvalidCoins("balance overflow".into()))?,
+                .ok_or_else(|| BankError::InvalidCoins("balance overflow".into()))?,
         )?;
         let supply_key = keys::supply(&coin.denom);
         let supply = read_amount(state, &supply_key)?;
@@ -254,7 +221,7 @@ pub fn mint(
             supply_key,
             supply
                 .checked_add(coin.amount)
-                .ok_or_else(|| TxError::InvalidCoins("supply overflow".into()))?,
+                .ok_or_else(|| BankError::InvalidCoins("supply overflow".into()))?,
         )?;
     }
     auth::ensure_account(state, to)?;
@@ -296,6 +263,7 @@ mod tests {
         let mut state = Overlay::new(());
         mint(&mut state, &alice, &unes(10)).unwrap();
         let err = send(&mut state, &alice, &bob, &unes(11), &mut vec![]).unwrap_err();
+        assert!(matches!(err, BankError::InsufficientFunds(_)), "{err}");
         assert_eq!(err.code(), 5, "{err}");
     }
 

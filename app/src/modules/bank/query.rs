@@ -7,10 +7,10 @@ use cosmrs::proto::cosmos::bank::v1beta1::{
 use cosmrs::proto::cosmos::base::query::v1beta1::PageResponse;
 use prost::Message;
 
-use super::{balance, balances, supply, total_supply, Coin};
-use crate::modules::auth::Address;
-use crate::query::QueryError;
+use super::{balance, balances, coin_to_proto, supply, total_supply};
+use crate::modules::QueryError;
 use crate::state::StateRead;
+use nesa_types::{Address, Coin};
 
 /// `Query/Balance`: one denomination of one account (zero if none).
 pub fn balance_query<S: StateRead>(state: &S, request: &[u8]) -> Result<Vec<u8>, QueryError> {
@@ -25,7 +25,7 @@ pub fn balance_query<S: StateRead>(state: &S, request: &[u8]) -> Result<Vec<u8>,
         amount,
     };
     Ok(QueryBalanceResponse {
-        balance: Some(coin.to_proto()),
+        balance: Some(coin_to_proto(&coin)),
     }
     .encode_to_vec())
 }
@@ -37,7 +37,7 @@ pub fn all_balances_query<S: StateRead>(state: &S, request: &[u8]) -> Result<Vec
     let coins = balances(state, &address)?;
     let total = coins.len() as u64;
     Ok(QueryAllBalancesResponse {
-        balances: coins.iter().map(Coin::to_proto).collect(),
+        balances: coins.iter().map(coin_to_proto).collect(),
         pagination: Some(PageResponse {
             next_key: vec![],
             total,
@@ -51,13 +51,10 @@ pub fn supply_of_query<S: StateRead>(state: &S, request: &[u8]) -> Result<Vec<u8
     let request = QuerySupplyOfRequest::decode(request)?;
     let amount = supply(state, &request.denom)?;
     Ok(QuerySupplyOfResponse {
-        amount: Some(
-            Coin {
-                denom: request.denom,
-                amount,
-            }
-            .to_proto(),
-        ),
+        amount: Some(coin_to_proto(&Coin {
+            denom: request.denom,
+            amount,
+        })),
     }
     .encode_to_vec())
 }
@@ -67,7 +64,7 @@ pub fn total_supply_query<S: StateRead>(state: &S, _request: &[u8]) -> Result<Ve
     let coins = total_supply(state)?;
     let total = coins.len() as u64;
     Ok(QueryTotalSupplyResponse {
-        supply: coins.iter().map(Coin::to_proto).collect(),
+        supply: coins.iter().map(coin_to_proto).collect(),
         pagination: Some(PageResponse {
             next_key: vec![],
             total,

@@ -13,12 +13,13 @@ use cosmwasm_std::{
 };
 use cosmwasm_vm::{BackendApi, BackendError, BackendResult, GasInfo, Querier, Storage};
 
+use nesa_types::Address;
+
 use super::handle::{HandleError, StateHandle};
-use super::vm::{WasmVm, GAS_MULTIPLIER, MAX_CALL_DEPTH};
-use super::{keys, store};
-use crate::modules::auth::Address;
+use super::limits::{GAS_MULTIPLIER, MAX_CALL_DEPTH};
+use super::{keys, store, WasmError};
 use crate::modules::bank;
-use crate::state::{prefix_end, GasCosts, StateError};
+use crate::state::{prefix_end, GasCosts, GasMeter, StateError, StateWrite};
 
 /// wasmd's cost of turning a canonical address into bech32, in chain gas.
 const HUMANIZE_COST: u64 = 5;
@@ -179,17 +180,40 @@ impl Storage for ContractStorage {
     }
 }
 
+/// Smart queries into another contract from inside a contract call (the VM answers them).
+pub trait SmartQuerier: Send + Sync {
+    /// Runs `contract`'s `query` entry point over a read-only view of `state`, limited to
+    /// `vm_gas_limit` VM gas; returns the answer and the VM gas used internally (which the
+    /// calling contract's VM charges).
+    #[allow(clippy::too_many_arguments)]
+    fn query_nested(
+        self: Arc<Self>,
+        state: &mut dyn StateWrite,
+        meter: &GasMeter,
+        block: &BlockInfo,
+        depth: u32,
+        contract: &Address,
+        msg: &[u8],
+        vm_gas_limit: u64,
+    ) -> Result<(Binary, u64), WasmError>;
+}
+
 /// Queries from a contract: bank balances and supply, other contracts' state and metadata.
 pub struct ChainQuerier {
     handle: StateHandle,
-    vm: Arc<WasmVm>,
+    vm: Arc<dyn SmartQuerier>,
     block: BlockInfo,
     depth: u32,
 }
 
 impl ChainQuerier {
     /// A querier reading through `handle` (read-only) for a call at `depth`.
-    pub fn new(handle: StateHandle, vm: Arc<WasmVm>, block: BlockInfo, depth: u32) -> Self {
+    pub fn new(
+        handle: StateHandle,
+        vm: Arc<dyn SmartQuerier>,
+        block: BlockInfo,
+        depth: u32,
+    ) -> Self {
         ChainQuerier {
             handle: handle.read_only(),
             vm,
@@ -348,7 +372,7 @@ impl ChainQuerier {
                     Ok(Ok((binary, internal_gas))) => {
                         (SystemResult::Ok(ContractResult::Ok(binary)), internal_gas)
                     }
-                    Ok(Err(super::WasmError::NoSuchContract(_))) => (
+                    Ok(Err(WasmError::NoSuchContract(_))) => (
                         SystemResult::Err(SystemError::NoSuchContract {
                             addr: contract_addr,
                         }),

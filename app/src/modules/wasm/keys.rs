@@ -1,6 +1,6 @@
 //! Storage keys of the wasm module (all under `wasm/`).
 
-use crate::modules::auth::Address;
+use nesa_types::Address;
 
 /// Module prefix; `store/wasm/key` queries are relative to it.
 pub const PREFIX: &[u8] = b"wasm/";

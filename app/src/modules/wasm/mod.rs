@@ -4,20 +4,25 @@
 
 mod address;
 mod backend;
-pub mod dispatch;
+pub mod contract;
+pub mod encode;
+pub mod genesis;
 mod handle;
 pub mod keys;
+pub mod limits;
+pub mod msg;
 pub mod query;
 pub mod store;
 pub mod vm;
 
 pub use address::{classic as classic_address, predictable as predictable_address};
-pub use dispatch::{EntryPoint, Instantiate, WasmCall};
+pub use contract::{EntryPoint, Executed, Instantiate, MessageRouter, WasmCall};
+pub use msg::{uncompress, WasmMsg};
 pub use store::{CodeInfo, ContractInfo};
 pub use vm::{CallSite, WasmVm};
 
+use crate::modules::bank::BankError;
 use crate::state::StateError;
-use crate::tx::TxError;
 
 /// The codespace of wasm errors.
 pub const CODESPACE: &str = "wasm";
@@ -59,8 +64,15 @@ pub enum WasmError {
     OutOfGas(String),
     #[error("{0}: unauthorized")]
     Unauthorized(String),
+    /// A message in a transaction could not be decoded (SDK code 2).
+    #[error("tx parse error: {0}")]
+    Decode(String),
+    /// An address in a transaction's message is malformed (SDK code 7).
+    #[error("{0}: invalid address")]
+    InvalidAddress(String),
+    /// Funds could not be moved, or a bank message from a contract failed.
     #[error(transparent)]
-    Chain(Box<TxError>),
+    Bank(#[from] BankError),
     #[error(transparent)]
     State(#[from] StateError),
 }
@@ -82,17 +94,22 @@ impl WasmError {
 
     /// True when gas ran out (the transaction's or a submessage's).
     pub fn is_out_of_gas(&self) -> bool {
-        matches!(
-            self,
-            WasmError::OutOfGas(_) | WasmError::State(StateError::OutOfGas { .. })
-        ) || matches!(self, WasmError::Chain(e) if e.code() == 11 && e.codespace() == "sdk")
+        match self {
+            WasmError::OutOfGas(_) | WasmError::State(StateError::OutOfGas { .. }) => true,
+            WasmError::Bank(e) => e.is_out_of_gas(),
+            _ => false,
+        }
     }
 
     /// The ABCI codespace.
     pub fn codespace(&self) -> &'static str {
         match self {
-            WasmError::OutOfGas(_) | WasmError::Unauthorized(_) | WasmError::State(_) => "sdk",
-            WasmError::Chain(e) => e.codespace(),
+            WasmError::OutOfGas(_)
+            | WasmError::Unauthorized(_)
+            | WasmError::Decode(_)
+            | WasmError::InvalidAddress(_)
+            | WasmError::Bank(_)
+            | WasmError::State(_) => "sdk",
             _ => CODESPACE,
         }
     }
@@ -113,7 +130,9 @@ impl WasmError {
             WasmError::InvalidEvent(_) => 21,
             WasmError::OutOfGas(_) => 11,
             WasmError::Unauthorized(_) => 4,
-            WasmError::Chain(e) => e.code(),
+            WasmError::Decode(_) => 2,
+            WasmError::InvalidAddress(_) => 7,
+            WasmError::Bank(e) => e.code(),
             WasmError::State(StateError::OutOfGas { .. }) => 11,
             WasmError::State(_) => 1,
         }
@@ -131,10 +150,4 @@ pub fn restore_cache(state: &impl crate::state::StateRead, vm: &WasmVm) -> Resul
         }
     }
     Ok(())
-}
-
-impl From<TxError> for WasmError {
-    fn from(e: TxError) -> Self {
-        WasmError::Chain(Box::new(e))
-    }
 }

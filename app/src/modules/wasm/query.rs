@@ -6,11 +6,12 @@ use cosmrs::proto::cosmos::base::query::v1beta1::{PageRequest, PageResponse};
 use cosmrs::proto::cosmwasm::wasm::v1 as proto;
 use prost::Message;
 
-use super::vm::{CallSite, WasmVm, QUERY_GAS_LIMIT};
+use super::limits::QUERY_GAS_LIMIT;
+use super::vm::{CallSite, WasmVm};
 use super::{keys, store, WasmError};
-use crate::modules::auth::Address;
-use crate::query::QueryError;
+use crate::modules::QueryError;
 use crate::state::{GasMeter, Overlay, StateRead};
+use nesa_types::Address;
 
 /// `Query/CodeInfo` (wasmd ≥ 0.54); not in the generated protos we link, so declared here.
 #[derive(Clone, PartialEq, Message)]

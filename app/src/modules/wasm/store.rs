@@ -4,8 +4,8 @@ use serde::{Deserialize, Serialize};
 
 use super::keys;
 use super::WasmError;
-use crate::modules::auth::Address;
 use crate::state::{StateError, StateRead, StateWrite};
+use nesa_types::Address;
 
 /// Metadata of stored code.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -15,29 +15,12 @@ use cosmwasm_vm::{
     CacheOptions, Instance, InstanceOptions, Size, VmError, VmResult,
 };
 
-use super::backend::{ChainQuerier, ContractStorage, WasmApi};
+use super::backend::{ChainQuerier, ContractStorage, SmartQuerier, WasmApi};
 use super::handle::scoped;
+use super::limits::{GAS_MULTIPLIER, INSTANCE_COST, MAX_CALL_DEPTH, PINNED_INSTANCE_COST};
 use super::{store, EntryPoint, WasmError};
-use crate::modules::auth::Address;
 use crate::state::{GasMeter, StateWrite};
-
-/// CosmWasm gas per unit of chain gas: wasmd's effective conversion. cosmwasm-vm targets 10^12
-/// CosmWasm gas per second of execution (115 per Wasm operation), so one chain gas buys about
-/// 0.14 µs of contract execution — in line with the SDK's storage costs (a 2,000-gas write
-/// ≈ 200 µs of I/O was wasmd's original calibration).
-pub const GAS_MULTIPLIER: u64 = 140_000;
-/// Chain gas charged for loading a contract instance (wasmd's `DefaultInstanceCost`).
-pub const INSTANCE_COST: u64 = 60_000;
-/// Chain gas charged for loading a pinned contract instance (wasmd's discounted cost).
-pub const PINNED_INSTANCE_COST: u64 = 1_000;
-/// Chain gas charged per byte of uploaded wasm (wasmd's `DefaultCompileCost`).
-pub const COMPILE_COST_PER_BYTE: u64 = 3;
-/// Largest accepted wasm, uncompressed (wasmd's `MaxWasmSize`).
-pub const MAX_WASM_BYTES: usize = 800 * 1024;
-/// Deepest nesting of contract calls (submessages and queries).
-pub const MAX_CALL_DEPTH: u32 = 10;
-/// Chain gas available to a smart query served over ABCI (wasmd's `SmartQueryGasLimit`).
-pub const QUERY_GAS_LIMIT: u64 = 3_000_000;
+use nesa_types::Address;
 
 /// What the chain offers contracts: contracts requiring more are rejected at upload.
 const CAPABILITIES: &[&str] = &["iterator", "cosmwasm_1_1", "cosmwasm_1_2"];
@@ -319,12 +302,11 @@ impl WasmVm {
         )
         .map(|(binary, _)| binary)
     }
+}
 
-    /// A smart query from inside another contract call, limited to `vm_gas_limit` VM gas;
-    /// returns the answer and the VM gas used internally (which the caller's VM charges).
-    #[allow(clippy::too_many_arguments)]
-    pub fn query_nested(
-        self: &Arc<Self>,
+impl SmartQuerier for WasmVm {
+    fn query_nested(
+        self: Arc<Self>,
         state: &mut dyn StateWrite,
         meter: &GasMeter,
         block: &BlockInfo,

@@ -1,36 +1,61 @@
-//! x/wasm semantics: instantiate, execute, migrate and admin changes; a contract's response
-//! turned into events and messages; submessages each run in their own cache with `reply_on`,
-//! errors redacted in replies, and reply data replacing the response data — as wasmd does.
+//! x/wasm semantics: code upload, instantiate, execute, migrate and admin changes; a
+//! contract's response turned into events and messages; submessages each run in their own
+//! cache with `reply_on`, errors redacted in replies, and reply data replacing the response
+//! data — as wasmd does. Messages a contract emits go back through the app's one message
+//! router ([`MessageRouter`]), the same path a transaction's messages take.
 
 use std::sync::Arc;
 
+use cosmrs::proto::Any;
 use cosmwasm_std::{
-    Addr, BankMsg, Binary, CosmosMsg, Event as StdEvent, MessageInfo, MsgResponse, Reply, ReplyOn,
-    Response, SubMsg, SubMsgResponse, SubMsgResult, WasmMsg,
+    Addr, Binary, CosmosMsg, Event as StdEvent, MessageInfo, MsgResponse, Reply, ReplyOn, Response,
+    SubMsg, SubMsgResponse, SubMsgResult,
 };
-use prost::Message;
+use nesa_types::{Address, Coin};
 use tendermint_proto::v0_38::abci::Event;
 
+use super::limits::COMPILE_COST_PER_BYTE;
 use super::vm::{CallSite, Entry, WasmVm};
-use super::{address, store, ContractInfo, WasmError};
+use super::{address, store, CodeInfo, ContractInfo, WasmError};
 use crate::events::event;
-use crate::modules::auth::{self, Address};
-use crate::modules::bank::{self, Coin};
+use crate::modules::auth;
+use crate::modules::bank;
 use crate::state::{GasMeter, Metered, Overlay, StateWrite};
 
-use cosmrs::proto::cosmwasm::wasm::v1 as proto;
-
-/// Where a contract call comes from and what it may spend.
-pub struct WasmCall<'a> {
-    pub vm: &'a Arc<WasmVm>,
-    pub meter: &'a GasMeter,
-    pub site: CallSite,
+/// Executes the messages contracts emit; the app's message router implements it, so a
+/// contract's `CosmosMsg` and a transaction's message take the same path.
+pub trait MessageRouter {
+    /// Executes `msg` as sent by `sender` (a contract) within `call`.
+    fn dispatch(
+        &self,
+        call: &WasmCall,
+        state: &mut dyn StateWrite,
+        sender: &Address,
+        msg: CosmosMsg,
+        events: &mut Vec<Event>,
+    ) -> Result<Executed, WasmError>;
 }
 
-/// The result of one dispatched message: its data and its protobuf response.
-pub struct Dispatched {
+/// Where a contract call comes from, what it may spend and where its messages go.
+pub struct WasmCall<'a> {
+    /// The contract VM.
+    pub vm: &'a Arc<WasmVm>,
+    /// The gas meter the call charges.
+    pub meter: &'a GasMeter,
+    /// The block, tx index and call depth.
+    pub site: CallSite,
+    /// Where the contract's emitted messages go.
+    pub router: &'a dyn MessageRouter,
+}
+
+/// The result of one executed message: the data a contract returned (if any) and the
+/// message's protobuf response.
+#[derive(Clone, Debug)]
+pub struct Executed {
+    /// The data the contract returned (`None` for non-contract messages).
     pub data: Option<Binary>,
-    pub msg_response: MsgResponse,
+    /// The message's response, as it goes into `TxMsgData.msg_responses`.
+    pub response: Any,
 }
 
 /// How a contract is instantiated.
@@ -45,34 +70,11 @@ pub struct Instantiate<'a> {
     pub salt: Option<&'a [u8]>,
 }
 
-fn check_json(msg: &[u8]) -> Result<(), WasmError> {
-    serde_json::from_slice::<serde_json::Value>(msg)
-        .map(|_| ())
-        .map_err(|e| WasmError::InvalidMsg(format!("message is not valid JSON: {e}")))
-}
-
 fn std_coins(coins: &[Coin]) -> Vec<cosmwasm_std::Coin> {
     coins
         .iter()
         .map(|c| cosmwasm_std::Coin::new(c.amount, c.denom.clone()))
         .collect()
-}
-
-fn chain_coins(coins: &[cosmwasm_std::Coin]) -> Result<Vec<Coin>, WasmError> {
-    coins
-        .iter()
-        .map(|c| {
-            Ok(Coin {
-                denom: c.denom.clone(),
-                amount: c.amount.u128(),
-            })
-        })
-        .collect()
-}
-
-fn parse_address(text: &str) -> Result<Address, WasmError> {
-    text.parse()
-        .map_err(|e: crate::modules::auth::AddressError| WasmError::InvalidMsg(e.to_string()))
 }
 
 fn send_funds(
@@ -86,25 +88,55 @@ fn send_funds(
     if funds.is_empty() {
         return Ok(());
     }
-    bank::send(
+    Ok(bank::send(
         &mut Metered::new(state, call.meter),
         from,
         to,
         funds,
         events,
-    )
-    .map_err(WasmError::from)
+    )?)
+}
+
+/// Compiles and stores `wasm` (gunzipped) uploaded by `sender`; returns its code id and
+/// checksum.
+pub fn store_code(
+    call: &WasmCall,
+    state: &mut dyn StateWrite,
+    sender: &Address,
+    wasm: &[u8],
+    events: &mut Vec<Event>,
+) -> Result<(u64, [u8; 32]), WasmError> {
+    call.meter.consume(
+        COMPILE_COST_PER_BYTE * wasm.len() as u64,
+        "wasm compilation",
+    )?;
+    let checksum = call.vm.store(wasm)?;
+    // The code bytes are kept in state for other nodes' caches, but (as in wasmd) only
+    // compilation is charged, not storage per byte.
+    let code_id = store::next_code_id(&mut Metered::new(&mut *state, call.meter))?;
+    let info = CodeInfo {
+        checksum: hex::encode(checksum),
+        creator: sender.to_string(),
+    };
+    store::save_code(state, code_id, &info, wasm)?;
+    events.push(event(
+        "store_code",
+        &[
+            ("code_checksum", &info.checksum),
+            ("code_id", &code_id.to_string()),
+        ],
+    ));
+    Ok((code_id, checksum))
 }
 
 /// Instantiates a contract: address, account, funds, metadata, the `instantiate` entry point,
-/// then its response.
+/// then its response. The message was checked to be JSON when it was decoded.
 pub fn instantiate(
     call: &WasmCall,
     state: &mut dyn StateWrite,
     request: Instantiate,
     events: &mut Vec<Event>,
 ) -> Result<(Address, Option<Binary>), WasmError> {
-    check_json(request.msg)?;
     if request.label.trim().is_empty() || request.label.len() > 128 {
         return Err(WasmError::InvalidMsg(
             "label must be 1 to 128 characters".into(),
@@ -118,8 +150,9 @@ pub fn instantiate(
             }
             address::predictable(&code.checksum_bytes(), &request.sender, salt)
                 .map_err(WasmError::InvalidMsg)?
+                .into()
         }
-        None => address::classic(request.code_id, store::next_instance_id(state)?),
+        None => address::classic(request.code_id, store::next_instance_id(state)?).into(),
     };
     if store::contract_exists(state, &contract)? {
         return Err(WasmError::Duplicate(format!(
@@ -179,7 +212,6 @@ pub fn execute(
     funds: &[Coin],
     events: &mut Vec<Event>,
 ) -> Result<Option<Binary>, WasmError> {
-    check_json(msg)?;
     store::contract(state, contract)?;
     send_funds(call, state, sender, contract, funds, events)?;
     events.push(event(
@@ -207,7 +239,6 @@ pub fn migrate(
     msg: &[u8],
     events: &mut Vec<Event>,
 ) -> Result<Option<Binary>, WasmError> {
-    check_json(msg)?;
     let mut info = store::contract(state, contract)?;
     if info.admin.as_deref() != Some(sender.to_string().as_str()) {
         return Err(WasmError::Unauthorized(
@@ -378,10 +409,13 @@ fn dispatch_submessage(
         vm: call.vm,
         meter,
         site,
+        router: call.router,
     };
     let mut sub_events = vec![];
     let mut cache = Overlay::new(&*state);
-    let outcome = dispatch_message(&sub_call, &mut cache, contract, sub.msg, &mut sub_events);
+    let outcome = call
+        .router
+        .dispatch(&sub_call, &mut cache, contract, sub.msg, &mut sub_events);
     let changes = cache.into_changes();
     if sub.gas_limit.is_some() {
         // Gas used under a submessage limit is charged to the caller either way.
@@ -389,7 +423,7 @@ fn dispatch_submessage(
             .consume(meter.used().min(meter.limit()), "submessage")?;
     }
     let result = match outcome {
-        Ok(dispatched) => {
+        Ok(executed) => {
             for (key, value) in changes {
                 match value {
                     Some(value) => state.put(key, value)?,
@@ -403,8 +437,11 @@ fn dispatch_submessage(
             #[allow(deprecated)]
             SubMsgResult::Ok(SubMsgResponse {
                 events: std_events(&sub_events),
-                data: dispatched.data,
-                msg_responses: vec![dispatched.msg_response],
+                data: executed.data,
+                msg_responses: vec![MsgResponse {
+                    type_url: executed.response.type_url,
+                    value: Binary::from(executed.response.value),
+                }],
             })
         }
         Err(error) => {
@@ -436,194 +473,6 @@ fn dispatch_submessage(
         &[("_contract_address", &contract.to_string())],
     ));
     handle_response(call, state, contract, response, events)
-}
-
-fn msg_response(type_url: &str, value: impl Message) -> MsgResponse {
-    MsgResponse {
-        type_url: type_url.to_string(),
-        value: Binary::from(value.encode_to_vec()),
-    }
-}
-
-/// Executes a message a contract emitted, as the contract.
-fn dispatch_message(
-    call: &WasmCall,
-    state: &mut dyn StateWrite,
-    sender: &Address,
-    msg: CosmosMsg,
-    events: &mut Vec<Event>,
-) -> Result<Dispatched, WasmError> {
-    match msg {
-        CosmosMsg::Bank(BankMsg::Send { to_address, amount }) => {
-            let to = parse_address(&to_address)?;
-            let coins = chain_coins(&amount)?;
-            bank::send(
-                &mut Metered::new(state, call.meter),
-                sender,
-                &to,
-                &coins,
-                events,
-            )?;
-            let response = cosmrs::proto::cosmos::bank::v1beta1::MsgSendResponse {};
-            Ok(Dispatched {
-                data: None,
-                msg_response: msg_response("/cosmos.bank.v1beta1.MsgSendResponse", response),
-            })
-        }
-        CosmosMsg::Bank(BankMsg::Burn { amount }) => {
-            let coins = chain_coins(&amount)?;
-            bank::burn(&mut Metered::new(state, call.meter), sender, &coins, events)?;
-            // MsgBurnResponse is an empty message.
-            let msg_response = MsgResponse {
-                type_url: "/cosmos.bank.v1beta1.MsgBurnResponse".into(),
-                value: Binary::default(),
-            };
-            Ok(Dispatched {
-                data: None,
-                msg_response,
-            })
-        }
-        CosmosMsg::Wasm(WasmMsg::Execute {
-            contract_addr,
-            msg,
-            funds,
-        }) => {
-            let contract = parse_address(&contract_addr)?;
-            let data = execute(
-                call,
-                state,
-                sender,
-                &contract,
-                &msg,
-                &chain_coins(&funds)?,
-                events,
-            )?;
-            let response = proto::MsgExecuteContractResponse {
-                data: data.clone().unwrap_or_default().to_vec(),
-            };
-            Ok(Dispatched {
-                data,
-                msg_response: msg_response(
-                    "/cosmwasm.wasm.v1.MsgExecuteContractResponse",
-                    response,
-                ),
-            })
-        }
-        CosmosMsg::Wasm(WasmMsg::Instantiate {
-            admin,
-            code_id,
-            msg,
-            funds,
-            label,
-        }) => {
-            let funds = chain_coins(&funds)?;
-            let admin = admin.as_deref().map(parse_address).transpose()?;
-            let request = Instantiate {
-                sender: *sender,
-                admin,
-                code_id,
-                label: &label,
-                msg: &msg,
-                funds: &funds,
-                salt: None,
-            };
-            let (contract, data) = instantiate(call, state, request, events)?;
-            let response = proto::MsgInstantiateContractResponse {
-                address: contract.to_string(),
-                data: data.clone().unwrap_or_default().to_vec(),
-            };
-            Ok(Dispatched {
-                data,
-                msg_response: msg_response(
-                    "/cosmwasm.wasm.v1.MsgInstantiateContractResponse",
-                    response,
-                ),
-            })
-        }
-        CosmosMsg::Wasm(WasmMsg::Instantiate2 {
-            admin,
-            code_id,
-            label,
-            msg,
-            funds,
-            salt,
-        }) => {
-            let funds = chain_coins(&funds)?;
-            let admin = admin.as_deref().map(parse_address).transpose()?;
-            let request = Instantiate {
-                sender: *sender,
-                admin,
-                code_id,
-                label: &label,
-                msg: &msg,
-                funds: &funds,
-                salt: Some(&salt),
-            };
-            let (contract, data) = instantiate(call, state, request, events)?;
-            let response = proto::MsgInstantiateContract2Response {
-                address: contract.to_string(),
-                data: data.clone().unwrap_or_default().to_vec(),
-            };
-            Ok(Dispatched {
-                data,
-                msg_response: msg_response(
-                    "/cosmwasm.wasm.v1.MsgInstantiateContract2Response",
-                    response,
-                ),
-            })
-        }
-        CosmosMsg::Wasm(WasmMsg::Migrate {
-            contract_addr,
-            new_code_id,
-            msg,
-        }) => {
-            let contract = parse_address(&contract_addr)?;
-            let data = migrate(call, state, sender, &contract, new_code_id, &msg, events)?;
-            let response = proto::MsgMigrateContractResponse {
-                data: data.clone().unwrap_or_default().to_vec(),
-            };
-            Ok(Dispatched {
-                data,
-                msg_response: msg_response(
-                    "/cosmwasm.wasm.v1.MsgMigrateContractResponse",
-                    response,
-                ),
-            })
-        }
-        CosmosMsg::Wasm(WasmMsg::UpdateAdmin {
-            contract_addr,
-            admin,
-        }) => {
-            let contract = parse_address(&contract_addr)?;
-            let admin = parse_address(&admin)?;
-            set_admin(state, sender, &contract, Some(&admin), events)?;
-            Ok(Dispatched {
-                data: None,
-                msg_response: msg_response(
-                    "/cosmwasm.wasm.v1.MsgUpdateAdminResponse",
-                    proto::MsgUpdateAdminResponse {},
-                ),
-            })
-        }
-        CosmosMsg::Wasm(WasmMsg::ClearAdmin { contract_addr }) => {
-            let contract = parse_address(&contract_addr)?;
-            set_admin(state, sender, &contract, None, events)?;
-            Ok(Dispatched {
-                data: None,
-                msg_response: msg_response(
-                    "/cosmwasm.wasm.v1.MsgClearAdminResponse",
-                    proto::MsgClearAdminResponse {},
-                ),
-            })
-        }
-        other => Err(WasmError::UnsupportedMessage(
-            format!("{other:?}")
-                .split(['(', ' ', '{'])
-                .next()
-                .unwrap_or("message")
-                .to_string(),
-        )),
-    }
 }
 
 /// Which entry point failed, for the error code wasmd reports.
