@@ -4,6 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
+use nesa_types::config::{self, ConfigError};
 use serde::{Deserialize, Serialize};
 
 /// Paths inside a home directory.
@@ -87,18 +88,12 @@ impl Default for NodeConfig {
 
 impl NodeConfig {
     /// Reads `config/nesad.toml`, or the defaults when it does not exist.
-    pub fn load(home: &Path) -> anyhow::Result<Self> {
-        let path = HomePaths::new(home).node_config();
-        match std::fs::read_to_string(&path) {
-            Ok(text) => toml::from_str(&text)
-                .map_err(|e| anyhow::anyhow!("{} is not valid: {e}", path.display())),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(NodeConfig::default()),
-            Err(e) => Err(anyhow::anyhow!("cannot read {}: {e}", path.display())),
-        }
+    pub fn load(home: &Path) -> Result<Self, ConfigError> {
+        config::load_or_default(&HomePaths::new(home).node_config())
     }
 
     /// Writes the config with a comment above each field.
-    pub fn save(&self, home: &Path) -> anyhow::Result<()> {
+    pub fn save(&self, home: &Path) -> Result<(), ConfigError> {
         let text = format!(
             "# nesad node configuration. Command-line flags override these values.\n\n\
              # Human-readable node name.\nmoniker = {moniker:?}\n\n\
@@ -112,8 +107,7 @@ impl NodeConfig {
             interval = self.block_interval_ms,
             log = self.log_level,
         );
-        std::fs::write(HomePaths::new(home).node_config(), text)?;
-        Ok(())
+        config::write(&HomePaths::new(home).node_config(), &text)
     }
 }
 

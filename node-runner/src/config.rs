@@ -3,12 +3,13 @@
 
 use std::path::{Path, PathBuf};
 
+use nesa_types::config::{self, ConfigError};
 use serde::{Deserialize, Serialize};
 
 /// The node runner's configuration.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(default)]
-pub struct NodeConfig {
+pub struct RunnerConfig {
     /// CometBFT JSON-RPC of a Nesa node.
     pub node: String,
     /// Name of this runner's key in `<home>/keyring.json` (it bonds, commits and reveals).
@@ -24,9 +25,9 @@ pub struct NodeConfig {
     pub log_level: String,
 }
 
-impl Default for NodeConfig {
+impl Default for RunnerConfig {
     fn default() -> Self {
-        NodeConfig {
+        RunnerConfig {
             node: "http://127.0.0.1:26657".into(),
             key: "node".into(),
             model: nesa_engine::default_model_path(),
@@ -45,48 +46,18 @@ pub fn default_home() -> PathBuf {
         .join(".nesa-node")
 }
 
-/// A config file that cannot be read or written.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    #[error("cannot {action} {path}: {source}")]
-    Io {
-        action: &'static str,
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("{path}: {source}")]
-    Parse {
-        path: PathBuf,
-        source: toml::de::Error,
-    },
-}
-
-impl NodeConfig {
+impl RunnerConfig {
     fn path(home: &Path) -> PathBuf {
         home.join("config.toml")
     }
 
     /// Reads the config, or the defaults when there is none.
     pub fn load(home: &Path) -> Result<Self, ConfigError> {
-        let path = Self::path(home);
-        match std::fs::read_to_string(&path) {
-            Ok(text) => toml::from_str(&text).map_err(|source| ConfigError::Parse { path, source }),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(NodeConfig::default()),
-            Err(source) => Err(ConfigError::Io {
-                action: "read",
-                path,
-                source,
-            }),
-        }
+        config::load_or_default(&Self::path(home))
     }
 
     /// Writes the config with a comment above each field.
     pub fn save(&self, home: &Path) -> Result<(), ConfigError> {
-        std::fs::create_dir_all(home).map_err(|source| ConfigError::Io {
-            action: "create",
-            path: home.to_owned(),
-            source,
-        })?;
         let text = format!(
             "# nesa-node configuration. Command-line flags override these values.\n\n\
              # CometBFT JSON-RPC of a Nesa node.\nnode = {node:?}\n\n\
@@ -105,12 +76,7 @@ impl NodeConfig {
             api = self.api_laddr,
             log = self.log_level,
         );
-        let path = Self::path(home);
-        std::fs::write(&path, text).map_err(|source| ConfigError::Io {
-            action: "write",
-            path,
-            source,
-        })
+        config::write(&Self::path(home), &text)
     }
 }
 
@@ -121,13 +87,13 @@ mod tests {
     #[test]
     fn a_saved_config_loads_back_identical() {
         let home = std::env::temp_dir().join(format!("nesa-node-config-{}", std::process::id()));
-        let config = NodeConfig {
+        let config = RunnerConfig {
             kernel_id: Some(4),
             key: "runner-1".into(),
-            ..NodeConfig::default()
+            ..RunnerConfig::default()
         };
         config.save(&home).unwrap();
-        assert_eq!(NodeConfig::load(&home).unwrap(), config);
+        assert_eq!(RunnerConfig::load(&home).unwrap(), config);
         std::fs::remove_dir_all(home).unwrap();
     }
 }

@@ -173,7 +173,7 @@ fn parse_layer_range(text: &str) -> Result<Range<usize>, String> {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    let mut config = nesa_node::config::NodeConfig::load(&cli.home)?;
+    let mut config = nesa_node::config::RunnerConfig::load(&cli.home)?;
     if let Some(node) = &cli.node {
         config.node = node.clone();
     }
@@ -192,7 +192,7 @@ fn main() -> anyhow::Result<()> {
             api_laddr,
             kernel,
         } => {
-            let config = nesa_node::config::NodeConfig {
+            let config = nesa_node::config::RunnerConfig {
                 key,
                 model,
                 api_laddr,

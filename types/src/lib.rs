@@ -1,10 +1,11 @@
 //! The primitives every side of Nesa shares — the chain (`nesad`), genesis, the sdk and the
 //! node runner: addresses, coins, the bech32 prefix and base denom, and the market's contract
-//! set with the query path that serves it. Light on purpose: no cosmrs, no tendermint, no
+//! set with the query path that serves it, and the loader of every process's config file. Light on purpose: no cosmrs, no tendermint, no
 //! cosmwasm; conversions to those crates' types live where those crates are used.
 
 pub mod address;
 pub mod coin;
+pub mod config;
 pub mod market;
 
 pub use address::{AccountAddress, Address, AddressError, ContractAddress};

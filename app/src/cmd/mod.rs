@@ -1,5 +1,7 @@
 //! The `nesad` commands: `init`, `genesis add-account`, `start`.
 
+mod solo;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -263,7 +265,7 @@ pub fn start(options: StartOptions) -> anyhow::Result<()> {
     let paths = HomePaths::new(&options.home);
     if options.solo {
         let rpc = options.rpc_laddr.unwrap_or(config.rpc_laddr);
-        let solo = crate::solo::SoloConfig {
+        let solo = solo::SoloConfig {
             home: options.home.clone(),
             rpc_address: socket_address(&rpc).to_string(),
             block_interval: Duration::from_millis(
@@ -274,7 +276,7 @@ pub fn start(options: StartOptions) -> anyhow::Result<()> {
             ),
         };
         let runtime = tokio::runtime::Runtime::new()?;
-        let result = runtime.block_on(crate::solo::run(solo));
+        let result = runtime.block_on(solo::run(solo));
         // Let the producer finish its block, but do not wait on idle RPC connections.
         runtime.shutdown_timeout(std::time::Duration::from_secs(5));
         result

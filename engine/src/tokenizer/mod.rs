@@ -123,7 +123,7 @@ impl Tokenizer {
             .filter(|(_, &kind)| kind != TOKEN_TYPE_NORMAL)
             .map(|(token, _)| AddedToken::from(token.to_string(), true))
             .collect();
-        inner.add_special_tokens(&specials);
+        inner.add_special_tokens(specials);
 
         let token_id = |key: &str| -> Option<u32> {
             gguf::metadata_usize(metadata, key)

@@ -15,12 +15,12 @@ use sha2::{Digest, Sha256};
 
 use crate::api::{self, ApiState};
 use crate::chain::{Runner, Worker};
-use crate::config::NodeConfig;
+use crate::config::RunnerConfig;
 use crate::metrics::Metrics;
 
 /// `nesa-node init`: creates the runner's key (or recovers it from a mnemonic on stdin) and
 /// writes `config.toml`.
-pub fn init(home: &Path, config: NodeConfig, recover: bool) -> anyhow::Result<()> {
+pub fn init(home: &Path, config: RunnerConfig, recover: bool) -> anyhow::Result<()> {
     let mut keyring = Keyring::open(home)?;
     let entry = match keyring.show(&config.key) {
         Ok(entry) => entry.clone(),
@@ -89,7 +89,7 @@ pub fn identify(model: &Path) -> anyhow::Result<ModelIdentity> {
 
 fn signer(
     home: &Path,
-    config: &NodeConfig,
+    config: &RunnerConfig,
 ) -> anyhow::Result<(
     nesa_sdk::cosmrs::crypto::secp256k1::SigningKey,
     nesa_sdk::Address,
@@ -113,7 +113,7 @@ pub struct Register {
 /// config.
 pub async fn register(
     home: &Path,
-    mut config: NodeConfig,
+    mut config: RunnerConfig,
     options: Register,
 ) -> anyhow::Result<u64> {
     let (key, _) = signer(home, &config)?;
@@ -169,7 +169,7 @@ pub async fn register(
 }
 
 /// `nesa-node bond <amount>`: bonds stake with a profile serving the configured kernel.
-pub async fn bond(home: &Path, config: NodeConfig, amount: Coin) -> anyhow::Result<()> {
+pub async fn bond(home: &Path, config: RunnerConfig, amount: Coin) -> anyhow::Result<()> {
     let (key, address) = signer(home, &config)?;
     let kernel_id = config.kernel_id.ok_or_else(|| {
         anyhow::anyhow!("no kernel_id in the config: run `nesa-node register` or set it")
@@ -210,7 +210,7 @@ pub async fn bond(home: &Path, config: NodeConfig, amount: Coin) -> anyhow::Resu
 }
 
 /// `nesa-node start`: loads the model, serves the HTTP API and the chain loop.
-pub async fn start(home: &Path, config: NodeConfig) -> anyhow::Result<()> {
+pub async fn start(home: &Path, config: RunnerConfig) -> anyhow::Result<()> {
     let (key, address) = signer(home, &config)?;
     let keyring = Keyring::open(home)?;
     let secret: [u8; 32] = Sha256::digest(keyring.show(&config.key)?.mnemonic.as_bytes()).into();
