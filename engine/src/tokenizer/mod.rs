@@ -123,7 +123,9 @@ impl Tokenizer {
             .filter(|(_, &kind)| kind != TOKEN_TYPE_NORMAL)
             .map(|(token, _)| AddedToken::from(token.to_string(), true))
             .collect();
-        inner.add_special_tokens(specials);
+        inner
+            .add_special_tokens(specials)
+            .map_err(|e| TokenizerError::Build(format!("special tokens: {e}")))?;
 
         let token_id = |key: &str| -> Option<u32> {
             gguf::metadata_usize(metadata, key)
