@@ -58,7 +58,8 @@ pub fn missing(test: &str, reason: impl Display) {
                     .create(true)
                     .append(true)
                     .open(&log)
-                    .and_then(|mut file| writeln!(file, "{line}"));
+                    // One write of the whole line: appends from parallel tests never interleave.
+                    .and_then(|mut file| file.write_all(format!("{line}\n").as_bytes()));
                 if let Err(e) = appended {
                     eprintln!(
                         "cannot record the skip in {}: {e}",
