@@ -64,6 +64,8 @@ impl App {
     /// Opens the application over `storage`, with the contract module cache in `wasm_dir`,
     /// loading the chain config if genesis ran and making every stored code runnable.
     pub fn new(storage: Storage, wasm_dir: &Path) -> Result<Self, AppError> {
+        // A database whose commit record cannot be read stops the node here, with its reason.
+        storage.committed()?;
         let config = OnceLock::new();
         let snapshot = storage.snapshot()?;
         if let Some(loaded) = ChainConfig::load(&snapshot)? {
@@ -196,8 +198,9 @@ impl App {
         check_response(outcome.result, outcome.gas_wanted, outcome.gas_used)
     }
 
-    /// ABCI PrepareProposal: keeps, in order, the transactions that pass the ante checks in
-    /// sequence and fit `max_tx_bytes`; drops the rest.
+    /// ABCI PrepareProposal: orders the transactions by fee per gas (each signer's in their
+    /// original order, so sequences stay valid), then keeps those that pass the ante checks in
+    /// sequence and fit `max_tx_bytes` and the block gas limit; the rest wait or are dropped.
     pub fn prepare_proposal(
         &self,
         request: RequestPrepareProposal,
@@ -206,19 +209,25 @@ impl App {
         let snapshot = self.storage.snapshot()?;
         let mut scratch = Overlay::new(&snapshot);
         let env = self.tx_env(&config, request.height as u64, 0, ExecMode::Check);
-        let mut total = 0i64;
+        let decoded = request.txs.into_iter().filter_map(|raw| {
+            let tx = decode_tx(&raw, &config.params, DecodeMode::Signed).ok()?;
+            Some((raw, tx))
+        });
+        let mut bytes = 0i64;
+        let mut gas = 0u64;
         let mut txs = vec![];
-        for raw in request.txs {
-            if total + raw.len() as i64 > request.max_tx_bytes {
+        for (raw, tx) in by_priority(decoded.collect(), &config.params.fee_denom) {
+            if bytes + raw.len() as i64 > request.max_tx_bytes
+                || gas.saturating_add(tx.gas_limit) > nesa_genesis::BLOCK_MAX_GAS
+            {
                 continue;
             }
-            let Ok(tx) = decode_tx(&raw, &config.params, DecodeMode::Signed) else {
-                continue;
-            };
             let outcome = execute_tx(&scratch, &tx, &env);
+            halt_on_fault(&snapshot)?;
             if let (Ok(()), Some(changes)) = (outcome.result, outcome.changes) {
                 scratch.apply(changes);
-                total += raw.len() as i64;
+                bytes += raw.len() as i64;
+                gas += tx.gas_limit;
                 txs.push(raw);
             }
         }
@@ -236,8 +245,10 @@ impl App {
         let snapshot = self.storage.snapshot()?;
         let mut scratch = Overlay::new(&snapshot);
         let env = self.tx_env(&config, request.height as u64, 0, ExecMode::Check);
+        let mut gas = 0u64;
         for raw in &request.txs {
             let valid = match decode_tx(raw, &config.params, DecodeMode::Signed) {
+                Ok(tx) if gas.saturating_add(tx.gas_limit) > nesa_genesis::BLOCK_MAX_GAS => false,
                 Ok(tx) => match execute_tx(&scratch, &tx, &env) {
                     TxOutcome {
                         result: Ok(()),
@@ -245,12 +256,14 @@ impl App {
                         ..
                     } => {
                         scratch.apply(changes);
+                        gas += tx.gas_limit;
                         true
                     }
                     _ => false,
                 },
                 Err(_) => false,
             };
+            halt_on_fault(&snapshot)?;
             if !valid {
                 tracing::warn!(
                     height = request.height,
@@ -300,6 +313,7 @@ impl App {
             let result = match decode_tx(raw, &config.params, DecodeMode::Signed) {
                 Ok(tx) => {
                     let outcome = execute_tx(&block, &tx, &env);
+                    halt_on_fault(&snapshot)?;
                     let (result, changes) = exec_result(outcome);
                     if let Some(changes) = changes {
                         block.apply(changes);
@@ -310,6 +324,7 @@ impl App {
             };
             tx_results.push(result);
         }
+        halt_on_fault(&snapshot)?;
         let pending = self.storage.prepare(height, block.into_changes())?;
         let app_hash = pending.app_hash;
         consensus.pending = Some(pending);
@@ -368,6 +383,53 @@ fn timestamp_nanos(time: tendermint_proto::google::protobuf::Timestamp) -> u64 {
     (time.seconds.max(0) as u64)
         .saturating_mul(1_000_000_000)
         .saturating_add(time.nanos.max(0) as u64)
+}
+
+/// A read of the committed state failed while executing a block: whatever the transaction's
+/// result says, it was computed from a partial view, so the node stops instead of committing.
+fn halt_on_fault(snapshot: &Snapshot) -> Result<(), AppError> {
+    match snapshot.fault() {
+        Some(fault) => Err(AppError::State(StateError::Storage(format!(
+            "reading the committed state failed during block execution ({fault}); the node stops rather than commit a block computed from a partial view"
+        )))),
+        None => Ok(()),
+    }
+}
+
+/// `txs` highest fee per gas first; ties and each signer's own transactions keep their order.
+fn by_priority(
+    txs: Vec<(prost::bytes::Bytes, crate::tx::CheckedTx)>,
+    fee_denom: &str,
+) -> Vec<(prost::bytes::Bytes, crate::tx::CheckedTx)> {
+    use std::collections::{BTreeMap, BinaryHeap, VecDeque};
+    let mut queues: BTreeMap<nesa_types::Address, VecDeque<(usize, _, _)>> = BTreeMap::new();
+    for (index, (raw, tx)) in txs.into_iter().enumerate() {
+        queues
+            .entry(tx.signer)
+            .or_default()
+            .push_back((index, raw, tx));
+    }
+    // One heap entry per signer: its next transaction's priority, then arrival order.
+    let mut heads = BinaryHeap::new();
+    for (signer, queue) in &queues {
+        if let Some((index, _, tx)) = queue.front() {
+            heads.push((tx.priority(fee_denom), std::cmp::Reverse(*index), *signer));
+        }
+    }
+    let mut ordered = Vec::new();
+    while let Some((_, _, signer)) = heads.pop() {
+        let Some(queue) = queues.get_mut(&signer) else {
+            continue;
+        };
+        let Some((_, raw, tx)) = queue.pop_front() else {
+            continue;
+        };
+        if let Some((index, _, next)) = queue.front() {
+            heads.push((next.priority(fee_denom), std::cmp::Reverse(*index), signer));
+        }
+        ordered.push((raw, tx));
+    }
+    ordered
 }
 
 fn check_response(result: Result<(), TxError>, gas_wanted: u64, gas_used: u64) -> ResponseCheckTx {

@@ -70,6 +70,10 @@ pub struct NodeConfig {
     pub abci_laddr: String,
     /// Solo mode: longest wait for transactions before an empty block, in milliseconds.
     pub block_interval_ms: u64,
+    /// Solo mode: shortest time between two blocks, in milliseconds (CometBFT's
+    /// `timeout_commit` plays this part), so a flood of transactions cannot make the market's
+    /// block-counted windows pass faster than this.
+    pub min_block_interval_ms: u64,
     /// Log filter (e.g. `info`, `nesa_app=debug`); `RUST_LOG` overrides it.
     pub log_level: String,
 }
@@ -81,6 +85,7 @@ impl Default for NodeConfig {
             rpc_laddr: "tcp://127.0.0.1:26657".into(),
             abci_laddr: "tcp://127.0.0.1:26658".into(),
             block_interval_ms: 1000,
+            min_block_interval_ms: 1000,
             log_level: "info".into(),
         }
     }
@@ -100,11 +105,13 @@ impl NodeConfig {
              # Solo mode (`nesad start --solo`): where the CometBFT-compatible JSON-RPC listens.\nrpc_laddr = {rpc:?}\n\n\
              # CometBFT mode (`nesad start`): where the ABCI socket listens for CometBFT (its `proxy_app`).\nabci_laddr = {abci:?}\n\n\
              # Solo mode: longest wait for transactions before producing an empty block, in milliseconds.\nblock_interval_ms = {interval}\n\n\
+             # Solo mode: shortest time between two blocks, in milliseconds, however many transactions arrive.\nmin_block_interval_ms = {min_interval}\n\n\
              # Log filter, e.g. \"info\" or \"nesa_app=debug\"; the RUST_LOG environment variable overrides it.\nlog_level = {log:?}\n",
             moniker = self.moniker,
             rpc = self.rpc_laddr,
             abci = self.abci_laddr,
             interval = self.block_interval_ms,
+            min_interval = self.min_block_interval_ms,
             log = self.log_level,
         );
         config::write(&HomePaths::new(home).node_config(), &text)
@@ -127,6 +134,7 @@ mod tests {
         let config = NodeConfig {
             moniker: "val-1".into(),
             block_interval_ms: 250,
+            min_block_interval_ms: 100,
             ..NodeConfig::default()
         };
         config.save(&home).unwrap();

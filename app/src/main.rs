@@ -64,6 +64,10 @@ enum Command {
         /// Solo mode: longest wait before an empty block, in milliseconds.
         #[arg(long)]
         block_interval_ms: Option<u64>,
+        /// Solo mode: shortest time between two blocks, in milliseconds (default 1000, as
+        /// CometBFT's timeout_commit), however many transactions arrive.
+        #[arg(long)]
+        min_block_interval_ms: Option<u64>,
     },
 }
 
@@ -171,12 +175,14 @@ fn main() {
             rpc_laddr,
             abci,
             block_interval_ms,
+            min_block_interval_ms,
         } => cmd::start(cmd::StartOptions {
             home: cli.home,
             solo,
             rpc_laddr,
             abci_laddr: abci,
             block_interval_ms,
+            min_block_interval_ms,
         }),
     };
     if let Err(e) = result {

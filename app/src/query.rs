@@ -216,5 +216,6 @@ fn query_site(config: &ChainConfig, height: u64, time_nanos: u64) -> CallSite {
         },
         tx_index: None,
         depth: 0,
+        simulation: false,
     }
 }

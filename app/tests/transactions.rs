@@ -252,7 +252,7 @@ fn transactions_left_in_the_mempool_after_a_block_keep_later_sequences_admissibl
     assert_eq!(chain.submit(&first).code, 0);
     assert_eq!(chain.submit(&second).code, 0);
     // A block that takes only the first transaction; the second stays pending.
-    let taken = chain.mempool.reap(first.len());
+    let taken = chain.mempool.pending(first.len());
     assert_eq!(taken, vec![first]);
     chain.producer.produce(taken).unwrap();
     assert_eq!(chain.mempool.len(), 1);

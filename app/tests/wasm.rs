@@ -524,7 +524,7 @@ fn genesis_stores_codes_and_instantiates_contracts() {
 /// covers the probe's code bytes, so it changes when the probe contract or its toolchain does;
 /// `scripts/build-contracts` builds reproducibly (paths remapped, one contract per build).
 const SCRIPTED_WASM_APP_HASH: &str =
-    "902002940003A01256D6A9A80641B9EAB90FAFE8BA9F90A7AC757238282B5F04";
+    "BAEFAE5E39ADBBA3F7A35627BFE485B67F10B5800F3CC44C44F87897B10528F0";
 
 #[test]
 fn the_app_hash_after_a_scripted_wasm_sequence_is_pinned() {
@@ -546,5 +546,257 @@ fn the_app_hash_after_a_scripted_wasm_sequence_is_pinned() {
     assert_eq!(
         hex::encode_upper(env.chain.app_hash()),
         SCRIPTED_WASM_APP_HASH
+    );
+}
+
+impl Env {
+    fn execute_with_gas(&mut self, contract: &str, msg: Value, gas: u64) -> ExecTxResult {
+        let tx = execute_tx(self, contract, msg, gas);
+        self.alice.sequence += 1;
+        let result = self.chain.run(&tx);
+        self.alice.sequence = self.chain.sequence(&self.alice.address);
+        result
+    }
+
+    /// A contract holding `entries` raw entries of about 30 bytes.
+    fn filled(&mut self, label: &str, entries: u32) -> String {
+        let contract = self.instantiate(label, 0, None);
+        for start in (0..entries).step_by(500) {
+            let count = 500.min(entries - start);
+            let fill = self.execute_with_gas(
+                &contract,
+                json!({"fill": {"start": start, "count": count}}),
+                20_000_000,
+            );
+            assert_eq!(fill.code, 0, "fill: {}", fill.log);
+        }
+        contract
+    }
+
+    fn gas_of(&mut self, contract: &str, msg: Value) -> u64 {
+        let result = self.execute(contract, msg.clone());
+        assert_eq!(result.code, 0, "{msg}: {}", result.log);
+        result.gas_used as u64
+    }
+}
+
+/// Gas of `make`'s transaction minus that of `baseline`'s, on the same contract.
+fn extra_gas(env: &mut Env, contract: &str, baseline: Value, make: Value) -> u64 {
+    let base = env.gas_of(contract, baseline);
+    env.gas_of(contract, make).saturating_sub(base)
+}
+
+#[test]
+fn opening_an_iterator_costs_a_seek_and_never_reads_the_range_up_front() {
+    let mut env = Env::new("wasm-iterator-cost");
+    let contract = env.filled("iterated", 2_000);
+    // 100 iterators over 2,000 entries: each pays one seek (a step and its item's bytes),
+    // however long the range behind it.
+    let hundred = extra_gas(
+        &mut env,
+        &contract,
+        json!({"iterate": {"iterators": 1, "steps": 0}}),
+        json!({"iterate": {"iterators": 101, "steps": 0}}),
+    );
+    let item = 30 + 3 * (b"fill:00000000".len() as u64 + 16);
+    assert!(
+        hundred >= 100 * item,
+        "100 iterators must cost at least 100 seeks of {item} gas, cost {hundred}"
+    );
+    assert!(
+        hundred < 100 * item * 3,
+        "creating an iterator reads one item, not the range: {hundred} gas for 100"
+    );
+    // Each step costs its item.
+    let steps = extra_gas(
+        &mut env,
+        &contract,
+        json!({"iterate": {"iterators": 1, "steps": 0}}),
+        json!({"iterate": {"iterators": 1, "steps": 1000}}),
+    );
+    assert!(steps >= 1000 * item, "1000 steps cost {steps}");
+}
+
+#[test]
+fn iterators_read_in_both_directions_over_the_live_state() {
+    let mut env = Env::new("wasm-iterator-order");
+    let contract = env.filled("ordered", 10);
+    let up = env.execute(&contract, json!({"iterate": {"iterators": 1, "steps": 3}}));
+    assert_eq!(up.code, 0, "{}", up.log);
+    assert_eq!(attribute(&up, "wasm", "seen").as_deref(), Some("3"));
+    assert_eq!(attribute(&up, "wasm", "first").as_deref(), Some("counter"));
+    let down = env.execute(
+        &contract,
+        json!({"iterate": {"iterators": 2, "steps": 20, "reverse": true}}),
+    );
+    assert_eq!(down.code, 0, "{}", down.log);
+    // 10 fill entries, the counter and the owner, read by both iterators.
+    assert_eq!(attribute(&down, "wasm", "seen").as_deref(), Some("24"));
+    assert_eq!(attribute(&down, "wasm", "first").as_deref(), Some("owner"));
+}
+
+#[test]
+fn a_contract_cannot_keep_more_iterators_open_than_the_bound() {
+    let mut env = Env::new("wasm-iterator-bound");
+    let contract = env.instantiate("flooder", 0, None);
+    let result = env.execute_with_gas(
+        &contract,
+        json!({"iterate": {"iterators": 257, "steps": 0}}),
+        20_000_000,
+    );
+    assert_ne!(result.code, 0, "257 open iterators must be refused");
+    assert!(
+        result.log.contains("at most 256 iterators"),
+        "{}",
+        result.log
+    );
+}
+
+#[test]
+fn an_iterator_flood_runs_out_of_gas_and_the_chain_goes_on() {
+    let mut env = Env::new("wasm-iterator-flood");
+    let contract = env.filled("flooded", 2_000);
+    let started = std::time::Instant::now();
+    let result = env.execute(
+        &contract,
+        json!({"iterate": {"iterators": 256, "steps": 100000}}),
+    );
+    assert_eq!(result.code, 11, "out of gas: {}", result.log);
+    let again = env.execute(&contract, json!({"increment": {}}));
+    assert_eq!(again.code, 0, "the next transaction runs: {}", again.log);
+    eprintln!("iterator flood ended in {:?}", started.elapsed());
+}
+
+#[test]
+fn events_and_response_data_are_charged_per_attribute_and_byte() {
+    let mut env = Env::new("wasm-event-gas");
+    let contract = env.instantiate("emitter", 0, None);
+    let extra = extra_gas(
+        &mut env,
+        &contract,
+        json!({"emit": {"attributes": 0, "value_bytes": 0}}),
+        json!({"emit": {"attributes": 1000, "value_bytes": 100, "data_bytes": 10000}}),
+    );
+    // wasmd's costs: 10 per attribute, 1 per byte past the first 100, 1 per data byte.
+    let charged = 1000 * 10 + (1000 * (4 + 100) - 100) + 10_000;
+    assert!(extra >= charged, "a 114 kB response cost only {extra} gas");
+    // With gas for the contract's work but not for its events, the call runs out of gas.
+    let base = env.gas_of(
+        &contract,
+        json!({"emit": {"attributes": 0, "value_bytes": 0}}),
+    );
+    let short = env.execute_with_gas(
+        &contract,
+        json!({"emit": {"attributes": 2000, "value_bytes": 100}}),
+        base + 100_000,
+    );
+    assert_eq!(short.code, 11, "out of gas: {}", short.log);
+    // A response larger than the VM reads (256 KiB) fails cleanly.
+    let giant = env.execute(
+        &contract,
+        json!({"emit": {"attributes": 3000, "value_bytes": 1000}}),
+    );
+    assert_eq!(giant.code, 5, "{}", giant.log);
+    assert!(giant.log.contains("Data too long"), "{}", giant.log);
+    let after = env.execute(&contract, json!({"increment": {}}));
+    assert_eq!(after.code, 0, "the next transaction runs: {}", after.log);
+}
+
+/// Alice's signed execution of `msg` on `contract` with `gas`; her sequence stays where it
+/// was (simulations do not use it).
+fn execute_tx(env: &mut Env, contract: &str, msg: Value, gas: u64) -> Vec<u8> {
+    let execute = proto::MsgExecuteContract {
+        sender: env.alice.address.to_string(),
+        contract: contract.into(),
+        msg: serde_json::to_vec(&msg).unwrap(),
+        funds: vec![],
+    };
+    let tx = env.alice.sign_with_gas(
+        vec![any("/cosmwasm.wasm.v1.MsgExecuteContract", execute)],
+        gas,
+    );
+    env.alice.sequence -= 1;
+    tx
+}
+
+#[test]
+fn a_simulated_endless_loop_runs_out_of_gas_at_the_chain_maximum() {
+    let mut env = Env::new("wasm-simulate-loop");
+    let contract = env.instantiate("looper", 0, None);
+    // The limit the transaction names bounds its simulation.
+    let limited = execute_tx(&mut env, &contract, json!({"loop": {}}), 2_000_000);
+    let error = env.chain.try_simulate(&limited).unwrap_err();
+    assert!(error.contains("out of gas"), "{error}");
+    // Without a limit (as CosmJS simulates), the chain's maximum per transaction bounds it.
+    let unlimited = execute_tx(&mut env, &contract, json!({"loop": {}}), 0);
+    let started = std::time::Instant::now();
+    let error = env.chain.try_simulate(&unlimited).unwrap_err();
+    assert!(error.contains("out of gas"), "{error}");
+    eprintln!(
+        "a loop simulated to the chain maximum ended in {:?}",
+        started.elapsed()
+    );
+}
+
+#[test]
+fn a_smart_query_that_loops_or_floods_runs_out_of_gas() {
+    let mut env = Env::new("wasm-query-loop");
+    let contract = env.filled("queried", 2_000);
+    let error = env
+        .chain
+        .query_smart(&contract, json!({"loop": {}}))
+        .unwrap_err();
+    assert!(error.contains("out of gas"), "{error}");
+    let error = env
+        .chain
+        .query_smart(&contract, json!({"scan": {"rounds": 1000}}))
+        .unwrap_err();
+    assert!(error.contains("out of gas"), "{error}");
+    let one = env
+        .chain
+        .query_smart(&contract, json!({"scan": {"rounds": 1}}))
+        .unwrap();
+    assert_eq!(one["count"], 2_002);
+}
+
+#[test]
+fn simulating_an_upload_never_writes_the_module_cache() {
+    let mut env = Env::new("wasm-simulate-cache");
+    let cache_files = || walk(&env.chain.dir.join("wasm"));
+    fn walk(dir: &std::path::Path) -> usize {
+        std::fs::read_dir(dir)
+            .map(|entries| {
+                entries
+                    .flatten()
+                    .map(|e| {
+                        if e.path().is_dir() {
+                            walk(&e.path())
+                        } else {
+                            1
+                        }
+                    })
+                    .sum()
+            })
+            .unwrap_or(0)
+    }
+    let before = cache_files();
+    // A different code (a trailing custom section changes the checksum, not the program).
+    let mut wasm = probe_wasm();
+    wasm.extend_from_slice(&[0, 6, 5, b'n', b'o', b'n', b'c', b'e']);
+    let store = any(
+        "/cosmwasm.wasm.v1.MsgStoreCode",
+        proto::MsgStoreCode {
+            sender: env.alice.address.to_string(),
+            wasm_byte_code: wasm,
+            instantiate_permission: None,
+        },
+    );
+    let tx = env.alice.sign_with_gas(vec![store], 0);
+    let gas = env.chain.simulate(&tx);
+    assert!(gas > 0);
+    assert_eq!(
+        cache_files(),
+        before,
+        "a simulation compiled or stored a module"
     );
 }

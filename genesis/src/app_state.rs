@@ -230,6 +230,13 @@ impl AppState {
                 "max_tx_bytes and max_tx_gas must be positive".into(),
             ));
         }
+        if self.params.max_tx_gas > crate::BLOCK_MAX_GAS {
+            return Err(GenesisError::InvalidParams(format!(
+                "max_tx_gas ({}) must fit in a block ({} gas)",
+                self.params.max_tx_gas,
+                crate::BLOCK_MAX_GAS
+            )));
+        }
         validate_denom(&self.params.fee_denom)?;
         Ok(())
     }

@@ -80,6 +80,31 @@ fn default_initial_height() -> String {
     "1".to_string()
 }
 
+/// Most gas one block may use, summed over its transactions' gas limits (CometBFT's
+/// `block.max_gas`; CometBFT's default, -1, would let one block run for ever).
+pub const BLOCK_MAX_GAS: u64 = 100_000_000;
+
+/// Largest block in bytes (CometBFT's default `block.max_bytes`).
+pub const BLOCK_MAX_BYTES: u64 = 22_020_096;
+
+/// CometBFT's default consensus parameters with the block gas limit set.
+pub fn consensus_params() -> serde_json::Value {
+    serde_json::json!({
+        "block": {
+            "max_bytes": BLOCK_MAX_BYTES.to_string(),
+            "max_gas": BLOCK_MAX_GAS.to_string()
+        },
+        "evidence": {
+            "max_age_num_blocks": "100000",
+            "max_age_duration": "172800000000000",
+            "max_bytes": "1048576"
+        },
+        "validator": { "pub_key_types": ["ed25519"] },
+        "version": { "app": "0" },
+        "abci": { "vote_extensions_enable_height": "0" }
+    })
+}
+
 impl GenesisDoc {
     /// A new genesis document with default parameters and no accounts.
     pub fn new(chain_id: &str, genesis_time: String) -> Result<Self, GenesisError> {
@@ -88,7 +113,7 @@ impl GenesisDoc {
             genesis_time,
             chain_id: chain_id.to_string(),
             initial_height: default_initial_height(),
-            consensus_params: None,
+            consensus_params: Some(consensus_params()),
             validators: vec![],
             app_hash: String::new(),
             app_state: AppState::default(),

@@ -9,4 +9,6 @@ pub use app_state::{
     validate_address, AppState, AuthGenesis, BankGenesis, ChainParams, GenesisBalance, GenesisCode,
     GenesisCoin, GenesisContract, WasmGenesis,
 };
-pub use document::{GenesisDoc, GenesisError, GenesisValidator};
+pub use document::{
+    consensus_params, GenesisDoc, GenesisError, GenesisValidator, BLOCK_MAX_BYTES, BLOCK_MAX_GAS,
+};

@@ -257,6 +257,7 @@ pub struct StartOptions {
     pub rpc_laddr: Option<String>,
     pub abci_laddr: Option<String>,
     pub block_interval_ms: Option<u64>,
+    pub min_block_interval_ms: Option<u64>,
 }
 
 /// `nesad start [--solo]`.
@@ -273,6 +274,11 @@ pub fn start(options: StartOptions) -> anyhow::Result<()> {
                     .block_interval_ms
                     .unwrap_or(config.block_interval_ms)
                     .max(1),
+            ),
+            min_block_interval: Duration::from_millis(
+                options
+                    .min_block_interval_ms
+                    .unwrap_or(config.min_block_interval_ms),
             ),
         };
         let runtime = tokio::runtime::Runtime::new()?;

@@ -11,7 +11,7 @@ use crate::app::App;
 use crate::rpc::{self, RpcContext};
 use crate::solo::blockstore::BlockStore;
 use crate::solo::mempool::Mempool;
-use crate::solo::producer::Producer;
+use crate::solo::producer::{Cadence, Producer};
 use crate::solo::validator::ValidatorKey;
 use crate::state::Storage;
 
@@ -23,6 +23,8 @@ pub struct SoloConfig {
     pub rpc_address: String,
     /// Longest wait for transactions before an empty block.
     pub block_interval: Duration,
+    /// Shortest time between two blocks.
+    pub min_block_interval: Duration,
 }
 
 /// Runs the solo node until the process is stopped.
@@ -88,12 +90,15 @@ pub async fn run(config: SoloConfig) -> anyhow::Result<()> {
         moniker: crate::home::moniker(&config.home),
         rpc_address: format!("tcp://{}", config.rpc_address),
     });
-    let interval = config.block_interval;
+    let cadence = Cadence {
+        max_wait: config.block_interval,
+        min_interval: config.min_block_interval,
+    };
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let producer_stop = stop.clone();
     let producer_thread = std::thread::Builder::new()
         .name("block-producer".into())
-        .spawn(move || producer.run(interval, &producer_stop))?;
+        .spawn(move || producer.run(cadence, &producer_stop))?;
     let producer_done = tokio::task::spawn_blocking(move || producer_thread.join());
     let rpc = tokio::spawn({
         let address = config.rpc_address.clone();

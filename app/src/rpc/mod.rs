@@ -122,7 +122,7 @@ async fn dispatch(
         "health" => Ok(json!({})),
         "status" => context.status(),
         "abci_info" => context.abci_info(),
-        "abci_query" => blocking(move || context.abci_query(&params)).await,
+        "abci_query" => bounded_query(move || context.abci_query(&params)).await,
         "broadcast_tx_sync" | "broadcast_tx_async" => {
             blocking(move || context.broadcast_tx_sync(&params)).await
         }
@@ -135,6 +135,46 @@ async fn dispatch(
         "genesis" => context.genesis(),
         "num_unconfirmed_txs" | "unconfirmed_txs" => context.unconfirmed_txs(),
         other => Err(RpcError::method_not_found(other)),
+    }
+}
+
+/// How long a query waits for a free slot before the node answers that it is busy.
+const QUERY_SLOT_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+/// How long the RPC waits for a query's answer (its gas limit bounds the work itself).
+const QUERY_DEADLINE: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Threads that may run queries at once: all cores but one, which stays free for blocks.
+fn query_slots() -> &'static Arc<tokio::sync::Semaphore> {
+    static SLOTS: std::sync::OnceLock<Arc<tokio::sync::Semaphore>> = std::sync::OnceLock::new();
+    SLOTS.get_or_init(|| {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        Arc::new(tokio::sync::Semaphore::new(cores.saturating_sub(1).max(1)))
+    })
+}
+
+/// Runs an `abci_query` (which may run contracts: simulations, smart queries) on a bounded
+/// number of threads, so that anyone who can reach the RPC cannot take every core from block
+/// production, and answers within a deadline.
+async fn bounded_query<F>(work: F) -> Result<Value, RpcError>
+where
+    F: FnOnce() -> Result<Value, RpcError> + Send + 'static,
+{
+    let busy =
+        || RpcError::internal("the node is busy with other queries; retry later".to_string());
+    let permit = tokio::time::timeout(QUERY_SLOT_WAIT, query_slots().clone().acquire_owned())
+        .await
+        .map_err(|_| busy())?
+        .map_err(|_| busy())?;
+    let task = tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        work()
+    });
+    match tokio::time::timeout(QUERY_DEADLINE, task).await {
+        Ok(joined) => joined.map_err(|e| RpcError::internal(e.to_string()))?,
+        Err(_) => Err(RpcError::internal(format!(
+            "the query did not finish within {} s",
+            QUERY_DEADLINE.as_secs()
+        ))),
     }
 }
 

@@ -89,33 +89,45 @@ impl Mempool {
         !pool.queue.is_empty()
     }
 
-    /// Takes transactions in order up to `max_bytes` in total.
-    pub fn reap(&self, max_bytes: usize) -> Vec<Vec<u8>> {
-        let mut pool = self.pool.lock().expect("mempool lock");
+    /// The transactions in arrival order, up to `max_bytes` in total, left in the pool: the
+    /// proposal picks and orders from them, and what the block does not include stays for the
+    /// next one (`commit_and_recheck` removes what was included).
+    pub fn pending(&self, max_bytes: usize) -> Vec<Vec<u8>> {
+        let pool = self.pool.lock().expect("mempool lock");
         let mut taken = vec![];
         let mut total = 0;
-        while let Some((_, tx)) = pool.queue.front() {
+        for (_, tx) in &pool.queue {
             if total + tx.len() > max_bytes && !taken.is_empty() {
                 break;
             }
-            let (hash, tx) = pool.queue.pop_front().expect("front exists");
-            pool.hashes.remove(&hash);
-            pool.bytes -= tx.len();
             total += tx.len();
-            taken.push(tx);
+            taken.push(tx.clone());
         }
         taken
     }
 
-    /// Runs `commit` with admission paused, then re-runs CheckTx on what is left against the
-    /// new state and drops what became invalid — as CometBFT locks its mempool across Commit
-    /// and recheck. Without the pause a transaction arriving between the two would be checked
-    /// against a state missing the effects of the pending ones before it.
-    pub fn commit_and_recheck<T>(&self, app: &App, commit: impl FnOnce() -> T) -> T {
+    /// Runs `commit` with admission paused, removes the transactions the block `included`,
+    /// then re-runs CheckTx on what is left against the new state and drops what became
+    /// invalid — as CometBFT locks its mempool across Commit and recheck. Without the pause a
+    /// transaction arriving between the two would be checked against a state missing the
+    /// effects of the pending ones before it.
+    pub fn commit_and_recheck<T>(
+        &self,
+        app: &App,
+        included: &[Vec<u8>],
+        commit: impl FnOnce() -> T,
+    ) -> T {
         let mut pool = self.pool.lock().expect("mempool lock");
         let result = commit();
+        let included: HashSet<[u8; 32]> = included
+            .iter()
+            .map(|tx| Sha256::digest(tx).into())
+            .collect();
         let pending = std::mem::take(&mut *pool);
         for (hash, tx) in pending.queue {
+            if included.contains(&hash) {
+                continue;
+            }
             if app.check_tx(&tx).code == 0 {
                 pool.hashes.insert(hash);
                 pool.bytes += tx.len();

@@ -3,7 +3,7 @@
 //! the block with the validator key and stores it with its results, atomically with the state.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use prost::Message;
 use sha2::{Digest, Sha256};
@@ -23,7 +23,7 @@ use super::validator::ValidatorKey;
 use crate::app::{App, AppError};
 
 /// Largest block the solo producer builds (CometBFT's default `max_bytes`).
-pub const MAX_BLOCK_BYTES: i64 = 22_020_096;
+pub const MAX_BLOCK_BYTES: i64 = nesa_genesis::BLOCK_MAX_BYTES as i64;
 
 /// Announced after every commit, for `broadcast_tx_commit` and subscribers.
 #[derive(Clone, Debug)]
@@ -43,6 +43,15 @@ pub struct Producer {
     power: i64,
     committed: broadcast::Sender<CommittedBlock>,
     clock: Clock,
+}
+
+/// When the producer makes blocks.
+#[derive(Clone, Copy, Debug)]
+pub struct Cadence {
+    /// Longest wait for transactions before an empty block.
+    pub max_wait: Duration,
+    /// Shortest time between two blocks.
+    pub min_interval: Duration,
 }
 
 /// Chooses the next block time from the previous one.
@@ -89,18 +98,28 @@ impl Producer {
     }
 
     /// Produces blocks until `stop` is set (checked between blocks, so a block in progress is
-    /// always committed whole) or a block fails (which halts the node).
+    /// always committed whole) or a block fails (which halts the node). A block follows as soon
+    /// as transactions wait, but never sooner than `cadence.min_interval` after the last one.
     pub fn run(
         &self,
-        block_interval: Duration,
+        cadence: Cadence,
         stop: &std::sync::atomic::AtomicBool,
     ) -> Result<(), AppError> {
+        let mut last_block: Option<Instant> = None;
         while !stop.load(std::sync::atomic::Ordering::Acquire) {
-            self.mempool.wait_for_txs(block_interval);
+            self.mempool.wait_for_txs(cadence.max_wait);
+            if let Some(last) = last_block {
+                let due = last + cadence.min_interval;
+                let now = Instant::now();
+                if due > now {
+                    std::thread::sleep(due - now);
+                }
+            }
             if stop.load(std::sync::atomic::Ordering::Acquire) {
                 break;
             }
-            let txs = self.mempool.reap(MAX_BLOCK_BYTES as usize);
+            let txs = self.mempool.pending(MAX_BLOCK_BYTES as usize);
+            last_block = Some(Instant::now());
             self.produce(txs)?;
         }
         Ok(())
@@ -190,7 +209,7 @@ impl Producer {
             ..Default::default()
         })?;
         let stored = StoredBlock { id, block, results };
-        let committed = self.mempool.commit_and_recheck(&self.app, || {
+        let committed = self.mempool.commit_and_recheck(&self.app, &txs, || {
             self.app.commit_with(|txn| BlockStore::write(txn, &stored))
         })?;
         tracing::debug!(height = committed.height, txs = txs.len(), app_hash = %hex::encode_upper(committed.app_hash), "block committed");
@@ -295,7 +314,7 @@ fn results_hash(previous: Option<&StoredBlock>) -> Hash {
 fn consensus_hash() -> Hash {
     let params = HashedParams {
         block_max_bytes: MAX_BLOCK_BYTES,
-        block_max_gas: -1,
+        block_max_gas: nesa_genesis::BLOCK_MAX_GAS as i64,
     };
     Hash::Sha256(Sha256::digest(params.encode_to_vec()).into())
 }

@@ -12,6 +12,23 @@ pub type Changes = BTreeMap<Vec<u8>, Option<Vec<u8>>>;
 /// Key-value pairs in key order.
 pub type Entries = Vec<(Vec<u8>, Vec<u8>)>;
 
+/// One key-value pair.
+pub type Entry = (Vec<u8>, Vec<u8>);
+
+/// Which end of a key range a seek looks at.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Direction {
+    /// The smallest key in the range.
+    Ascending,
+    /// The largest key in the range.
+    Descending,
+}
+
+/// True when `start <= key < end` holds for no key at all.
+pub fn range_is_empty(start: &[u8], end: Option<&[u8]>) -> bool {
+    end.is_some_and(|end| end <= start)
+}
+
 /// Reads from a view of the state.
 pub trait StateRead {
     /// The value at `key`, if any.
@@ -22,6 +39,24 @@ pub trait StateRead {
     fn prefix(&self, prefix: &[u8]) -> Result<Entries, StateError> {
         let end = prefix_end(prefix);
         self.range(prefix, end.as_deref())
+    }
+    /// The first (ascending) or last (descending) entry with `start <= key < end`, without
+    /// reading the rest of the range. Views backed by ordered storage override this; the
+    /// default reads the whole range.
+    fn seek(
+        &self,
+        start: &[u8],
+        end: Option<&[u8]>,
+        direction: Direction,
+    ) -> Result<Option<Entry>, StateError> {
+        if range_is_empty(start, end) {
+            return Ok(None);
+        }
+        let mut entries = self.range(start, end)?.into_iter();
+        Ok(match direction {
+            Direction::Ascending => entries.next(),
+            Direction::Descending => entries.next_back(),
+        })
     }
 }
 
@@ -40,6 +75,14 @@ impl<T: StateRead + ?Sized> StateRead for &T {
     fn range(&self, start: &[u8], end: Option<&[u8]>) -> Result<Entries, StateError> {
         (**self).range(start, end)
     }
+    fn seek(
+        &self,
+        start: &[u8],
+        end: Option<&[u8]>,
+        direction: Direction,
+    ) -> Result<Option<Entry>, StateError> {
+        (**self).seek(start, end, direction)
+    }
 }
 
 impl<T: StateRead + ?Sized> StateRead for &mut T {
@@ -48,6 +91,14 @@ impl<T: StateRead + ?Sized> StateRead for &mut T {
     }
     fn range(&self, start: &[u8], end: Option<&[u8]>) -> Result<Entries, StateError> {
         (**self).range(start, end)
+    }
+    fn seek(
+        &self,
+        start: &[u8],
+        end: Option<&[u8]>,
+        direction: Direction,
+    ) -> Result<Option<Entry>, StateError> {
+        (**self).seek(start, end, direction)
     }
 }
 
@@ -117,15 +168,11 @@ impl<P: StateRead> StateRead for Overlay<P> {
     }
 
     fn range(&self, start: &[u8], end: Option<&[u8]>) -> Result<Entries, StateError> {
+        if range_is_empty(start, end) {
+            return Ok(vec![]);
+        }
         let below = self.parent.range(start, end)?;
-        let upper = match end {
-            Some(end) => Bound::Excluded(end.to_vec()),
-            None => Bound::Unbounded,
-        };
-        let mut local = self
-            .changes
-            .range((Bound::Included(start.to_vec()), upper))
-            .peekable();
+        let mut local = self.changes.range(bounds(start, end)).peekable();
         if local.peek().is_none() {
             return Ok(below);
         }
@@ -138,6 +185,56 @@ impl<P: StateRead> StateRead for Overlay<P> {
         }
         Ok(merged.into_iter().collect())
     }
+
+    /// Merges the parent's nearest entry with this overlay's nearest change, skipping keys
+    /// this overlay deleted; each skipped deletion narrows the range, so the loop ends.
+    fn seek(
+        &self,
+        start: &[u8],
+        end: Option<&[u8]>,
+        direction: Direction,
+    ) -> Result<Option<Entry>, StateError> {
+        let mut start = start.to_vec();
+        let mut end = end.map(<[u8]>::to_vec);
+        loop {
+            if range_is_empty(&start, end.as_deref()) {
+                return Ok(None);
+            }
+            let below = self.parent.seek(&start, end.as_deref(), direction)?;
+            let mut local = self.changes.range(bounds(&start, end.as_deref()));
+            let local = match direction {
+                Direction::Ascending => local.next(),
+                Direction::Descending => local.next_back(),
+            };
+            let Some((key, change)) = local else {
+                return Ok(below);
+            };
+            let below_first = below
+                .as_ref()
+                .is_some_and(|(below_key, _)| match direction {
+                    Direction::Ascending => below_key < key,
+                    Direction::Descending => below_key > key,
+                });
+            if below_first {
+                return Ok(below);
+            }
+            match change {
+                Some(value) => return Ok(Some((key.clone(), value.clone()))),
+                None => match direction {
+                    Direction::Ascending => start = [key.as_slice(), &[0]].concat(),
+                    Direction::Descending => end = Some(key.clone()),
+                },
+            }
+        }
+    }
+}
+
+fn bounds(start: &[u8], end: Option<&[u8]>) -> (Bound<Vec<u8>>, Bound<Vec<u8>>) {
+    let upper = match end {
+        Some(end) => Bound::Excluded(end.to_vec()),
+        None => Bound::Unbounded,
+    };
+    (Bound::Included(start.to_vec()), upper)
 }
 
 impl<P: StateRead> StateWrite for Overlay<P> {
@@ -198,6 +295,74 @@ mod tests {
             tx.put(b"k".to_vec(), b"changed".to_vec()).unwrap();
         }
         assert_eq!(block.get(b"k").unwrap(), Some(b"v".to_vec()));
+    }
+
+    /// Every seek over stacked overlays with writes and deletions at each level equals the
+    /// first or last entry of the materialized range.
+    #[test]
+    fn seeks_agree_with_ranges_over_stacked_overlays() {
+        let mut rng = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move || {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng
+        };
+        let mut base = Overlay::new(());
+        for _ in 0..40 {
+            base.put(vec![(next() % 24) as u8], vec![1]).unwrap();
+        }
+        let mut middle = Overlay::new(&base);
+        let mut top_ops = vec![];
+        for _ in 0..40 {
+            let key = vec![(next() % 24) as u8];
+            if next() % 2 == 0 {
+                middle.delete(key).unwrap();
+            } else {
+                middle.put(key, vec![2]).unwrap();
+            }
+            top_ops.push((vec![(next() % 24) as u8], next() % 3));
+        }
+        let mut top = Overlay::new(&middle);
+        for (key, op) in top_ops {
+            match op {
+                0 => top.delete(key).unwrap(),
+                _ => top.put(key, vec![3]).unwrap(),
+            }
+        }
+        for start in 0..26u8 {
+            for end in (0..26u8).map(Some).chain([None]) {
+                let end = end.map(|e| vec![e]);
+                let range = top.range(&[start], end.as_deref()).unwrap();
+                let up = top
+                    .seek(&[start], end.as_deref(), Direction::Ascending)
+                    .unwrap();
+                let down = top
+                    .seek(&[start], end.as_deref(), Direction::Descending)
+                    .unwrap();
+                assert_eq!(
+                    up,
+                    range.first().cloned(),
+                    "ascending from {start} to {end:?}"
+                );
+                assert_eq!(
+                    down,
+                    range.last().cloned(),
+                    "descending from {start} to {end:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_reversed_range_is_empty_instead_of_a_panic() {
+        let mut state = Overlay::new(());
+        state.put(b"a".to_vec(), vec![1]).unwrap();
+        assert!(state.range(b"z", Some(b"a")).unwrap().is_empty());
+        assert_eq!(
+            state.seek(b"z", Some(b"a"), Direction::Descending).unwrap(),
+            None
+        );
     }
 
     #[test]

@@ -4,7 +4,7 @@
 
 use std::cell::Cell;
 
-use super::{StateError, StateRead, StateWrite};
+use super::{Direction, Entry, StateError, StateRead, StateWrite};
 
 /// An amount of gas.
 pub type Gas = u64;
@@ -131,6 +131,26 @@ impl<S: StateRead> StateRead for Metered<'_, S> {
             )?;
         }
         Ok(entries)
+    }
+
+    /// The Cosmos SDK's gas-metered iterator cost of landing on one item: a flat cost per
+    /// step and the item's bytes.
+    fn seek(
+        &self,
+        start: &[u8],
+        end: Option<&[u8]>,
+        direction: Direction,
+    ) -> Result<Option<Entry>, StateError> {
+        let costs = GasCosts::SDK;
+        self.meter.consume(costs.iter_next_flat, "IterNextFlat")?;
+        let entry = self.inner.seek(start, end, direction)?;
+        if let Some((key, value)) = &entry {
+            self.meter.consume(
+                costs.read_per_byte * (key.len() + value.len()) as Gas,
+                "ValuePerByte",
+            )?;
+        }
+        Ok(entry)
     }
 }
 

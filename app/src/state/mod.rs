@@ -5,7 +5,9 @@ mod delta;
 mod gas;
 mod storage;
 
-pub use delta::{prefix_end, Changes, Entries, Overlay, StateRead, StateWrite};
+pub use delta::{
+    prefix_end, range_is_empty, Changes, Direction, Entries, Entry, Overlay, StateRead, StateWrite,
+};
 pub use gas::{Gas, GasCosts, GasMeter, Metered};
 pub use storage::{BlockWriter, Committed, HistoricalState, PendingCommit, Snapshot, Storage};
 

@@ -3,14 +3,14 @@
 //! transaction per block, so a crash leaves the last committed height intact.
 
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use jmt::storage::{HasPreimage, LeafNode, Node, NodeKey, TreeReader};
 use jmt::{KeyHash, OwnedValue, RootHash, Sha256Jmt, Version};
 use redb::{Database, ReadOnlyTable, ReadableDatabase, TableDefinition, WriteTransaction};
 use sha2::Sha256;
 
-use super::{Changes, StateError, StateRead};
+use super::{range_is_empty, Changes, Direction, Entry, StateError, StateRead};
 
 const NODES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("jmt_nodes");
 /// `key_hash ‖ version (big-endian)` → `1 ‖ value`, or `0` for a deletion.
@@ -74,12 +74,26 @@ impl Storage {
     pub fn committed(&self) -> Result<Option<Committed>, StateError> {
         let txn = self.db.begin_read()?;
         let meta = txn.open_table(META)?;
-        let height = meta
-            .get(META_HEIGHT)?
-            .map(|v| u64::from_be_bytes(v.value().try_into().expect("8 bytes")));
-        let hash = meta
-            .get(META_APP_HASH)?
-            .map(|v| <[u8; 32]>::try_from(v.value()).expect("32 bytes"));
+        let corrupt = |what: &str, len: usize| {
+            StateError::Storage(format!(
+                "the state database is corrupt: the committed {what} is {len} bytes long"
+            ))
+        };
+        let height = match meta.get(META_HEIGHT)? {
+            Some(v) => Some(u64::from_be_bytes(
+                v.value()
+                    .try_into()
+                    .map_err(|_| corrupt("height", v.value().len()))?,
+            )),
+            None => None,
+        };
+        let hash = match meta.get(META_APP_HASH)? {
+            Some(v) => Some(
+                <[u8; 32]>::try_from(v.value())
+                    .map_err(|_| corrupt("app hash", v.value().len()))?,
+            ),
+            None => None,
+        };
         Ok(height
             .zip(hash)
             .map(|(height, app_hash)| Committed { height, app_hash }))
@@ -90,6 +104,7 @@ impl Storage {
         let txn = self.db.begin_read()?;
         Ok(Snapshot {
             latest: txn.open_table(LATEST)?,
+            fault: OnceLock::new(),
         })
     }
 
@@ -221,25 +236,87 @@ fn value_key(key_hash: KeyHash, version: Version) -> Vec<u8> {
 }
 
 /// A read view of the latest committed values (the ordered side table).
+///
+/// A failed read is also latched in the snapshot: code above it (a contract, a module) may
+/// turn the error into an ordinary transaction failure, but a node that could not read its
+/// state must not commit a block on that basis — block execution checks `fault` and halts.
 pub struct Snapshot {
     latest: ReadOnlyTable<&'static [u8], &'static [u8]>,
+    fault: OnceLock<String>,
+}
+
+impl Snapshot {
+    /// The first storage failure any read through this snapshot hit.
+    pub fn fault(&self) -> Option<&str> {
+        self.fault.get().map(String::as_str)
+    }
+
+    fn latch<T>(&self, result: Result<T, StateError>) -> Result<T, StateError> {
+        if let Err(e) = &result {
+            let _ = self.fault.set(e.to_string());
+        }
+        result
+    }
 }
 
 impl StateRead for Snapshot {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StateError> {
-        Ok(self.latest.get(key)?.map(|v| v.value().to_vec()))
+        self.latch(
+            self.latest
+                .get(key)
+                .map(|v| v.map(|v| v.value().to_vec()))
+                .map_err(StateError::from),
+        )
     }
 
     fn range(&self, start: &[u8], end: Option<&[u8]>) -> Result<crate::state::Entries, StateError> {
-        let iter = match end {
+        if range_is_empty(start, end) {
+            return Ok(vec![]);
+        }
+        let entries = self
+            .entries(start, end)
+            .and_then(|entries| entries.map(owned).collect());
+        self.latch(entries)
+    }
+
+    fn seek(
+        &self,
+        start: &[u8],
+        end: Option<&[u8]>,
+        direction: Direction,
+    ) -> Result<Option<Entry>, StateError> {
+        if range_is_empty(start, end) {
+            return Ok(None);
+        }
+        let entry = self.entries(start, end).and_then(|mut entries| {
+            let entry = match direction {
+                Direction::Ascending => entries.next(),
+                Direction::Descending => entries.next_back(),
+            };
+            entry.map(owned).transpose()
+        });
+        self.latch(entry)
+    }
+}
+
+type Stored<'a> = redb::AccessGuard<'a, &'static [u8]>;
+
+/// An entry read from a table, copied out of the read transaction.
+fn owned(entry: Result<(Stored<'_>, Stored<'_>), redb::StorageError>) -> Result<Entry, StateError> {
+    let (key, value) = entry?;
+    Ok((key.value().to_vec(), value.value().to_vec()))
+}
+
+impl Snapshot {
+    fn entries(
+        &self,
+        start: &[u8],
+        end: Option<&[u8]>,
+    ) -> Result<redb::Range<'_, &'static [u8], &'static [u8]>, StateError> {
+        Ok(match end {
             Some(end) => self.latest.range::<&[u8]>(start..end)?,
             None => self.latest.range::<&[u8]>(start..)?,
-        };
-        iter.map(|entry| {
-            let (key, value) = entry?;
-            Ok((key.value().to_vec(), value.value().to_vec()))
         })
-        .collect()
     }
 }
 

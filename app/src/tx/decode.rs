@@ -188,3 +188,17 @@ impl CheckedTx {
         self.fee.iter().map(|c| c.amount).sum()
     }
 }
+
+impl CheckedTx {
+    /// What the transaction pays per unit of gas, in millionths of `fee_denom`: the order in
+    /// which proposals include transactions (the Cosmos SDK's fee-based priority).
+    pub fn priority(&self, fee_denom: &str) -> u128 {
+        let paid: u128 = self
+            .fee
+            .iter()
+            .filter(|coin| coin.denom == fee_denom)
+            .map(|coin| coin.amount)
+            .sum();
+        paid.saturating_mul(1_000_000) / u128::from(self.gas_limit.max(1))
+    }
+}

@@ -19,7 +19,8 @@ pub enum ExecMode {
     Check,
     /// Block execution.
     Deliver,
-    /// Gas estimation: no signature check, no fee minimum, no gas limit.
+    /// Gas estimation: no signature check, no fee minimum; the gas limit is the transaction's
+    /// when it names one, and never more than the chain's maximum per transaction.
     Simulate,
 }
 
@@ -64,12 +65,19 @@ pub struct TxOutcome {
     pub changes: Option<Changes>,
 }
 
+/// The gas a transaction may use. A simulation without a limit (CosmJS and the SDK's CLI send
+/// 0) gets the chain's maximum per transaction, as wasmd caps simulations at the block's.
+fn gas_limit(tx: &CheckedTx, env: &TxEnv) -> Gas {
+    let max = env.params.max_tx_gas;
+    match env.mode {
+        ExecMode::Simulate if tx.gas_limit == 0 => max,
+        _ => tx.gas_limit.min(max),
+    }
+}
+
 /// Executes `tx` over `parent`; the caller applies `changes` on success.
 pub fn execute_tx<P: StateRead>(parent: &P, tx: &CheckedTx, env: &TxEnv) -> TxOutcome {
-    let meter = match env.mode {
-        ExecMode::Simulate => GasMeter::unlimited(),
-        _ => GasMeter::new(tx.gas_limit),
-    };
+    let meter = GasMeter::new(gas_limit(tx, env));
     let gas_wanted = tx.gas_limit;
     let mut events = vec![];
     let rejected = |error: TxError, meter: &GasMeter, events: Vec<Event>| TxOutcome {
@@ -116,6 +124,7 @@ pub fn execute_tx<P: StateRead>(parent: &P, tx: &CheckedTx, env: &TxEnv) -> TxOu
             block: env.block_info(),
             tx_index: Some(env.tx_index),
             depth: 0,
+            simulation: env.mode == ExecMode::Simulate,
         },
     };
     for (index, msg) in tx.msgs.iter().enumerate() {

@@ -77,13 +77,17 @@ impl TestAccount {
     }
 
     /// A signed transaction with `gas` and the matching minimum fee, advancing the sequence.
+    /// Gas 0 and no fee is what clients send to simulate without a limit.
     pub fn sign_with_gas(&mut self, msgs: Vec<Any>, gas: u64) -> Vec<u8> {
-        let fee = (gas as u128 * 25).div_ceil(1000);
+        let fee = match (gas as u128 * 25).div_ceil(1000) {
+            0 => Coins::default(),
+            fee => Coins::from(nesa_sdk::Coin::unes(fee)),
+        };
         let tx = self
             .builder()
             .msgs(msgs)
             .gas_limit(gas)
-            .fee(Coins::from(nesa_sdk::Coin::unes(fee)))
+            .fee(fee)
             .sign(&self.key)
             .expect("signs")
             .bytes;
@@ -202,7 +206,7 @@ impl TestChain {
 
     /// Produces one block from the mempool.
     pub fn produce(&self) -> StoredBlock {
-        let txs = self.mempool.reap(usize::MAX);
+        let txs = self.mempool.pending(usize::MAX);
         self.producer.produce(txs).unwrap()
     }
 
@@ -255,6 +259,11 @@ impl TestChain {
 
     /// Gas used by `tx` according to the Simulate query clients call.
     pub fn simulate(&self, tx: &[u8]) -> u64 {
+        self.try_simulate(tx).unwrap_or_else(|log| panic!("{log}"))
+    }
+
+    /// The Simulate query's gas estimate, or its error log.
+    pub fn try_simulate(&self, tx: &[u8]) -> Result<u64, String> {
         use nesa_sdk::cosmrs::proto::cosmos::tx::v1beta1::{SimulateRequest, SimulateResponse};
         #[allow(deprecated)]
         let request = SimulateRequest {
@@ -267,12 +276,14 @@ impl TestChain {
             height: 0,
             prove: false,
         });
-        assert_eq!(response.code, 0, "{}", response.log);
-        SimulateResponse::decode(response.value.as_ref())
+        if response.code != 0 {
+            return Err(response.log);
+        }
+        Ok(SimulateResponse::decode(response.value.as_ref())
             .unwrap()
             .gas_info
             .unwrap()
-            .gas_used
+            .gas_used)
     }
 
     /// A contract's answer to a smart query, as JSON.

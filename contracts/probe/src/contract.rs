@@ -37,6 +37,17 @@ pub fn execute(
         ExecuteMsg::WriteAndFail { key, value } => execute::write_and_fail(deps, key, value),
         ExecuteMsg::QueryOther { contract, msg } => execute::query_other(deps, contract, msg),
         ExecuteMsg::InstantiateChild(child) => execute::instantiate_child(deps, child),
+        ExecuteMsg::Fill { count, start } => execute::fill(deps, start, count),
+        ExecuteMsg::Iterate {
+            iterators,
+            steps,
+            reverse,
+        } => execute::iterate(deps, iterators, steps, reverse),
+        ExecuteMsg::Emit {
+            attributes,
+            value_bytes,
+            data_bytes,
+        } => Ok(execute::emit(attributes, value_bytes, data_bytes)),
     }
 }
 
@@ -49,6 +60,8 @@ pub fn query(deps: Deps, _env: Env, msg: QueryMsg) -> StdResult<Binary> {
         QueryMsg::Balance { address, denom } => query::balance(deps, address, denom),
         QueryMsg::Migrated {} => query::migrated(deps),
         QueryMsg::Owner {} => query::owner(deps),
+        QueryMsg::Loop {} => execute::spin_forever(),
+        QueryMsg::Scan { rounds } => query::scan(deps, rounds),
     }
 }
 

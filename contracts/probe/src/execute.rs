@@ -1,7 +1,7 @@
 //! Handlers of instantiate, execute and migrate.
 
 use cosmwasm_std::{
-    to_json_vec, BankMsg, Binary, Coin, ContractResult, DepsMut, Empty, Event, MessageInfo,
+    to_json_vec, BankMsg, Binary, Coin, ContractResult, DepsMut, Empty, Event, MessageInfo, Order,
     QueryRequest, Response, SubMsg, SystemResult, WasmMsg, WasmQuery,
 };
 
@@ -166,4 +166,51 @@ pub fn migrate(deps: DepsMut, msg: MigrateMsg) -> Result<Response, ContractError
     Ok(Response::new()
         .add_attribute("action", "migrate")
         .add_attribute("note", msg.note))
+}
+
+pub fn fill(deps: DepsMut, start: u32, count: u32) -> Result<Response, ContractError> {
+    for i in start..start.saturating_add(count) {
+        deps.storage
+            .set(format!("fill:{i:08}").as_bytes(), b"0123456789abcdef");
+    }
+    Ok(Response::new())
+}
+
+/// Opens every iterator first, then steps each: all stay open until the call returns.
+pub fn iterate(
+    deps: DepsMut,
+    iterators: u32,
+    steps: u32,
+    reverse: bool,
+) -> Result<Response, ContractError> {
+    let order = if reverse {
+        Order::Descending
+    } else {
+        Order::Ascending
+    };
+    let mut open: Vec<_> = (0..iterators)
+        .map(|_| deps.storage.range(None, None, order))
+        .collect();
+    let mut seen = 0u64;
+    let mut first = None;
+    for iterator in &mut open {
+        for (key, _) in iterator.by_ref().take(steps as usize) {
+            first.get_or_insert_with(|| String::from_utf8_lossy(&key).into_owned());
+            seen += 1;
+        }
+    }
+    Ok(Response::new()
+        .add_attribute("seen", seen.to_string())
+        .add_attribute("first", first.unwrap_or_default()))
+}
+
+pub fn emit(attributes: u32, value_bytes: u32, data_bytes: u32) -> Response {
+    let value = "v".repeat(value_bytes as usize);
+    let event = Event::new("flood")
+        .add_attributes((0..attributes).map(|i| (format!("a{i}"), value.clone())));
+    let mut response = Response::new().add_event(event);
+    if data_bytes > 0 {
+        response = response.set_data(vec![7u8; data_bytes as usize]);
+    }
+    response
 }

@@ -35,6 +35,30 @@ pub enum ExecuteMsg {
     QueryOther { contract: String, msg: Binary },
     /// Instantiates a contract as a submessage; its reply stores the new address under `child`.
     InstantiateChild(InstantiateChildMsg),
+    /// Stores entries `fill:<i>` for `i` in `start..start + count` (a large range for the
+    /// iterator attacks).
+    Fill {
+        count: u32,
+        #[serde(default)]
+        start: u32,
+    },
+    /// Opens `iterators` iterators over the whole storage at once and keeps them open; each
+    /// reads `steps` items (`reverse`: from the end). Attributes: `seen` (items read) and
+    /// `first` (the first key the first iterator read).
+    Iterate {
+        iterators: u32,
+        steps: u32,
+        #[serde(default)]
+        reverse: bool,
+    },
+    /// Responds with `attributes` attributes of `value_bytes` bytes each in a custom event,
+    /// and `data_bytes` of response data.
+    Emit {
+        attributes: u32,
+        value_bytes: u32,
+        #[serde(default)]
+        data_bytes: u32,
+    },
 }
 
 /// `instantiate_child`: instantiate `code_id` (with `salt`: instantiate2, a predictable address).
@@ -94,6 +118,12 @@ pub enum QueryMsg {
     /// The owner set at instantiation.
     #[returns(OwnerResponse)]
     Owner {},
+    /// Never returns: only the host's query gas limit stops it.
+    #[returns(CountResponse)]
+    Loop {},
+    /// Reads the whole storage `rounds` times and counts the entries seen.
+    #[returns(CountResponse)]
+    Scan { rounds: u32 },
 }
 
 #[cw_serde]

@@ -8,7 +8,8 @@ use tendermint_rpc::Client;
 use super::{ChainClient, ClientError, TxOutcome, TxSender};
 use crate::{
     address::{Address, AddressExt},
-    fee::{adjusted_gas_limit, FeeSetting, GasSetting, DEFAULT_GAS_LIMIT},
+    coin::Coins,
+    fee::{adjusted_gas_limit, FeeSetting, GasSetting},
     tx::{SignedTx, TxBuilder},
 };
 
@@ -97,21 +98,27 @@ impl ChainClient {
         let builder = TxBuilder::new(chain_id, account_number, sequence)
             .msgs(msgs)
             .memo(options.memo.clone());
-        // Simulate a fully signed copy: the node may check signatures and sequence while simulating.
-        let probe = || -> Result<Vec<u8>, ClientError> {
-            let fee = options.fee.fee_for(DEFAULT_GAS_LIMIT)?;
+        // Simulate a fully signed copy: the node may check signatures and sequence while
+        // simulating. Gas limit 0 and no fee ask for an estimate up to the chain's maximum per
+        // transaction (as CosmJS simulates); a fixed limit is simulated as it will be sent.
+        let probe = |gas_limit: u64| -> Result<Vec<u8>, ClientError> {
+            let fee = if gas_limit == 0 {
+                Coins::default()
+            } else {
+                options.fee.fee_for(gas_limit)?
+            };
             Ok(builder
                 .clone()
-                .gas_limit(DEFAULT_GAS_LIMIT)
+                .gas_limit(gas_limit)
                 .fee(fee)
                 .sign(key)?
                 .bytes)
         };
         let gas_limit = match options.gas {
-            GasSetting::Auto => adjusted_gas_limit(self.simulate(probe()?).await?),
+            GasSetting::Auto => adjusted_gas_limit(self.simulate(probe(0)?).await?),
             GasSetting::Fixed(limit) => {
                 if simulate == Simulate::Always {
-                    self.simulate(probe()?).await?;
+                    self.simulate(probe(limit)?).await?;
                 }
                 limit
             }

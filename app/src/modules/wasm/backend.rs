@@ -16,10 +16,10 @@ use cosmwasm_vm::{BackendApi, BackendError, BackendResult, GasInfo, Querier, Sto
 use nesa_types::Address;
 
 use super::handle::{HandleError, StateHandle};
-use super::limits::{GAS_MULTIPLIER, MAX_CALL_DEPTH};
+use super::limits::{GAS_MULTIPLIER, MAX_CALL_DEPTH, MAX_OPEN_ITERATORS};
 use super::{keys, store, WasmError};
 use crate::modules::bank;
-use crate::state::{prefix_end, GasCosts, GasMeter, StateError, StateWrite};
+use crate::state::{prefix_end, Direction, Entry, GasCosts, GasMeter, StateError, StateWrite};
 
 /// wasmd's cost of turning a canonical address into bech32, in chain gas.
 const HUMANIZE_COST: u64 = 5;
@@ -87,8 +87,18 @@ impl BackendApi for WasmApi {
 pub struct ContractStorage {
     handle: StateHandle,
     prefix: Vec<u8>,
-    iterators: HashMap<u32, std::vec::IntoIter<Record>>,
+    iterators: HashMap<u32, Cursor>,
     next_iterator: u32,
+}
+
+/// An open iterator: the part of its range not yet returned and the item it stands on. It
+/// reads one item per step from the state, as the Cosmos SDK's iterators do, so creating one
+/// over a huge range costs one seek, not the range.
+struct Cursor {
+    start: Vec<u8>,
+    end: Option<Vec<u8>>,
+    direction: Direction,
+    current: Option<Entry>,
 }
 
 impl ContractStorage {
@@ -105,6 +115,26 @@ impl ContractStorage {
     fn key(&self, key: &[u8]) -> Vec<u8> {
         [self.prefix.as_slice(), key].concat()
     }
+
+    /// Moves `cursor` onto the next item of its range, charging a step and the item's bytes.
+    fn step(handle: &StateHandle, cursor: &mut Cursor) -> Result<(), HandleError> {
+        let costs = GasCosts::SDK;
+        handle.charge(costs.iter_next_flat, "IterNextFlat")?;
+        let found = handle
+            .read_unmetered(|s| s.seek(&cursor.start, cursor.end.as_deref(), cursor.direction))?;
+        if let Some((key, value)) = &found {
+            handle.charge(
+                costs.read_per_byte * (key.len() + value.len()) as u64,
+                "ValuePerByte",
+            )?;
+            match cursor.direction {
+                Direction::Ascending => cursor.start = [key.as_slice(), &[0]].concat(),
+                Direction::Descending => cursor.end = Some(key.clone()),
+            }
+        }
+        cursor.current = found;
+        Ok(())
+    }
 }
 
 impl Storage for ContractStorage {
@@ -119,52 +149,51 @@ impl Storage for ContractStorage {
         end: Option<&[u8]>,
         order: Order,
     ) -> BackendResult<u32> {
-        let from = self.key(start.unwrap_or_default());
-        let to = match end {
-            Some(end) => Some(self.key(end)),
-            None => prefix_end(&self.prefix),
+        if self.iterators.len() >= MAX_OPEN_ITERATORS {
+            return (
+                Err(BackendError::user_err(format!(
+                    "a contract call may keep at most {MAX_OPEN_ITERATORS} iterators open"
+                ))),
+                GasInfo::free(),
+            );
+        }
+        let mut cursor = Cursor {
+            start: self.key(start.unwrap_or_default()),
+            end: match end {
+                Some(end) => Some(self.key(end)),
+                None => prefix_end(&self.prefix),
+            },
+            direction: match order {
+                Order::Ascending => Direction::Ascending,
+                Order::Descending => Direction::Descending,
+            },
+            current: None,
         };
-        let prefix_len = self.prefix.len();
-        let result = self
-            .handle
-            .read_unmetered(|s| s.range(&from, to.as_deref()))
-            .map(|entries| {
-                let mut records: Vec<Record> = entries
-                    .into_iter()
-                    .map(|(k, v)| (k[prefix_len..].to_vec(), v))
-                    .collect();
-                if order == Order::Descending {
-                    records.reverse();
-                }
-                let id = self.next_iterator;
-                self.next_iterator += 1;
-                self.iterators.insert(id, records.into_iter());
-                id
-            })
-            .map_err(backend_error);
-        (result, GasInfo::free())
+        let handle = self.handle.clone();
+        let (result, gas) = metered(&handle, || Self::step(&handle, &mut cursor));
+        let result = result.map(|()| {
+            let id = self.next_iterator;
+            self.next_iterator += 1;
+            self.iterators.insert(id, cursor);
+            id
+        });
+        (result, gas)
     }
 
     fn next(&mut self, iterator_id: u32) -> BackendResult<Option<Record>> {
-        let Some(iterator) = self.iterators.get_mut(&iterator_id) else {
+        let Some(cursor) = self.iterators.get_mut(&iterator_id) else {
             return (
                 Err(BackendError::iterator_does_not_exist(iterator_id)),
                 GasInfo::free(),
             );
         };
-        let record = iterator.next();
+        let Some((key, value)) = cursor.current.take() else {
+            return (Ok(None), GasInfo::free());
+        };
+        let record = (key[self.prefix.len()..].to_vec(), value);
         let handle = self.handle.clone();
-        metered(&handle, || {
-            let costs = GasCosts::SDK;
-            handle.charge(costs.iter_next_flat, "IterNextFlat")?;
-            if let Some((key, value)) = &record {
-                handle.charge(
-                    costs.read_per_byte * (key.len() + value.len()) as u64,
-                    "ValuePerByte",
-                )?;
-            }
-            Ok(record)
-        })
+        let (result, gas) = metered(&handle, || Self::step(&handle, cursor));
+        (result.map(|()| Some(record)), gas)
     }
 
     fn set(&mut self, key: &[u8], value: &[u8]) -> BackendResult<()> {

@@ -14,7 +14,10 @@ use cosmwasm_std::{
 use nesa_types::{Address, Coin};
 use tendermint_proto::v0_38::abci::Event;
 
-use super::limits::COMPILE_COST_PER_BYTE;
+use super::limits::{
+    COMPILE_COST_PER_BYTE, CUSTOM_EVENT_COST, EVENT_DATA_COST_PER_BYTE, EVENT_DATA_FREE_BYTES,
+    EVENT_PER_ATTRIBUTE_COST,
+};
 use super::vm::{CallSite, Entry, WasmVm};
 use super::{address, store, CodeInfo, ContractInfo, WasmError};
 use crate::events::event;
@@ -110,7 +113,11 @@ pub fn store_code(
         COMPILE_COST_PER_BYTE * wasm.len() as u64,
         "wasm compilation",
     )?;
-    let checksum = call.vm.store(wasm)?;
+    let checksum = if call.site.simulation {
+        WasmVm::checksum_checked(wasm)?
+    } else {
+        call.vm.store(wasm)?
+    };
     // The code bytes are kept in state for other nodes' caches, but (as in wasmd) only
     // compilation is charged, not storage per byte.
     let code_id = store::next_code_id(&mut Metered::new(&mut *state, call.meter))?;
@@ -300,6 +307,8 @@ fn handle_response(
     response: Response,
     events: &mut Vec<Event>,
 ) -> Result<Option<Binary>, WasmError> {
+    call.meter
+        .consume(response_cost(&response), "contract events and data")?;
     events.extend(contract_events(contract, &response)?);
     let mut data = response.data;
     for sub in response.messages {
@@ -308,6 +317,33 @@ fn handle_response(
         }
     }
     Ok(data)
+}
+
+/// What a response's events and data cost, as wasmd's `EventCosts`: per attribute, per byte of
+/// attribute keys and values beyond a free tier shared by the whole response, per custom event
+/// and per byte of its type; plus the response data per byte.
+fn response_cost(response: &Response) -> u64 {
+    let mut free = EVENT_DATA_FREE_BYTES;
+    let mut attributes_cost = |attributes: &[cosmwasm_std::Attribute]| -> u64 {
+        let bytes: u64 = attributes
+            .iter()
+            .map(|a| (a.key.len() + a.value.len()) as u64)
+            .sum();
+        let charged = bytes.saturating_sub(free);
+        free = free.saturating_sub(bytes);
+        charged
+            .saturating_mul(EVENT_DATA_COST_PER_BYTE)
+            .saturating_add((attributes.len() as u64).saturating_mul(EVENT_PER_ATTRIBUTE_COST))
+    };
+    let mut gas = attributes_cost(&response.attributes);
+    for custom in &response.events {
+        gas = gas
+            .saturating_add(CUSTOM_EVENT_COST)
+            .saturating_add((custom.ty.len() as u64).saturating_mul(EVENT_DATA_COST_PER_BYTE))
+            .saturating_add(attributes_cost(&custom.attributes));
+    }
+    let data = response.data.as_ref().map_or(0, |d| d.len() as u64);
+    gas.saturating_add(data.saturating_mul(EVENT_DATA_COST_PER_BYTE))
 }
 
 /// wasmd's event rules: attributes go into a `wasm` event, custom events become `wasm-<type>`,
@@ -482,4 +518,44 @@ pub enum EntryPoint {
     Execute,
     Migrate,
     Reply,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// wasmd's gas register test vectors (`x/wasm/types/gas_register_test.go`).
+    #[test]
+    fn events_and_data_cost_what_wasmd_charges() {
+        let small = Response::new().add_attribute("myKey", "myData");
+        assert_eq!(
+            response_cost(&small),
+            EVENT_PER_ATTRIBUTE_COST,
+            "11 bytes are in the free tier"
+        );
+
+        let past_free_tier = Response::new()
+            .add_event(cosmwasm_std::Event::new("foo").add_attribute("x".repeat(100), "myData"));
+        assert_eq!(
+            response_cost(&past_free_tier),
+            CUSTOM_EVENT_COST + 3 + 6 + EVENT_PER_ATTRIBUTE_COST,
+            "event type bytes, the 6 bytes past the free tier, one attribute, one event"
+        );
+
+        let flood = Response::new()
+            .add_event(
+                cosmwasm_std::Event::new("flood")
+                    .add_attributes((0..1000).map(|i| (format!("a{i:03}"), "v".repeat(100)))),
+            )
+            .set_data(vec![0u8; 4096]);
+        let attribute_bytes = 1000 * (4 + 100);
+        assert_eq!(
+            response_cost(&flood),
+            CUSTOM_EVENT_COST
+                + 5
+                + (attribute_bytes - EVENT_DATA_FREE_BYTES)
+                + 1000 * EVENT_PER_ATTRIBUTE_COST
+                + 4096
+        );
+    }
 }

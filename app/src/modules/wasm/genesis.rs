@@ -55,6 +55,7 @@ pub fn init_genesis(
         },
         tx_index: None,
         depth: 0,
+        simulation: false,
     };
     let call = WasmCall {
         vm,

@@ -17,3 +17,17 @@ pub const MAX_WASM_BYTES: usize = 800 * 1024;
 pub const MAX_CALL_DEPTH: u32 = 10;
 /// Chain gas available to a smart query served over ABCI (wasmd's `SmartQueryGasLimit`).
 pub const QUERY_GAS_LIMIT: u64 = 3_000_000;
+/// Iterators one contract call may keep open. Each costs a seek to create; the bound keeps a
+/// call's host memory small whatever its gas limit.
+pub const MAX_OPEN_ITERATORS: usize = 256;
+/// Chain gas per attribute a contract emits (wasmd's `DefaultPerAttributeCost`).
+pub const EVENT_PER_ATTRIBUTE_COST: u64 = 10;
+/// Chain gas per custom event a contract emits (wasmd's `DefaultPerCustomEventCost`).
+pub const CUSTOM_EVENT_COST: u64 = 20;
+/// Chain gas per byte of attribute keys and values and of custom event types, and per byte of
+/// response data (wasmd's `DefaultEventAttributeDataCost`; wasmd charges response data
+/// nothing by default, but here it lands in the transaction result every node stores).
+pub const EVENT_DATA_COST_PER_BYTE: u64 = 1;
+/// Attribute bytes per contract response that cost nothing (wasmd's
+/// `DefaultEventAttributeDataFreeTier`).
+pub const EVENT_DATA_FREE_BYTES: u64 = 100;

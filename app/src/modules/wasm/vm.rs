@@ -65,6 +65,8 @@ pub struct CallSite {
     pub block: BlockInfo,
     pub tx_index: Option<u32>,
     pub depth: u32,
+    /// A gas estimate: nothing outside the state overlay (the module cache) may change.
+    pub simulation: bool,
 }
 
 impl CallSite {
@@ -136,6 +138,13 @@ impl WasmVm {
             cosmwasm_vm::internals::Logger::Off,
         )
         .map_err(|e| WasmError::Create(e.to_string()))
+    }
+
+    /// The checksum `store` would give `wasm`, after the same checks, without compiling or
+    /// caching it (gas estimates must not fill the module cache).
+    pub fn checksum_checked(wasm: &[u8]) -> Result<[u8; 32], WasmError> {
+        Self::check(wasm)?;
+        Ok(*Checksum::generate(wasm).as_ref())
     }
 
     /// Checks, compiles and caches `wasm`; returns its checksum.
@@ -240,12 +249,17 @@ impl WasmVm {
             let result = call(&mut instance, &env);
             let report = instance.create_gas_report();
             drop(instance);
-            Ok::<_, WasmError>((result, report.used_internally))
+            Ok::<_, WasmError>((result, report.used_internally, report.remaining == 0))
         })?;
-        let (result, used_internally) = outcome;
+        let (result, used_internally, exhausted) = outcome;
         // A nested query's VM gas is charged by the calling contract's VM instead.
         if vm_gas_limit.is_none() {
             meter.consume(used_internally.div_ceil(GAS_MULTIPLIER), "wasm execution")?;
+        }
+        // Gas that ran out inside a host call (storage, a nested query) surfaces from the VM as
+        // a runtime error; the exhausted gas report says what it was.
+        if exhausted && result.is_err() {
+            return Err(WasmError::OutOfGas("contract ran out of gas".into()));
         }
         match result.map_err(vm_error)? {
             ContractResult::Ok(value) => Ok((value, used_internally)),
@@ -319,6 +333,7 @@ impl SmartQuerier for WasmVm {
             block: block.clone(),
             tx_index: None,
             depth,
+            simulation: false,
         };
         let mut view = crate::state::Overlay::new(&*state);
         self.run(
