@@ -22,6 +22,8 @@ struct Devnet {
     api_port: u16,
     tampered_runner3: Option<PathBuf>,
     encrypted: bool,
+    /// 1: the solo chain; more: a CometBFT network (`scripts/localnet`).
+    validators: usize,
 }
 
 fn free_port() -> u16 {
@@ -61,7 +63,26 @@ impl Devnet {
         if self.encrypted {
             cmd.env("DEVNET_ENCRYPTED", "1");
         }
+        cmd.env("DEVNET_VALIDATORS", self.validators.to_string());
         cmd.output().unwrap()
+    }
+
+    /// `scripts/localnet <args>` on this devnet's CometBFT network.
+    fn localnet(&self, args: &[&str]) -> std::process::Output {
+        let repo = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+        let bins = bin_dir();
+        Command::new(repo.join("scripts/localnet"))
+            .args(args)
+            .env("LOCALNET_DIR", self.dir.join("localnet"))
+            .env("NESAD_BIN", bins.join("nesad"))
+            .env("NESA_BIN", bins.join("nesa"))
+            .output()
+            .unwrap()
+    }
+
+    /// Validator `i`'s RPC (node 0's is the devnet's).
+    fn validator_rpc(&self, i: usize) -> String {
+        format!("http://127.0.0.1:{}", self.rpc_port as usize + 100 * i)
     }
 
     fn up(name: &str, tampered_runner3: Option<PathBuf>) -> Devnet {
@@ -69,6 +90,15 @@ impl Devnet {
     }
 
     fn start(name: &str, tampered_runner3: Option<PathBuf>, encrypted: bool) -> Devnet {
+        Self::start_network(name, tampered_runner3, encrypted, 1)
+    }
+
+    fn start_network(
+        name: &str,
+        tampered_runner3: Option<PathBuf>,
+        encrypted: bool,
+        validators: usize,
+    ) -> Devnet {
         let dir = std::env::temp_dir().join(format!("nesa-e2e-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let api_port = loop {
@@ -80,12 +110,24 @@ impl Devnet {
                 break port;
             }
         };
+        // A CometBFT network needs its RPC ports free for every validator (base + 100·i).
+        let rpc_port = loop {
+            let port = free_port();
+            if port < 60_000
+                && (0..validators as u16).all(|i| {
+                    (0..3).all(|p| TcpListener::bind(("127.0.0.1", port - 1 + 100 * i + p)).is_ok())
+                })
+            {
+                break port;
+            }
+        };
         let devnet = Devnet {
             dir,
-            rpc_port: free_port(),
+            rpc_port,
             api_port,
             tampered_runner3,
             encrypted,
+            validators,
         };
         let out = devnet.script("up");
         assert!(
@@ -521,4 +563,90 @@ async fn an_encrypted_kernel_answers_users_holding_its_key_and_runners_see_only_
     assert!(stderr.contains("wrong key"), "{stderr}");
     let queries = market.query(2).await;
     assert!(queries.is_err(), "nothing was submitted with the wrong key");
+}
+
+/// The last block's app hash at `height` as validator `rpc` reports it.
+async fn app_hash_at(rpc: &str, height: u64) -> Option<String> {
+    let url = format!("{rpc}/block?height={height}");
+    let body: serde_json::Value = reqwest::get(&url).await.ok()?.json().await.ok()?;
+    body["result"]["block"]["header"]["app_hash"]
+        .as_str()
+        .map(str::to_string)
+}
+
+/// The market on four CometBFT validators: a query settles while one validator's application
+/// is killed mid-round and restarted, and every validator reports the same app hash at every
+/// height.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_query_settles_on_four_cometbft_validators_while_one_is_killed_and_restarted() {
+    const TEST: &str =
+        "a_query_settles_on_four_cometbft_validators_while_one_is_killed_and_restarted";
+    let Some(model) = model_available(TEST) else {
+        return;
+    };
+    if nesa_testkit::require_tool(
+        TEST,
+        "cometbft",
+        "scripts/setup installs it where Go is present",
+    )
+    .is_none()
+    {
+        return;
+    }
+    let tokenizer = Tokenizer::load(&model).unwrap();
+    let devnet = Devnet::start_network("cometbft", None, false, 4);
+    let (client, key, id, escrow) =
+        ask(&devnet, &tokenizer, "What is the capital of France?").await;
+
+    // Validator 3's application dies mid-round; its CometBFT stops with it; `up` restarts both
+    // and the node catches up from its peers.
+    let killed = devnet.localnet(&["kill-app", "3"]);
+    assert!(
+        killed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&killed.stderr)
+    );
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let restarted = devnet.localnet(&["up"]);
+    assert!(
+        restarted.status.success(),
+        "restart: {}{}",
+        String::from_utf8_lossy(&restarted.stdout),
+        String::from_utf8_lossy(&restarted.stderr)
+    );
+
+    let state = settle(&client, &key, id).await;
+    assert_eq!(state.query.status, QueryStatus::Settled);
+    let settlement = state.query.settlement.clone().expect("settled");
+    assert_eq!(settlement.winners.len(), 3, "all three runners agree");
+    assert_eq!(
+        settlement.paid.u128() + settlement.refunded.u128(),
+        escrow,
+        "escrow = payments + refund, to the unes"
+    );
+
+    // Every validator, the restarted one included, reports the same app hash at every height.
+    let settled_height = client.latest_height().await.unwrap().value();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    for height in 1..=settled_height {
+        let mut hashes = vec![];
+        for i in 0..4 {
+            let rpc = devnet.validator_rpc(i);
+            let hash = loop {
+                if let Some(hash) = app_hash_at(&rpc, height).await {
+                    break hash;
+                }
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "validator {i} never reached height {height}"
+                );
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            };
+            hashes.push(hash);
+        }
+        assert!(
+            hashes.iter().all(|h| h == &hashes[0]),
+            "validators disagree at height {height}: {hashes:?}"
+        );
+    }
 }
