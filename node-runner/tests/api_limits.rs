@@ -73,6 +73,16 @@ async fn forward(url: &str, request: &ForwardRequest) -> (u16, serde_json::Value
     (status, body)
 }
 
+/// POSTs `body` to `/v1/generate` from loopback.
+async fn generate(url: &str, body: serde_json::Value) -> reqwest::Response {
+    reqwest::Client::new()
+        .post(format!("{url}/v1/generate"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+}
+
 async fn open(url: &str, session: &str, rows: usize) -> String {
     let (status, body) = forward(url, &step(session, None, 0, rows)).await;
     assert_eq!(status, 200, "{body}");
@@ -170,12 +180,11 @@ async fn requests_beyond_the_compute_slots_are_answered_503_with_a_json_error() 
     assert_eq!(response.headers()["retry-after"], "1");
     let body: serde_json::Value = response.json().await.unwrap();
     assert!(body["error"].as_str().unwrap().contains("busy"), "{body}");
-    let response = reqwest::Client::new()
-        .post(format!("{url}/v1/generate"))
-        .json(&serde_json::json!({"prompt": "hello", "max_tokens": 2}))
-        .send()
-        .await
-        .unwrap();
+    let response = generate(
+        &url,
+        serde_json::json!({"prompt": "hello", "max_tokens": 2}),
+    )
+    .await;
     assert_eq!(response.status().as_u16(), 503);
 }
 
@@ -197,24 +206,22 @@ async fn oversized_bodies_and_overlong_sequences_are_refused() {
         body["error"].as_str().unwrap().contains("context"),
         "{body}"
     );
-    let response = reqwest::Client::new()
-        .post(format!("{url}/v1/generate"))
-        .json(&serde_json::json!({"prompt": "x".repeat(api::GENERATE_BODY_LIMIT + 1)}))
-        .send()
-        .await
-        .unwrap();
+    let response = generate(
+        &url,
+        serde_json::json!({"prompt": "x".repeat(api::GENERATE_BODY_LIMIT + 1)}),
+    )
+    .await;
     assert_eq!(response.status().as_u16(), 413);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn generate_answers_loopback_peers_without_a_token() {
     let url = serve(state(ApiLimits::default(), None)).await;
-    let response = reqwest::Client::new()
-        .post(format!("{url}/v1/generate"))
-        .json(&serde_json::json!({"prompt": "hello", "max_tokens": 2}))
-        .send()
-        .await
-        .unwrap();
+    let response = generate(
+        &url,
+        serde_json::json!({"prompt": "hello", "max_tokens": 2}),
+    )
+    .await;
     assert_eq!(response.status().as_u16(), 200);
     let body: serde_json::Value = response.json().await.unwrap();
     assert!(body["tokens"].as_u64().unwrap() >= 1, "{body}");

@@ -161,6 +161,12 @@ impl Keystore {
 mod tests {
     use super::*;
 
+    /// A fresh directory name under the system temp dir.
+    fn scratch_dir(label: &str) -> PathBuf {
+        let unique = format!("{label}-{}-{}", std::process::id(), rand::random::<u32>());
+        std::env::temp_dir().join(unique)
+    }
+
     fn key() -> EeKey {
         EeKey::from_seed([7; 32], Transform::SignedPermutation, 1000)
     }
@@ -205,11 +211,7 @@ mod tests {
 
     #[test]
     fn a_key_file_naming_a_path_instead_of_a_kernel_hash_is_refused() {
-        let dir = std::env::temp_dir().join(format!(
-            "nesa-ee-traversal-{}-{}",
-            std::process::id(),
-            rand::random::<u32>()
-        ));
+        let dir = scratch_dir("nesa-ee-traversal");
         let wallet = dir.join("wallet");
         let store = Keystore::open(&wallet);
         for crafted in [
@@ -239,11 +241,7 @@ mod tests {
 
     #[test]
     fn an_upper_case_kernel_hash_is_filed_in_lower_case() {
-        let dir = std::env::temp_dir().join(format!(
-            "nesa-ee-case-{}-{}",
-            std::process::id(),
-            rand::random::<u32>()
-        ));
+        let dir = scratch_dir("nesa-ee-case");
         let mut key = key();
         key.kernel_sha256 = Some(hex::encode_upper([0xab; 32]));
         let file = dir.join("upper.key");
