@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 pub struct RunnerConfig {
     /// CometBFT JSON-RPC of a Nesa node.
     pub node: String,
-    /// Name of this runner's key in `<home>/keyring.json` (it bonds, commits and reveals).
+    /// Name of this runner's key in its keyring (it bonds, commits and reveals).
     pub key: String,
     /// The GGUF model this runner serves.
     pub model: PathBuf,
@@ -85,7 +85,7 @@ impl RunnerConfig {
         let text = format!(
             "# nesa-node configuration. Command-line flags override these values.\n\n\
              # CometBFT JSON-RPC of a Nesa node.\nnode = {node:?}\n\n\
-             # Name of this runner's key in keyring.json (it bonds, commits and reveals).\nkey = {key:?}\n\n\
+             # Name of this runner's key in its keyring (it bonds, commits and reveals).\nkey = {key:?}\n\n\
              # The GGUF model this runner serves.\nmodel = {model:?}\n\n\
              # The registered kernel id of that model (set by `nesa-node register`).\n{kernel}\n\n\
              # HTTP API (health, metrics, local generation); also the endpoint in the on-chain profile.\napi_laddr = {api:?}\n\n\
