@@ -34,8 +34,11 @@ pub enum SealError {
 /// scrypt's parameters and salt, kept with the file.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KdfParams {
+    /// log2 of the CPU/memory cost N.
     pub log_n: u8,
+    /// Block size.
     pub r: u32,
+    /// Parallelism.
     pub p: u32,
     /// 16 random bytes, hex.
     pub salt: String,
@@ -53,18 +56,26 @@ pub struct Sealed {
 /// A stored key: public fields in clear, the mnemonic sealed (bound to name and address).
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct SealedEntry {
+    /// The key's name.
     pub name: String,
+    /// Its account address.
     pub address: Address,
+    /// Its compressed secp256k1 public key, hex.
     pub pubkey: String,
+    /// Its BIP-39 mnemonic, sealed.
     pub mnemonic: Sealed,
 }
 
 /// On-disk shape of `keyring-file.json`.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct SealedKeyringFile {
+    /// [`SCHEME`].
     pub scheme: String,
+    /// How the passphrase becomes the sealing key.
     pub kdf: KdfParams,
+    /// A fixed text sealed with the key: opens only with the right passphrase.
     pub check: Sealed,
+    /// The keys, sorted by name.
     pub keys: Vec<SealedEntry>,
 }
 
