@@ -75,7 +75,7 @@ pub enum KeyError {
     #[error("wrong passphrase for the keyring {path}")]
     WrongPassphrase { path: PathBuf },
     /// The `file` backend was asked for, but the home holds a plain (`test`) keyring.
-    #[error("{path} is a plain-text keyring (the `test` backend): pass --keyring-backend test (or set NESA_KEYRING_BACKEND=test) to use it")]
+    #[error("{path} is a plain-text keyring (the `test` backend): pass --keyring-backend test (or set NESA_KEYRING_BACKEND=test) to use it, or encrypt it with `nesa keys migrate`")]
     PlainKeyring { path: PathBuf },
     /// No passphrase source for the `file` backend.
     #[error("the keyring is encrypted (`file` backend) and no passphrase was given: set NESA_KEYRING_PASSPHRASE, pass --keyring-passphrase-file <file>, run in a terminal, or use --keyring-backend test for a devnet")]
@@ -86,6 +86,9 @@ pub enum KeyError {
     /// A new keyring's passphrase is too short.
     #[error("the keyring passphrase must have at least {MIN_PASSPHRASE_LEN} characters")]
     WeakPassphrase,
+    /// `keys migrate` found an encrypted keyring already.
+    #[error("{path} exists already: migrating would overwrite it")]
+    SealedExists { path: PathBuf },
     /// The encrypted keyring's fields are damaged.
     #[error("keyring file {path} is damaged: {reason}")]
     Sealed { path: PathBuf, reason: String },
@@ -271,6 +274,38 @@ impl Keyring {
             keys,
             store: Store::Plain,
         })
+    }
+
+    /// Moves every key of the plain (`test`) keyring of `home` into a new `file` keyring
+    /// sealed with `passphrase`, then deletes the plain file; returns the new keyring.
+    pub fn migrate_to_file(
+        home: &Path,
+        passphrase: impl FnOnce(PassphraseUse) -> Result<String, KeyError> + Send + Sync + 'static,
+    ) -> Result<Self, KeyError> {
+        let path = home.join(SEALED_KEYRING_FILE);
+        if path.exists() {
+            return Err(KeyError::SealedExists { path });
+        }
+        let plain = Self::open(home)?;
+        if !plain.path.exists() {
+            return Err(KeyError::Io {
+                action: "find",
+                source: std::io::ErrorKind::NotFound.into(),
+                path: plain.path,
+            });
+        }
+        let mut sealed = Self {
+            path,
+            keys: plain.keys.clone(),
+            store: Store::NewSealed(Box::new(move || passphrase(PassphraseUse::Create))),
+        };
+        sealed.save()?;
+        fs::remove_file(&plain.path).map_err(|source| KeyError::Io {
+            action: "delete",
+            path: plain.path.clone(),
+            source,
+        })?;
+        Ok(sealed)
     }
 
     /// Whether mnemonics are stored encrypted (`file` backend).
@@ -769,5 +804,25 @@ mod tests {
             assert!(meta.is_file(), "{written} replaced the link");
             assert_eq!(meta.permissions().mode() & 0o777, 0o600, "{written}");
         }
+    }
+
+    #[test]
+    fn migrating_a_plain_keyring_seals_every_key_and_removes_the_plain_file() {
+        let home = TempHome::new("migrate");
+        let mut plain = Keyring::open(&home.0).unwrap();
+        let bob = plain.recover("bob", TEST_MNEMONIC).unwrap();
+        let alice = plain.add("alice").unwrap();
+        let migrated = Keyring::migrate_to_file(&home.0, |_| Ok(PASSPHRASE.into())).unwrap();
+        assert!(migrated.is_encrypted());
+        assert!(!home.0.join(KEYRING_FILE).exists());
+        let text = fs::read_to_string(home.0.join(SEALED_KEYRING_FILE)).unwrap();
+        assert!(!text.contains("abandon"));
+        let reopened = open_file(&home.0, PASSPHRASE).unwrap();
+        assert_eq!(reopened.show("bob").unwrap(), &bob);
+        assert_eq!(reopened.show("alice").unwrap(), &alice);
+        assert!(matches!(
+            Keyring::migrate_to_file(&home.0, |_| Ok(PASSPHRASE.into())),
+            Err(KeyError::SealedExists { .. })
+        ));
     }
 }

@@ -98,7 +98,7 @@ fn the_default_file_backend_encrypts_and_names_a_wrong_or_missing_passphrase() {
 }
 
 #[test]
-fn the_test_backend_keeps_plain_keyrings_and_the_file_backend_points_to_it() {
+fn the_test_backend_keeps_plain_keyrings_and_migrate_encrypts_them() {
     let home = Home::new("test");
     let added = nesa(
         &home.0,
@@ -120,4 +120,11 @@ fn the_test_backend_keeps_plain_keyrings_and_the_file_backend_points_to_it() {
         "{}",
         stderr(&refused)
     );
+
+    let migrated = nesa(&home.0, &["keys", "migrate"], Some(PASSPHRASE));
+    assert!(migrated.status.success(), "{}", stderr(&migrated));
+    assert!(!home.0.join("keyring.json").exists());
+    let listed = nesa(&home.0, &["keys", "list"], Some(PASSPHRASE));
+    assert!(listed.status.success(), "{}", stderr(&listed));
+    assert!(String::from_utf8_lossy(&listed.stdout).contains("bob"));
 }

@@ -37,6 +37,9 @@ pub enum KeysCommand {
     /// kernel's weights hash
     #[command(subcommand)]
     Ee(EeCommand),
+    /// Move the keys of a plain-text (`test` backend) keyring.json into the encrypted `file`
+    /// keyring (asks for a new passphrase), then delete keyring.json
+    Migrate,
     /// Delete a key (its mnemonic is gone for good unless you wrote it down)
     Delete {
         /// Key name
@@ -111,9 +114,21 @@ pub fn run(command: KeysCommand, global: &GlobalArgs) -> anyhow::Result<()> {
     if let KeysCommand::Ee(ee) = command {
         return run_ee(ee, global);
     }
+    if let KeysCommand::Migrate = command {
+        let file = global.keyring.keyring_passphrase_file.clone();
+        let keyring = nesa_sdk::Keyring::migrate_to_file(&global.home_dir()?, move |purpose| {
+            nesa_sdk::keys::read_passphrase(file.as_deref(), purpose)
+        })?;
+        println!(
+            "moved {} key(s) into {} (encrypted); the plain keyring.json is deleted",
+            keyring.list().len(),
+            keyring.path().display()
+        );
+        return Ok(());
+    }
     let mut keyring = global.open_keyring()?;
     match command {
-        KeysCommand::Ee(_) => unreachable!("handled above"),
+        KeysCommand::Ee(_) | KeysCommand::Migrate => unreachable!("handled above"),
         KeysCommand::Add {
             name,
             recover: false,
