@@ -8,6 +8,10 @@ export PATH="$CARGO_TARGET_DIR/debug:$NESA_TOOLS:$HOME/go/bin:$PATH"
 export NESAD_BIN="${NESAD_BIN:-$CARGO_TARGET_DIR/debug/nesad}"
 export NESA_BIN="${NESA_BIN:-$CARGO_TARGET_DIR/debug/nesa}"
 COMETBFT_VERSION="v0.38.25"
+# Local networks (devnet, demo, localnet, bench) hold throwaway keys and run unattended: their
+# `nesa` and `nesa-node` keyrings use the plain-text `test` backend. Wallets with real funds
+# keep the default `file` backend (mnemonics encrypted with a passphrase).
+export NESA_KEYRING_BACKEND=test
 
 step() { printf '\n==> %s\n' "$*"; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }

@@ -93,6 +93,8 @@ fn main() {
             node: "bench".into(),
             kernel_id: None,
             model: "encrypted".into(),
+            api_token: None,
+            limits: Default::default(),
         });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());

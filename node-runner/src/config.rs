@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 pub struct RunnerConfig {
     /// CometBFT JSON-RPC of a Nesa node.
     pub node: String,
-    /// Name of this runner's key in `<home>/keyring.json` (it bonds, commits and reveals).
+    /// Name of this runner's key in its keyring (it bonds, commits and reveals).
     pub key: String,
     /// The GGUF model this runner serves.
     pub model: PathBuf,
@@ -23,6 +23,23 @@ pub struct RunnerConfig {
     pub api_laddr: String,
     /// Log filter (`info`, `nesa_node=debug`, …); RUST_LOG overrides it.
     pub log_level: String,
+    /// Queries generated at once (each generation already uses every core, so 1 is the
+    /// throughput optimum on one CPU); the capacity this node can take on.
+    pub capacity: u32,
+    /// Assigned queries that may wait for the engine; beyond it they are not taken on.
+    pub queue_limit: u32,
+    /// Bearer token that lets peers other than loopback call `/v1/generate`; without one,
+    /// only loopback peers may.
+    pub api_token: Option<String>,
+    /// Requests the HTTP API computes at once (`/v1/generate`, `/v1/split/forward`); more
+    /// are answered 503.
+    pub api_max_concurrent: u32,
+    /// Open split-mode sessions; more are answered 429.
+    pub split_max_sessions: u32,
+    /// Memory all split sessions' KV caches may use together, in MiB; beyond it 503.
+    pub split_kv_budget_mib: u64,
+    /// Seconds after which an idle split session is closed.
+    pub split_session_idle_secs: u64,
 }
 
 impl Default for RunnerConfig {
@@ -34,6 +51,13 @@ impl Default for RunnerConfig {
             kernel_id: None,
             api_laddr: "127.0.0.1:8700".into(),
             log_level: "info".into(),
+            capacity: 1,
+            queue_limit: 8,
+            api_token: None,
+            api_max_concurrent: 2,
+            split_max_sessions: 16,
+            split_kv_budget_mib: 512,
+            split_session_idle_secs: 300,
         }
     }
 }
@@ -61,11 +85,18 @@ impl RunnerConfig {
         let text = format!(
             "# nesa-node configuration. Command-line flags override these values.\n\n\
              # CometBFT JSON-RPC of a Nesa node.\nnode = {node:?}\n\n\
-             # Name of this runner's key in keyring.json (it bonds, commits and reveals).\nkey = {key:?}\n\n\
+             # Name of this runner's key in its keyring (it bonds, commits and reveals).\nkey = {key:?}\n\n\
              # The GGUF model this runner serves.\nmodel = {model:?}\n\n\
              # The registered kernel id of that model (set by `nesa-node register`).\n{kernel}\n\n\
              # HTTP API (health, metrics, local generation); also the endpoint in the on-chain profile.\napi_laddr = {api:?}\n\n\
-             # Log filter; RUST_LOG overrides it.\nlog_level = {log:?}\n",
+             # Log filter; RUST_LOG overrides it.\nlog_level = {log:?}\n\n\
+             # Queries generated at once (each generation uses every core already).\ncapacity = {capacity}\n\n\
+             # Assigned queries that may wait for the engine; beyond it they are not taken on.\nqueue_limit = {queue_limit}\n\n\
+             # Bearer token for /v1/generate from peers other than loopback (none: loopback only).\n{token}\n\n\
+             # Requests the HTTP API computes at once; more are answered 503.\napi_max_concurrent = {api_max_concurrent}\n\n\
+             # Open split-mode sessions; more are answered 429.\nsplit_max_sessions = {split_max_sessions}\n\n\
+             # MiB all split sessions' KV caches may use together; beyond it 503.\nsplit_kv_budget_mib = {split_kv_budget_mib}\n\n\
+             # Seconds after which an idle split session is closed.\nsplit_session_idle_secs = {split_session_idle_secs}\n",
             node = self.node,
             key = self.key,
             model = self.model.display().to_string(),
@@ -75,8 +106,29 @@ impl RunnerConfig {
             },
             api = self.api_laddr,
             log = self.log_level,
+            capacity = self.capacity,
+            queue_limit = self.queue_limit,
+            token = match &self.api_token {
+                Some(token) => format!("api_token = {token:?}"),
+                None => "# api_token = \"a long random string\"".to_string(),
+            },
+            api_max_concurrent = self.api_max_concurrent,
+            split_max_sessions = self.split_max_sessions,
+            split_kv_budget_mib = self.split_kv_budget_mib,
+            split_session_idle_secs = self.split_session_idle_secs,
         );
-        config::write(&Self::path(home), &text)
+        // The config may hold the API token: owner-only, like the keyring beside it.
+        let path = Self::path(home);
+        let io = |action, path: &Path| {
+            let path = path.to_owned();
+            move |source| ConfigError::Io {
+                action,
+                path,
+                source,
+            }
+        };
+        nesa_sdk::keys::create_private_dir(home).map_err(io("create", home))?;
+        nesa_sdk::keys::write_private_file(&path, text.as_bytes()).map_err(io("write", &path))
     }
 }
 
@@ -90,10 +142,21 @@ mod tests {
         let config = RunnerConfig {
             kernel_id: Some(4),
             key: "runner-1".into(),
+            capacity: 3,
+            api_token: Some("s3cret \"quoted\"".into()),
             ..RunnerConfig::default()
         };
         config.save(&home).unwrap();
         assert_eq!(RunnerConfig::load(&home).unwrap(), config);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(home.join("config.toml"))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600, "the config may hold the API token");
+        }
         std::fs::remove_dir_all(home).unwrap();
     }
 }

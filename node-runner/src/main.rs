@@ -17,12 +17,15 @@ use nesa_node::cmd::kernel;
     about = "Nesa node runner: serves AI kernels for the inference market"
 )]
 struct Cli {
-    /// Runner home: config.toml and keyring.json.
+    /// Runner home: config.toml and the keyring (keyring-file.json, or keyring.json with
+    /// --keyring-backend test).
     #[arg(long, global = true, env = "NESA_NODE_HOME", default_value_os_t = nesa_node::config::default_home())]
     home: PathBuf,
     /// CometBFT JSON-RPC of a Nesa node (overrides the config).
     #[arg(long, global = true, env = "NESA_NODE_RPC")]
     node: Option<String>,
+    #[command(flatten)]
+    keyring: nesa_sdk::keys::KeyringArgs,
     #[command(subcommand)]
     command: Command,
 }
@@ -199,7 +202,7 @@ fn main() -> anyhow::Result<()> {
                 kernel_id: kernel,
                 ..config
             };
-            chain::init(&cli.home, config, recover)
+            chain::init(&cli.home, config, recover, &cli.keyring)
         }
         Command::Register {
             name,
@@ -214,11 +217,13 @@ fn main() -> anyhow::Result<()> {
                 min_redundancy,
             };
             runtime()?
-                .block_on(chain::register(&cli.home, config, options))
+                .block_on(chain::register(&cli.home, config, options, &cli.keyring))
                 .map(|_| ())
         }
-        Command::Bond { amount } => runtime()?.block_on(chain::bond(&cli.home, config, amount)),
-        Command::Start => runtime()?.block_on(chain::start(&cli.home, config)),
+        Command::Bond { amount } => {
+            runtime()?.block_on(chain::bond(&cli.home, config, amount, &cli.keyring))
+        }
+        Command::Start => runtime()?.block_on(chain::start(&cli.home, config, &cli.keyring)),
         Command::Kernel(KernelCommand::Encrypt {
             input,
             output,

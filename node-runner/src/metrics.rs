@@ -17,6 +17,14 @@ pub struct Metrics {
     pub slashes: AtomicU64,
     pub paid_unes: AtomicU64,
     pub block_height: AtomicU64,
+    /// Queries not started because the queue was full or the commit deadline too close.
+    pub queries_declined: AtomicU64,
+    /// Queries given up after repeated failures.
+    pub queries_abandoned: AtomicU64,
+    /// Queries waiting for the engine (gauge).
+    pub queue_length: AtomicU64,
+    /// Generations running now (gauge).
+    pub jobs_in_flight: AtomicU64,
     latencies: Mutex<Latencies>,
 }
 
@@ -116,12 +124,43 @@ impl Metrics {
             "unes paid to this node for queries.",
             load(&self.paid_unes),
         );
-        let l = self.latencies.lock().expect("metrics lock");
-        let _ = writeln!(
-            out,
-            "# HELP nesa_node_block_height Latest block seen.\n# TYPE nesa_node_block_height gauge\nnesa_node_block_height {}",
-            load(&self.block_height)
+        counter(
+            &mut out,
+            "nesa_node_queries_declined_total",
+            "Queries not started: work queue full or commit deadline too close.",
+            load(&self.queries_declined),
         );
+        counter(
+            &mut out,
+            "nesa_node_queries_abandoned_total",
+            "Queries given up after repeated failures.",
+            load(&self.queries_abandoned),
+        );
+        let gauge = |out: &mut String, name: &str, help: &str, value: u64| {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}"
+            );
+        };
+        gauge(
+            &mut out,
+            "nesa_node_block_height",
+            "Latest block seen.",
+            load(&self.block_height),
+        );
+        gauge(
+            &mut out,
+            "nesa_node_queue_length",
+            "Queries waiting for the engine.",
+            load(&self.queue_length),
+        );
+        gauge(
+            &mut out,
+            "nesa_node_jobs_in_flight",
+            "Generations running now.",
+            load(&self.jobs_in_flight),
+        );
+        let l = self.latencies.lock().expect("metrics lock");
         let _ = writeln!(
             out,
             "# HELP nesa_node_decode_tokens_per_second Decode speed of the last query.\n# TYPE nesa_node_decode_tokens_per_second gauge\nnesa_node_decode_tokens_per_second {:.2}",
@@ -164,5 +203,18 @@ mod tests {
             "nesa_node_commit_latency_seconds_sum 1.500\nnesa_node_commit_latency_seconds_count 1"
         ));
         assert!(text.contains("nesa_node_slashes_total 0"));
+    }
+
+    #[test]
+    fn the_exposition_reports_the_work_queue() {
+        let metrics = Metrics::default();
+        metrics.queue_length.store(3, Ordering::Relaxed);
+        metrics.jobs_in_flight.store(1, Ordering::Relaxed);
+        metrics.queries_declined.fetch_add(2, Ordering::Relaxed);
+        let text = metrics.render();
+        assert!(text.contains("# TYPE nesa_node_queue_length gauge\nnesa_node_queue_length 3"));
+        assert!(text.contains("# TYPE nesa_node_jobs_in_flight gauge\nnesa_node_jobs_in_flight 1"));
+        assert!(text.contains("nesa_node_queries_declined_total 2"));
+        assert!(text.contains("nesa_node_queries_abandoned_total 0"));
     }
 }

@@ -56,7 +56,8 @@ impl Devnet {
             .env("DEVNET_API_PORT", self.api_port.to_string())
             .env("NESAD_BIN", bins.join("nesad"))
             .env("NESA_BIN", bins.join("nesa"))
-            .env("NESA_NODE_BIN", env!("CARGO_BIN_EXE_nesa-node"));
+            .env("NESA_NODE_BIN", env!("CARGO_BIN_EXE_nesa-node"))
+            .env("NESA_KEYRING_BACKEND", "test");
         if let Some(model) = &self.tampered_runner3 {
             cmd.env("RUNNER3_MODEL", model);
         }
@@ -466,6 +467,7 @@ fn nesa(devnet: &Devnet, home: &Path, args: &[&str]) -> (bool, String, String) {
     let out = Command::new(bin_dir().join("nesa"))
         .args(args)
         .args(["--home", home.to_str().unwrap(), "--node", &devnet.rpc()])
+        .args(["--keyring-backend", "test"])
         .output()
         .unwrap();
     (

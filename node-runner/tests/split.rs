@@ -37,10 +37,12 @@ async fn serve(model: Model) -> String {
         node: "split-test".into(),
         kernel_id: None,
         model: "encrypted tiny".into(),
+        api_token: None,
+        limits: Default::default(),
     });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, api::router(state)).await });
+    tokio::spawn(api::serve_on(listener, state));
     url
 }
 
@@ -142,6 +144,7 @@ async fn split_generation_over_http_equals_local_plaintext_generation() {
     };
     let request = |session: &str, position: usize, width: usize| ForwardRequest {
         session: session.into(),
+        token: None,
         first_layer: 0,
         position,
         hidden: vec![0.1; width],

@@ -30,6 +30,20 @@ pub enum EeError {
     Key(#[from] KeyError),
     #[error("no ee-v1 key for kernel weights {kernel} in {dir}: import the key file with `nesa keys ee import <file>`")]
     Missing { kernel: String, dir: PathBuf },
+    #[error("{value:?} is not a kernel weights hash: expected 64 hex characters (sha256)")]
+    BadKernelHash { value: String },
+}
+
+/// The kernel weights hash `value` in its one file-name form: exactly 64 hex characters,
+/// lower case. A key file names its kernel itself, so this is what keeps a crafted file from
+/// choosing a path outside the keystore.
+pub fn kernel_hash(value: &str) -> Result<String, EeError> {
+    if value.len() != 64 || !value.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(EeError::BadKernelHash {
+            value: value.chars().take(80).collect(),
+        });
+    }
+    Ok(value.to_ascii_lowercase())
 }
 
 /// Reading and writing an [`EeKey`] as a file.
@@ -84,23 +98,24 @@ impl Keystore {
         }
     }
 
-    fn path(&self, kernel_sha256: &str) -> PathBuf {
-        self.dir
-            .join(format!("{}.json", kernel_sha256.to_ascii_lowercase()))
+    fn path(&self, kernel_sha256: &str) -> Result<PathBuf, EeError> {
+        Ok(self
+            .dir
+            .join(format!("{}.json", kernel_hash(kernel_sha256)?)))
     }
 
     /// Copies a key file into the keystore; returns the kernel hash it is filed under.
     pub fn import(&self, file: &Path) -> Result<String, EeError> {
         let key = EeKey::load(file)?;
-        let kernel = key.kernel_sha256.clone().ok_or(KeyError::Unbound)?;
-        key.save(&self.path(&kernel))?;
+        let kernel = kernel_hash(key.kernel_sha256.as_deref().ok_or(KeyError::Unbound)?)?;
+        key.save(&self.path(&kernel)?)?;
         Ok(kernel)
     }
 
     /// The key for the kernel with weights hash `weights_sha256`.
     pub fn find(&self, weights_sha256: &[u8]) -> Result<EeKey, EeError> {
         let kernel = hex::encode(weights_sha256);
-        let path = self.path(&kernel);
+        let path = self.path(&kernel)?;
         if !path.exists() {
             return Err(EeError::Missing {
                 kernel,
@@ -114,10 +129,7 @@ impl Keystore {
 
     /// Writes the key for `kernel_sha256` (hex) to `out` (mode 0600).
     pub fn export(&self, kernel_sha256: &str, out: &Path) -> Result<(), EeError> {
-        let bytes = hex::decode(kernel_sha256).map_err(|e| EeError::Corrupt {
-            path: PathBuf::from(kernel_sha256),
-            reason: format!("not a hex kernel hash: {e}"),
-        })?;
+        let bytes = hex::decode(kernel_hash(kernel_sha256)?).expect("checked hex");
         self.find(&bytes)?.save(out)
     }
 
@@ -148,6 +160,12 @@ impl Keystore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A fresh directory name under the system temp dir.
+    fn scratch_dir(label: &str) -> PathBuf {
+        let unique = format!("{label}-{}-{}", std::process::id(), rand::random::<u32>());
+        std::env::temp_dir().join(unique)
+    }
 
     fn key() -> EeKey {
         EeKey::from_seed([7; 32], Transform::SignedPermutation, 1000)
@@ -188,6 +206,49 @@ mod tests {
 
         fs::write(&path, b"{not json").unwrap();
         assert!(matches!(EeKey::load(&path), Err(EeError::Corrupt { .. })));
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_key_file_naming_a_path_instead_of_a_kernel_hash_is_refused() {
+        let dir = scratch_dir("nesa-ee-traversal");
+        let wallet = dir.join("wallet");
+        let store = Keystore::open(&wallet);
+        for crafted in [
+            "../../escaped".to_string(),
+            format!("../{}", "a".repeat(61)),
+            "/tmp/abs".to_string(),
+            "a".repeat(63),
+            "g".repeat(64),
+        ] {
+            let mut key = key();
+            key.kernel_sha256 = Some(crafted.clone());
+            let file = dir.join("crafted.key");
+            key.save(&file).unwrap();
+            assert!(
+                matches!(store.import(&file), Err(EeError::BadKernelHash { .. })),
+                "{crafted}"
+            );
+        }
+        assert!(!dir.join("escaped.json").exists());
+        assert!(!wallet.join(KEYSTORE_DIR).exists(), "nothing was written");
+        assert!(matches!(
+            store.export("../../x", &dir.join("out")),
+            Err(EeError::BadKernelHash { .. })
+        ));
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn an_upper_case_kernel_hash_is_filed_in_lower_case() {
+        let dir = scratch_dir("nesa-ee-case");
+        let mut key = key();
+        key.kernel_sha256 = Some(hex::encode_upper([0xab; 32]));
+        let file = dir.join("upper.key");
+        key.save(&file).unwrap();
+        let store = Keystore::open(&dir.join("wallet"));
+        assert_eq!(store.import(&file).unwrap(), hex::encode([0xab; 32]));
+        assert_eq!(store.list().unwrap(), vec![hex::encode([0xab; 32])]);
         fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -1,8 +1,10 @@
-//! The keyring: named secp256k1 keys derived from BIP-39 mnemonics, kept in `<home>/keyring.json`.
+//! The keyring: named secp256k1 keys derived from BIP-39 mnemonics, with two backends as in
+//! Cosmos SDK chains:
+//! - `file` (the CLIs' default): `<home>/keyring-file.json`, each mnemonic encrypted with a
+//!   key derived from a passphrase ([`sealed`]);
+//! - `test`: `<home>/keyring.json`, mnemonics in clear, for devnets, tests and scripts.
 //!
-//! This is an unencrypted "test"-style keyring (like `--keyring-backend test` in Cosmos SDK
-//! chains): the mnemonic is stored in clear, protected only by file mode 0600. Use it for
-//! devnets and node runner hot keys, not for large balances.
+//! Both files are written with mode 0600 from their first byte.
 
 use std::{
     fmt, fs,
@@ -17,8 +19,16 @@ use serde::{Deserialize, Serialize};
 
 use crate::{address::Address, AddressExt, HD_PATH};
 
-/// File name of the keyring inside the home directory.
+mod passphrase;
+pub mod sealed;
+
+pub use passphrase::{read_passphrase, KeyringArgs, KeyringBackend, PassphraseUse, PASSPHRASE_ENV};
+use sealed::{SealError, SealedKeyringFile, Sealer, MIN_PASSPHRASE_LEN};
+
+/// File name of the `test` (plain) keyring inside the home directory.
 pub const KEYRING_FILE: &str = "keyring.json";
+/// File name of the `file` (encrypted) keyring inside the home directory.
+pub const SEALED_KEYRING_FILE: &str = "keyring-file.json";
 /// Words in a generated mnemonic (256 bits of entropy).
 const MNEMONIC_WORDS: usize = 24;
 /// Longest accepted key name.
@@ -61,6 +71,27 @@ pub enum KeyError {
     /// The stored public key does not match the one derived from the stored mnemonic.
     #[error("key '{0}' is inconsistent: its stored address does not match its mnemonic")]
     Inconsistent(String),
+    /// The passphrase does not open the `file` keyring.
+    #[error("wrong passphrase for the keyring {path}")]
+    WrongPassphrase { path: PathBuf },
+    /// The `file` backend was asked for, but the home holds a plain (`test`) keyring.
+    #[error("{path} is a plain-text keyring (the `test` backend): pass --keyring-backend test (or set NESA_KEYRING_BACKEND=test) to use it, or encrypt it with `nesa keys migrate`")]
+    PlainKeyring { path: PathBuf },
+    /// No passphrase source for the `file` backend.
+    #[error("the keyring is encrypted (`file` backend) and no passphrase was given: set NESA_KEYRING_PASSPHRASE, pass --keyring-passphrase-file <file>, run in a terminal, or use --keyring-backend test for a devnet")]
+    NoPassphrase,
+    /// The two passphrases typed differ.
+    #[error("the passphrases do not match; nothing was written")]
+    PassphraseMismatch,
+    /// A new keyring's passphrase is too short.
+    #[error("the keyring passphrase must have at least {MIN_PASSPHRASE_LEN} characters")]
+    WeakPassphrase,
+    /// `keys migrate` found an encrypted keyring already.
+    #[error("{path} exists already: migrating would overwrite it")]
+    SealedExists { path: PathBuf },
+    /// The encrypted keyring's fields are damaged.
+    #[error("keyring file {path} is damaged: {reason}")]
+    Sealed { path: PathBuf, reason: String },
 }
 
 /// One stored key. `Debug` hides the mnemonic so it never ends up in logs.
@@ -121,19 +152,114 @@ struct KeyringFile {
     keys: Vec<KeyEntry>,
 }
 
-/// Named keys stored in `<home>/keyring.json` (unencrypted, mode 0600).
-#[derive(Debug)]
+/// How the keyring's file is written.
+enum Store {
+    /// `test` backend: in clear.
+    Plain,
+    /// `file` backend, unlocked.
+    Sealed(Sealer),
+    /// `file` backend with no file yet: the passphrase is asked when the first key is stored.
+    NewSealed(Box<dyn FnOnce() -> Result<String, KeyError> + Send + Sync>),
+}
+
+/// Named keys stored in `<home>/keyring-file.json` (`file` backend) or `<home>/keyring.json`
+/// (`test` backend).
 pub struct Keyring {
     path: PathBuf,
     keys: Vec<KeyEntry>,
+    store: Store,
+}
+
+impl fmt::Debug for Keyring {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Keyring")
+            .field("path", &self.path)
+            .field("keys", &self.keys)
+            .field("encrypted", &!matches!(self.store, Store::Plain))
+            .finish()
+    }
+}
+
+fn read_optional(path: &Path) -> Result<Option<Vec<u8>>, KeyError> {
+    match fs::read(path) {
+        Ok(bytes) => Ok(Some(bytes)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(KeyError::Io {
+            action: "read",
+            path: path.to_owned(),
+            source,
+        }),
+    }
 }
 
 impl Keyring {
-    /// Opens the keyring in `home`; a missing file is an empty keyring (created on first write).
+    /// Opens the keyring of `home` with `backend`; `passphrase` is asked (at most once) when
+    /// the `file` backend needs it: to unlock an existing file, or to create one when the
+    /// first key is stored.
+    pub fn open_backend(
+        home: &Path,
+        backend: KeyringBackend,
+        passphrase: impl FnOnce(PassphraseUse) -> Result<String, KeyError> + Send + Sync + 'static,
+    ) -> Result<Self, KeyError> {
+        if backend == KeyringBackend::Test {
+            return Self::open(home);
+        }
+        let path = home.join(SEALED_KEYRING_FILE);
+        let Some(bytes) = read_optional(&path)? else {
+            let plain = home.join(KEYRING_FILE);
+            if plain.exists() {
+                return Err(KeyError::PlainKeyring { path: plain });
+            }
+            return Ok(Self {
+                path,
+                keys: Vec::new(),
+                store: Store::NewSealed(Box::new(move || passphrase(PassphraseUse::Create))),
+            });
+        };
+        let file: SealedKeyringFile =
+            serde_json::from_slice(&bytes).map_err(|source| KeyError::Corrupt {
+                path: path.clone(),
+                source,
+            })?;
+        let damaged = |path: &Path| {
+            let path = path.to_owned();
+            move |e: SealError| match e {
+                SealError::WrongPassphrase => KeyError::WrongPassphrase { path },
+                SealError::Malformed(reason) => KeyError::Sealed { path, reason },
+            }
+        };
+        let sealer =
+            Sealer::unlock(&passphrase(PassphraseUse::Unlock)?, &file).map_err(damaged(&path))?;
+        let mut keys = Vec::with_capacity(file.keys.len());
+        for entry in file.keys {
+            let context = sealed::entry_context(&entry.name, &entry.address);
+            let mnemonic = sealer
+                .open(&entry.mnemonic, &context)
+                .map_err(damaged(&path))?;
+            let mnemonic = String::from_utf8(mnemonic).map_err(|_| KeyError::Sealed {
+                path: path.clone(),
+                reason: format!("the mnemonic of '{}' is not text", entry.name),
+            })?;
+            keys.push(KeyEntry {
+                name: entry.name,
+                address: entry.address,
+                mnemonic,
+                pubkey: entry.pubkey,
+            });
+        }
+        Ok(Self {
+            path,
+            keys,
+            store: Store::Sealed(sealer),
+        })
+    }
+
+    /// Opens the plain (`test` backend) keyring in `home`; a missing file is an empty keyring
+    /// (created on first write).
     pub fn open(home: &Path) -> Result<Self, KeyError> {
         let path = home.join(KEYRING_FILE);
-        let keys = match fs::read(&path) {
-            Ok(bytes) => {
+        let keys = match read_optional(&path)? {
+            Some(bytes) => {
                 let file: KeyringFile =
                     serde_json::from_slice(&bytes).map_err(|source| KeyError::Corrupt {
                         path: path.clone(),
@@ -141,16 +267,50 @@ impl Keyring {
                     })?;
                 file.keys
             }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
-            Err(source) => {
-                return Err(KeyError::Io {
-                    action: "read",
-                    path,
-                    source,
-                })
-            }
+            None => Vec::new(),
         };
-        Ok(Self { path, keys })
+        Ok(Self {
+            path,
+            keys,
+            store: Store::Plain,
+        })
+    }
+
+    /// Moves every key of the plain (`test`) keyring of `home` into a new `file` keyring
+    /// sealed with `passphrase`, then deletes the plain file; returns the new keyring.
+    pub fn migrate_to_file(
+        home: &Path,
+        passphrase: impl FnOnce(PassphraseUse) -> Result<String, KeyError> + Send + Sync + 'static,
+    ) -> Result<Self, KeyError> {
+        let path = home.join(SEALED_KEYRING_FILE);
+        if path.exists() {
+            return Err(KeyError::SealedExists { path });
+        }
+        let plain = Self::open(home)?;
+        if !plain.path.exists() {
+            return Err(KeyError::Io {
+                action: "find",
+                source: std::io::ErrorKind::NotFound.into(),
+                path: plain.path,
+            });
+        }
+        let mut sealed = Self {
+            path,
+            keys: plain.keys.clone(),
+            store: Store::NewSealed(Box::new(move || passphrase(PassphraseUse::Create))),
+        };
+        sealed.save()?;
+        fs::remove_file(&plain.path).map_err(|source| KeyError::Io {
+            action: "delete",
+            path: plain.path.clone(),
+            source,
+        })?;
+        Ok(sealed)
+    }
+
+    /// Whether mnemonics are stored encrypted (`file` backend).
+    pub fn is_encrypted(&self) -> bool {
+        !matches!(self.store, Store::Plain)
     }
 
     /// Path of the keyring file.
@@ -235,8 +395,9 @@ impl Keyring {
         Ok(entry)
     }
 
-    /// Writes the whole file atomically (temp file + rename) so a crash never leaves half a keyring.
-    fn save(&self) -> Result<(), KeyError> {
+    /// Writes the whole file atomically (private temp file + rename) so a crash never leaves
+    /// half a keyring.
+    fn save(&mut self) -> Result<(), KeyError> {
         let io_error = |action, path: &Path| {
             let path = path.to_owned();
             move |source| KeyError::Io {
@@ -245,16 +406,44 @@ impl Keyring {
                 source,
             }
         };
+        if let Store::NewSealed(_) = self.store {
+            let Store::NewSealed(ask) = std::mem::replace(
+                &mut self.store,
+                Store::NewSealed(Box::new(|| Err(KeyError::NoPassphrase))),
+            ) else {
+                unreachable!("matched above")
+            };
+            let passphrase = ask()?;
+            if passphrase.chars().count() < MIN_PASSPHRASE_LEN {
+                return Err(KeyError::WeakPassphrase);
+            }
+            let sealer = Sealer::create(&passphrase).map_err(|e| KeyError::Sealed {
+                path: self.path.clone(),
+                reason: e.to_string(),
+            })?;
+            self.store = Store::Sealed(sealer);
+        }
         if let Some(home) = self.path.parent() {
             create_private_dir(home).map_err(io_error("create directory", home))?;
         }
-        let file = KeyringFile {
-            keys: self.keys.clone(),
-        };
-        let json = serde_json::to_vec_pretty(&file).expect("keyring serializes to JSON");
-        let temp_path = self.path.with_extension("json.tmp");
-        write_private_file(&temp_path, &json).map_err(io_error("write", &temp_path))?;
-        fs::rename(&temp_path, &self.path).map_err(io_error("write", &self.path))
+        let json = match &self.store {
+            Store::Plain => serde_json::to_vec_pretty(&KeyringFile {
+                keys: self.keys.clone(),
+            }),
+            Store::Sealed(sealer) => {
+                serde_json::to_vec_pretty(&sealer.seal_file(self.keys.iter().map(|k| {
+                    (
+                        k.name.as_str(),
+                        k.address,
+                        k.pubkey.as_str(),
+                        k.mnemonic.as_str(),
+                    )
+                })))
+            }
+            Store::NewSealed(_) => unreachable!("sealed above"),
+        }
+        .expect("keyring serializes to JSON");
+        write_private_file(&self.path, &json).map_err(io_error("write", &self.path))
     }
 }
 
@@ -291,8 +480,9 @@ fn validate_name(name: &str) -> Result<(), KeyError> {
     Ok(())
 }
 
+/// Creates `dir` (and its parents) readable by its owner only.
 #[cfg(unix)]
-pub(crate) fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
     use std::os::unix::fs::DirBuilderExt;
     fs::DirBuilder::new()
         .recursive(true)
@@ -300,31 +490,43 @@ pub(crate) fn create_private_dir(dir: &Path) -> std::io::Result<()> {
         .create(dir)
 }
 
+/// Creates `dir` (and its parents).
 #[cfg(not(unix))]
-pub(crate) fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
     fs::create_dir_all(dir)
 }
 
-#[cfg(unix)]
-pub(crate) fn write_private_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-    let mut file = fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)?;
-    // `mode` applies only when the file is created; a leftover temp file keeps its old mode otherwise.
-    file.set_permissions(fs::Permissions::from_mode(0o600))?;
-    file.write_all(bytes)?;
-    file.sync_all()
-}
-
-#[cfg(not(unix))]
-pub(crate) fn write_private_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let mut file = fs::File::create(path)?;
-    file.write_all(bytes)?;
-    file.sync_all()
+/// Writes a secret file readable by its owner only, from its first byte: a new temp file beside
+/// it is created with mode 0600 (never an existing one, never through a link), filled, synced
+/// and renamed over `path`, so readers see the old file or the new one, whole.
+pub fn write_private_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let name = path
+        .file_name()
+        .ok_or_else(|| std::io::Error::other(format!("{} is not a file path", path.display())))?;
+    let temp = path.with_file_name(format!(
+        ".{}.{}-{:08x}.tmp",
+        name.to_string_lossy(),
+        std::process::id(),
+        rand::random::<u32>()
+    ));
+    let mut options = fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let written = options.open(&temp).and_then(|mut file| {
+        file.write_all(bytes)?;
+        file.sync_all()
+    });
+    match written.and_then(|()| fs::rename(&temp, path)) {
+        Ok(()) => Ok(()),
+        Err(e) => {
+            let _ = fs::remove_file(&temp);
+            Err(e)
+        }
+    }
 }
 
 #[cfg(test)]
@@ -478,5 +680,149 @@ mod tests {
     fn key_entry_debug_never_shows_the_mnemonic() {
         let entry = KeyEntry::from_mnemonic("bob", TEST_MNEMONIC).unwrap();
         assert!(!format!("{entry:?}").contains("abandon"));
+    }
+
+    const PASSPHRASE: &str = "correct horse battery";
+
+    fn open_file(home: &Path, passphrase: &'static str) -> Result<Keyring, KeyError> {
+        Keyring::open_backend(home, KeyringBackend::File, move |_| Ok(passphrase.into()))
+    }
+
+    #[test]
+    fn a_file_keyring_keeps_no_mnemonic_in_clear_and_reopens_with_its_passphrase() {
+        let home = TempHome::new("sealed");
+        let mut keyring = open_file(&home.0, PASSPHRASE).unwrap();
+        assert!(keyring.is_encrypted());
+        let recovered = keyring.recover("bob", TEST_MNEMONIC).unwrap();
+        let added = keyring.add("alice").unwrap();
+        let path = home.0.join(SEALED_KEYRING_FILE);
+        let text = fs::read_to_string(&path).unwrap();
+        assert!(!text.contains("abandon"), "{text}");
+        assert!(!text.contains(&added.mnemonic));
+        assert!(
+            text.contains(&recovered.address.to_string()),
+            "addresses stay readable"
+        );
+        assert!(!home.0.join(KEYRING_FILE).exists());
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        let reopened = open_file(&home.0, PASSPHRASE).unwrap();
+        assert_eq!(reopened.show("bob").unwrap(), &recovered);
+        assert_eq!(reopened.show("alice").unwrap(), &added);
+        assert!(reopened.signing_key("alice").is_ok());
+    }
+
+    #[test]
+    fn a_wrong_passphrase_is_a_clear_error_even_for_an_empty_keyring() {
+        let home = TempHome::new("wrong");
+        let mut keyring = open_file(&home.0, PASSPHRASE).unwrap();
+        keyring.add("alice").unwrap();
+        keyring.delete("alice").unwrap();
+        let error = open_file(&home.0, "not the passphrase").unwrap_err();
+        assert!(matches!(error, KeyError::WrongPassphrase { .. }), "{error}");
+        assert!(error.to_string().contains("wrong passphrase"));
+    }
+
+    #[test]
+    fn a_new_file_keyring_asks_its_passphrase_only_when_a_key_is_stored() {
+        let home = TempHome::new("lazy");
+        let keyring = Keyring::open_backend(&home.0, KeyringBackend::File, |_| {
+            panic!("listing an empty keyring needs no passphrase")
+        })
+        .unwrap();
+        assert!(keyring.list().is_empty());
+        let mut keyring = Keyring::open_backend(&home.0, KeyringBackend::File, |purpose| {
+            assert_eq!(purpose, PassphraseUse::Create);
+            Ok("short".into())
+        })
+        .unwrap();
+        assert!(matches!(
+            keyring.add("alice"),
+            Err(KeyError::WeakPassphrase)
+        ));
+        assert!(!home.0.join(SEALED_KEYRING_FILE).exists());
+    }
+
+    #[test]
+    fn a_plain_keyring_keeps_loading_with_the_test_backend_and_is_named_by_the_file_backend() {
+        let home = TempHome::new("legacy");
+        Keyring::open(&home.0)
+            .unwrap()
+            .recover("bob", TEST_MNEMONIC)
+            .unwrap();
+        let test = Keyring::open_backend(&home.0, KeyringBackend::Test, |_| {
+            panic!("the test backend has no passphrase")
+        })
+        .unwrap();
+        assert!(!test.is_encrypted());
+        assert_eq!(test.show("bob").unwrap().address, test_mnemonic_address());
+        let error = open_file(&home.0, PASSPHRASE).unwrap_err();
+        assert!(matches!(error, KeyError::PlainKeyring { .. }));
+        assert!(
+            error.to_string().contains("--keyring-backend test"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn a_mnemonic_moved_to_another_entry_does_not_open() {
+        let home = TempHome::new("swap");
+        let mut keyring = open_file(&home.0, PASSPHRASE).unwrap();
+        keyring.add("alice").unwrap();
+        keyring.recover("bob", TEST_MNEMONIC).unwrap();
+        let path = home.0.join(SEALED_KEYRING_FILE);
+        let mut file: SealedKeyringFile =
+            serde_json::from_slice(&fs::read(&path).unwrap()).unwrap();
+        let alice = file.keys[0].mnemonic.clone();
+        file.keys[1].mnemonic = alice;
+        fs::write(&path, serde_json::to_vec(&file).unwrap()).unwrap();
+        assert!(open_file(&home.0, PASSPHRASE).is_err());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_link_planted_beside_the_keyring_never_receives_the_secret() {
+        let home = TempHome::new("link");
+        fs::create_dir_all(&home.0).unwrap();
+        let stolen = home.0.join("stolen");
+        fs::write(&stolen, b"").unwrap();
+        // Where a writer that reuses a fixed temp name, or writes in place, would follow a link.
+        for planted in ["keyring.json.tmp", ".keyring.json.tmp", "exported.key"] {
+            std::os::unix::fs::symlink(&stolen, home.0.join(planted)).unwrap();
+        }
+        let mut keyring = Keyring::open(&home.0).unwrap();
+        keyring.recover("bob", TEST_MNEMONIC).unwrap();
+        write_private_file(&home.0.join("exported.key"), b"secret").unwrap();
+        assert_eq!(fs::read(&stolen).unwrap(), b"");
+        use std::os::unix::fs::PermissionsExt;
+        for written in [KEYRING_FILE, "exported.key"] {
+            let meta = fs::symlink_metadata(home.0.join(written)).unwrap();
+            assert!(meta.is_file(), "{written} replaced the link");
+            assert_eq!(meta.permissions().mode() & 0o777, 0o600, "{written}");
+        }
+    }
+
+    #[test]
+    fn migrating_a_plain_keyring_seals_every_key_and_removes_the_plain_file() {
+        let home = TempHome::new("migrate");
+        let mut plain = Keyring::open(&home.0).unwrap();
+        let bob = plain.recover("bob", TEST_MNEMONIC).unwrap();
+        let alice = plain.add("alice").unwrap();
+        let migrated = Keyring::migrate_to_file(&home.0, |_| Ok(PASSPHRASE.into())).unwrap();
+        assert!(migrated.is_encrypted());
+        assert!(!home.0.join(KEYRING_FILE).exists());
+        let text = fs::read_to_string(home.0.join(SEALED_KEYRING_FILE)).unwrap();
+        assert!(!text.contains("abandon"));
+        let reopened = open_file(&home.0, PASSPHRASE).unwrap();
+        assert_eq!(reopened.show("bob").unwrap(), &bob);
+        assert_eq!(reopened.show("alice").unwrap(), &alice);
+        assert!(matches!(
+            Keyring::migrate_to_file(&home.0, |_| Ok(PASSPHRASE.into())),
+            Err(KeyError::SealedExists { .. })
+        ));
     }
 }

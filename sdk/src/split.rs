@@ -7,11 +7,18 @@ use std::time::Instant;
 use nesa_engine::{argmax, EngineError, Hidden, KvCache, Model};
 use serde::{Deserialize, Serialize};
 
+/// Header that carries a session's token on `DELETE /v1/split/sessions/{session}`.
+pub const SESSION_TOKEN_HEADER: &str = "x-nesa-session-token";
+
 /// One forward step of a session (the body of `POST /v1/split/forward`).
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct ForwardRequest {
     /// Client-chosen session id (1–64 of `A-Za-z0-9_-`).
     pub session: String,
+    /// The session token the node answered to the session's first step; required on every
+    /// later step (absent on the first).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
     /// First block the node runs (the blocks before it ran on the client); the node runs
     /// through its last loaded block.
     pub first_layer: usize,
@@ -28,6 +35,9 @@ pub struct ForwardResponse {
     pub hidden: Vec<f32>,
     /// Blocks run, `[start, end)`.
     pub layers: [usize; 2],
+    /// On a session's first step: the token that binds the session to this client.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
 }
 
 /// What can go wrong in a split generation.
@@ -59,6 +69,7 @@ pub struct SplitClient {
     cache: KvCache,
     node: String,
     session: String,
+    token: Option<String>,
     http: reqwest::Client,
     /// Bytes of hidden states sent so far.
     pub sent_bytes: usize,
@@ -84,6 +95,7 @@ impl SplitClient {
             cache,
             node: node.trim_end_matches('/').to_string(),
             session,
+            token: None,
             http: reqwest::Client::new(),
             sent_bytes: 0,
         }
@@ -101,6 +113,7 @@ impl SplitClient {
         }
         let request = ForwardRequest {
             session: self.session.clone(),
+            token: self.token.clone(),
             first_layer: layers.end,
             position,
             hidden: hidden.to_vec()?,
@@ -133,6 +146,9 @@ impl SplitClient {
                     node: self.node.clone(),
                     source,
                 })?;
+        if answer.token.is_some() {
+            self.token = answer.token;
+        }
         let width = self.model.config().hidden_size;
         Ok(self.model.head(&Hidden::from_vec(answer.hidden, width)?)?)
     }
@@ -161,11 +177,13 @@ impl SplitClient {
         let steps = tokens.len().saturating_sub(1);
         let seconds = decode_started.elapsed().as_secs_f64();
         // Best effort: the node drops idle sessions on its own.
-        let _ = self
+        let mut close = self
             .http
-            .delete(format!("{}/v1/split/sessions/{}", self.node, self.session))
-            .send()
-            .await;
+            .delete(format!("{}/v1/split/sessions/{}", self.node, self.session));
+        if let Some(token) = &self.token {
+            close = close.header(SESSION_TOKEN_HEADER, token);
+        }
+        let _ = close.send().await;
         Ok(SplitOutput {
             tokens,
             decode_tokens_per_second: if seconds > 0.0 {

@@ -1,22 +1,76 @@
 //! The node runner's HTTP API: `/health`, Prometheus `/metrics`, `/v1/generate` for the
 //! operator to try a plaintext model locally, and `/v1/split/forward` for split-mode clients,
 //! which run the embedding and head themselves and send only hidden states.
+//!
+//! The listen address is published on chain for split mode, so strangers reach it: the
+//! operator's `/v1/generate` answers loopback peers, or others with the configured bearer
+//! token; compute is limited to a few requests at once (503 beyond), bodies are bounded, and
+//! split sessions are capped (see [`split`]).
 
 pub mod split;
 
+use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::Duration;
 
-use axum::extract::State;
-use axum::http::{header, StatusCode};
-use axum::response::IntoResponse;
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Request, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use nesa_engine::{GenerateRequest, Sampling, Tokenizer};
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use tokio::sync::Semaphore;
 
 use crate::chain::Worker;
+use crate::config::RunnerConfig;
 use crate::metrics::Metrics;
+
+/// Largest `/v1/generate` body.
+pub const GENERATE_BODY_LIMIT: usize = 64 * 1024;
+
+/// How much the API takes on.
+#[derive(Clone, Debug)]
+pub struct ApiLimits {
+    /// Compute slots shared by `/v1/generate` and `/v1/split/forward`; none free: 503.
+    pub slots: Arc<Semaphore>,
+    /// Open split sessions; beyond: 429.
+    pub max_sessions: usize,
+    /// KV-cache bytes all split sessions may hold together; beyond: 503.
+    pub kv_budget_bytes: usize,
+    /// An idle split session is closed after this long.
+    pub session_idle: Duration,
+    /// Largest `/v1/split/forward` body.
+    pub split_body_bytes: usize,
+}
+
+impl ApiLimits {
+    /// The limits a runner config sets.
+    pub fn from_config(config: &RunnerConfig) -> Self {
+        ApiLimits {
+            slots: Arc::new(Semaphore::new(config.api_max_concurrent.max(1) as usize)),
+            max_sessions: config.split_max_sessions as usize,
+            kv_budget_bytes: (config.split_kv_budget_mib as usize).saturating_mul(1 << 20),
+            session_idle: Duration::from_secs(config.split_session_idle_secs),
+            ..ApiLimits::default()
+        }
+    }
+}
+
+impl Default for ApiLimits {
+    fn default() -> Self {
+        let config = RunnerConfig::default();
+        ApiLimits {
+            slots: Arc::new(Semaphore::new(config.api_max_concurrent as usize)),
+            max_sessions: config.split_max_sessions as usize,
+            kv_budget_bytes: (config.split_kv_budget_mib as usize) << 20,
+            session_idle: Duration::from_secs(config.split_session_idle_secs),
+            split_body_bytes: 16 << 20,
+        }
+    }
+}
 
 /// What the API answers from.
 pub struct ApiState {
@@ -34,6 +88,61 @@ pub struct ApiState {
     pub kernel_id: Option<u64>,
     /// The model file served, as `/health` reports it.
     pub model: String,
+    /// Bearer token that admits peers other than loopback to `/v1/generate`.
+    pub api_token: Option<String>,
+    /// What the API takes on at once.
+    pub limits: ApiLimits,
+}
+
+/// A JSON error answer.
+pub(crate) fn error(status: StatusCode, message: impl Into<String>) -> Response {
+    (status, Json(serde_json::json!({"error": message.into()}))).into_response()
+}
+
+/// 503 with a hint to retry.
+pub(crate) fn busy(message: impl Into<String>) -> Response {
+    let mut response = error(StatusCode::SERVICE_UNAVAILABLE, message);
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+    response
+}
+
+/// Whether a `/v1/generate` caller may use the engine: a loopback peer always; anyone else
+/// only with `Authorization: Bearer <api_token>`.
+pub fn generate_allowed(
+    peer: Option<SocketAddr>,
+    headers: &HeaderMap,
+    api_token: Option<&str>,
+) -> Result<(), (StatusCode, &'static str)> {
+    if peer.is_some_and(|peer| peer.ip().is_loopback()) {
+        return Ok(());
+    }
+    let Some(expected) = api_token else {
+        return Err((
+            StatusCode::FORBIDDEN,
+            "/v1/generate answers loopback only: set api_token in the runner's config.toml and send it as a bearer token",
+        ));
+    };
+    let offered = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    let matches = offered.is_some_and(|offered| {
+        let (a, b) = (Sha256::digest(offered), Sha256::digest(expected));
+        a.iter()
+            .zip(b.iter())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
+    });
+    if matches {
+        Ok(())
+    } else {
+        Err((
+            StatusCode::UNAUTHORIZED,
+            "missing or wrong bearer token for /v1/generate",
+        ))
+    }
 }
 
 /// A local generation request.
@@ -62,7 +171,10 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/health", get(health))
         .route("/metrics", get(metrics))
         .route("/v1/generate", post(generate))
-        .route("/v1/split/forward", post(split::forward))
+        .route(
+            "/v1/split/forward",
+            post(split::forward).layer(DefaultBodyLimit::max(state.limits.split_body_bytes)),
+        )
         .route(
             "/v1/split/sessions/{session}",
             axum::routing::delete(split::close),
@@ -87,26 +199,41 @@ async fn metrics(State(state): State<Arc<ApiState>>) -> impl IntoResponse {
     )
 }
 
-async fn generate(
-    State(state): State<Arc<ApiState>>,
-    Json(body): Json<GenerateBody>,
-) -> impl IntoResponse {
+async fn generate(State(state): State<Arc<ApiState>>, request: Request) -> Response {
+    let peer = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|info| info.0);
+    if let Err((status, message)) =
+        generate_allowed(peer, request.headers(), state.api_token.as_deref())
+    {
+        return error(status, message);
+    }
+    let bytes = match axum::body::to_bytes(request.into_body(), GENERATE_BODY_LIMIT).await {
+        Ok(bytes) => bytes,
+        Err(_) => {
+            return error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("the body is over {GENERATE_BODY_LIMIT} bytes"),
+            )
+        }
+    };
+    let body: GenerateBody = match serde_json::from_slice(&bytes) {
+        Ok(body) => body,
+        Err(e) => return error(StatusCode::BAD_REQUEST, format!("invalid JSON body: {e}")),
+    };
     if body.prompt.trim().is_empty() {
-        return (
-            StatusCode::BAD_REQUEST,
-            Json(serde_json::json!({"error": "prompt is empty"})),
-        )
-            .into_response();
+        return error(StatusCode::BAD_REQUEST, "prompt is empty");
     }
     let Some(tokenizer) = state.tokenizer.clone() else {
-        return (
-            StatusCode::BAD_REQUEST,
-            Json(serde_json::json!({"error": "this node serves an encrypted (ee-v1) kernel: it has no vocabulary to turn text into tokens; ask through the chain with the kernel's key, or use split mode"})),
-        )
-            .into_response();
+        return error(StatusCode::BAD_REQUEST, "this node serves an encrypted (ee-v1) kernel: it has no vocabulary to turn text into tokens; ask through the chain with the kernel's key, or use split mode");
     };
     let max_tokens = body.max_tokens.clamp(1, 512);
+    let Ok(permit) = state.limits.slots.clone().try_acquire_owned() else {
+        return busy("the node is busy computing other requests; retry shortly");
+    };
     let outcome = tokio::task::spawn_blocking(move || {
+        let _permit = permit;
         let prompt = tokenizer.encode(&tokenizer.chat_prompt(None, &body.prompt))?;
         let request = GenerateRequest {
             prompt,
@@ -126,16 +253,8 @@ async fn generate(
     .await;
     match outcome {
         Ok(Ok(answer)) => Json(answer).into_response(),
-        Ok(Err(e)) => (
-            StatusCode::INTERNAL_SERVER_ERROR,
-            Json(serde_json::json!({"error": e.to_string()})),
-        )
-            .into_response(),
-        Err(e) => (
-            StatusCode::INTERNAL_SERVER_ERROR,
-            Json(serde_json::json!({"error": e.to_string()})),
-        )
-            .into_response(),
+        Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     }
 }
 
@@ -159,8 +278,19 @@ pub async fn serve(state: Arc<ApiState>, address: &str) -> Result<(), ServeError
             address: address.to_string(),
             source,
         })?;
-    tracing::info!(%address, "HTTP API: /health /metrics /v1/generate /v1/split/forward");
-    axum::serve(listener, router(state))
-        .await
-        .map_err(ServeError::Serve)
+    tracing::info!(%address, generate = if state.api_token.is_some() { "loopback or bearer token" } else { "loopback only" }, "HTTP API: /health /metrics /v1/generate /v1/split/forward");
+    serve_on(listener, state).await
+}
+
+/// Serves the API on a bound listener, telling handlers each connection's peer address.
+pub async fn serve_on(
+    listener: tokio::net::TcpListener,
+    state: Arc<ApiState>,
+) -> Result<(), ServeError> {
+    axum::serve(
+        listener,
+        router(state).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .await
+    .map_err(ServeError::Serve)
 }

@@ -3,7 +3,9 @@
 //! chain reads, no transactions, no clock, no metrics), so every phase is a unit test; the
 //! loop in [`super::runner`] does the I/O around it.
 
+use nesa_market::events::{market, wasm_type};
 use nesa_market::market::{NodeOutcome, QueryPhase, QueryResponse, QueryStatus};
+use nesa_sdk::TxEvent;
 
 use super::work::QueryResult;
 
@@ -11,6 +13,32 @@ use super::work::QueryResult;
 pub const RESEND_AFTER_BLOCKS: u64 = 3;
 /// Blocks a non-first node waits before settling a settleable query itself.
 pub const SETTLE_BACKUP_BLOCKS: u64 = 2;
+/// Failed attempts (a query that cannot be read, a transaction the chain does not accept) after
+/// which the runner gives a job up instead of retrying every block for ever.
+pub const MAX_FAILED_ATTEMPTS: u32 = 5;
+/// The attribute the chain adds to every event a contract emits: the contract's address.
+pub const CONTRACT_ADDRESS_ATTRIBUTE: &str = "_contract_address";
+
+/// The query assigned to `me` that `event` announces, if it is a `wasm-query_assigned` event
+/// of the market contract `market_contract` that lists `me`. Any account can upload a contract
+/// that emits an event of that type, so one from another contract is not an assignment.
+pub fn assignment_of(event: &TxEvent, market_contract: &str, me: &str) -> Option<u64> {
+    if event.kind != wasm_type(market::QUERY_ASSIGNED) || !emitted_by(event, market_contract) {
+        return None;
+    }
+    let listed = event
+        .attribute(market::attr::NODES)
+        .is_some_and(|nodes| nodes.split(',').any(|n| n == me));
+    if !listed {
+        return None;
+    }
+    event.attribute(market::attr::QUERY_ID)?.parse().ok()
+}
+
+/// Whether `event` was emitted by the contract at `contract`.
+pub fn emitted_by(event: &TxEvent, contract: &str) -> bool {
+    event.attribute(CONTRACT_ADDRESS_ATTRIBUTE) == Some(contract)
+}
 
 /// A market transaction the runner sends for a query.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -32,10 +60,14 @@ pub struct JobState {
     pub result: Option<QueryResult>,
     /// Whether the kernel is running on the query now.
     pub computing: bool,
+    /// Whether the query waits in the work queue for the engine.
+    pub queued: bool,
     /// The last step sent and the height it was sent at.
     pub last_sent: Option<(Step, u64)>,
     /// The first height at which this runner saw the query settleable.
     pub settleable_since: Option<u64>,
+    /// Failed attempts since the job last made progress (see [`MAX_FAILED_ATTEMPTS`]).
+    pub failed_attempts: u32,
 }
 
 impl JobState {
@@ -44,6 +76,24 @@ impl JobState {
         if phase == QueryPhase::Settleable {
             self.settleable_since.get_or_insert(height);
         }
+    }
+
+    /// Notes a failed attempt (unreadable query, rejected transaction); returns
+    /// [`Action::GiveUp`] once there were [`MAX_FAILED_ATTEMPTS`] of them, else [`Action::Wait`].
+    pub fn note_failure(&mut self) -> Action {
+        self.failed_attempts += 1;
+        if self.failed_attempts >= MAX_FAILED_ATTEMPTS {
+            Action::GiveUp {
+                attempts: self.failed_attempts,
+            }
+        } else {
+            Action::Wait
+        }
+    }
+
+    /// Notes that the job moved forward (a result, a transaction accepted).
+    pub fn note_progress(&mut self) {
+        self.failed_attempts = 0;
     }
 
     /// Whether `step` was sent less than [`RESEND_AFTER_BLOCKS`] blocks before `height`.
@@ -66,6 +116,12 @@ pub enum Action {
     },
     /// Run the kernel on the query (the result is needed for a commit or a reveal).
     Generate,
+    /// The job failed [`MAX_FAILED_ATTEMPTS`] times in a row: forget it (the market settles
+    /// the query without this node).
+    GiveUp {
+        /// Failed attempts counted.
+        attempts: u32,
+    },
     /// Send `step` (again, when an earlier one did not land within [`RESEND_AFTER_BLOCKS`]).
     Send(Step),
     /// Nothing to do at this height.
@@ -87,10 +143,15 @@ pub fn decide(job: &JobState, chain: Option<&QueryResponse>, me: &str, height: u
             outcome: mine.outcome.clone(),
         };
     }
+    if job.failed_attempts >= MAX_FAILED_ATTEMPTS {
+        return Action::GiveUp {
+            attempts: job.failed_attempts,
+        };
+    }
     let has_result = job.result.is_some();
     let needs_result = mine.reveal.is_none()
         && !matches!(state.phase, QueryPhase::Settleable | QueryPhase::Closed);
-    if !has_result && !job.computing && needs_result {
+    if !has_result && !job.computing && !job.queued && needs_result {
         return Action::Generate;
     }
     let ready = |step| has_result && !job.recently_sent(step, height);
@@ -419,5 +480,114 @@ mod tests {
     fn a_query_not_assigned_to_this_node_is_dropped() {
         let action = decide(&generated(), Some(&submitted(3)), "nesa1someoneelse", 12);
         assert_eq!(action, Action::Drop);
+    }
+
+    const MARKET: &str = "nesa1market";
+
+    fn assigned_event(contract: &str, nodes: &str, query_id: &str) -> TxEvent {
+        let attribute = |key: &str, value: &str| nesa_sdk::TxEventAttribute {
+            key: key.into(),
+            value: value.into(),
+        };
+        TxEvent {
+            kind: wasm_type(market::QUERY_ASSIGNED),
+            attributes: vec![
+                attribute(CONTRACT_ADDRESS_ATTRIBUTE, contract),
+                attribute(market::attr::QUERY_ID, query_id),
+                attribute(market::attr::NODES, nodes),
+            ],
+        }
+    }
+
+    #[test]
+    fn an_assignment_event_of_the_market_contract_is_taken() {
+        let nodes = format!("nesa1other,{}", first());
+        let event = assigned_event(MARKET, &nodes, "7");
+        assert_eq!(assignment_of(&event, MARKET, &first()), Some(7));
+        assert_eq!(assignment_of(&event, MARKET, "nesa1someoneelse"), None);
+    }
+
+    #[test]
+    fn an_assignment_event_from_another_contract_is_ignored() {
+        // Anyone can upload a contract that emits `wasm-query_assigned` naming this node.
+        let spoofed = assigned_event("nesa1impostor", &first(), "7");
+        assert_eq!(assignment_of(&spoofed, MARKET, &first()), None);
+        let mut unsigned = assigned_event(MARKET, &first(), "7");
+        unsigned
+            .attributes
+            .retain(|a| a.key != CONTRACT_ADDRESS_ATTRIBUTE);
+        assert_eq!(assignment_of(&unsigned, MARKET, &first()), None);
+        assert!(!emitted_by(&spoofed, MARKET));
+    }
+
+    #[test]
+    fn an_assignment_event_with_a_bad_query_id_is_ignored() {
+        let event = assigned_event(MARKET, &first(), "seven");
+        assert_eq!(assignment_of(&event, MARKET, &first()), None);
+    }
+
+    #[test]
+    fn a_settle_that_keeps_failing_is_given_up_after_bounded_attempts() {
+        let mut job = generated();
+        job.observe(QueryPhase::Settleable, 17);
+        let state = settleable();
+        for attempt in 1..MAX_FAILED_ATTEMPTS {
+            assert_eq!(
+                decide(&job, Some(&state), &first(), 17 + attempt as u64),
+                Action::Send(Step::Settle)
+            );
+            assert_eq!(job.note_failure(), Action::Wait, "attempt {attempt}");
+        }
+        assert_eq!(
+            job.note_failure(),
+            Action::GiveUp {
+                attempts: MAX_FAILED_ATTEMPTS
+            }
+        );
+        assert_eq!(
+            decide(&job, Some(&state), &first(), 40),
+            Action::GiveUp {
+                attempts: MAX_FAILED_ATTEMPTS
+            }
+        );
+    }
+
+    #[test]
+    fn progress_resets_the_failed_attempts() {
+        let mut job = generated();
+        for _ in 1..MAX_FAILED_ATTEMPTS {
+            job.note_failure();
+        }
+        job.note_progress();
+        assert_eq!(job.note_failure(), Action::Wait);
+        assert_eq!(
+            decide(&job, Some(&submitted(3)), &first(), 12),
+            Action::Send(Step::Commit)
+        );
+    }
+
+    #[test]
+    fn a_given_up_job_still_records_a_finished_query() {
+        let state = nesa_sdk::market::progress::fixtures::honest_round(&[5, 6]);
+        let job = JobState {
+            failed_attempts: MAX_FAILED_ATTEMPTS,
+            ..generated()
+        };
+        assert!(matches!(
+            decide(&job, Some(&state), &first(), 18),
+            Action::Finished { .. }
+        ));
+    }
+
+    #[test]
+    fn a_queued_job_waits_for_the_engine() {
+        let job = JobState {
+            queued: true,
+            ..JobState::default()
+        };
+        assert_eq!(
+            decide(&job, Some(&submitted(3)), &first(), 11),
+            Action::Wait
+        );
     }
 }

@@ -2,6 +2,7 @@
 //! queries the market assigns to this node.
 
 pub mod decide;
+pub mod queue;
 pub mod runner;
 pub mod work;
 

@@ -21,7 +21,8 @@ use nesa_sdk::{
 };
 use tokio::sync::mpsc;
 
-use super::decide::{decide, Action, JobState, Step};
+use super::decide::{assignment_of, decide, emitted_by, Action, JobState, Step};
+use super::queue::{Admission, Demand, Pace, QueueLimits, Refusal, WorkQueue};
 use super::work::{commitment_for, run_query, salt, QueryResult, WorkError};
 use crate::metrics::Metrics;
 
@@ -38,6 +39,8 @@ struct Job {
     state: JobState,
     assigned_at: Instant,
     reveal_open_at: Option<Instant>,
+    /// The query as read when it was queued, to start it when its turn comes.
+    query: Option<InferenceQuery>,
 }
 
 impl Job {
@@ -46,6 +49,58 @@ impl Job {
             state: JobState::default(),
             assigned_at: Instant::now(),
             reveal_open_at: None,
+            query: None,
+        }
+    }
+}
+
+/// The loop's view of time: the latest height and how fast blocks and tokens come.
+struct Clock {
+    height: u64,
+    last_block_at: Option<Instant>,
+    block_seconds: f64,
+    tokens_per_second: Option<f64>,
+}
+
+impl Clock {
+    fn new(height: u64) -> Self {
+        Clock {
+            height,
+            last_block_at: None,
+            block_seconds: 1.0,
+            tokens_per_second: None,
+        }
+    }
+
+    /// Notes a new block; the block time is a moving average of the gaps seen.
+    fn block(&mut self, height: u64) {
+        let now = Instant::now();
+        if let Some(last) = self.last_block_at {
+            let gap = now.duration_since(last).as_secs_f64();
+            // A gap after a catch-up of several blocks says nothing about block time.
+            if height == self.height + 1 && gap > 0.0 {
+                self.block_seconds = 0.8 * self.block_seconds + 0.2 * gap;
+            }
+        }
+        self.last_block_at = Some(now);
+        self.height = height;
+    }
+
+    /// Notes the decode speed of a finished generation (moving average).
+    fn speed(&mut self, tokens_per_second: f64) {
+        if tokens_per_second > 0.0 {
+            self.tokens_per_second = Some(match self.tokens_per_second {
+                Some(old) => 0.7 * old + 0.3 * tokens_per_second,
+                None => tokens_per_second,
+            });
+        }
+    }
+
+    fn pace(&self) -> Pace {
+        Pace {
+            height: self.height,
+            tokens_per_second: self.tokens_per_second,
+            block_seconds: self.block_seconds,
         }
     }
 }
@@ -64,6 +119,15 @@ pub struct Runner {
     pub worker: Arc<Worker>,
     /// Counters and histograms of the loop's steps.
     pub metrics: Arc<Metrics>,
+    /// How many generations run at once and how many may wait.
+    pub limits: QueueLimits,
+}
+
+/// The loop's mutable state: the jobs, the work queue and the clock.
+struct Book {
+    jobs: BTreeMap<u64, Job>,
+    queue: WorkQueue,
+    clock: Clock,
 }
 
 type Finished = (u64, Result<QueryResult, WorkError>);
@@ -72,18 +136,22 @@ impl Runner {
     /// Runs until the process stops; fails only when the chain cannot be reached at the start.
     pub async fn run(&self, key: SigningKey) -> Result<(), ClientError> {
         let mut sender = TxSender::new(&self.client, key)?;
-        let mut jobs = self.resume().await?;
+        let jobs = self.resume().await?;
         let (finished_tx, mut finished_rx) = mpsc::unbounded_channel::<Finished>();
         let mut watcher = BlockWatcher::from_latest(&self.client).await?;
-        tracing::info!(node = %self.node, market = %self.market, pending = jobs.len(), from_height = watcher.next_height(), "serving queries");
-        let mut height = watcher.next_height().saturating_sub(1);
+        tracing::info!(node = %self.node, market = %self.market, pending = jobs.len(), capacity = self.limits.capacity, queue_limit = self.limits.queue_limit, from_height = watcher.next_height(), "serving queries");
+        let mut book = Book {
+            jobs,
+            queue: WorkQueue::new(self.limits),
+            clock: Clock::new(watcher.next_height().saturating_sub(1)),
+        };
         loop {
             tokio::select! {
                 block = watcher.next_block(None) => match block {
                     Ok(Some(block)) => {
-                        height = block.height;
-                        self.metrics.block_height.store(height, Ordering::Relaxed);
-                        self.take_assignments(&block, &mut jobs);
+                        book.clock.block(block.height);
+                        self.metrics.block_height.store(block.height, Ordering::Relaxed);
+                        self.take_assignments(&block, &mut book.jobs);
                         self.note_slashes(&block);
                     }
                     Ok(None) => continue,
@@ -94,7 +162,10 @@ impl Runner {
                     }
                 },
                 Some((query_id, outcome)) = finished_rx.recv() => {
-                    if let Some(job) = jobs.get_mut(&query_id) {
+                    if let Ok(result) = &outcome {
+                        book.clock.speed(result.tokens_per_second);
+                    }
+                    if let Some(job) = book.jobs.get_mut(&query_id) {
                         job.state.computing = false;
                         match outcome {
                             Ok(result) => {
@@ -103,18 +174,100 @@ impl Runner {
                                 self.metrics.record_speed(result.tokens_per_second);
                                 tracing::info!(query_id, tokens = result.output_tokens, tokens_per_second = format!("{:.1}", result.tokens_per_second), "generated");
                                 job.state.result = Some(result);
+                                job.state.note_progress();
                             }
                             Err(e) => {
                                 self.metrics.queries_failed.fetch_add(1, Ordering::Relaxed);
                                 tracing::error!(query_id, error = %e, "generation failed; the query will be settled without this node");
-                                jobs.remove(&query_id);
+                                book.jobs.remove(&query_id);
                             }
                         }
                     }
+                    self.release(&mut book, query_id, &finished_tx);
                 }
             }
-            self.advance(&mut sender, &mut jobs, height, &finished_tx)
-                .await;
+            self.advance(&mut sender, &mut book, &finished_tx).await;
+        }
+    }
+
+    /// Frees `query_id`'s place in the work queue and starts what may start now.
+    fn release(&self, book: &mut Book, query_id: u64, finished: &mpsc::UnboundedSender<Finished>) {
+        let (start, late) = book.queue.finish(query_id, &book.clock.pace());
+        for query_id in start {
+            let query = book.jobs.get_mut(&query_id).and_then(|job| {
+                job.state.queued = false;
+                let query = job.query.take()?;
+                job.state.computing = true;
+                Some(query)
+            });
+            match query {
+                Some(query) => self.spawn_work(query, finished.clone()),
+                // Nothing to run after all: hand its place on.
+                None => self.release(book, query_id, finished),
+            }
+        }
+        for (query_id, refusal) in late {
+            self.decline(book, query_id, &refusal);
+        }
+        self.publish_queue(book);
+    }
+
+    /// Forgets a query the runner will not generate, with the reason in the log.
+    fn decline(&self, book: &mut Book, query_id: u64, refusal: &Refusal) {
+        self.metrics
+            .queries_declined
+            .fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(query_id, reason = %refusal, "not generating this query; the market settles it without this node");
+        book.jobs.remove(&query_id);
+    }
+
+    fn publish_queue(&self, book: &Book) {
+        self.metrics
+            .queue_length
+            .store(book.queue.waiting() as u64, Ordering::Relaxed);
+        self.metrics
+            .jobs_in_flight
+            .store(book.queue.running() as u64, Ordering::Relaxed);
+    }
+
+    /// Takes a query that needs generating: starts it, queues it or declines it.
+    fn admit(
+        &self,
+        book: &mut Book,
+        query: InferenceQuery,
+        finished: &mpsc::UnboundedSender<Finished>,
+    ) {
+        let query_id = query.id;
+        let demand = Demand {
+            query_id,
+            max_output_tokens: query.max_output_tokens,
+            commit_deadline: query.commit_deadline,
+        };
+        match book.queue.offer(demand, &book.clock.pace()) {
+            Admission::Start => {
+                if let Some(job) = book.jobs.get_mut(&query_id) {
+                    job.state.computing = true;
+                }
+                self.spawn_work(query, finished.clone());
+            }
+            Admission::Queued(position) => {
+                if let Some(job) = book.jobs.get_mut(&query_id) {
+                    job.state.queued = true;
+                    job.query = Some(query);
+                }
+                tracing::info!(query_id, position, "queued for the engine");
+            }
+            Admission::Refused(refusal) => self.decline(book, query_id, &refusal),
+        }
+        self.publish_queue(book);
+    }
+
+    /// Forgets a job, and its place in the work queue if it waits there.
+    fn forget(&self, book: &mut Book, query_id: u64, finished: &mpsc::UnboundedSender<Finished>) {
+        if let Some(job) = book.jobs.remove(&query_id) {
+            if job.state.queued {
+                self.release(book, query_id, finished);
+            }
         }
     }
 
@@ -149,16 +302,20 @@ impl Runner {
     fn take_assignments(&self, block: &WatchedBlock, jobs: &mut BTreeMap<u64, Job>) {
         use nesa_market::events::{market, wasm_type};
         let me = self.node.to_string();
+        let market_contract = self.market.to_string();
         let kind = wasm_type(market::QUERY_ASSIGNED);
         for event in block.events_of(&kind) {
-            let assigned = event
-                .attribute(market::attr::NODES)
-                .is_some_and(|nodes| nodes.split(',').any(|n| n == me));
-            let query_id = event
-                .attribute(market::attr::QUERY_ID)
-                .and_then(|id| id.parse::<u64>().ok());
-            if let (true, Some(query_id)) = (assigned, query_id) {
-                if jobs.insert(query_id, Job::new()).is_none() {
+            if !emitted_by(event, &market_contract) {
+                tracing::debug!(
+                    height = block.height,
+                    contract = event.attribute("_contract_address").unwrap_or("?"),
+                    "ignoring a query_assigned event of another contract"
+                );
+                continue;
+            }
+            if let Some(query_id) = assignment_of(event, &market_contract, &me) {
+                if let std::collections::btree_map::Entry::Vacant(slot) = jobs.entry(query_id) {
+                    slot.insert(Job::new());
                     self.metrics
                         .queries_assigned
                         .fetch_add(1, Ordering::Relaxed);
@@ -171,9 +328,10 @@ impl Runner {
     fn note_slashes(&self, block: &WatchedBlock) {
         use nesa_market::events::{market, wasm_type};
         let me = self.node.to_string();
+        let market_contract = self.market.to_string();
         let kind = wasm_type(market::NODE_SLASHED);
         for event in block.events_of(&kind) {
-            if event.attribute("node") == Some(me.as_str()) {
+            if emitted_by(event, &market_contract) && event.attribute("node") == Some(me.as_str()) {
                 self.metrics.slashes.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(
                     query_id = event.attribute("query_id").unwrap_or("?"),
@@ -205,21 +363,29 @@ impl Runner {
     async fn advance(
         &self,
         sender: &mut TxSender<'_>,
-        jobs: &mut BTreeMap<u64, Job>,
-        height: u64,
+        book: &mut Book,
         finished: &mpsc::UnboundedSender<Finished>,
     ) {
-        let ids: Vec<u64> = jobs.keys().copied().collect();
+        let ids: Vec<u64> = book.jobs.keys().copied().collect();
         let me = self.node.to_string();
+        let height = book.clock.height;
         for query_id in ids {
-            let state = match self.read_query(query_id).await {
+            let read = self.read_query(query_id).await;
+            // A job may have been declined or finished since the list was taken.
+            let Some(job) = book.jobs.get_mut(&query_id) else {
+                continue;
+            };
+            let state = match read {
                 Ok(state) => state,
                 Err(e) => {
-                    tracing::warn!(query_id, error = %e, "cannot read the query; retrying next block");
+                    if let Action::GiveUp { attempts } = job.state.note_failure() {
+                        self.give_up(book, query_id, attempts, &e.to_string(), finished);
+                    } else {
+                        tracing::warn!(query_id, error = %e, "cannot read the query; retrying next block");
+                    }
                     continue;
                 }
             };
-            let job = jobs.get_mut(&query_id).expect("listed above");
             if let Some(state) = &state {
                 job.state.observe(state.phase, height);
                 if state.phase == QueryPhase::Reveal {
@@ -230,22 +396,62 @@ impl Runner {
                 Action::Drop => {
                     if state.is_none() {
                         tracing::warn!(query_id, "the market has no such query; forgetting it");
+                    } else {
+                        tracing::warn!(
+                            query_id,
+                            "the market does not assign this query to this node; forgetting it"
+                        );
                     }
-                    jobs.remove(&query_id);
+                    self.forget(book, query_id, finished);
                 }
                 Action::Finished { status, outcome } => {
                     self.record_outcome(query_id, status, outcome);
-                    jobs.remove(&query_id);
+                    self.forget(book, query_id, finished);
+                }
+                Action::GiveUp { attempts } => {
+                    self.give_up(book, query_id, attempts, "see the warnings above", finished);
                 }
                 Action::Generate => {
                     let query = state.expect("a decision to generate has the query").query;
-                    job.state.computing = true;
-                    self.spawn_work(query, finished.clone());
+                    self.admit(book, query, finished);
                 }
-                Action::Send(step) => self.send_step(sender, query_id, job, step, height).await,
+                Action::Send(step) => {
+                    if !self.send_step(sender, query_id, job, step, height).await {
+                        if let Action::GiveUp { attempts } = job.state.note_failure() {
+                            self.give_up(
+                                book,
+                                query_id,
+                                attempts,
+                                "transactions not accepted",
+                                finished,
+                            );
+                        }
+                    }
+                }
                 Action::Wait => {}
             }
         }
+    }
+
+    /// Forgets a job that failed [`super::decide::MAX_FAILED_ATTEMPTS`] times in a row.
+    fn give_up(
+        &self,
+        book: &mut Book,
+        query_id: u64,
+        attempts: u32,
+        last_error: &str,
+        finished: &mpsc::UnboundedSender<Finished>,
+    ) {
+        self.metrics
+            .queries_abandoned
+            .fetch_add(1, Ordering::Relaxed);
+        tracing::error!(
+            query_id,
+            attempts,
+            last_error,
+            "giving this query up after repeated failures; the market settles it without this node"
+        );
+        self.forget(book, query_id, finished);
     }
 
     /// The market's view of `query_id`; `None` when the market has no such query.
@@ -281,6 +487,7 @@ impl Runner {
     }
 
     /// Builds and sends `step` for the job; on success notes it as sent and counts it.
+    /// Returns whether the chain accepted the transaction.
     async fn send_step(
         &self,
         sender: &mut TxSender<'_>,
@@ -288,12 +495,12 @@ impl Runner {
         job: &mut Job,
         step: Step,
         height: u64,
-    ) {
+    ) -> bool {
         let msg = match step {
             Step::Settle => ExecuteMsg::Settle { query_id },
             Step::Commit | Step::Reveal => {
                 let Some(result) = &job.state.result else {
-                    return;
+                    return true;
                 };
                 let salt = salt(&self.secret, query_id);
                 if step == Step::Commit {
@@ -314,9 +521,10 @@ impl Runner {
             }
         };
         if !self.send(sender, &msg).await {
-            return;
+            return false;
         }
         job.state.last_sent = Some((step, height));
+        job.state.note_progress();
         match step {
             Step::Commit => {
                 self.metrics.commits_sent.fetch_add(1, Ordering::Relaxed);
@@ -335,6 +543,7 @@ impl Runner {
                 self.metrics.settles_sent.fetch_add(1, Ordering::Relaxed);
             }
         }
+        true
     }
 
     fn spawn_work(&self, query: InferenceQuery, finished: mpsc::UnboundedSender<Finished>) {

@@ -10,18 +10,25 @@ use nesa_engine::ee::EncryptedKernel;
 use nesa_engine::{LoadOptions, Model, Tokenizer};
 use nesa_market::registry::{Encryption, ExecuteMsg as RegistryMsg, NewKernel, ShardRange};
 use nesa_market::staking::{ExecuteMsg as StakingMsg, NodeProfile, ServedKernel};
+use nesa_sdk::keys::KeyringArgs;
 use nesa_sdk::{ChainClient, Coin, Coins, Keyring, SendTxOptions};
 use sha2::{Digest, Sha256};
 
 use crate::api::{self, ApiState};
+use crate::chain::queue::QueueLimits;
 use crate::chain::{Runner, Worker};
 use crate::config::RunnerConfig;
 use crate::metrics::Metrics;
 
 /// `nesa-node init`: creates the runner's key (or recovers it from a mnemonic on stdin) and
 /// writes `config.toml`.
-pub fn init(home: &Path, config: RunnerConfig, recover: bool) -> anyhow::Result<()> {
-    let mut keyring = Keyring::open(home)?;
+pub fn init(
+    home: &Path,
+    config: RunnerConfig,
+    recover: bool,
+    keyring: &KeyringArgs,
+) -> anyhow::Result<()> {
+    let mut keyring = keyring.open(home)?;
     let entry = match keyring.show(&config.key) {
         Ok(entry) => entry.clone(),
         Err(_) if recover => {
@@ -90,15 +97,30 @@ pub fn identify(model: &Path) -> anyhow::Result<ModelIdentity> {
 fn signer(
     home: &Path,
     config: &RunnerConfig,
+    keyring: &KeyringArgs,
 ) -> anyhow::Result<(
     nesa_sdk::cosmrs::crypto::secp256k1::SigningKey,
     nesa_sdk::Address,
 )> {
-    let keyring = Keyring::open(home)?;
+    let keyring = keyring.open(home)?;
+    let (key, address, _) = runner_key(&keyring, config)?;
+    Ok((key, address))
+}
+
+/// The runner's signing key, address and salt secret (derived from its mnemonic).
+fn runner_key(
+    keyring: &Keyring,
+    config: &RunnerConfig,
+) -> anyhow::Result<(
+    nesa_sdk::cosmrs::crypto::secp256k1::SigningKey,
+    nesa_sdk::Address,
+    [u8; 32],
+)> {
     let entry = keyring
         .show(&config.key)
         .map_err(|e| anyhow::anyhow!("{e} (run `nesa-node init` first)"))?;
-    Ok((entry.signing_key()?, entry.address))
+    let secret: [u8; 32] = Sha256::digest(entry.mnemonic.as_bytes()).into();
+    Ok((entry.signing_key()?, entry.address, secret))
 }
 
 /// Options of `nesa-node register`.
@@ -115,8 +137,9 @@ pub async fn register(
     home: &Path,
     mut config: RunnerConfig,
     options: Register,
+    keyring: &KeyringArgs,
 ) -> anyhow::Result<u64> {
-    let (key, _) = signer(home, &config)?;
+    let (key, _) = signer(home, &config, keyring)?;
     eprintln!("hashing {} …", config.model.display());
     let identity = identify(&config.model)?;
     let client = ChainClient::new(&config.node)?;
@@ -169,8 +192,13 @@ pub async fn register(
 }
 
 /// `nesa-node bond <amount>`: bonds stake with a profile serving the configured kernel.
-pub async fn bond(home: &Path, config: RunnerConfig, amount: Coin) -> anyhow::Result<()> {
-    let (key, address) = signer(home, &config)?;
+pub async fn bond(
+    home: &Path,
+    config: RunnerConfig,
+    amount: Coin,
+    keyring: &KeyringArgs,
+) -> anyhow::Result<()> {
+    let (key, address) = signer(home, &config, keyring)?;
     let kernel_id = config.kernel_id.ok_or_else(|| {
         anyhow::anyhow!("no kernel_id in the config: run `nesa-node register` or set it")
     })?;
@@ -183,6 +211,8 @@ pub async fn bond(home: &Path, config: RunnerConfig, amount: Coin) -> anyhow::Re
         )
         .await
         .map_err(|e| anyhow::anyhow!("kernel {kernel_id}: {e}"))?;
+    // `config.capacity` is the load the runner's work queue admits at once: the figure a
+    // profile with a capacity field publishes.
     let profile = NodeProfile {
         endpoint: format!("http://{}", config.api_laddr),
         kernels: vec![ServedKernel {
@@ -210,10 +240,8 @@ pub async fn bond(home: &Path, config: RunnerConfig, amount: Coin) -> anyhow::Re
 }
 
 /// `nesa-node start`: loads the model, serves the HTTP API and the chain loop.
-pub async fn start(home: &Path, config: RunnerConfig) -> anyhow::Result<()> {
-    let (key, address) = signer(home, &config)?;
-    let keyring = Keyring::open(home)?;
-    let secret: [u8; 32] = Sha256::digest(keyring.show(&config.key)?.mnemonic.as_bytes()).into();
+pub async fn start(home: &Path, config: RunnerConfig, keyring: &KeyringArgs) -> anyhow::Result<()> {
+    let (key, address, secret) = runner_key(&keyring.open(home)?, &config)?;
     let client = Arc::new(ChainClient::new(&config.node)?);
     let contracts = client
         .market_contracts()
@@ -250,6 +278,8 @@ pub async fn start(home: &Path, config: RunnerConfig) -> anyhow::Result<()> {
         node: address.to_string(),
         kernel_id: config.kernel_id,
         model: config.model.display().to_string(),
+        api_token: config.api_token.clone(),
+        limits: api::ApiLimits::from_config(&config),
     });
     let runner = Runner {
         client,
@@ -258,6 +288,10 @@ pub async fn start(home: &Path, config: RunnerConfig) -> anyhow::Result<()> {
         secret,
         worker,
         metrics,
+        limits: QueueLimits {
+            capacity: config.capacity.max(1) as usize,
+            queue_limit: config.queue_limit as usize,
+        },
     };
     let api_address = config.api_laddr.clone();
     tokio::select! {

@@ -4,7 +4,7 @@ use std::io::{BufRead, IsTerminal, Write};
 
 use anyhow::Context;
 use clap::Subcommand;
-use nesa_sdk::{KeyEntry, Keyring};
+use nesa_sdk::KeyEntry;
 use serde::Serialize;
 
 use super::{output::emit, GlobalArgs};
@@ -13,9 +13,9 @@ use super::{output::emit, GlobalArgs};
 pub enum KeysCommand {
     /// Create a key from a new 24-word mnemonic, or recover one with --recover.
     ///
-    /// Keys are stored UNENCRYPTED in <home>/keyring.json (file mode 0600), like the Cosmos SDK
-    /// "test" keyring backend. Anyone who can read that file controls the funds: use it for
-    /// devnets and hot keys, and keep the mnemonic somewhere safe.
+    /// With the default `file` backend the mnemonic is stored encrypted with your passphrase
+    /// in <home>/keyring-file.json (mode 0600); `--keyring-backend test` stores it in clear in
+    /// <home>/keyring.json, for devnets and scripts only. Keep the mnemonic somewhere safe.
     Add {
         /// Name to refer to the key by
         name: String,
@@ -37,6 +37,9 @@ pub enum KeysCommand {
     /// kernel's weights hash
     #[command(subcommand)]
     Ee(EeCommand),
+    /// Move the keys of a plain-text (`test` backend) keyring.json into the encrypted `file`
+    /// keyring (asks for a new passphrase), then delete keyring.json
+    Migrate,
     /// Delete a key (its mnemonic is gone for good unless you wrote it down)
     Delete {
         /// Key name
@@ -111,9 +114,21 @@ pub fn run(command: KeysCommand, global: &GlobalArgs) -> anyhow::Result<()> {
     if let KeysCommand::Ee(ee) = command {
         return run_ee(ee, global);
     }
-    let mut keyring = Keyring::open(&global.home_dir()?)?;
+    if let KeysCommand::Migrate = command {
+        let file = global.keyring.keyring_passphrase_file.clone();
+        let keyring = nesa_sdk::Keyring::migrate_to_file(&global.home_dir()?, move |purpose| {
+            nesa_sdk::keys::read_passphrase(file.as_deref(), purpose)
+        })?;
+        println!(
+            "moved {} key(s) into {} (encrypted); the plain keyring.json is deleted",
+            keyring.list().len(),
+            keyring.path().display()
+        );
+        return Ok(());
+    }
+    let mut keyring = global.open_keyring()?;
     match command {
-        KeysCommand::Ee(_) => unreachable!("handled above"),
+        KeysCommand::Ee(_) | KeysCommand::Migrate => unreachable!("handled above"),
         KeysCommand::Add {
             name,
             recover: false,

@@ -29,7 +29,7 @@ pub struct Cli {
 /// Flags every subcommand accepts.
 #[derive(Args, Clone)]
 pub struct GlobalArgs {
-    /// Directory holding keyring.json
+    /// Directory holding the keyring (keyring-file.json, or keyring.json for the test backend)
     #[arg(
         long,
         global = true,
@@ -44,6 +44,8 @@ pub struct GlobalArgs {
     /// Output format
     #[arg(long, global = true, value_enum, default_value_t = OutputFormat::Text)]
     output: OutputFormat,
+    #[command(flatten)]
+    keyring: nesa_sdk::keys::KeyringArgs,
 }
 
 impl GlobalArgs {
@@ -55,6 +57,11 @@ impl GlobalArgs {
         let user_home = dirs::home_dir()
             .ok_or_else(|| anyhow::anyhow!("cannot find your home directory: pass --home <dir>"))?;
         Ok(user_home.join(rest.trim_start_matches('/')))
+    }
+
+    /// The keyring of the home, with the chosen backend (asks the passphrase if needed).
+    fn open_keyring(&self) -> anyhow::Result<nesa_sdk::Keyring> {
+        Ok(self.keyring.open(&self.home_dir()?)?)
     }
 }
 

@@ -1,6 +1,6 @@
 //! Turning what the user typed into an address: a bech32 address or the name of a local key.
 
-use nesa_sdk::{Address, Keyring};
+use nesa_sdk::Address;
 
 use super::GlobalArgs;
 
@@ -10,7 +10,7 @@ pub fn address_or_key_name(input: &str, global: &GlobalArgs) -> anyhow::Result<A
         Ok(address) => return Ok(address),
         Err(error) => error,
     };
-    let keyring = Keyring::open(&global.home_dir()?)?;
+    let keyring = global.open_keyring()?;
     if let Ok(entry) = keyring.show(input) {
         return Ok(entry.address);
     }

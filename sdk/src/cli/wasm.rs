@@ -5,7 +5,7 @@ use std::io::Write;
 
 use clap::Subcommand;
 use cosmrs::proto::cosmwasm::wasm::v1 as proto;
-use nesa_sdk::{cosmrs, Coins, CoinsExt, Keyring, TxOutcome};
+use nesa_sdk::{cosmrs, Coins, CoinsExt, TxOutcome};
 use prost::Message;
 
 use super::output::emit;
@@ -104,7 +104,7 @@ fn describe(outcome: &TxOutcome, extra: &str) -> String {
 }
 
 pub async fn run_tx(command: WasmTxCommand, global: &GlobalArgs) -> anyhow::Result<()> {
-    let keyring = Keyring::open(&global.home_dir()?)?;
+    let keyring = global.open_keyring()?;
     let (from, flags, msg, summary) = match command {
         WasmTxCommand::Store { file, from, flags } => {
             let wasm = std::fs::read(&file)

@@ -18,7 +18,7 @@ use nesa_sdk::ee::{EeKey, KeyFile, Keystore, Vocabulary};
 use nesa_sdk::market::progress::{Milestone, Timeline};
 use nesa_sdk::market::{MarketClient, QueryRequest};
 use nesa_sdk::tokenizer::Tokenizer;
-use nesa_sdk::{ChainClient, Keyring};
+use nesa_sdk::ChainClient;
 
 use super::output::OutputFormat;
 use super::GlobalArgs;
@@ -71,7 +71,7 @@ pub async fn run(args: AskArgs, global: &GlobalArgs) -> anyhow::Result<()> {
         );
     }
     let sampling = sampling(args.temperature, args.seed)?;
-    let keyring = Keyring::open(&global.home_dir()?)?;
+    let keyring = global.open_keyring()?;
     let names: Vec<&str> = keyring.list().iter().map(|k| k.name.as_str()).collect();
     let key_name = choose_key(&names, args.from.as_deref(), keyring.path())?;
     let key = keyring.signing_key(&key_name)?;

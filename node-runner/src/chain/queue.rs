@@ -1,0 +1,306 @@
+//! The work queue in front of the engine: at most `capacity` generations run at once and at
+//! most `queue_limit` wait; a query that cannot be generated before its commit deadline is not
+//! started at all (its commitment could not land in time, and its compute would delay the
+//! queries behind it). Pure: the loop in [`super::runner`] feeds it heights, speeds and block
+//! times and spawns what it says to start.
+
+use std::collections::{BTreeSet, VecDeque};
+
+/// Blocks kept free after a generation for the commit transaction to land.
+pub const COMMIT_MARGIN_BLOCKS: u64 = 2;
+
+/// How much work the runner takes on.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct QueueLimits {
+    /// Generations run at once (the capacity the node can publish in its profile).
+    pub capacity: usize,
+    /// Queries that may wait for the engine.
+    pub queue_limit: usize,
+}
+
+/// What the queue needs to know about a query.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Demand {
+    /// The query's id.
+    pub query_id: u64,
+    /// Most tokens the query may generate.
+    pub max_output_tokens: u32,
+    /// Last height at which the market accepts the commitment.
+    pub commit_deadline: u64,
+}
+
+/// What the runner observed about time and speed.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Pace {
+    /// The latest block height.
+    pub height: u64,
+    /// Measured decode speed; `None` before the first generation.
+    pub tokens_per_second: Option<f64>,
+    /// Measured seconds between blocks.
+    pub block_seconds: f64,
+}
+
+/// Why a query is not taken on.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Refusal {
+    /// `queue_limit` queries wait already.
+    QueueFull {
+        /// The configured bound.
+        limit: usize,
+    },
+    /// The generation would end after the commit deadline.
+    TooLate {
+        /// Blocks the estimate needs from now (generation, queue ahead, commit margin).
+        blocks_needed: u64,
+        /// Blocks left before the commit deadline.
+        blocks_left: u64,
+    },
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Refusal::QueueFull { limit } => {
+                write!(f, "the work queue is full ({limit} queries wait)")
+            }
+            Refusal::TooLate {
+                blocks_needed,
+                blocks_left,
+            } => write!(
+                f,
+                "it cannot be generated and committed before the commit deadline \
+                 (needs about {blocks_needed} blocks, {blocks_left} left)"
+            ),
+        }
+    }
+}
+
+/// What to do with a query offered to the queue.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Admission {
+    /// Start generating now.
+    Start,
+    /// Wait in the queue at this 0-based position.
+    Queued(usize),
+    /// Do not take it on.
+    Refused(Refusal),
+}
+
+/// Blocks needed to generate `demand` and land its commit when `ahead` generations run or wait
+/// before it: the queries ahead take their share of the engine in rounds of `capacity`.
+pub fn blocks_needed(demand: &Demand, ahead: usize, capacity: usize, pace: &Pace) -> u64 {
+    let Some(speed) = pace.tokens_per_second.filter(|s| *s > 0.0) else {
+        // Nothing measured yet: only the commit itself must fit.
+        return COMMIT_MARGIN_BLOCKS;
+    };
+    let rounds = (ahead / capacity.max(1)) as f64 + 1.0;
+    let seconds = rounds * demand.max_output_tokens as f64 / speed;
+    let blocks = (seconds / pace.block_seconds.max(0.05)).ceil() as u64;
+    blocks + COMMIT_MARGIN_BLOCKS
+}
+
+/// Whether `demand` can be done in time with `ahead` generations before it.
+pub fn in_time(demand: &Demand, ahead: usize, capacity: usize, pace: &Pace) -> Result<(), Refusal> {
+    let blocks_left = demand.commit_deadline.saturating_sub(pace.height);
+    let blocks_needed = blocks_needed(demand, ahead, capacity, pace);
+    if blocks_needed > blocks_left {
+        return Err(Refusal::TooLate {
+            blocks_needed,
+            blocks_left,
+        });
+    }
+    Ok(())
+}
+
+/// The queue: which queries run and which wait, in arrival order.
+#[derive(Debug)]
+pub struct WorkQueue {
+    limits: QueueLimits,
+    running: BTreeSet<u64>,
+    waiting: VecDeque<Demand>,
+}
+
+impl WorkQueue {
+    /// An empty queue.
+    pub fn new(limits: QueueLimits) -> Self {
+        WorkQueue {
+            limits: QueueLimits {
+                capacity: limits.capacity.max(1),
+                ..limits
+            },
+            running: BTreeSet::new(),
+            waiting: VecDeque::new(),
+        }
+    }
+
+    /// Generations running now.
+    pub fn running(&self) -> usize {
+        self.running.len()
+    }
+
+    /// Queries waiting for the engine.
+    pub fn waiting(&self) -> usize {
+        self.waiting.len()
+    }
+
+    /// Offers a query: start it, queue it, or refuse it.
+    pub fn offer(&mut self, demand: Demand, pace: &Pace) -> Admission {
+        let ahead = self.running.len() + self.waiting.len();
+        if let Err(refusal) = in_time(&demand, ahead, self.limits.capacity, pace) {
+            return Admission::Refused(refusal);
+        }
+        if self.running.len() < self.limits.capacity {
+            self.running.insert(demand.query_id);
+            return Admission::Start;
+        }
+        if self.waiting.len() >= self.limits.queue_limit {
+            return Admission::Refused(Refusal::QueueFull {
+                limit: self.limits.queue_limit,
+            });
+        }
+        self.waiting.push_back(demand);
+        Admission::Queued(self.waiting.len() - 1)
+    }
+
+    /// Notes that the generation of `query_id` ended (or that the query is gone); returns the
+    /// queries to start now and those dropped because they can no longer be done in time.
+    pub fn finish(&mut self, query_id: u64, pace: &Pace) -> (Vec<u64>, Vec<(u64, Refusal)>) {
+        self.running.remove(&query_id);
+        self.waiting.retain(|d| d.query_id != query_id);
+        let mut start = Vec::new();
+        let mut late = Vec::new();
+        while self.running.len() < self.limits.capacity {
+            let Some(demand) = self.waiting.pop_front() else {
+                break;
+            };
+            match in_time(&demand, self.running.len(), self.limits.capacity, pace) {
+                Ok(()) => {
+                    self.running.insert(demand.query_id);
+                    start.push(demand.query_id);
+                }
+                Err(refusal) => late.push((demand.query_id, refusal)),
+            }
+        }
+        (start, late)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn demand(query_id: u64, commit_deadline: u64) -> Demand {
+        Demand {
+            query_id,
+            max_output_tokens: 64,
+            commit_deadline,
+        }
+    }
+
+    /// 32 tokens/s and 1 s blocks: a 64-token query takes 2 blocks, plus the commit margin.
+    fn pace(height: u64) -> Pace {
+        Pace {
+            height,
+            tokens_per_second: Some(32.0),
+            block_seconds: 1.0,
+        }
+    }
+
+    fn limits(capacity: usize, queue_limit: usize) -> QueueLimits {
+        QueueLimits {
+            capacity,
+            queue_limit,
+        }
+    }
+
+    #[test]
+    fn queries_beyond_the_capacity_wait_and_beyond_the_queue_bound_are_refused() {
+        let mut queue = WorkQueue::new(limits(1, 2));
+        assert_eq!(queue.offer(demand(1, 100), &pace(10)), Admission::Start);
+        assert_eq!(queue.offer(demand(2, 100), &pace(10)), Admission::Queued(0));
+        assert_eq!(queue.offer(demand(3, 100), &pace(10)), Admission::Queued(1));
+        assert_eq!(
+            queue.offer(demand(4, 100), &pace(10)),
+            Admission::Refused(Refusal::QueueFull { limit: 2 })
+        );
+        assert_eq!((queue.running(), queue.waiting()), (1, 2));
+    }
+
+    #[test]
+    fn a_finished_generation_starts_the_next_in_arrival_order() {
+        let mut queue = WorkQueue::new(limits(1, 4));
+        queue.offer(demand(1, 100), &pace(10));
+        queue.offer(demand(2, 100), &pace(10));
+        queue.offer(demand(3, 100), &pace(10));
+        assert_eq!(queue.finish(1, &pace(12)), (vec![2], vec![]));
+        assert_eq!(queue.finish(2, &pace(14)), (vec![3], vec![]));
+        assert_eq!((queue.running(), queue.waiting()), (1, 0));
+    }
+
+    #[test]
+    fn a_query_past_or_too_close_to_its_commit_deadline_is_not_started() {
+        let mut queue = WorkQueue::new(limits(2, 4));
+        // Deadline already past.
+        assert!(matches!(
+            queue.offer(demand(1, 9), &pace(10)),
+            Admission::Refused(Refusal::TooLate { blocks_left: 0, .. })
+        ));
+        // Two blocks of generation plus the commit margin do not fit in three.
+        assert!(matches!(
+            queue.offer(demand(2, 13), &pace(10)),
+            Admission::Refused(Refusal::TooLate {
+                blocks_needed: 4,
+                blocks_left: 3
+            })
+        ));
+        assert_eq!(queue.offer(demand(3, 14), &pace(10)), Admission::Start);
+        // Nothing measured yet: only the commit margin must fit.
+        let unmeasured = Pace {
+            tokens_per_second: None,
+            ..pace(10)
+        };
+        assert_eq!(queue.offer(demand(4, 12), &unmeasured), Admission::Start);
+        assert!(queue.running() == 2 && queue.waiting() == 0);
+    }
+
+    #[test]
+    fn the_estimate_counts_the_queries_ahead_in_rounds_of_the_capacity() {
+        let mut queue = WorkQueue::new(limits(1, 4));
+        assert_eq!(queue.offer(demand(1, 30), &pace(10)), Admission::Start);
+        // One ahead: 2 × 2 blocks + margin = 6 blocks; 5 are left.
+        assert!(matches!(
+            queue.offer(demand(2, 15), &pace(10)),
+            Admission::Refused(Refusal::TooLate {
+                blocks_needed: 6,
+                ..
+            })
+        ));
+        assert_eq!(queue.offer(demand(3, 16), &pace(10)), Admission::Queued(0));
+        let d = demand(9, 0);
+        assert_eq!(
+            blocks_needed(&d, 3, 2, &pace(0)),
+            2 * 2 + COMMIT_MARGIN_BLOCKS
+        );
+    }
+
+    #[test]
+    fn a_waiting_query_whose_deadline_passed_is_dropped_when_its_turn_comes() {
+        let mut queue = WorkQueue::new(limits(1, 4));
+        queue.offer(demand(1, 100), &pace(10));
+        queue.offer(demand(2, 16), &pace(10));
+        queue.offer(demand(3, 100), &pace(10));
+        let (start, late) = queue.finish(1, &pace(15));
+        assert_eq!(start, vec![3]);
+        assert_eq!(late.len(), 1);
+        assert_eq!(late[0].0, 2);
+    }
+
+    #[test]
+    fn a_forgotten_waiting_query_leaves_the_queue() {
+        let mut queue = WorkQueue::new(limits(1, 4));
+        queue.offer(demand(1, 100), &pace(10));
+        queue.offer(demand(2, 100), &pace(10));
+        assert_eq!(queue.finish(2, &pace(11)), (vec![], vec![]));
+        assert_eq!((queue.running(), queue.waiting()), (1, 0));
+    }
+}
