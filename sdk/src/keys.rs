@@ -8,7 +8,6 @@
 
 use std::{
     fmt, fs,
-    io::Write,
     path::{Path, PathBuf},
 };
 
@@ -480,54 +479,7 @@ fn validate_name(name: &str) -> Result<(), KeyError> {
     Ok(())
 }
 
-/// Creates `dir` (and its parents) readable by its owner only.
-#[cfg(unix)]
-pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
-    use std::os::unix::fs::DirBuilderExt;
-    fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-}
-
-/// Creates `dir` (and its parents).
-#[cfg(not(unix))]
-pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
-    fs::create_dir_all(dir)
-}
-
-/// Writes a secret file readable by its owner only, from its first byte: a new temp file beside
-/// it is created with mode 0600 (never an existing one, never through a link), filled, synced
-/// and renamed over `path`, so readers see the old file or the new one, whole.
-pub fn write_private_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let name = path
-        .file_name()
-        .ok_or_else(|| std::io::Error::other(format!("{} is not a file path", path.display())))?;
-    let temp = path.with_file_name(format!(
-        ".{}.{}-{:08x}.tmp",
-        name.to_string_lossy(),
-        std::process::id(),
-        rand::random::<u32>()
-    ));
-    let mut options = fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let written = options.open(&temp).and_then(|mut file| {
-        file.write_all(bytes)?;
-        file.sync_all()
-    });
-    match written.and_then(|()| fs::rename(&temp, path)) {
-        Ok(()) => Ok(()),
-        Err(e) => {
-            let _ = fs::remove_file(&temp);
-            Err(e)
-        }
-    }
-}
+pub use nesa_types::private::{create_private_dir, write_private_file};
 
 #[cfg(test)]
 mod tests {

@@ -7,6 +7,7 @@ pub mod address;
 pub mod coin;
 pub mod config;
 pub mod market;
+pub mod private;
 
 pub use address::{AccountAddress, Address, AddressError, ContractAddress};
 pub use coin::{

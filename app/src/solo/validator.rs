@@ -43,12 +43,7 @@ impl ValidatorKey {
     /// Writes `priv_validator_key.json` readable by its owner only.
     pub fn save(&self, path: &Path) -> anyhow::Result<()> {
         let text = serde_json::to_string_pretty(self)?;
-        std::fs::write(path, text + "\n")?;
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
-        }
+        nesa_types::private::write_private_file(path, (text + "\n").as_bytes())?;
         Ok(())
     }
 
@@ -68,4 +63,23 @@ impl ValidatorKey {
 pub fn address_of(pub_key: &PublicKey) -> account::Id {
     let digest = Sha256::digest(pub_key.to_bytes());
     account::Id::new(digest[..20].try_into().expect("20 bytes"))
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+
+    #[test]
+    fn a_saved_validator_key_is_readable_by_its_owner_only() {
+        let dir = std::env::temp_dir().join(format!("nesad-validator-key-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("priv_validator_key.json");
+        ValidatorKey::generate().save(&path).unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        assert!(ValidatorKey::load(&path).is_ok());
+        std::fs::remove_dir_all(dir).unwrap();
+    }
 }
