@@ -198,6 +198,7 @@ impl Market {
                 start_layer: 0,
                 end_layer: LAYERS,
             }],
+            capacity: 1,
         };
         let bond = staking::ExecuteMsg::Bond {
             profile: Some(profile),

@@ -113,6 +113,7 @@ impl LiveMarket {
                     start_layer: 0,
                     end_layer: LAYERS,
                 }],
+                capacity: 1,
             }),
         };
         let staking = m.contracts.staking.clone();

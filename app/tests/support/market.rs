@@ -30,6 +30,10 @@ pub const MAX_OUTPUT: u32 = 48;
 pub const GENERATED: u32 = 32;
 /// Vocabulary of the simulated model.
 pub const VOCAB: u32 = 96;
+/// Vocabulary and context length the kernel registers (SmolLM2's): the prompt's ids are
+/// inside it, and the simulated model only ever emits its first `VOCAB` ids.
+pub const KERNEL_VOCAB: u32 = 49_152;
+pub const CONTEXT: u32 = 8192;
 
 /// A contract's answer to a smart query, decoded.
 pub fn smart_query<T: DeserializeOwned>(
@@ -104,6 +108,8 @@ pub fn kernel() -> NewKernel {
         tokenizer_sha256: HexBinary::from(vec![2; 32]),
         architecture: "llama".into(),
         layer_count: LAYERS,
+        vocab_size: KERNEL_VOCAB,
+        context_length: CONTEXT,
         shard_layout: vec![ShardRange {
             start_layer: 0,
             end_layer: LAYERS,

@@ -2,7 +2,7 @@
 
 #[cfg(not(feature = "library"))]
 use cosmwasm_std::entry_point;
-use cosmwasm_std::{Binary, Deps, DepsMut, Env, MessageInfo, Response, StdResult};
+use cosmwasm_std::{Binary, Deps, DepsMut, Env, MessageInfo, Reply, Response, StdResult};
 
 use crate::commit_reveal::{self, RevealRequest};
 use crate::error::ContractError;
@@ -82,6 +82,12 @@ pub fn execute(
     }
 }
 
+/// The only submessages the market sends with a reply are settlement's staking calls.
+#[cfg_attr(not(feature = "library"), entry_point)]
+pub fn reply(_deps: DepsMut, _env: Env, reply: Reply) -> StdResult<Response> {
+    settle::staking_call_failed(reply)
+}
+
 #[cfg_attr(not(feature = "library"), entry_point)]
 pub fn query(deps: Deps, env: Env, msg: QueryMsg) -> StdResult<Binary> {
     match msg {
@@ -112,9 +118,10 @@ pub fn query(deps: Deps, env: Env, msg: QueryMsg) -> StdResult<Binary> {
     }
 }
 
-/// Takes over the state of an older (or the same) version of this contract. The state layout
-/// has not changed so far, so only the recorded version moves; a layout change converts the
-/// state here, after the checks.
+/// Takes over the state of an older (or the same) version of this contract. Fields added to
+/// stored records carry serde defaults, so older state reads as is and only the recorded
+/// version moves; a layout change that needs conversion converts the state here, after the
+/// checks.
 #[cfg_attr(not(feature = "library"), entry_point)]
 pub fn migrate(deps: DepsMut, _env: Env, _msg: MigrateMsg) -> Result<Response, ContractError> {
     Ok(nesa_market::upgrade::migrate(

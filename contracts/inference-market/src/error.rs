@@ -7,7 +7,7 @@ use thiserror::Error;
 use nesa_market::commitment::{MAX_SALT_BYTES, MIN_SALT_BYTES};
 use nesa_market::fingerprint::{FingerprintError, MAX_FINGERPRINT_BYTES};
 use nesa_market::market::{QueryId, QueryStatus, USER_ENTROPY_BYTES};
-use nesa_market::registry::KernelId;
+use nesa_market::registry::{KernelId, Unrunnable};
 use nesa_market::TokenIdsError;
 use nesa_market::UpgradeError;
 
@@ -36,6 +36,15 @@ pub enum ContractError {
 
     #[error("kernel {kernel_id} is deprecated: use a newer version of it")]
     KernelDeprecated { kernel_id: KernelId },
+
+    #[error("kernel {kernel_id} cannot run this query: {reason}")]
+    Unrunnable {
+        kernel_id: KernelId,
+        reason: Unrunnable,
+    },
+
+    #[error("the query's deadlines would pass the largest block height")]
+    HeightOverflow {},
 
     #[error("the input is empty: send at least one token id")]
     EmptyInput {},

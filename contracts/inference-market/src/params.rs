@@ -2,7 +2,7 @@
 
 use cosmwasm_std::Decimal;
 use nesa_market::fingerprint::{MAX_FINGERPRINTED_TOKENS, MAX_FINGERPRINT_ENTRIES};
-use nesa_market::market::MarketParams;
+use nesa_market::market::{MarketParams, MAX_INPUT_TOKENS, MAX_PAYLOAD_BYTES, MAX_WINDOW_BLOCKS};
 use nesa_market::registry::MAX_REDUNDANCY;
 use nesa_market::tokens::TOKEN_ID_BYTES;
 
@@ -11,8 +11,15 @@ use crate::error::ContractError;
 /// Checks every invariant the market relies on; the error names the offending field.
 pub fn validate_params(params: &MarketParams) -> Result<(), ContractError> {
     let invalid = |reason: String| Err(ContractError::InvalidParams { reason });
-    if params.commit_blocks == 0 || params.reveal_blocks == 0 {
-        return invalid("commit_blocks and reveal_blocks must be positive".into());
+    for (name, blocks) in [
+        ("commit_blocks", params.commit_blocks),
+        ("reveal_blocks", params.reveal_blocks),
+    ] {
+        if blocks == 0 || blocks > MAX_WINDOW_BLOCKS {
+            return invalid(format!(
+                "{name} ({blocks}) must be 1 to {MAX_WINDOW_BLOCKS}"
+            ));
+        }
     }
     if params.default_redundancy == 0
         || params.default_redundancy > params.max_redundancy
@@ -55,13 +62,22 @@ pub fn validate_params(params: &MarketParams) -> Result<(), ContractError> {
             params.fingerprint_positions
         ));
     }
-    if params.max_input_tokens == 0 {
-        return invalid("max_input_tokens must be positive".into());
+    if params.max_input_tokens == 0 || params.max_input_tokens > MAX_INPUT_TOKENS {
+        return invalid(format!(
+            "max_input_tokens ({}) must be 1 to {MAX_INPUT_TOKENS}",
+            params.max_input_tokens
+        ));
     }
     if params.max_output_tokens == 0 || params.max_output_tokens > MAX_FINGERPRINTED_TOKENS {
         return invalid(format!(
             "max_output_tokens ({}) must be 1 to {MAX_FINGERPRINTED_TOKENS}",
             params.max_output_tokens
+        ));
+    }
+    if params.max_payload_bytes > MAX_PAYLOAD_BYTES {
+        return invalid(format!(
+            "max_payload_bytes ({}) must be at most {MAX_PAYLOAD_BYTES}",
+            params.max_payload_bytes
         ));
     }
     if u64::from(params.max_payload_bytes)
@@ -109,9 +125,23 @@ mod tests {
     }
 
     #[test]
+    fn the_largest_windows_and_limits_are_valid() {
+        let mut params = devnet::market_params();
+        params.commit_blocks = MAX_WINDOW_BLOCKS;
+        params.reveal_blocks = MAX_WINDOW_BLOCKS;
+        params.max_input_tokens = MAX_INPUT_TOKENS;
+        params.max_payload_bytes = MAX_PAYLOAD_BYTES;
+        validate_params(&params).unwrap();
+    }
+
+    #[test]
     fn every_bad_parameter_is_rejected_by_name() {
         rejected(|p| p.commit_blocks = 0, "commit_blocks");
         rejected(|p| p.reveal_blocks = 0, "reveal_blocks");
+        rejected(|p| p.commit_blocks = u64::MAX, "commit_blocks");
+        rejected(|p| p.reveal_blocks = MAX_WINDOW_BLOCKS + 1, "reveal_blocks");
+        rejected(|p| p.max_input_tokens = u32::MAX, "max_input_tokens");
+        rejected(|p| p.max_payload_bytes = u32::MAX, "max_payload_bytes");
         rejected(|p| p.default_redundancy = 0, "default_redundancy");
         rejected(|p| p.default_redundancy = 6, "default_redundancy");
         rejected(|p| p.max_redundancy = 11, "max_redundancy");

@@ -7,12 +7,12 @@
 use std::collections::BTreeSet;
 
 use cosmwasm_std::{
-    coins, to_json_binary, Addr, BankMsg, Binary, CosmosMsg, Decimal, DepsMut, Env, Event,
-    HexBinary, MessageInfo, Response, Uint128, WasmMsg,
+    coins, to_json_binary, Addr, BankMsg, Decimal, DepsMut, Env, Event, HexBinary, MessageInfo,
+    Reply, Response, StdResult, SubMsg, SubMsgResult, Uint128, WasmMsg,
 };
 use nesa_market::events::market::{self as events, attr};
 use nesa_market::market::{
-    Assignment, InferenceQuery, MarketParams, NodeOutcome, QueryId, QueryStatus, Settlement,
+    Assignment, InferenceQuery, NodeOutcome, QueryId, QueryStatus, Settlement, SettlementTerms,
     SlashReason,
 };
 use nesa_market::staking;
@@ -66,7 +66,12 @@ pub fn settle(
         });
     }
     let config = CONFIG.load(deps.storage)?;
-    let params = PARAMS.load(deps.storage)?;
+    // The terms the query was submitted under; queries stored before terms were recorded
+    // settle under the current parameters.
+    let terms = match query.terms.clone() {
+        Some(terms) => terms,
+        None => SettlementTerms::from_params(&PARAMS.load(deps.storage)?),
+    };
     let mut assignments = query
         .nodes
         .iter()
@@ -105,7 +110,7 @@ pub fn settle(
     } else {
         Uint128::zero()
     };
-    let share = split(pay, params.protocol_fee, params.kernel_royalty);
+    let share = split(pay, terms.protocol_fee, terms.kernel_royalty);
     let winner_count = Uint128::from(winners.len() as u64);
     let paid = pay.checked_mul(winner_count)?;
     let protocol_fee = share.protocol_fee.checked_mul(winner_count)?;
@@ -119,17 +124,21 @@ pub fn settle(
     response = send(response, &query.kernel_owner, royalty, &denom);
     response = send(response, &query.user, refunded, &denom);
 
-    // Faults.
+    // Faults. When no assigned node committed, nobody is blamed: a query none of k
+    // independently drawn nodes took up points at the query or the network, not at one node
+    // (submission already refuses every query the kernel cannot run), and the user is
+    // refunded in full.
     let quorum = verdict.is_some();
+    let blameless = query.commits == 0;
     for (index, assignment) in assignments.iter_mut().enumerate() {
         if winners.contains(&index) {
             continue;
         }
-        let Some(reason) = fault(assignment, quorum) else {
+        let Some(reason) = fault(assignment, quorum).filter(|_| !blameless) else {
             assignment.outcome = Some(NodeOutcome::Unpaid {});
             continue;
         };
-        let fraction = slash_fraction(&params, reason);
+        let fraction = slash_fraction(&terms, reason);
         assignment.outcome = Some(NodeOutcome::Slashed { reason, fraction });
         response = response.add_event(
             Event::new(events::NODE_SLASHED)
@@ -138,17 +147,23 @@ pub fn settle(
                 .add_attribute(attr::REASON, reason.as_str())
                 .add_attribute(attr::FRACTION, fraction.to_string()),
         );
-        if !fraction.is_zero() || params.jail_on_fault {
-            response = response.add_message(slash_msg(
-                &config,
-                &assignment.node,
+        if !fraction.is_zero() || terms.jail_on_fault {
+            let slash = staking::ExecuteMsg::Slash {
+                node: assignment.node.to_string(),
                 fraction,
-                params.jail_on_fault,
-                reason,
+                jail: terms.jail_on_fault,
+                reason: reason.as_str().into(),
                 query_id,
-            )?);
+            };
+            response = response.add_submessage(staking_call(&config, &slash, query_id)?);
         }
     }
+    // The query no longer holds its nodes' stake or capacity.
+    let unlock = staking::ExecuteMsg::Unlock {
+        query_id,
+        nodes: query.nodes.iter().map(Addr::to_string).collect(),
+    };
+    response = response.add_submessage(staking_call(&config, &unlock, query_id)?);
     for assignment in &assignments {
         ASSIGNMENTS.save(deps.storage, (query_id, &assignment.node), assignment)?;
     }
@@ -243,36 +258,42 @@ fn fault(assignment: &Assignment, quorum: bool) -> Option<SlashReason> {
     }
 }
 
-fn slash_fraction(params: &MarketParams, reason: SlashReason) -> Decimal {
+fn slash_fraction(terms: &SettlementTerms, reason: SlashReason) -> Decimal {
     match reason {
-        SlashReason::NoCommit => params.slash.no_commit,
-        SlashReason::NoReveal => params.slash.no_reveal,
-        SlashReason::BadReveal => params.slash.bad_reveal,
-        SlashReason::Outlier => params.slash.outlier,
+        SlashReason::NoCommit => terms.slash.no_commit,
+        SlashReason::NoReveal => terms.slash.no_reveal,
+        SlashReason::BadReveal => terms.slash.bad_reveal,
+        SlashReason::Outlier => terms.slash.outlier,
     }
 }
 
-fn slash_msg(
+/// A call on the staking contract that cannot undo the settlement: when staking refuses it
+/// (its market changed, its code replaced), the reply reports the error and the payment,
+/// the refund and the query's end stand. The reply id is the query id.
+fn staking_call(
     config: &Config,
-    node: &Addr,
-    fraction: Decimal,
-    jail: bool,
-    reason: SlashReason,
+    msg: &staking::ExecuteMsg,
     query_id: QueryId,
-) -> Result<CosmosMsg, ContractError> {
-    let msg: Binary = to_json_binary(&staking::ExecuteMsg::Slash {
-        node: node.to_string(),
-        fraction,
-        jail,
-        reason: reason.as_str().into(),
-        query_id,
-    })?;
-    Ok(WasmMsg::Execute {
+) -> Result<SubMsg, ContractError> {
+    let call = WasmMsg::Execute {
         contract_addr: config.staking.to_string(),
-        msg,
+        msg: to_json_binary(msg)?,
         funds: vec![],
-    }
-    .into())
+    };
+    Ok(SubMsg::reply_on_error(call, query_id))
+}
+
+/// A staking call of a settlement failed: its effects are dropped, the settlement stands.
+pub fn staking_call_failed(reply: Reply) -> StdResult<Response> {
+    let error = match reply.result {
+        SubMsgResult::Err(error) => error,
+        SubMsgResult::Ok(_) => return Ok(Response::new()),
+    };
+    Ok(Response::new().add_event(
+        Event::new(events::STAKING_CALL_FAILED)
+            .add_attribute(attr::QUERY_ID, reply.id.to_string())
+            .add_attribute(attr::ERROR, error),
+    ))
 }
 
 /// Adds a bank send unless the amount is zero (the bank rejects empty sends).

@@ -1,18 +1,18 @@
 //! `submit_query`: every check first, then the escrow is kept and k nodes are assigned.
 
 use cosmwasm_std::{
-    Addr, Binary, Coin, DepsMut, Env, Event, HexBinary, MessageInfo, QuerierWrapper, Response,
-    Uint128,
+    to_json_binary, Addr, Binary, Coin, DepsMut, Env, Event, HexBinary, MessageInfo,
+    QuerierWrapper, Response, Uint128, WasmMsg,
 };
 use nesa_market::commitment::to_hex;
 use nesa_market::events::market::{self as events, attr};
 use nesa_market::market::{
-    Assignment, InferenceQuery, MarketParams, QueryStatus, Sampling, MAX_TEMPERATURE_MILLI,
-    MAX_TOP_P_MILLI, USER_ENTROPY_BYTES,
+    Assignment, InferenceQuery, MarketParams, QueryStatus, Sampling, SettlementTerms,
+    MAX_TEMPERATURE_MILLI, MAX_TOP_P_MILLI, USER_ENTROPY_BYTES,
 };
 use nesa_market::registry::{self, Kernel, KernelId};
 use nesa_market::staking::{self, Candidate, CandidatesResponse, CANDIDATES_PAGE};
-use nesa_market::token_count;
+use nesa_market::{decode_token_ids, token_count};
 
 use crate::error::ContractError;
 use crate::sampling::{assignment_seed, sample_by_stake};
@@ -41,7 +41,8 @@ pub fn submit_query(
     let params = PARAMS.load(deps.storage)?;
 
     // Stateless checks of the request.
-    let input_tokens = check_input(&params, &request.input)?;
+    let ids = check_input(&params, &request.input)?;
+    let input_tokens = ids.len() as u32;
     if request.max_output_tokens == 0 || request.max_output_tokens > params.max_output_tokens {
         return Err(ContractError::InvalidOutputLimit {
             requested: request.max_output_tokens,
@@ -61,8 +62,16 @@ pub fn submit_query(
         });
     }
 
-    // Checks against the kernel and the escrow.
+    // Checks against the kernel and the escrow. A query no node could run (a token outside
+    // the vocabulary, a sequence longer than the context) is refused here: accepted, it would
+    // end with every assigned node unable to commit.
     let kernel = load_active_kernel(deps.querier, &config.registry, request.kernel_id)?;
+    kernel
+        .check_runnable(&ids, request.max_output_tokens)
+        .map_err(|reason| ContractError::Unrunnable {
+            kernel_id: kernel.id,
+            reason,
+        })?;
     let k = redundancy(&params, &kernel, request.redundancy)?;
     let per_node = max_payment(&kernel, input_tokens, request.max_output_tokens)?;
     let required = per_node.checked_mul(Uint128::from(k))?;
@@ -94,7 +103,14 @@ pub fn submit_query(
         });
     }
 
-    let commit_deadline = env.block.height + params.commit_blocks;
+    let commit_deadline = env
+        .block
+        .height
+        .checked_add(params.commit_blocks)
+        .ok_or(ContractError::HeightOverflow {})?;
+    let reveal_deadline = commit_deadline
+        .checked_add(params.reveal_blocks)
+        .ok_or(ContractError::HeightOverflow {})?;
     let query = InferenceQuery {
         id,
         user: info.sender,
@@ -110,6 +126,7 @@ pub fn submit_query(
         quorum: params.quorum,
         fingerprint_positions: params.fingerprint_positions,
         fingerprint_tolerance: params.fingerprint_tolerance,
+        terms: Some(SettlementTerms::from_params(&params)),
         nodes,
         escrow: Coin {
             denom: params.denom.clone(),
@@ -118,7 +135,7 @@ pub fn submit_query(
         seed: HexBinary::from(seed.to_vec()),
         submitted_height: env.block.height,
         commit_deadline,
-        reveal_deadline: commit_deadline + params.reveal_blocks,
+        reveal_deadline,
         status: QueryStatus::Pending,
         commits: 0,
         reveals: 0,
@@ -133,7 +150,19 @@ pub fn submit_query(
     }
 
     let nodes: Vec<&str> = query.nodes.iter().map(Addr::as_str).collect();
+    // Each node's stake stays slashable, and one of its capacity slots taken, until the query
+    // ends. Staking refusing (not wired to this market, a node at capacity) refuses the query.
+    let lock = WasmMsg::Execute {
+        contract_addr: config.staking.to_string(),
+        msg: to_json_binary(&staking::ExecuteMsg::Lock {
+            query_id: id,
+            nodes: nodes.iter().map(|n| n.to_string()).collect(),
+            until: reveal_deadline,
+        })?,
+        funds: vec![],
+    };
     Ok(Response::new()
+        .add_message(lock)
         .add_event(
             Event::new(events::QUERY_SUBMITTED)
                 .add_attribute(attr::QUERY_ID, id.to_string())
@@ -170,8 +199,8 @@ fn unassigned(node: &Addr) -> Assignment {
     }
 }
 
-/// Token count of a non-empty input within the payload limits.
-fn check_input(params: &MarketParams, input: &Binary) -> Result<u32, ContractError> {
+/// The token ids of a non-empty input within the payload limits.
+fn check_input(params: &MarketParams, input: &Binary) -> Result<Vec<u32>, ContractError> {
     let tokens = token_count(input).map_err(|source| ContractError::Payload {
         what: "input",
         source,
@@ -192,7 +221,7 @@ fn check_input(params: &MarketParams, input: &Binary) -> Result<u32, ContractErr
             max: params.max_input_tokens,
         });
     }
-    Ok(tokens)
+    Ok(decode_token_ids(input).expect("whole token ids, checked above"))
 }
 
 /// The kernel from the registry, if it exists and is active.

@@ -24,13 +24,7 @@ fn three_node_query(market: &mut Market) -> u64 {
 }
 
 fn outcome(market: &Market, id: u64, node: &Addr) -> Option<NodeOutcome> {
-    market
-        .query(id)
-        .assignments
-        .into_iter()
-        .find(|a| a.node == *node)
-        .unwrap()
-        .outcome
+    market.outcome(id, node)
 }
 
 fn slashed(reason: SlashReason, percent: u64) -> Option<NodeOutcome> {

@@ -9,7 +9,7 @@ use nesa_inference_market::msg::{
     ConfigResponse, ExecuteMsg, InstantiateMsg, MarketParams, QueryMsg, Sampling,
 };
 use nesa_inference_market::ContractError;
-use nesa_market::registry;
+use nesa_market::registry::{self, Unrunnable};
 use nesa_market::tokens::TokenIdsError;
 
 use support::*;
@@ -174,6 +174,85 @@ fn too_many_input_tokens_are_rejected() {
         ContractError::TooManyInputTokens {
             tokens: 101,
             max: 100,
+        },
+    );
+}
+
+#[test]
+fn a_token_id_outside_the_kernels_vocabulary_is_rejected() {
+    let mut market = Market::new();
+    let input = [5, VOCAB_SIZE - 1, VOCAB_SIZE, 7];
+    rejected(
+        &mut market,
+        &submit(nesa_market::encode_token_ids(&input), 16, None),
+        ENOUGH,
+        ContractError::Unrunnable {
+            kernel_id: 1,
+            reason: Unrunnable::TokenOutOfVocabulary {
+                index: 2,
+                token: VOCAB_SIZE,
+                vocab_size: VOCAB_SIZE,
+            },
+        },
+    );
+    rejected(
+        &mut market,
+        &submit(nesa_market::encode_token_ids(&[u32::MAX]), 16, None),
+        ENOUGH,
+        ContractError::Unrunnable {
+            kernel_id: 1,
+            reason: Unrunnable::TokenOutOfVocabulary {
+                index: 0,
+                token: u32::MAX,
+                vocab_size: VOCAB_SIZE,
+            },
+        },
+    );
+    // The last id of the vocabulary is fine.
+    let user = market.user();
+    market
+        .execute(
+            &user,
+            &submit(nesa_market::encode_token_ids(&[VOCAB_SIZE - 1]), 16, None),
+            ENOUGH,
+        )
+        .unwrap();
+}
+
+#[test]
+fn an_input_and_output_longer_than_the_kernels_context_is_rejected() {
+    let mut market = Market::new();
+    // A version of the kernel with a 64-token context.
+    assert_eq!(market.fork_with_context(64), 2);
+    let on_kernel_2 = |tokens: u32, max_output_tokens: u32| {
+        let mut msg = submit(ids(tokens), max_output_tokens, None);
+        if let ExecuteMsg::SubmitQuery { kernel_id, .. } = &mut msg {
+            *kernel_id = 2;
+        }
+        msg
+    };
+    rejected(
+        &mut market,
+        &on_kernel_2(40, 25),
+        ENOUGH,
+        ContractError::Unrunnable {
+            kernel_id: 2,
+            reason: Unrunnable::ContextExceeded {
+                input_tokens: 40,
+                max_output_tokens: 25,
+                context_length: 64,
+            },
+        },
+    );
+    // Exactly the context passes this check (and then finds no node serving kernel 2).
+    rejected(
+        &mut market,
+        &on_kernel_2(40, 24),
+        ENOUGH,
+        ContractError::NotEnoughCandidates {
+            kernel_id: 2,
+            available: 0,
+            required: 3,
         },
     );
 }

@@ -62,9 +62,10 @@ pub fn query(deps: Deps, _env: Env, msg: QueryMsg) -> StdResult<Binary> {
     }
 }
 
-/// Takes over the state of an older (or the same) version of this contract. The state layout
-/// has not changed so far, so only the recorded version moves; a layout change converts the
-/// state here, after the checks.
+/// Takes over the state of an older (or the same) version of this contract. Fields added to
+/// stored records carry serde defaults, so older state reads as is and only the recorded
+/// version moves; a layout change that needs conversion converts the state here, after the
+/// checks.
 #[cfg_attr(not(feature = "library"), entry_point)]
 pub fn migrate(deps: DepsMut, _env: Env, _msg: MigrateMsg) -> Result<Response, ContractError> {
     Ok(nesa_market::upgrade::migrate(

@@ -4,7 +4,7 @@ use cosmwasm_std::{Addr, StdError};
 use cw_utils::PaymentError;
 use thiserror::Error;
 
-use nesa_market::registry::{KernelId, MAX_REDUNDANCY};
+use nesa_market::registry::{KernelId, MAX_CONTEXT_LENGTH, MAX_REDUNDANCY, MAX_VOCAB_SIZE};
 use nesa_market::UpgradeError;
 
 #[derive(Error, Debug, PartialEq)]
@@ -41,6 +41,12 @@ pub enum ContractError {
 
     #[error("layer_count {layer_count} is out of range: use 1 to 4096")]
     InvalidLayerCount { layer_count: u32 },
+
+    #[error("vocab_size {vocab_size} is out of range: use the model's vocabulary, 1 to {MAX_VOCAB_SIZE}")]
+    InvalidVocabSize { vocab_size: u32 },
+
+    #[error("context_length {context_length} is out of range: use the model's context, 1 to {MAX_CONTEXT_LENGTH}")]
+    InvalidContextLength { context_length: u32 },
 
     #[error("invalid shard layout: {reason}")]
     InvalidShardLayout { reason: String },

@@ -30,6 +30,8 @@ pub fn register(
         tokenizer_sha256: new.tokenizer_sha256,
         architecture: new.architecture,
         layer_count: new.layer_count,
+        vocab_size: new.vocab_size,
+        context_length: new.context_length,
         shard_layout: new.shard_layout,
         encryption: new.encryption,
         price_per_input_token: new.price_per_input_token,
@@ -99,6 +101,8 @@ pub fn fork(
         tokenizer_sha256: fork.tokenizer_sha256.unwrap_or(parent.tokenizer_sha256),
         architecture: fork.architecture.unwrap_or(parent.architecture),
         layer_count: fork.layer_count.unwrap_or(parent.layer_count),
+        vocab_size: fork.vocab_size.unwrap_or(parent.vocab_size),
+        context_length: fork.context_length.unwrap_or(parent.context_length),
         shard_layout: fork.shard_layout.unwrap_or(parent.shard_layout),
         encryption: fork.encryption.unwrap_or(parent.encryption),
         price_per_input_token: fork

@@ -1,6 +1,8 @@
 //! The invariants every stored kernel satisfies, checked before any write.
 
-use nesa_market::registry::{Kernel, ShardRange, MAX_REDUNDANCY};
+use nesa_market::registry::{
+    Kernel, ShardRange, MAX_CONTEXT_LENGTH, MAX_REDUNDANCY, MAX_VOCAB_SIZE,
+};
 
 use crate::error::ContractError;
 
@@ -19,6 +21,16 @@ pub fn validate_kernel(kernel: &Kernel) -> Result<(), ContractError> {
     if kernel.layer_count == 0 || kernel.layer_count > MAX_LAYERS {
         return Err(ContractError::InvalidLayerCount {
             layer_count: kernel.layer_count,
+        });
+    }
+    if kernel.vocab_size == 0 || kernel.vocab_size > MAX_VOCAB_SIZE {
+        return Err(ContractError::InvalidVocabSize {
+            vocab_size: kernel.vocab_size,
+        });
+    }
+    if kernel.context_length == 0 || kernel.context_length > MAX_CONTEXT_LENGTH {
+        return Err(ContractError::InvalidContextLength {
+            context_length: kernel.context_length,
         });
     }
     validate_shard_layout(&kernel.shard_layout, kernel.layer_count)?;
@@ -133,6 +145,8 @@ mod tests {
             tokenizer_sha256: hash(),
             architecture: "llama".into(),
             layer_count: 30,
+            vocab_size: 49_152,
+            context_length: 8192,
             shard_layout: vec![shard(0, 10), shard(10, 30)],
             encryption: Encryption::None,
             price_per_input_token: Uint128::new(1),
@@ -232,6 +246,26 @@ mod tests {
                 Err(ContractError::InvalidMinRedundancy { value })
             );
         }
+        for vocab_size in [0, MAX_VOCAB_SIZE + 1] {
+            let mut k = kernel();
+            k.vocab_size = vocab_size;
+            assert_eq!(
+                validate_kernel(&k),
+                Err(ContractError::InvalidVocabSize { vocab_size })
+            );
+        }
+        for context_length in [0, MAX_CONTEXT_LENGTH + 1] {
+            let mut k = kernel();
+            k.context_length = context_length;
+            assert_eq!(
+                validate_kernel(&k),
+                Err(ContractError::InvalidContextLength { context_length })
+            );
+        }
+        let mut k = kernel();
+        k.vocab_size = MAX_VOCAB_SIZE;
+        k.context_length = MAX_CONTEXT_LENGTH;
+        validate_kernel(&k).unwrap();
         let mut k = kernel();
         k.description = "d".repeat(513);
         assert_eq!(

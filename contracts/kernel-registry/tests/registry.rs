@@ -31,6 +31,8 @@ fn new_kernel(name: &str) -> NewKernel {
         tokenizer_sha256: hash(2),
         architecture: "llama".into(),
         layer_count: 30,
+        vocab_size: 49_152,
+        context_length: 8192,
         shard_layout: vec![
             ShardRange {
                 start_layer: 0,
@@ -52,19 +54,7 @@ fn new_kernel(name: &str) -> NewKernel {
 }
 
 fn empty_fork(parent: u64) -> KernelFork {
-    KernelFork {
-        parent,
-        weights_sha256: None,
-        tokenizer_sha256: None,
-        architecture: None,
-        layer_count: None,
-        shard_layout: None,
-        encryption: None,
-        price_per_input_token: None,
-        price_per_output_token: None,
-        min_redundancy: None,
-        description: None,
-    }
+    KernelFork::of(parent)
 }
 
 impl Registry {
@@ -197,6 +187,86 @@ fn invalid_kernels_are_rejected_and_nothing_is_stored() {
         "{err}"
     );
     assert_eq!(registry.count(), 0);
+}
+
+#[test]
+fn a_kernel_records_its_vocabulary_and_context_and_forks_inherit_or_replace_them() {
+    let mut registry = Registry::new();
+    for (vocab_size, context_length, expected) in [
+        (0, 8192, ContractError::InvalidVocabSize { vocab_size: 0 }),
+        (
+            1 << 25,
+            8192,
+            ContractError::InvalidVocabSize {
+                vocab_size: 1 << 25,
+            },
+        ),
+        (
+            49_152,
+            0,
+            ContractError::InvalidContextLength { context_length: 0 },
+        ),
+        (
+            49_152,
+            u32::MAX,
+            ContractError::InvalidContextLength {
+                context_length: u32::MAX,
+            },
+        ),
+    ] {
+        let mut kernel = new_kernel("limits");
+        kernel.vocab_size = vocab_size;
+        kernel.context_length = context_length;
+        let err = registry
+            .execute("alice", &ExecuteMsg::Register(kernel))
+            .unwrap_err();
+        assert_eq!(err, expected);
+        assert_eq!(registry.count(), 0);
+    }
+
+    let id = registry.register("alice", "limits");
+    let kernel = registry.kernel(id);
+    assert_eq!((kernel.vocab_size, kernel.context_length), (49_152, 8192));
+    let inherited = kernel_id_of(
+        &registry
+            .execute("bob", &ExecuteMsg::Fork(empty_fork(id)))
+            .unwrap(),
+    );
+    let inherited = registry.kernel(inherited);
+    assert_eq!(
+        (inherited.vocab_size, inherited.context_length),
+        (49_152, 8192)
+    );
+    let replaced = kernel_id_of(
+        &registry
+            .execute(
+                "bob",
+                &ExecuteMsg::Fork(KernelFork {
+                    vocab_size: Some(32_000),
+                    context_length: Some(4096),
+                    ..empty_fork(id)
+                }),
+            )
+            .unwrap(),
+    );
+    let replaced = registry.kernel(replaced);
+    assert_eq!(
+        (replaced.vocab_size, replaced.context_length),
+        (32_000, 4096)
+    );
+    let err = registry
+        .execute(
+            "bob",
+            &ExecuteMsg::Fork(KernelFork {
+                context_length: Some(0),
+                ..empty_fork(id)
+            }),
+        )
+        .unwrap_err();
+    assert_eq!(
+        err,
+        ContractError::InvalidContextLength { context_length: 0 }
+    );
 }
 
 #[test]

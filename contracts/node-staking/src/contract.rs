@@ -53,28 +53,36 @@ pub fn execute(
                 query_id,
             },
         ),
+        ExecuteMsg::Lock {
+            query_id,
+            nodes,
+            until,
+        } => execute::lock(deps, env, info, query_id, nodes, until),
+        ExecuteMsg::Unlock { query_id, nodes } => execute::unlock(deps, env, info, query_id, nodes),
         ExecuteMsg::Unjail {} => execute::unjail(deps, env, info),
         ExecuteMsg::UpdateConfig(update) => execute::update_config(deps, info, update),
     }
 }
 
 #[cfg_attr(not(feature = "library"), entry_point)]
-pub fn query(deps: Deps, _env: Env, msg: QueryMsg) -> StdResult<Binary> {
+pub fn query(deps: Deps, env: Env, msg: QueryMsg) -> StdResult<Binary> {
+    let height = env.block.height;
     match msg {
-        QueryMsg::Node { address } => query::node(deps, address),
-        QueryMsg::Nodes { start_after, limit } => query::nodes(deps, start_after, limit),
+        QueryMsg::Node { address } => query::node(deps, height, address),
+        QueryMsg::Nodes { start_after, limit } => query::nodes(deps, height, start_after, limit),
         QueryMsg::Candidates {
             kernel_id,
             start_after,
             limit,
-        } => query::candidates(deps, kernel_id, start_after, limit),
+        } => query::candidates(deps, height, kernel_id, start_after, limit),
         QueryMsg::Config {} => query::config(deps),
     }
 }
 
-/// Takes over the state of an older (or the same) version of this contract. The state layout
-/// has not changed so far, so only the recorded version moves; a layout change converts the
-/// state here, after the checks.
+/// Takes over the state of an older (or the same) version of this contract. Fields added to
+/// stored records carry serde defaults, so older state reads as is and only the recorded
+/// version moves; a layout change that needs conversion converts the state here, after the
+/// checks.
 #[cfg_attr(not(feature = "library"), entry_point)]
 pub fn migrate(deps: DepsMut, _env: Env, _msg: MigrateMsg) -> Result<Response, ContractError> {
     Ok(nesa_market::upgrade::migrate(

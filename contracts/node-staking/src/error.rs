@@ -5,7 +5,7 @@ use cw_utils::PaymentError;
 use thiserror::Error;
 
 use nesa_market::registry::KernelId;
-use nesa_market::staking::{MAX_SERVED_KERNELS, MAX_UNBONDING_ENTRIES};
+use nesa_market::staking::{MAX_CAPACITY, MAX_SERVED_KERNELS, MAX_UNBONDING_ENTRIES};
 use nesa_market::UpgradeError;
 
 #[derive(Error, Debug, PartialEq)]
@@ -53,6 +53,18 @@ pub enum ContractError {
         "nothing to claim yet: the next unbonding entry is released at height {next_release:?}"
     )]
     NothingToClaim { next_release: Option<u64> },
+
+    #[error("the matured stake still backs query {query_id}: it is paid once that query is settled (or from height {expires_height} on)")]
+    StakeLocked { query_id: u64, expires_height: u64 },
+
+    #[error("{node} already serves {capacity} open queries, its declared capacity")]
+    AtCapacity { node: Addr, capacity: u32 },
+
+    #[error("{node} already holds query {query_id}")]
+    AlreadyLocked { node: Addr, query_id: u64 },
+
+    #[error("capacity {capacity} is out of range: take 1 to {MAX_CAPACITY} queries in flight")]
+    InvalidCapacity { capacity: u32 },
 
     #[error("slash fraction {fraction} is above 1")]
     InvalidFraction { fraction: Decimal },

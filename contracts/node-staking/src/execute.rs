@@ -5,7 +5,8 @@ use cosmwasm_std::{
 };
 use nesa_market::events::staking::{self as events, attr};
 use nesa_market::staking::{
-    ConfigUpdate, NodeProfile, StakingConfig, UnbondingEntry, MAX_UNBONDING_ENTRIES,
+    AssignmentLock, ConfigUpdate, NodeProfile, StakingConfig, UnbondingEntry, MAX_STAKING_BLOCKS,
+    MAX_UNBONDING_ENTRIES,
 };
 
 use crate::error::ContractError;
@@ -42,6 +43,7 @@ pub fn bond(
             jailed_until: None,
             slashed: Uint128::zero(),
             profile: profile.clone().expect("checked above"),
+            locks: vec![],
         },
     };
     if let Some(profile) = profile {
@@ -103,11 +105,12 @@ pub fn unbond(
     if node.unbonding.len() >= MAX_UNBONDING_ENTRIES {
         return Err(ContractError::TooManyUnbondingEntries {});
     }
-    let release_height = env.block.height + config.unbonding_blocks;
+    let release_height = env.block.height.saturating_add(config.unbonding_blocks);
     node.bonded -= amount;
     node.unbonding.push(UnbondingEntry {
         amount,
         release_height,
+        unbonded_height: env.block.height,
     });
     NODES.save(deps.storage, &info.sender, &node)?;
     Ok(Response::new().add_event(
@@ -123,13 +126,34 @@ pub fn claim(deps: DepsMut, env: Env, info: MessageInfo) -> Result<Response, Con
     cw_utils::nonpayable(&info)?;
     let config = CONFIG.load(deps.storage)?;
     let mut node = load_node(&deps, &info.sender)?;
-    let (matured, pending): (Vec<_>, Vec<_>) = node
-        .unbonding
+    let height = env.block.height;
+    node.prune(height);
+    // An entry is paid once its release height is reached and no query assigned before the
+    // unbond is still open: stake backing an assignment stays slashable until it ends.
+    let mut held_by = None;
+    let (matured, pending): (Vec<_>, Vec<_>) = std::mem::take(&mut node.unbonding)
         .into_iter()
-        .partition(|entry| entry.release_height <= env.block.height);
+        .partition(|entry| {
+            if entry.release_height > height {
+                return false;
+            }
+            match node.holds(entry.unbonded_height, height) {
+                Some(lock) => {
+                    held_by.get_or_insert(lock.clone());
+                    false
+                }
+                None => true,
+            }
+        });
     node.unbonding = pending;
     let amount: Uint128 = matured.iter().map(|entry| entry.amount).sum();
     if amount.is_zero() {
+        if let Some(lock) = held_by {
+            return Err(ContractError::StakeLocked {
+                query_id: lock.query_id,
+                expires_height: lock.expires_height,
+            });
+        }
         return Err(ContractError::NothingToClaim {
             next_release: node.unbonding.iter().map(|e| e.release_height).min(),
         });
@@ -173,12 +197,7 @@ pub fn slash(
         query_id,
     } = order;
     cw_utils::nonpayable(&info)?;
-    let config = CONFIG.load(deps.storage)?;
-    if config.market.as_ref() != Some(&info.sender) {
-        return Err(ContractError::NotMarket {
-            market: config.market,
-        });
-    }
+    let config = ensure_market(&deps, &info)?;
     if fraction > Decimal::one() {
         return Err(ContractError::InvalidFraction { fraction });
     }
@@ -201,7 +220,7 @@ pub fn slash(
     node.unbonding.retain(|entry| !entry.amount.is_zero());
     node.slashed += slashed;
     if jail {
-        let until = env.block.height + config.jail_blocks;
+        let until = env.block.height.saturating_add(config.jail_blocks);
         node.jailed_until = Some(
             node.jailed_until
                 .map_or(until, |current| current.max(until)),
@@ -217,6 +236,93 @@ pub fn slash(
         });
     }
     Ok(response)
+}
+
+/// The market assigned `query_id` to `nodes`: each takes a capacity slot and holds its earlier
+/// unbonding entries until the query ends or the lock lapses.
+pub fn lock(
+    deps: DepsMut,
+    env: Env,
+    info: MessageInfo,
+    query_id: u64,
+    nodes: Vec<String>,
+    until: u64,
+) -> Result<Response, ContractError> {
+    cw_utils::nonpayable(&info)?;
+    let config = ensure_market(&deps, &info)?;
+    let height = env.block.height;
+    let expires_height = until.saturating_add(config.unbonding_blocks);
+    for address in &nodes {
+        let address = deps.api.addr_validate(address)?;
+        let mut node = load_node(&deps, &address)?;
+        node.prune(height);
+        if !node.has_capacity(height) {
+            return Err(ContractError::AtCapacity {
+                node: address,
+                capacity: node.profile.capacity,
+            });
+        }
+        if node.locks.iter().any(|l| l.query_id == query_id) {
+            return Err(ContractError::AlreadyLocked {
+                node: address,
+                query_id,
+            });
+        }
+        node.locks.push(AssignmentLock {
+            query_id,
+            assigned_height: height,
+            expires_height,
+        });
+        NODES.save(deps.storage, &address, &node)?;
+    }
+    Ok(Response::new().add_event(
+        Event::new(events::ASSIGNMENT_LOCKED)
+            .add_attribute(attr::QUERY_ID, query_id.to_string())
+            .add_attribute(attr::NODES, nodes.join(","))
+            .add_attribute(attr::EXPIRES_HEIGHT, expires_height.to_string()),
+    ))
+}
+
+/// The market closed `query_id`: its locks on `nodes` go.
+pub fn unlock(
+    deps: DepsMut,
+    env: Env,
+    info: MessageInfo,
+    query_id: u64,
+    nodes: Vec<String>,
+) -> Result<Response, ContractError> {
+    cw_utils::nonpayable(&info)?;
+    ensure_market(&deps, &info)?;
+    let mut unlocked = Vec::new();
+    for address in nodes {
+        let address = deps.api.addr_validate(&address)?;
+        let Some(mut node) = NODES.may_load(deps.storage, &address)? else {
+            continue;
+        };
+        let before = node.locks.len();
+        node.locks.retain(|l| l.query_id != query_id);
+        let held = node.locks.len() < before;
+        node.prune(env.block.height);
+        NODES.save(deps.storage, &address, &node)?;
+        if held {
+            unlocked.push(address.to_string());
+        }
+    }
+    Ok(Response::new().add_event(
+        Event::new(events::ASSIGNMENT_UNLOCKED)
+            .add_attribute(attr::QUERY_ID, query_id.to_string())
+            .add_attribute(attr::NODES, unlocked.join(",")),
+    ))
+}
+
+fn ensure_market(deps: &DepsMut, info: &MessageInfo) -> Result<StakingConfig, ContractError> {
+    let config = CONFIG.load(deps.storage)?;
+    if config.market.as_ref() != Some(&info.sender) {
+        return Err(ContractError::NotMarket {
+            market: config.market,
+        });
+    }
+    Ok(config)
 }
 
 pub fn unjail(deps: DepsMut, env: Env, info: MessageInfo) -> Result<Response, ContractError> {
@@ -288,8 +394,11 @@ pub(crate) fn validate_config(config: &StakingConfig) -> Result<(), ContractErro
     if config.min_stake.is_zero() {
         return Err(invalid("min_stake must be positive"));
     }
-    if config.unbonding_blocks == 0 {
-        return Err(invalid("unbonding_blocks must be positive"));
+    if config.unbonding_blocks == 0 || config.unbonding_blocks > MAX_STAKING_BLOCKS {
+        return Err(invalid("unbonding_blocks must be 1 to 1000000"));
+    }
+    if config.jail_blocks > MAX_STAKING_BLOCKS {
+        return Err(invalid("jail_blocks must be at most 1000000"));
     }
     Ok(())
 }

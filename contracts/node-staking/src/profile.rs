@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use cosmwasm_std::{Addr, QuerierWrapper, StdResult, Storage};
 use nesa_market::registry::{self, Kernel, KernelId};
-use nesa_market::staking::{NodeProfile, MAX_SERVED_KERNELS};
+use nesa_market::staking::{NodeProfile, MAX_CAPACITY, MAX_SERVED_KERNELS};
 
 use crate::error::ContractError;
 use crate::state::SERVERS;
@@ -30,6 +30,11 @@ pub fn validate_profile(
     {
         return Err(ContractError::InvalidEndpoint {
             endpoint: endpoint.clone(),
+        });
+    }
+    if profile.capacity == 0 || profile.capacity > MAX_CAPACITY {
+        return Err(ContractError::InvalidCapacity {
+            capacity: profile.capacity,
         });
     }
     if profile.kernels.len() > MAX_SERVED_KERNELS {
@@ -126,6 +131,7 @@ mod tests {
                     end_layer,
                 })
                 .collect(),
+            capacity: 1,
         }
     }
 

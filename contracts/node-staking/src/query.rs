@@ -10,16 +10,21 @@ use nesa_market::staking::{
 use crate::profile::{layer_count, serves_all_layers};
 use crate::state::{Node, CONFIG, NODES, SERVERS};
 
-pub fn node(deps: Deps, address: String) -> StdResult<Binary> {
+pub fn node(deps: Deps, height: u64, address: String) -> StdResult<Binary> {
     let address = deps.api.addr_validate(&address)?;
     let node = NODES
         .may_load(deps.storage, &address)?
         .ok_or_else(|| StdError::not_found(format!("node {address}")))?;
     let min_stake = CONFIG.load(deps.storage)?.min_stake;
-    to_json_binary(&node_response(address, node, min_stake))
+    to_json_binary(&node_response(address, node, min_stake, height))
 }
 
-pub fn nodes(deps: Deps, start_after: Option<String>, limit: Option<u32>) -> StdResult<Binary> {
+pub fn nodes(
+    deps: Deps,
+    height: u64,
+    start_after: Option<String>,
+    limit: Option<u32>,
+) -> StdResult<Binary> {
     let min_stake = CONFIG.load(deps.storage)?.min_stake;
     let start = start_after
         .map(|a| deps.api.addr_validate(&a))
@@ -27,14 +32,16 @@ pub fn nodes(deps: Deps, start_after: Option<String>, limit: Option<u32>) -> Std
     let nodes = Page::new(start.as_ref(), limit)
         .collect(|min| NODES.range(deps.storage, min, None, Order::Ascending))?
         .into_iter()
-        .map(|(address, node)| node_response(address, node, min_stake))
+        .map(|(address, node)| node_response(address, node, min_stake, height))
         .collect();
     to_json_binary(&NodesResponse { nodes })
 }
 
-/// Eligible nodes serving all of the kernel's layers, in address order.
+/// Eligible nodes serving all of the kernel's layers and below their capacity, in address
+/// order.
 pub fn candidates(
     deps: Deps,
+    height: u64,
     kernel_id: KernelId,
     start_after: Option<String>,
     limit: Option<u32>,
@@ -59,6 +66,7 @@ pub fn candidates(
         let address = address?;
         let node = NODES.load(deps.storage, &address)?;
         if node.is_eligible(config.min_stake)
+            && node.has_capacity(height)
             && serves_all_layers(&node.profile, kernel_id, layer_count)
         {
             candidates.push(Candidate {
@@ -74,9 +82,17 @@ pub fn config(deps: Deps) -> StdResult<Binary> {
     to_json_binary(&CONFIG.load(deps.storage)?)
 }
 
-fn node_response(address: Addr, node: Node, min_stake: cosmwasm_std::Uint128) -> NodeResponse {
+fn node_response(
+    address: Addr,
+    mut node: Node,
+    min_stake: cosmwasm_std::Uint128,
+    height: u64,
+) -> NodeResponse {
+    node.prune(height);
     NodeResponse {
+        open_assignments: node.open_assignments(height),
         eligible: node.is_eligible(min_stake),
+        assignments: node.locks,
         address,
         bonded: node.bonded,
         unbonding: node.unbonding,

@@ -153,6 +153,43 @@ impl Staking {
             .execute_contract(sender.clone(), self.contract.clone(), &msg, &[])
     }
 
+    fn unbond(&mut self, node: &str, amount: u128) -> Result<AppResponse, ContractError> {
+        let msg = ExecuteMsg::Unbond {
+            amount: Uint128::new(amount),
+        };
+        self.execute(node, &msg, &[])
+    }
+
+    fn claim(&mut self, node: &str) -> Result<AppResponse, ContractError> {
+        self.execute(node, &ExecuteMsg::Claim {}, &[])
+    }
+
+    /// The market locks `query_id` on `nodes` until `until`.
+    fn lock(&mut self, query_id: u64, nodes: &[&str], until: u64) -> anyhow::Result<AppResponse> {
+        let msg = ExecuteMsg::Lock {
+            query_id,
+            nodes: nodes.iter().map(|n| self.addr(n).to_string()).collect(),
+            until,
+        };
+        let market = self.market.clone();
+        self.app
+            .execute_contract(market, self.contract.clone(), &msg, &[])
+    }
+
+    fn unlock(&mut self, query_id: u64, nodes: &[&str]) -> anyhow::Result<AppResponse> {
+        let msg = ExecuteMsg::Unlock {
+            query_id,
+            nodes: nodes.iter().map(|n| self.addr(n).to_string()).collect(),
+        };
+        let market = self.market.clone();
+        self.app
+            .execute_contract(market, self.contract.clone(), &msg, &[])
+    }
+
+    fn height(&self) -> u64 {
+        self.app.block_info().height
+    }
+
     fn node(&self, node: &str) -> NodeResponse {
         self.app
             .wrap()
@@ -221,6 +258,8 @@ fn kernel(name: &str, layer_count: u32) -> NewKernel {
         tokenizer_sha256: HexBinary::from(vec![2; 32]),
         architecture: "llama".into(),
         layer_count,
+        vocab_size: 49_152,
+        context_length: 8192,
         shard_layout: vec![ShardRange {
             start_layer: 0,
             end_layer: layer_count,
@@ -245,6 +284,7 @@ fn profile(served: &[(u64, u32, u32)]) -> NodeProfile {
                 end_layer,
             })
             .collect(),
+        capacity: 1,
     }
 }
 
@@ -468,17 +508,13 @@ fn unbonding_below_the_minimum_ends_eligibility_and_pays_after_the_period() {
     let release_height = staking.app.block_info().height + UNBONDING_BLOCKS;
     staking.advance(UNBONDING_BLOCKS - 1);
     assert_eq!(
-        staking
-            .execute("node-a", &ExecuteMsg::Claim {}, &[])
-            .unwrap_err(),
+        staking.claim("node-a").unwrap_err(),
         ContractError::NothingToClaim {
             next_release: Some(release_height)
         }
     );
     staking.advance(1);
-    let response = staking
-        .execute("node-a", &ExecuteMsg::Claim {}, &[])
-        .unwrap();
+    let response = staking.claim("node-a").unwrap();
     assert!(response.events.iter().any(|e| e.ty == "wasm-node_claimed"));
     assert_eq!(staking.balance(&node), before + MIN_STAKE + 1);
     assert!(staking.node("node-a").unbonding.is_empty());
@@ -507,15 +543,7 @@ fn a_slash_takes_the_fraction_of_bonded_and_unbonding_stake_for_the_treasury() {
     staking
         .bond("node-a", 3 * MIN_STAKE, &[(1, 0, 30)])
         .unwrap();
-    staking
-        .execute(
-            "node-a",
-            &ExecuteMsg::Unbond {
-                amount: Uint128::new(MIN_STAKE),
-            },
-            &[],
-        )
-        .unwrap();
+    staking.unbond("node-a", MIN_STAKE).unwrap();
     let market = staking.market.clone();
     let response = staking.slash(&market, "node-a", "0.1", false).unwrap();
     let event = response
@@ -533,7 +561,8 @@ fn a_slash_takes_the_fraction_of_bonded_and_unbonding_stake_for_the_treasury() {
         node.unbonding,
         vec![UnbondingEntry {
             amount: Uint128::new(900_000),
-            release_height: staking.app.block_info().height + UNBONDING_BLOCKS
+            release_height: staking.app.block_info().height + UNBONDING_BLOCKS,
+            unbonded_height: staking.app.block_info().height,
         }]
     );
     assert_eq!(node.slashed, Uint128::new(300_000));
@@ -675,4 +704,228 @@ fn a_new_code_of_staking_takes_over_its_state_and_another_contracts_code_is_refu
         format!("{error:#}").contains("holds the state of nesa-kernel-registry"),
         "{error:#}"
     );
+}
+
+fn staking_error(error: anyhow::Error) -> ContractError {
+    error.downcast().unwrap()
+}
+
+/// node-a bonded 3 × MIN_STAKE, assigned query 7 (reveal deadline returned), then unbonds
+/// MIN_STAKE.
+fn assigned_then_unbonding() -> (Staking, u64) {
+    let mut staking = Staking::new();
+    staking
+        .bond("node-a", 3 * MIN_STAKE, &[(1, 0, 30)])
+        .unwrap();
+    let until = staking.height() + 25;
+    staking.lock(7, &["node-a"], until).unwrap();
+    staking.unbond("node-a", MIN_STAKE).unwrap();
+    (staking, until)
+}
+
+#[test]
+fn an_unbonded_entry_is_not_paid_while_a_query_assigned_before_the_unbond_is_open() {
+    let (mut staking, until) = assigned_then_unbonding();
+    assert_eq!(staking.node("node-a").open_assignments, 1);
+    // The release height passes while query 7 is still open: nothing is paid.
+    staking.advance(UNBONDING_BLOCKS);
+    let expires_height = until + UNBONDING_BLOCKS;
+    assert_eq!(
+        staking.claim("node-a").unwrap_err(),
+        ContractError::StakeLocked {
+            query_id: 7,
+            expires_height
+        }
+    );
+    // Still slashable for it.
+    let market = staking.market.clone();
+    staking.slash(&market, "node-a", "0.5", false).unwrap();
+    assert_eq!(
+        staking.node("node-a").unbonding[0].amount,
+        Uint128::new(MIN_STAKE / 2)
+    );
+    // Once the query ends the rest is paid.
+    staking.unlock(7, &["node-a"]).unwrap();
+    assert_eq!(staking.node("node-a").open_assignments, 0);
+    let node_a = staking.addr("node-a");
+    let before = staking.balance(&node_a);
+    staking.claim("node-a").unwrap();
+    assert_eq!(staking.balance(&node_a), before + MIN_STAKE / 2);
+}
+
+#[test]
+fn queries_assigned_after_an_unbond_do_not_hold_it_so_a_flood_cannot_trap_stake() {
+    let mut staking = Staking::new();
+    staking
+        .bond("node-a", 3 * MIN_STAKE, &[(1, 0, 30)])
+        .unwrap();
+    staking.unbond("node-a", MIN_STAKE).unwrap();
+    // Still eligible with 2 × MIN_STAKE bonded: queries keep coming, one at a time.
+    let mut query_id = 1;
+    for _ in 0..UNBONDING_BLOCKS {
+        staking.advance(1);
+        let until = staking.height() + 25;
+        staking.unlock(query_id, &["node-a"]).unwrap();
+        query_id += 1;
+        staking.lock(query_id, &["node-a"], until).unwrap();
+    }
+    assert_eq!(staking.node("node-a").open_assignments, 1);
+    let node_a = staking.addr("node-a");
+    let before = staking.balance(&node_a);
+    staking.claim("node-a").unwrap();
+    assert_eq!(staking.balance(&node_a), before + MIN_STAKE);
+}
+
+#[test]
+fn a_lock_the_market_never_closes_lapses_after_the_unbonding_period() {
+    let (mut staking, until) = assigned_then_unbonding();
+    // The market is replaced and never unlocks query 7.
+    let update = ConfigUpdate {
+        market: Some(staking.addr("new-market").to_string()),
+        ..ConfigUpdate::default()
+    };
+    staking
+        .execute("admin", &ExecuteMsg::UpdateConfig(update), &[])
+        .unwrap();
+    staking.advance(until + UNBONDING_BLOCKS - staking.height());
+    assert!(matches!(
+        staking.claim("node-a"),
+        Err(ContractError::StakeLocked { query_id: 7, .. })
+    ));
+    staking.advance(1);
+    assert_eq!(staking.node("node-a").open_assignments, 0);
+    staking.claim("node-a").unwrap();
+    assert_eq!(staking.candidate_names(1), vec!["node-a"]);
+}
+
+#[test]
+fn a_node_at_capacity_is_no_candidate_and_cannot_be_locked_again() {
+    let mut staking = Staking::new();
+    let mut two = profile(&[(1, 0, 30)]);
+    two.capacity = 2;
+    staking
+        .execute(
+            "node-a",
+            &ExecuteMsg::Bond { profile: Some(two) },
+            &coins(MIN_STAKE, DENOM),
+        )
+        .unwrap();
+    staking.bond("node-b", MIN_STAKE, &[(1, 0, 30)]).unwrap();
+    let until = staking.height() + 25;
+    staking.lock(1, &["node-a", "node-b"], until).unwrap();
+    assert_eq!(staking.candidate_names(1), vec!["node-a"]);
+    assert!(matches!(
+        staking_error(staking.lock(2, &["node-b"], until).unwrap_err()),
+        ContractError::AtCapacity { capacity: 1, .. }
+    ));
+    assert!(matches!(
+        staking_error(staking.lock(1, &["node-a"], until).unwrap_err()),
+        ContractError::AlreadyLocked { query_id: 1, .. }
+    ));
+    staking.lock(2, &["node-a"], until).unwrap();
+    let node = staking.node("node-a");
+    assert_eq!(node.open_assignments, 2);
+    assert_eq!(
+        node.assignments
+            .iter()
+            .map(|a| a.query_id)
+            .collect::<Vec<_>>(),
+        vec![1, 2]
+    );
+    assert!(staking.candidate_names(1).is_empty());
+    staking.unlock(1, &["node-a", "node-b"]).unwrap();
+    assert_eq!(staking.candidate_names(1), vec!["node-a", "node-b"]);
+}
+
+#[test]
+fn only_the_market_locks_and_unlocks() {
+    let mut staking = Staking::new();
+    staking.bond("node-a", MIN_STAKE, &[(1, 0, 30)]).unwrap();
+    let node_a = staking.addr("node-a").to_string();
+    for msg in [
+        ExecuteMsg::Lock {
+            query_id: 1,
+            nodes: vec![node_a.clone()],
+            until: 100,
+        },
+        ExecuteMsg::Unlock {
+            query_id: 1,
+            nodes: vec![node_a.clone()],
+        },
+    ] {
+        assert!(matches!(
+            staking.execute("node-a", &msg, &[]).unwrap_err(),
+            ContractError::NotMarket { .. }
+        ));
+    }
+    assert_eq!(staking.node("node-a").open_assignments, 0);
+}
+
+#[test]
+fn capacity_is_one_to_64_and_one_when_a_profile_leaves_it_out() {
+    let mut staking = Staking::new();
+    for capacity in [0, 65] {
+        let mut bad = profile(&[(1, 0, 30)]);
+        bad.capacity = capacity;
+        assert_eq!(
+            staking
+                .execute(
+                    "node-a",
+                    &ExecuteMsg::Bond { profile: Some(bad) },
+                    &coins(MIN_STAKE, DENOM),
+                )
+                .unwrap_err(),
+            ContractError::InvalidCapacity { capacity }
+        );
+    }
+    let json = serde_json::json!({"bond": {"profile": {
+        "endpoint": "http://127.0.0.1:8700",
+        "kernels": [{"kernel_id": 1, "start_layer": 0, "end_layer": 30}]}}});
+    let node_a = staking.addr("node-a");
+    staking
+        .app
+        .execute(
+            node_a,
+            cosmwasm_std::WasmMsg::Execute {
+                contract_addr: staking.contract.to_string(),
+                msg: cosmwasm_std::to_json_binary(&json).unwrap(),
+                funds: coins(MIN_STAKE, DENOM),
+            }
+            .into(),
+        )
+        .unwrap();
+    assert_eq!(staking.node("node-a").profile.capacity, 1);
+}
+
+#[test]
+fn unbonding_and_jail_periods_are_bounded() {
+    let mut staking = Staking::new();
+    for update in [
+        ConfigUpdate {
+            unbonding_blocks: Some(u64::MAX),
+            ..ConfigUpdate::default()
+        },
+        ConfigUpdate {
+            jail_blocks: Some(u64::MAX),
+            ..ConfigUpdate::default()
+        },
+    ] {
+        assert!(matches!(
+            staking
+                .execute("admin", &ExecuteMsg::UpdateConfig(update), &[])
+                .unwrap_err(),
+            ContractError::InvalidConfig { .. }
+        ));
+    }
+    staking
+        .execute(
+            "admin",
+            &ExecuteMsg::UpdateConfig(ConfigUpdate {
+                unbonding_blocks: Some(nesa_market::staking::MAX_STAKING_BLOCKS),
+                jail_blocks: Some(nesa_market::staking::MAX_STAKING_BLOCKS),
+                ..ConfigUpdate::default()
+            }),
+            &[],
+        )
+        .unwrap();
 }

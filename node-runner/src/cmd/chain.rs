@@ -7,7 +7,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use cosmwasm_std::{HexBinary, Uint128};
 use nesa_engine::ee::EncryptedKernel;
-use nesa_engine::{LoadOptions, Model, Tokenizer};
+use nesa_engine::{LoadOptions, Model, ModelConfig, Tokenizer};
 use nesa_market::registry::{Encryption, ExecuteMsg as RegistryMsg, NewKernel, ShardRange};
 use nesa_market::staking::{ExecuteMsg as StakingMsg, NodeProfile, ServedKernel};
 use nesa_sdk::keys::KeyringArgs;
@@ -54,6 +54,10 @@ pub struct ModelIdentity {
     pub tokenizer_sha256: [u8; 32],
     pub architecture: String,
     pub layer_count: u32,
+    /// Tokens in the vocabulary (the embedding's rows).
+    pub vocab_size: u32,
+    /// Longest sequence the model runs.
+    pub context_length: u32,
     /// Set for an equivariant-encrypted kernel.
     pub encrypted: Option<EncryptedKernel>,
 }
@@ -72,6 +76,9 @@ pub fn identify(model: &Path) -> anyhow::Result<ModelIdentity> {
         .get(&format!("{architecture}.block_count"))
         .and_then(|v| v.to_u32().ok())
         .ok_or_else(|| anyhow::anyhow!("{}: no {architecture}.block_count", model.display()))?;
+    // The same hyperparameters the engine runs the model with.
+    let shape = ModelConfig::from_gguf_metadata(&content.metadata)
+        .with_context(|| format!("reading the hyperparameters of {}", model.display()))?;
     let encrypted = EncryptedKernel::from_metadata(&content.metadata)
         .with_context(|| format!("reading {}", model.display()))?;
     // An encrypted kernel carries the hash of the plaintext tokenizer its users encode with.
@@ -90,6 +97,10 @@ pub fn identify(model: &Path) -> anyhow::Result<ModelIdentity> {
         tokenizer_sha256,
         architecture,
         layer_count,
+        vocab_size: u32::try_from(shape.vocab_size)
+            .with_context(|| format!("{}: vocabulary too large", model.display()))?,
+        context_length: u32::try_from(shape.context_length)
+            .with_context(|| format!("{}: context too long", model.display()))?,
         encrypted,
     })
 }
@@ -150,6 +161,8 @@ pub async fn register(
         tokenizer_sha256: HexBinary::from(identity.tokenizer_sha256.to_vec()),
         architecture: identity.architecture,
         layer_count: identity.layer_count,
+        vocab_size: identity.vocab_size,
+        context_length: identity.context_length,
         shard_layout: vec![ShardRange {
             start_layer: 0,
             end_layer: identity.layer_count,
@@ -220,6 +233,7 @@ pub async fn bond(
             start_layer: 0,
             end_layer: kernel.layer_count,
         }],
+        capacity: nesa_market::staking::DEFAULT_CAPACITY,
     };
     let outcome = client
         .execute_contract(

@@ -354,6 +354,8 @@ mod tests {
             tokenizer_sha256: HexBinary::from(vec![0xcd; 32]),
             architecture: "llama".into(),
             layer_count: 30,
+            vocab_size: 49_152,
+            context_length: 8192,
             shard_layout: vec![ShardRange {
                 start_layer: 0,
                 end_layer: 30,

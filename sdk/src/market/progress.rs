@@ -244,6 +244,9 @@ pub mod fixtures {
                 quorum: 2,
                 fingerprint_positions: 16,
                 fingerprint_tolerance: 3,
+                terms: Some(nesa_market::market::SettlementTerms::from_params(
+                    &nesa_market::devnet::market_params(),
+                )),
                 nodes: nodes.clone(),
                 escrow: Coin::new(3u128 * (31 + 2 * 64), "unes"),
                 seed: HexBinary::default(),

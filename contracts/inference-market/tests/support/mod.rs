@@ -8,7 +8,7 @@ use cosmwasm_std::{coins, Addr, Binary, Decimal, Empty, HexBinary, Uint128};
 use cw_multi_test::{App, AppResponse, Contract, ContractWrapper, Executor};
 
 use nesa_inference_market::msg::{
-    ExecuteMsg, InstantiateMsg, MarketParams, QueryMsg, QueryResponse, Sampling,
+    ExecuteMsg, InstantiateMsg, MarketParams, NodeOutcome, QueryMsg, QueryResponse, Sampling,
 };
 use nesa_inference_market::ContractError;
 use nesa_market::registry::{self, Encryption, NewKernel, ShardRange};
@@ -25,6 +25,11 @@ pub const USER_FUNDS: u128 = 1_000_000_000_000;
 pub const PRICE_IN: u128 = 3;
 pub const PRICE_OUT: u128 = 7;
 pub const LAYERS: u32 = 30;
+/// The kernel's vocabulary and context (SmolLM2's).
+pub const VOCAB_SIZE: u32 = 49_152;
+pub const CONTEXT_LENGTH: u32 = 8192;
+/// Queries each test node takes in flight.
+pub const CAPACITY: u32 = 16;
 pub const USERS: [&str; 2] = ["alice", "bob"];
 
 pub fn registry_code() -> Box<dyn Contract<Empty>> {
@@ -39,7 +44,11 @@ pub fn staking_code() -> Box<dyn Contract<Empty>> {
 
 pub fn market_code() -> Box<dyn Contract<Empty>> {
     use nesa_inference_market::contract as c;
-    Box::new(ContractWrapper::new(c::execute, c::instantiate, c::query).with_migrate(c::migrate))
+    Box::new(
+        ContractWrapper::new(c::execute, c::instantiate, c::query)
+            .with_migrate(c::migrate)
+            .with_reply(c::reply),
+    )
 }
 
 /// The devnet's parameters with a 5% royalty, so rounding shows beside the 10% protocol fee,
@@ -61,6 +70,8 @@ pub fn kernel(name: &str) -> NewKernel {
         tokenizer_sha256: HexBinary::from(vec![2; 32]),
         architecture: "llama".into(),
         layer_count: LAYERS,
+        vocab_size: VOCAB_SIZE,
+        context_length: CONTEXT_LENGTH,
         shard_layout: vec![ShardRange {
             start_layer: 0,
             end_layer: LAYERS,
@@ -224,6 +235,56 @@ impl Market {
     }
 
     pub fn bond(&mut self, node: &Addr, amount: u128) {
+        self.bond_with_capacity(node, amount, CAPACITY);
+    }
+
+    /// The kernel owner executes `msg` on the registry.
+    pub fn registry_execute(&mut self, msg: &registry::ExecuteMsg) -> AppResponse {
+        let owner = self.kernel_owner.clone();
+        let registry = self.registry.clone();
+        self.app
+            .execute_contract(owner, registry, msg, &[])
+            .unwrap()
+    }
+
+    /// Forks kernel 1 into a version with another context length; returns its id.
+    pub fn fork_with_context(&mut self, context_length: u32) -> u64 {
+        let response = self.registry_execute(&registry::ExecuteMsg::Fork(registry::KernelFork {
+            context_length: Some(context_length),
+            ..registry::KernelFork::of(1)
+        }));
+        attribute(&response, "wasm-kernel_forked", "kernel_id")
+            .parse()
+            .unwrap()
+    }
+
+    /// What settlement did to `node` in query `id`.
+    pub fn outcome(&self, id: u64, node: &Addr) -> Option<NodeOutcome> {
+        self.query(id)
+            .assignments
+            .into_iter()
+            .find(|a| a.node == *node)
+            .unwrap()
+            .outcome
+    }
+
+    /// A new node `name`, funded with `stake` and bonded with it, taking `capacity` queries at
+    /// once.
+    pub fn add_node(&mut self, name: &str, stake: u128, capacity: u32) -> Addr {
+        let node = self.addr(name);
+        self.app.init_modules(|router, _, storage| {
+            router
+                .bank
+                .init_balance(storage, &node, coins(stake, DENOM))
+                .unwrap()
+        });
+        self.bond_with_capacity(&node, stake, capacity);
+        self.nodes.push(node.clone());
+        node
+    }
+
+    /// Bonds `amount` with a profile serving the kernel and taking `capacity` queries at once.
+    pub fn bond_with_capacity(&mut self, node: &Addr, amount: u128, capacity: u32) {
         let profile = NodeProfile {
             endpoint: "http://127.0.0.1:8700".into(),
             kernels: vec![ServedKernel {
@@ -231,6 +292,7 @@ impl Market {
                 start_layer: 0,
                 end_layer: LAYERS,
             }],
+            capacity,
         };
         self.app
             .execute_contract(

@@ -48,6 +48,10 @@ pub mod staking {
     pub const STAKE_SLASHED: &str = "stake_slashed";
     /// Jail ended by the node: `node`.
     pub const NODE_UNJAILED: &str = "node_unjailed";
+    /// The market assigned a query: `query_id`, `nodes`, `expires_height`.
+    pub const ASSIGNMENT_LOCKED: &str = "assignment_locked";
+    /// The market closed a query: `query_id`, `nodes` (those that held its lock).
+    pub const ASSIGNMENT_UNLOCKED: &str = "assignment_unlocked";
     /// Admin changed the configuration.
     pub const CONFIG_UPDATED: &str = "staking_config_updated";
 
@@ -61,6 +65,8 @@ pub mod staking {
         pub const REASON: &str = "reason";
         pub const QUERY_ID: &str = "query_id";
         pub const JAILED_UNTIL: &str = "jailed_until";
+        pub const NODES: &str = "nodes";
+        pub const EXPIRES_HEIGHT: &str = "expires_height";
     }
 }
 
@@ -83,6 +89,9 @@ pub mod market {
     pub const NODE_SLASHED: &str = "node_slashed";
     /// The admin changed the parameters.
     pub const PARAMS_UPDATED: &str = "market_params_updated";
+    /// The staking contract refused a slash or unlock of a settlement, which stands anyway:
+    /// `query_id`, `error`.
+    pub const STAKING_CALL_FAILED: &str = "staking_call_failed";
 
     pub mod attr {
         pub const QUERY_ID: &str = "query_id";
@@ -110,5 +119,6 @@ pub mod market {
         pub const REFUNDED: &str = "refunded";
         pub const REASON: &str = "reason";
         pub const FRACTION: &str = "fraction";
+        pub const ERROR: &str = "error";
     }
 }

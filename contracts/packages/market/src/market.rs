@@ -22,6 +22,13 @@ pub const USER_ENTROPY_BYTES: usize = 32;
 pub const MAX_TEMPERATURE_MILLI: u32 = 10_000;
 /// Largest `top_p_milli` (1.0).
 pub const MAX_TOP_P_MILLI: u32 = 1_000;
+/// Longest `commit_blocks` and `reveal_blocks` (about 5.8 days of 5-second blocks each), so
+/// a query's deadlines cannot overflow.
+pub const MAX_WINDOW_BLOCKS: u64 = 100_000;
+/// Largest `max_payload_bytes` (1 MiB).
+pub const MAX_PAYLOAD_BYTES: u32 = 1 << 20;
+/// Largest `max_input_tokens` (a kernel's context is at most 2^20 tokens).
+pub const MAX_INPUT_TOKENS: u32 = crate::registry::MAX_CONTEXT_LENGTH;
 
 #[cw_serde]
 pub struct InstantiateMsg {
@@ -39,9 +46,10 @@ pub struct InstantiateMsg {
 /// Every tunable of the market; validated at instantiate and on every update.
 #[cw_serde]
 pub struct MarketParams {
-    /// Blocks after submission during which assigned nodes may commit (> 0).
+    /// Blocks after submission during which assigned nodes may commit (1..=100,000).
     pub commit_blocks: u64,
-    /// Blocks after the commit deadline during which committed nodes may reveal (> 0).
+    /// Blocks after the commit deadline during which committed nodes may reveal
+    /// (1..=100,000).
     pub reveal_blocks: u64,
     /// k when a query does not say (1..=max_redundancy).
     pub default_redundancy: u8,
@@ -62,11 +70,11 @@ pub struct MarketParams {
     pub fingerprint_tolerance: u32,
     /// Positions per fingerprint (1..=18, so a fingerprint fits in 256 bytes).
     pub fingerprint_positions: u32,
-    /// Most input tokens a query may carry.
+    /// Most input tokens a query may carry (1..=2^20; the kernel's context also bounds it).
     pub max_input_tokens: u32,
     /// Most output tokens a query may ask for (≤ 65,536).
     pub max_output_tokens: u32,
-    /// Most bytes of an input or output payload (token ids are 4 bytes each).
+    /// Most bytes of an input or output payload (token ids are 4 bytes each; at most 1 MiB).
     pub max_payload_bytes: u32,
     /// Escrow and payment denomination (`unes`).
     pub denom: String,
@@ -135,7 +143,9 @@ pub enum ExecuteMsg {
         salt: Binary,
     },
     /// Anyone settles a query after its reveal deadline, or as soon as no more reveals can
-    /// come. Emits `wasm-query_settled` and one `wasm-node_slashed` per slashed node.
+    /// come. Emits `wasm-query_settled` and one `wasm-node_slashed` per slashed node. Never
+    /// blocked by the staking contract: a slash or unlock it refuses is reported
+    /// (`wasm-staking_call_failed`) and the settlement stands.
     Settle { query_id: QueryId },
     /// Admin only.
     UpdateParams { params: MarketParams },
@@ -233,6 +243,11 @@ pub struct InferenceQuery {
     pub fingerprint_positions: u32,
     /// Fingerprint tolerance (params at submission).
     pub fingerprint_tolerance: u32,
+    /// Slash fractions, jailing and fees at submission: settlement applies these, whatever
+    /// the parameters are by then. Absent only on queries stored before terms were recorded
+    /// (those settle under the current parameters).
+    #[serde(default)]
+    pub terms: Option<SettlementTerms>,
     /// The assigned nodes, in draw order.
     pub nodes: Vec<Addr>,
     /// The funds attached at submission.
@@ -249,6 +264,27 @@ pub struct InferenceQuery {
     pub reveals: u8,
     /// Set when settled or disputed.
     pub settlement: Option<Settlement>,
+}
+
+/// What settlement applies to a query, fixed when it is submitted.
+#[cw_serde]
+pub struct SettlementTerms {
+    pub slash: SlashFractions,
+    pub jail_on_fault: bool,
+    pub protocol_fee: Decimal,
+    pub kernel_royalty: Decimal,
+}
+
+impl SettlementTerms {
+    /// The terms the current parameters give a new query.
+    pub fn from_params(params: &MarketParams) -> Self {
+        Self {
+            slash: params.slash.clone(),
+            jail_on_fault: params.jail_on_fault,
+            protocol_fee: params.protocol_fee,
+            kernel_royalty: params.kernel_royalty,
+        }
+    }
 }
 
 /// The outcome of `settle`.
@@ -307,7 +343,8 @@ pub enum NodeOutcome {
         reason: SlashReason,
         fraction: Decimal,
     },
-    /// A valid reveal in a disputed query: neither paid nor slashed.
+    /// Neither paid nor slashed: a valid reveal in a disputed query, or any node of a query
+    /// no assigned node committed to (refunded without blame: see `settle`).
     Unpaid {},
 }
 

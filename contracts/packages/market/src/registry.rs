@@ -13,6 +13,11 @@ pub type KernelId = u64;
 
 /// Largest `min_redundancy` a kernel may ask for (and the market's cap on k).
 pub const MAX_REDUNDANCY: u8 = 10;
+/// Largest vocabulary a kernel may declare: a logit fingerprint stores token ids in 3 bytes
+/// (`fingerprint::MAX_TOKEN_ID` + 1).
+pub const MAX_VOCAB_SIZE: u32 = crate::fingerprint::MAX_TOKEN_ID + 1;
+/// Longest context a kernel may declare (2^20 tokens).
+pub const MAX_CONTEXT_LENGTH: u32 = 1 << 20;
 
 /// `{}`: the registry has no parameters.
 #[cw_serde]
@@ -54,6 +59,12 @@ pub struct NewKernel {
     pub architecture: String,
     /// Transformer blocks, 1..=4096.
     pub layer_count: u32,
+    /// Tokens in the model's vocabulary (`<arch>.vocab_size`, or the GGUF tokenizer's token
+    /// count), 1..=2^24: the market refuses a query with a token id at or above it.
+    pub vocab_size: u32,
+    /// Longest sequence the model runs (`<arch>.context_length`), 1..=2^20: the market refuses
+    /// a query whose input plus `max_output_tokens` exceeds it.
+    pub context_length: u32,
     /// Contiguous layer ranges covering `0..layer_count`, each with its shard's sha256.
     pub shard_layout: Vec<ShardRange>,
     pub encryption: Encryption,
@@ -86,12 +97,35 @@ pub struct KernelFork {
     pub tokenizer_sha256: Option<HexBinary>,
     pub architecture: Option<String>,
     pub layer_count: Option<u32>,
+    pub vocab_size: Option<u32>,
+    pub context_length: Option<u32>,
     pub shard_layout: Option<Vec<ShardRange>>,
     pub encryption: Option<Encryption>,
     pub price_per_input_token: Option<Uint128>,
     pub price_per_output_token: Option<Uint128>,
     pub min_redundancy: Option<u8>,
     pub description: Option<String>,
+}
+
+impl KernelFork {
+    /// A fork of `parent` that copies every field; set the ones that change.
+    pub fn of(parent: KernelId) -> Self {
+        Self {
+            parent,
+            weights_sha256: None,
+            tokenizer_sha256: None,
+            architecture: None,
+            layer_count: None,
+            vocab_size: None,
+            context_length: None,
+            shard_layout: None,
+            encryption: None,
+            price_per_input_token: None,
+            price_per_output_token: None,
+            min_redundancy: None,
+            description: None,
+        }
+    }
 }
 
 /// Layers `start_layer..end_layer` (end exclusive) and the sha256 of the shard holding them.
@@ -136,6 +170,13 @@ pub struct Kernel {
     pub tokenizer_sha256: HexBinary,
     pub architecture: String,
     pub layer_count: u32,
+    /// Tokens in the vocabulary; 0 for a kernel stored before vocabularies were recorded (the
+    /// market takes no queries for it: fork it with the value).
+    #[serde(default)]
+    pub vocab_size: u32,
+    /// Longest sequence the model runs; 0 for a kernel stored before it was recorded.
+    #[serde(default)]
+    pub context_length: u32,
     pub shard_layout: Vec<ShardRange>,
     pub encryption: Encryption,
     pub price_per_input_token: Uint128,
@@ -152,6 +193,57 @@ impl Kernel {
     pub fn is_active(&self) -> bool {
         self.status == KernelStatus::Active
     }
+
+    /// Whether a query of `input` token ids asking for up to `max_output_tokens` can run on
+    /// this kernel: every id inside the vocabulary and the whole sequence inside the context.
+    pub fn check_runnable(&self, input: &[u32], max_output_tokens: u32) -> Result<(), Unrunnable> {
+        if self.vocab_size == 0 || self.context_length == 0 {
+            return Err(Unrunnable::LimitsUnknown);
+        }
+        if let Some((index, &token)) = input
+            .iter()
+            .enumerate()
+            .find(|(_, &t)| t >= self.vocab_size)
+        {
+            return Err(Unrunnable::TokenOutOfVocabulary {
+                index,
+                token,
+                vocab_size: self.vocab_size,
+            });
+        }
+        let needed = u64::from(input.len() as u32) + u64::from(max_output_tokens);
+        if needed > u64::from(self.context_length) {
+            return Err(Unrunnable::ContextExceeded {
+                input_tokens: input.len() as u32,
+                max_output_tokens,
+                context_length: self.context_length,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Why no node could serve a query on a kernel.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Unrunnable {
+    #[error(
+        "the kernel does not record its vocabulary size and context length: use a fork that does"
+    )]
+    LimitsUnknown,
+    #[error(
+        "input token {index} is id {token}, outside the kernel's vocabulary of {vocab_size} tokens"
+    )]
+    TokenOutOfVocabulary {
+        index: usize,
+        token: u32,
+        vocab_size: u32,
+    },
+    #[error("{input_tokens} input tokens plus max_output_tokens {max_output_tokens} exceed the kernel's context length {context_length}")]
+    ContextExceeded {
+        input_tokens: u32,
+        max_output_tokens: u32,
+        context_length: u32,
+    },
 }
 
 #[cw_serde]
@@ -206,7 +298,7 @@ mod tests {
         let hash = "ab".repeat(32);
         for example in [
             format!(
-                r#"{{"register":{{"name":"smollm2-135m","weights_sha256":"{hash}","tokenizer_sha256":"{hash}","architecture":"llama","layer_count":30,"shard_layout":[{{"start_layer":0,"end_layer":30,"sha256":"{hash}"}}],"encryption":"ee-v1","price_per_input_token":"1","price_per_output_token":"2","min_redundancy":3}}}}"#
+                r#"{{"register":{{"name":"smollm2-135m","weights_sha256":"{hash}","tokenizer_sha256":"{hash}","architecture":"llama","layer_count":30,"vocab_size":49152,"context_length":8192,"shard_layout":[{{"start_layer":0,"end_layer":30,"sha256":"{hash}"}}],"encryption":"ee-v1","price_per_input_token":"1","price_per_output_token":"2","min_redundancy":3}}}}"#
             ),
             r#"{"update":{"kernel_id":1,"price_per_output_token":"3"}}"#.to_string(),
             format!(r#"{{"fork":{{"parent":1,"weights_sha256":"{hash}"}}}}"#),
@@ -224,6 +316,40 @@ mod tests {
         ] {
             from_json::<QueryMsg>(example).unwrap_or_else(|e| panic!("{example}: {e}"));
         }
+    }
+
+    #[test]
+    fn a_kernel_runs_ids_inside_its_vocabulary_and_sequences_inside_its_context() {
+        let kernel: Kernel = from_json(format!(
+            r#"{{"id":1,"owner":"o","name":"k","version":1,"parent":null,"weights_sha256":"{h}","tokenizer_sha256":"{h}","architecture":"llama","layer_count":1,"vocab_size":100,"context_length":10,"shard_layout":[],"encryption":"none","price_per_input_token":"1","price_per_output_token":"1","min_redundancy":1,"description":"","status":"active","created_height":1}}"#,
+            h = "ab".repeat(32)
+        ))
+        .unwrap();
+        assert_eq!(kernel.check_runnable(&[0, 99], 8), Ok(()));
+        assert_eq!(
+            kernel.check_runnable(&[0, 100], 1),
+            Err(Unrunnable::TokenOutOfVocabulary {
+                index: 1,
+                token: 100,
+                vocab_size: 100
+            })
+        );
+        assert_eq!(
+            kernel.check_runnable(&[1, 2, 3], 8),
+            Err(Unrunnable::ContextExceeded {
+                input_tokens: 3,
+                max_output_tokens: 8,
+                context_length: 10
+            })
+        );
+        assert!(kernel.check_runnable(&[1], u32::MAX).is_err());
+        // A kernel stored before the limits were recorded takes no queries.
+        let old = Kernel {
+            vocab_size: 0,
+            context_length: 0,
+            ..kernel
+        };
+        assert_eq!(old.check_runnable(&[1], 1), Err(Unrunnable::LimitsUnknown));
     }
 
     #[test]

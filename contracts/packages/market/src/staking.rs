@@ -14,6 +14,13 @@ use crate::registry::KernelId;
 pub const MAX_UNBONDING_ENTRIES: usize = 16;
 /// Most kernel ranges one profile may list.
 pub const MAX_SERVED_KERNELS: usize = 32;
+/// Queries a node takes in flight when its profile does not say.
+pub const DEFAULT_CAPACITY: u32 = 1;
+/// Most queries a node may declare it takes in flight.
+pub const MAX_CAPACITY: u32 = 64;
+/// Longest `unbonding_blocks` and `jail_blocks` (about 58 days of 5-second blocks), so no
+/// height computed from them can overflow.
+pub const MAX_STAKING_BLOCKS: u64 = 1_000_000;
 
 #[cw_serde]
 pub struct InstantiateMsg {
@@ -23,10 +30,11 @@ pub struct InstantiateMsg {
     pub denom: String,
     /// Least bonded stake of an eligible node; a node's first bond must reach it.
     pub min_stake: Uint128,
-    /// Blocks between `unbond` and the entry becoming claimable (> 0). Keep it longer than a
-    /// query's commit + reveal windows, so a node cannot leave before it can be slashed.
+    /// Blocks between `unbond` and the entry becoming claimable (1..=1,000,000). An entry is
+    /// paid only once every query the node was assigned before it unbonded has ended as well;
+    /// an assignment the market never closes lapses this many blocks after its reveal deadline.
     pub unbonding_blocks: u64,
-    /// Blocks a jailed node waits before it may `unjail`.
+    /// Blocks a jailed node waits before it may `unjail` (at most 1,000,000).
     pub jail_blocks: u64,
     /// The kernel registry (for layer counts).
     pub registry: String,
@@ -48,7 +56,9 @@ pub enum ExecuteMsg {
     /// Moves `amount` from bonded to an unbonding entry released after `unbonding_blocks`.
     /// Emits `wasm-node_unbonding`.
     Unbond { amount: Uint128 },
-    /// Pays out every matured unbonding entry. Emits `wasm-node_claimed`.
+    /// Pays out every matured unbonding entry: its release height reached and every query the
+    /// node was assigned before it unbonded ended (settled, or lapsed `unbonding_blocks` after
+    /// its reveal deadline). Emits `wasm-node_claimed`.
     Claim {},
     /// Market only: burns `fraction` of the node's bonded and unbonding stake (sent to
     /// `slash_recipient`) and, with `jail`, jails it for `jail_blocks`. A node with no stake
@@ -60,6 +70,19 @@ pub enum ExecuteMsg {
         reason: String,
         query_id: u64,
     },
+    /// Market only: `nodes` were assigned `query_id`, whose reveal deadline is `until`. Each
+    /// node's stake stays slashable (its earlier unbonding entries are not paid) and one of its
+    /// `capacity` slots is taken until the market unlocks it or the lock lapses at
+    /// `until + unbonding_blocks`. Fails when a node is at capacity. Emits
+    /// `wasm-assignment_locked`.
+    Lock {
+        query_id: u64,
+        nodes: Vec<String>,
+        until: u64,
+    },
+    /// Market only: `query_id` ended (settled or refunded); its locks on `nodes` are removed.
+    /// A node without that lock is skipped. Emits `wasm-assignment_unlocked`.
+    Unlock { query_id: u64, nodes: Vec<String> },
     /// The node ends its own jail once `jailed_until` is reached. Emits `wasm-node_unjailed`.
     Unjail {},
     /// Admin only; `None` keeps the value.
@@ -86,6 +109,31 @@ pub struct NodeProfile {
     pub endpoint: String,
     /// Kernels (and layer ranges of them) it serves; at most 32 entries.
     pub kernels: Vec<ServedKernel>,
+    /// Queries it takes in flight at once, 1..=64 (1 when absent): the market assigns it no
+    /// more open queries than this.
+    #[serde(default = "default_capacity")]
+    pub capacity: u32,
+}
+
+fn default_capacity() -> u32 {
+    DEFAULT_CAPACITY
+}
+
+/// A query the node is assigned and the market has not closed yet.
+#[cw_serde]
+pub struct AssignmentLock {
+    pub query_id: u64,
+    /// Height of the assignment: unbonding entries started at or after it are not held.
+    pub assigned_height: u64,
+    /// The last height the lock holds without the market's unlock.
+    pub expires_height: u64,
+}
+
+impl AssignmentLock {
+    /// Still holding at `height`.
+    pub fn is_open(&self, height: u64) -> bool {
+        height <= self.expires_height
+    }
 }
 
 /// Layers `start_layer..end_layer` (end exclusive) of a kernel served by a node.
@@ -101,6 +149,10 @@ pub struct ServedKernel {
 pub struct UnbondingEntry {
     pub amount: Uint128,
     pub release_height: u64,
+    /// Height of the `unbond` (0 for entries recorded before it was kept): queries assigned
+    /// up to this height hold the entry until they end.
+    #[serde(default)]
+    pub unbonded_height: u64,
 }
 
 #[cw_serde]
@@ -127,8 +179,8 @@ pub enum QueryMsg {
         start_after: Option<String>,
         limit: Option<u32>,
     },
-    /// Eligible nodes for a kernel (not jailed, bonded ≥ min_stake, serving all its layers),
-    /// with their bonded stake, in address order (default and most 100 per page): what the
+    /// Eligible nodes for a kernel (not jailed, bonded ≥ min_stake, serving all its layers,
+    /// fewer open assignments than its capacity), with their bonded stake, in address order (default and most 100 per page): what the
     /// market samples from.
     #[returns(CandidatesResponse)]
     Candidates {
@@ -153,6 +205,11 @@ pub struct NodeResponse {
     pub profile: NodeProfile,
     /// Not jailed and bonded ≥ min_stake (it still needs to serve a kernel to be assigned).
     pub eligible: bool,
+    /// Queries assigned and not yet closed (lapsed locks not counted): at `profile.capacity`
+    /// the market assigns it nothing more.
+    pub open_assignments: u32,
+    /// Those queries, oldest first.
+    pub assignments: Vec<AssignmentLock>,
 }
 
 #[cw_serde]
@@ -185,12 +242,15 @@ mod tests {
     fn staking_messages_parse_from_their_documented_json() {
         for example in [
             r#"{"bond":{"profile":{"endpoint":"http://127.0.0.1:8700","kernels":[{"kernel_id":1,"start_layer":0,"end_layer":30}]}}}"#,
+            r#"{"bond":{"profile":{"endpoint":"http://127.0.0.1:8700","kernels":[],"capacity":4}}}"#,
             r#"{"bond":{}}"#,
             r#"{"update_profile":{"profile":{"endpoint":"https://n.example","kernels":[]}}}"#,
             r#"{"unbond":{"amount":"500000"}}"#,
             r#"{"claim":{}}"#,
             r#"{"slash":{"node":"nesa1n","fraction":"0.05","jail":true,"reason":"no_commit","query_id":7}}"#,
             r#"{"unjail":{}}"#,
+            r#"{"lock":{"query_id":7,"nodes":["nesa1n"],"until":40}}"#,
+            r#"{"unlock":{"query_id":7,"nodes":["nesa1n"]}}"#,
             r#"{"update_config":{"market":"nesa1market"}}"#,
         ] {
             from_json::<ExecuteMsg>(example).unwrap_or_else(|e| panic!("{example}: {e}"));
@@ -203,5 +263,13 @@ mod tests {
         ] {
             from_json::<QueryMsg>(example).unwrap_or_else(|e| panic!("{example}: {e}"));
         }
+    }
+
+    #[test]
+    fn a_profile_without_capacity_takes_one_query_at_a_time() {
+        let profile: NodeProfile =
+            from_json(r#"{"endpoint":"http://127.0.0.1:8700","kernels":[]}"#).unwrap();
+        assert_eq!(profile.capacity, DEFAULT_CAPACITY);
+        assert_eq!(DEFAULT_CAPACITY, 1);
     }
 }
