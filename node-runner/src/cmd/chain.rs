@@ -224,8 +224,7 @@ pub async fn bond(
         )
         .await
         .map_err(|e| anyhow::anyhow!("kernel {kernel_id}: {e}"))?;
-    // `config.capacity` is the load the runner's work queue admits at once: the figure a
-    // profile with a capacity field publishes.
+    // The market assigns this node at most as many open queries as its work queue runs at once.
     let profile = NodeProfile {
         endpoint: format!("http://{}", config.api_laddr),
         kernels: vec![ServedKernel {
@@ -233,7 +232,7 @@ pub async fn bond(
             start_layer: 0,
             end_layer: kernel.layer_count,
         }],
-        capacity: nesa_market::staking::DEFAULT_CAPACITY,
+        capacity: config.capacity.clamp(1, nesa_market::staking::MAX_CAPACITY),
     };
     let outcome = client
         .execute_contract(
