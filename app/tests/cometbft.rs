@@ -390,6 +390,10 @@ async fn four_validators_agree_on_the_app_hash_at_every_height() {
         let recipient = &recipients[n % recipients.len()];
         let amount = 10_000 + n as u128;
         let msg = bank_send(&sender.address, &recipient.address, &unes(amount)).unwrap();
+        // The next node must have the previous transfer's block before it is asked for the
+        // sender's sequence: a node a block behind would hand out a sequence already used.
+        net.wait_for_height(n % 4, last_tx_height, Duration::from_secs(30))
+            .await;
         let outcome = net
             .client(n % 4)
             .send_tx(&sender.key, vec![msg], &send_options())
