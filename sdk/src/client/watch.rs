@@ -12,6 +12,16 @@ use super::{ChainClient, ClientError, TxEvent};
 /// How often to ask for a block that is not there yet.
 const POLL_INTERVAL: Duration = Duration::from_millis(200);
 
+/// How many times to ask again for a block's results CometBFT has not stored yet (10 s).
+const RESULTS_RETRIES: u32 = 50;
+
+/// CometBFT's answer for the results of a block it announced but has not finished storing.
+fn results_not_stored_yet(error: &tendermint_rpc::Error) -> bool {
+    error
+        .to_string()
+        .contains("could not find results for height")
+}
+
 /// The events of one committed block.
 #[derive(Clone, Debug)]
 pub struct WatchedBlock {
@@ -87,12 +97,19 @@ impl<'c> BlockWatcher<'c> {
             what: "height",
             reason: e.to_string(),
         })?;
-        let results = self
-            .client
-            .rpc()
-            .block_results(height)
-            .await
-            .map_err(|e| self.client.rpc_error(e))?;
+        let mut attempts = 0;
+        let results = loop {
+            match self.client.rpc().block_results(height).await {
+                Ok(results) => break results,
+                // CometBFT reports a height in `status` a moment before it has stored that
+                // block's results; ask again rather than fail.
+                Err(e) if results_not_stored_yet(&e) && attempts < RESULTS_RETRIES => {
+                    attempts += 1;
+                    tokio::time::sleep(POLL_INTERVAL).await;
+                }
+                Err(e) => return Err(self.client.rpc_error(e)),
+            }
+        };
         let tx_events = results
             .txs_results
             .unwrap_or_default()
@@ -112,5 +129,29 @@ impl<'c> BlockWatcher<'c> {
         };
         self.next += 1;
         Ok(Some(block))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tendermint_rpc::response_error::{Code, ResponseError};
+
+    use super::*;
+
+    fn internal(message: &str) -> tendermint_rpc::Error {
+        tendermint_rpc::Error::response(ResponseError::new(
+            Code::InternalError,
+            Some(message.to_string()),
+        ))
+    }
+
+    #[test]
+    fn results_cometbft_has_not_stored_yet_are_asked_again_and_other_errors_are_not() {
+        assert!(results_not_stored_yet(&internal(
+            "could not find results for height #22"
+        )));
+        assert!(!results_not_stored_yet(&internal(
+            "height 30 must be less than or equal to the current blockchain height 29"
+        )));
     }
 }
