@@ -106,23 +106,20 @@ impl Mempool {
         taken
     }
 
-    /// Runs `commit` with admission paused, removes the transactions the block `included`,
-    /// then re-runs CheckTx on what is left against the new state and drops what became
+    /// Runs `commit` with admission paused, removes the transactions the block included (by
+    /// hash), then re-runs CheckTx on what is left against the new state and drops what became
     /// invalid — as CometBFT locks its mempool across Commit and recheck. Without the pause a
     /// transaction arriving between the two would be checked against a state missing the
     /// effects of the pending ones before it.
     pub fn commit_and_recheck<T>(
         &self,
         app: &App,
-        included: &[Vec<u8>],
+        included: &[[u8; 32]],
         commit: impl FnOnce() -> T,
     ) -> T {
         let mut pool = self.pool.lock().expect("mempool lock");
         let result = commit();
-        let included: HashSet<[u8; 32]> = included
-            .iter()
-            .map(|tx| Sha256::digest(tx).into())
-            .collect();
+        let included: HashSet<&[u8; 32]> = included.iter().collect();
         let pending = std::mem::take(&mut *pool);
         for (hash, tx) in pending.queue {
             if included.contains(&hash) {

@@ -209,11 +209,11 @@ impl Producer {
             ..Default::default()
         })?;
         let stored = StoredBlock { id, block, results };
-        let committed = self.mempool.commit_and_recheck(&self.app, &txs, || {
+        let tx_hashes: Vec<[u8; 32]> = txs.iter().map(|tx| Sha256::digest(tx).into()).collect();
+        let committed = self.mempool.commit_and_recheck(&self.app, &tx_hashes, || {
             self.app.commit_with(|txn| BlockStore::write(txn, &stored))
         })?;
         tracing::debug!(height = committed.height, txs = txs.len(), app_hash = %hex::encode_upper(committed.app_hash), "block committed");
-        let tx_hashes = txs.iter().map(|tx| Sha256::digest(tx).into()).collect();
         let _ = self.committed.send(CommittedBlock { height, tx_hashes });
         Ok(stored)
     }

@@ -24,6 +24,20 @@ pub enum Direction {
     Descending,
 }
 
+/// Shrinks the range `start..end` to what lies beyond `key` in `direction` (after it when
+/// ascending, before it when descending), so the next seek finds the following entry.
+pub fn narrow_past(
+    key: &[u8],
+    direction: Direction,
+    start: &mut Vec<u8>,
+    end: &mut Option<Vec<u8>>,
+) {
+    match direction {
+        Direction::Ascending => *start = [key, &[0]].concat(),
+        Direction::Descending => *end = Some(key.to_vec()),
+    }
+}
+
 /// True when `start <= key < end` holds for no key at all.
 pub fn range_is_empty(start: &[u8], end: Option<&[u8]>) -> bool {
     end.is_some_and(|end| end <= start)
@@ -68,39 +82,28 @@ pub trait StateWrite: StateRead {
     fn delete(&mut self, key: Vec<u8>) -> Result<(), StateError>;
 }
 
-impl<T: StateRead + ?Sized> StateRead for &T {
-    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StateError> {
-        (**self).get(key)
-    }
-    fn range(&self, start: &[u8], end: Option<&[u8]>) -> Result<Entries, StateError> {
-        (**self).range(start, end)
-    }
-    fn seek(
-        &self,
-        start: &[u8],
-        end: Option<&[u8]>,
-        direction: Direction,
-    ) -> Result<Option<Entry>, StateError> {
-        (**self).seek(start, end, direction)
-    }
+/// Shared and exclusive references read as the view they point to.
+macro_rules! forward_state_read {
+    ($($reference:ty),*) => {$(
+        impl<T: StateRead + ?Sized> StateRead for $reference {
+            fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StateError> {
+                (**self).get(key)
+            }
+            fn range(&self, start: &[u8], end: Option<&[u8]>) -> Result<Entries, StateError> {
+                (**self).range(start, end)
+            }
+            fn seek(
+                &self,
+                start: &[u8],
+                end: Option<&[u8]>,
+                direction: Direction,
+            ) -> Result<Option<Entry>, StateError> {
+                (**self).seek(start, end, direction)
+            }
+        }
+    )*};
 }
-
-impl<T: StateRead + ?Sized> StateRead for &mut T {
-    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StateError> {
-        (**self).get(key)
-    }
-    fn range(&self, start: &[u8], end: Option<&[u8]>) -> Result<Entries, StateError> {
-        (**self).range(start, end)
-    }
-    fn seek(
-        &self,
-        start: &[u8],
-        end: Option<&[u8]>,
-        direction: Direction,
-    ) -> Result<Option<Entry>, StateError> {
-        (**self).seek(start, end, direction)
-    }
-}
+forward_state_read!(&T, &mut T);
 
 impl<T: StateWrite + ?Sized> StateWrite for &mut T {
     fn put(&mut self, key: Vec<u8>, value: Vec<u8>) -> Result<(), StateError> {
@@ -220,10 +223,7 @@ impl<P: StateRead> StateRead for Overlay<P> {
             }
             match change {
                 Some(value) => return Ok(Some((key.clone(), value.clone()))),
-                None => match direction {
-                    Direction::Ascending => start = [key.as_slice(), &[0]].concat(),
-                    Direction::Descending => end = Some(key.clone()),
-                },
+                None => narrow_past(key, direction, &mut start, &mut end),
             }
         }
     }

@@ -6,7 +6,8 @@ mod gas;
 mod storage;
 
 pub use delta::{
-    prefix_end, range_is_empty, Changes, Direction, Entries, Entry, Overlay, StateRead, StateWrite,
+    narrow_past, prefix_end, range_is_empty, Changes, Direction, Entries, Entry, Overlay,
+    StateRead, StateWrite,
 };
 pub use gas::{Gas, GasCosts, GasMeter, Metered};
 pub use storage::{BlockWriter, Committed, HistoricalState, PendingCommit, Snapshot, Storage};

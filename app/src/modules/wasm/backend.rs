@@ -19,7 +19,7 @@ use super::handle::{HandleError, StateHandle};
 use super::limits::{GAS_MULTIPLIER, MAX_CALL_DEPTH, MAX_OPEN_ITERATORS};
 use super::{keys, store, WasmError};
 use crate::modules::bank;
-use crate::state::{prefix_end, Direction, Entry, GasCosts, GasMeter, StateError, StateWrite};
+use crate::state::{narrow_past, prefix_end, Direction, Entry, GasMeter, StateError, StateWrite};
 
 /// wasmd's cost of turning a canonical address into bech32, in chain gas.
 const HUMANIZE_COST: u64 = 5;
@@ -116,21 +116,13 @@ impl ContractStorage {
         [self.prefix.as_slice(), key].concat()
     }
 
-    /// Moves `cursor` onto the next item of its range, charging a step and the item's bytes.
+    /// Moves `cursor` onto the next item of its range; the metered seek charges a step and
+    /// the item's bytes.
     fn step(handle: &StateHandle, cursor: &mut Cursor) -> Result<(), HandleError> {
-        let costs = GasCosts::SDK;
-        handle.charge(costs.iter_next_flat, "IterNextFlat")?;
-        let found = handle
-            .read_unmetered(|s| s.seek(&cursor.start, cursor.end.as_deref(), cursor.direction))?;
-        if let Some((key, value)) = &found {
-            handle.charge(
-                costs.read_per_byte * (key.len() + value.len()) as u64,
-                "ValuePerByte",
-            )?;
-            match cursor.direction {
-                Direction::Ascending => cursor.start = [key.as_slice(), &[0]].concat(),
-                Direction::Descending => cursor.end = Some(key.clone()),
-            }
+        let found =
+            handle.read(|s| s.seek(&cursor.start, cursor.end.as_deref(), cursor.direction))?;
+        if let Some((key, _)) = &found {
+            narrow_past(key, cursor.direction, &mut cursor.start, &mut cursor.end);
         }
         cursor.current = found;
         Ok(())

@@ -103,7 +103,8 @@ impl StateHandle {
         Ok(op(&mut Metered::new(state, meter))?)
     }
 
-    /// Runs one read against the state without charging gas (the caller charges per item).
+    /// Runs one read against the state without charging gas (the contract and code metadata
+    /// the querier looks up).
     pub fn read_unmetered<R>(
         &self,
         op: impl FnOnce(&dyn StateRead) -> Result<R, StateError>,
@@ -112,13 +113,6 @@ impl StateHandle {
         // SAFETY: as in `read`.
         let state = unsafe { &*state };
         Ok(op(state)?)
-    }
-
-    /// Charges `amount` of chain gas to the lent meter.
-    pub fn charge(&self, amount: u64, location: &'static str) -> Result<(), HandleError> {
-        let (_, meter) = self.lent()?;
-        // SAFETY: as in `read`.
-        Ok(unsafe { &*meter }.consume(amount, location)?)
     }
 
     /// Gas used so far on the lent meter.
