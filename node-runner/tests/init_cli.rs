@@ -2,7 +2,7 @@
 //! writes is owner-only, and `--keyring-backend test` keeps a plain keyring for devnets.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 
 const PASSPHRASE: &str = "runner passphrase";
 
@@ -16,18 +16,10 @@ fn home(label: &str) -> PathBuf {
 
 fn init(home: &Path, extra: &[&str], passphrase: Option<&str>) -> Output {
     let mut command = Command::new(env!("CARGO_BIN_EXE_nesa-node"));
-    command
-        .arg("init")
-        .arg("--home")
-        .arg(home)
-        .args(extra)
-        .env_remove("NESA_KEYRING_BACKEND")
-        .env_remove("NESA_KEYRING_PASSPHRASE")
-        .stdin(Stdio::null());
-    if let Some(passphrase) = passphrase {
-        command.env("NESA_KEYRING_PASSPHRASE", passphrase);
-    }
-    command.output().unwrap()
+    command.arg("init").arg("--home").arg(home).args(extra);
+    nesa_testkit::without_keyring_settings(&mut command, passphrase)
+        .output()
+        .unwrap()
 }
 
 #[cfg(unix)]

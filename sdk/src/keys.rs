@@ -488,25 +488,7 @@ mod tests {
     const TEST_MNEMONIC: &str = "abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon about";
     const TEST_COSMOS_ADDRESS: &str = "cosmos19rl4cm2hmr8afy4kldpxz3fka4jguq0auqdal4";
 
-    /// A fresh directory under the system temp dir, removed when dropped.
-    struct TempHome(PathBuf);
-
-    impl TempHome {
-        fn new(label: &str) -> Self {
-            let unique = format!(
-                "nesa-sdk-{label}-{}-{}",
-                std::process::id(),
-                rand::random::<u64>()
-            );
-            Self(std::env::temp_dir().join(unique))
-        }
-    }
-
-    impl Drop for TempHome {
-        fn drop(&mut self) {
-            let _ = fs::remove_dir_all(&self.0);
-        }
-    }
+    use nesa_testkit::TempDir as TempHome;
 
     fn test_mnemonic_address() -> Address {
         let key = signing_key_from_mnemonic(TEST_MNEMONIC).unwrap();

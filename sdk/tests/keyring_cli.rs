@@ -1,44 +1,20 @@
 //! `nesa keys` with the two keyring backends, as a user runs it: `file` by default (encrypted,
 //! passphrase from the environment or a file), `test` when asked (plain, for scripts).
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::path::Path;
+use std::process::{Command, Output};
+
+use nesa_testkit::{without_keyring_settings, TempDir};
 
 const PASSPHRASE: &str = "a long enough passphrase";
-
-struct Home(PathBuf);
-
-impl Home {
-    fn new(label: &str) -> Self {
-        let unique = format!(
-            "nesa-keyring-cli-{label}-{}-{:08x}",
-            std::process::id(),
-            rand::random::<u32>()
-        );
-        Home(std::env::temp_dir().join(unique))
-    }
-}
-
-impl Drop for Home {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 /// Runs `nesa` with `args` in `home`, no terminal, the backend and passphrase only as given.
 fn nesa(home: &Path, args: &[&str], passphrase: Option<&str>) -> Output {
     let mut command = Command::new(env!("CARGO_BIN_EXE_nesa"));
-    command
-        .args(args)
-        .arg("--home")
-        .arg(home)
-        .env_remove("NESA_KEYRING_BACKEND")
-        .env_remove("NESA_KEYRING_PASSPHRASE")
-        .stdin(Stdio::null());
-    if let Some(passphrase) = passphrase {
-        command.env("NESA_KEYRING_PASSPHRASE", passphrase);
-    }
-    command.output().unwrap()
+    command.args(args).arg("--home").arg(home);
+    without_keyring_settings(&mut command, passphrase)
+        .output()
+        .unwrap()
 }
 
 fn stderr(output: &Output) -> String {
@@ -47,7 +23,7 @@ fn stderr(output: &Output) -> String {
 
 #[test]
 fn the_default_file_backend_encrypts_and_names_a_wrong_or_missing_passphrase() {
-    let home = Home::new("file");
+    let home = TempDir::new("file");
     let added = nesa(&home.0, &["keys", "add", "alice"], Some(PASSPHRASE));
     assert!(added.status.success(), "{}", stderr(&added));
     let stored = std::fs::read_to_string(home.0.join("keyring-file.json")).unwrap();
@@ -99,7 +75,7 @@ fn the_default_file_backend_encrypts_and_names_a_wrong_or_missing_passphrase() {
 
 #[test]
 fn the_test_backend_keeps_plain_keyrings_and_migrate_encrypts_them() {
-    let home = Home::new("test");
+    let home = TempDir::new("test");
     let added = nesa(
         &home.0,
         &["keys", "add", "bob", "--keyring-backend", "test"],

@@ -163,3 +163,45 @@ mod tests {
         assert_eq!(find_tool("no-such-tool-anywhere-3f9a"), None);
     }
 }
+
+/// A directory under the system temp dir, unique to this process and call, removed (with
+/// what it holds) when dropped.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    /// A new (not yet created) directory named after `label`.
+    pub fn new(label: &str) -> Self {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        let serial = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        TempDir(std::env::temp_dir().join(format!(
+            "nesa-test-{label}-{}-{serial}-{nanos:08x}",
+            std::process::id()
+        )))
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// `command` as a user without a keyring setting runs it: no keyring backend or passphrase
+/// inherited from the caller's environment, no terminal to prompt on, and `passphrase` (if
+/// any) given through `NESA_KEYRING_PASSPHRASE`.
+pub fn without_keyring_settings<'c>(
+    command: &'c mut std::process::Command,
+    passphrase: Option<&str>,
+) -> &'c mut std::process::Command {
+    command
+        .env_remove("NESA_KEYRING_BACKEND")
+        .env_remove("NESA_KEYRING_PASSPHRASE")
+        .stdin(std::process::Stdio::null());
+    if let Some(passphrase) = passphrase {
+        command.env("NESA_KEYRING_PASSPHRASE", passphrase);
+    }
+    command
+}
