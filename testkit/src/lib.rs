@@ -122,48 +122,6 @@ fn home() -> PathBuf {
         .unwrap_or_default()
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_missing_prerequisite_fails_under_ci() {
-        assert_eq!(
-            decide("four_validators_agree", "cometbft not found", true),
-            Missing::Fail(
-                "four_validators_agree: prerequisite missing under CI=true: cometbft not found"
-                    .into()
-            )
-        );
-    }
-
-    #[test]
-    fn a_missing_prerequisite_is_a_named_skip_elsewhere() {
-        assert_eq!(
-            decide("greedy_answer", "model not found", false),
-            Missing::Skip("SKIPPED greedy_answer: model not found".into())
-        );
-    }
-
-    #[test]
-    fn an_existing_file_is_returned() {
-        let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml");
-        assert_eq!(
-            require_file(
-                "an_existing_file_is_returned",
-                &manifest,
-                "it is in the repository"
-            ),
-            Some(manifest)
-        );
-    }
-
-    #[test]
-    fn an_absent_tool_is_not_found() {
-        assert_eq!(find_tool("no-such-tool-anywhere-3f9a"), None);
-    }
-}
-
 /// A directory under the system temp dir, unique to this process and call, removed (with
 /// what it holds) when dropped.
 pub struct TempDir(pub PathBuf);
@@ -204,4 +162,46 @@ pub fn without_keyring_settings<'c>(
         command.env("NESA_KEYRING_PASSPHRASE", passphrase);
     }
     command
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_prerequisite_fails_under_ci() {
+        assert_eq!(
+            decide("four_validators_agree", "cometbft not found", true),
+            Missing::Fail(
+                "four_validators_agree: prerequisite missing under CI=true: cometbft not found"
+                    .into()
+            )
+        );
+    }
+
+    #[test]
+    fn a_missing_prerequisite_is_a_named_skip_elsewhere() {
+        assert_eq!(
+            decide("greedy_answer", "model not found", false),
+            Missing::Skip("SKIPPED greedy_answer: model not found".into())
+        );
+    }
+
+    #[test]
+    fn an_existing_file_is_returned() {
+        let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml");
+        assert_eq!(
+            require_file(
+                "an_existing_file_is_returned",
+                &manifest,
+                "it is in the repository"
+            ),
+            Some(manifest)
+        );
+    }
+
+    #[test]
+    fn an_absent_tool_is_not_found() {
+        assert_eq!(find_tool("no-such-tool-anywhere-3f9a"), None);
+    }
 }
