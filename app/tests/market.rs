@@ -16,7 +16,7 @@ use nesa_market::market::{
     QueryResponse, QueryStatus, SlashReason,
 };
 use nesa_market::registry;
-use nesa_market::staking::{self, NodeProfile, NodeResponse, ServedKernel};
+use nesa_market::staking::{self, NodeResponse};
 use nesa_sdk::cosmrs::proto::cosmwasm::wasm::v1 as proto;
 use nesa_sdk::cosmrs::Any;
 use nesa_sdk::Address;
@@ -77,6 +77,7 @@ fn assert_rejected(result: &ExecTxResult, message: &str) {
 /// and small payload limits.
 fn market_params() -> MarketParams {
     MarketParams {
+        draw_blocks: 2,
         commit_blocks: 10,
         default_redundancy: K,
         kernel_royalty: Decimal::percent(5),
@@ -107,6 +108,8 @@ struct Market {
     staking: String,
     market: String,
     kernel_id: u64,
+    /// Gas of the last draw: each ticket, then the draw itself.
+    draw_gas: (Vec<i64>, i64),
 }
 
 impl Market {
@@ -127,6 +130,7 @@ impl Market {
             staking: String::new(),
             market: String::new(),
             kernel_id: 0,
+            draw_gas: (vec![], 0),
         };
 
         let admin = m.address(ADMIN);
@@ -191,21 +195,14 @@ impl Market {
             .parse()
             .unwrap();
 
-        let profile = NodeProfile {
-            endpoint: "http://127.0.0.1:8700".into(),
-            kernels: vec![ServedKernel {
-                kernel_id: m.kernel_id,
-                start_layer: 0,
-                end_layer: LAYERS,
-            }],
-            capacity: 1,
-        };
-        let bond = staking::ExecuteMsg::Bond {
-            profile: Some(profile),
-        };
         let staking_addr = m.staking.clone();
         let bonds = (FIRST_NODE..FIRST_NODE + NODES)
-            .map(|i| (i, m.execute_msg(i, &staking_addr, &bond, NODE_STAKE)))
+            .map(|i| {
+                let bond = staking::ExecuteMsg::Bond {
+                    profile: Some(node_profile(&m.address(i), m.kernel_id)),
+                };
+                (i, m.execute_msg(i, &staking_addr, &bond, NODE_STAKE))
+            })
             .collect();
         for result in m.block(bonds) {
             assert_ok(&result, "bond");
@@ -315,11 +312,37 @@ impl Market {
             .outcome
     }
 
-    /// The user submits the standard query; returns what node runners learn from it.
+    /// The user submits the standard query, every node enters its draw in the next block and
+    /// the user draws it once the window closed; returns what node runners learn from the
+    /// draw, and the submission's result.
     fn submit(&mut self) -> (Assigned, ExecTxResult) {
         let result = self.market_tx(USER, &submit_msg(self.kernel_id, &INPUT), ESCROW);
         assert_ok(&result, "submit_query");
-        (Assigned::from_result(&result), result)
+        let submitted = Submitted::from_result(&result);
+        let tickets = (FIRST_NODE..FIRST_NODE + NODES)
+            .map(|i| {
+                let address = self.address(i);
+                (address.clone(), submitted.ticket_msg(&address))
+            })
+            .collect::<Vec<_>>();
+        let tickets = tickets
+            .iter()
+            .map(|(node, msg)| (node.as_str(), msg.clone()))
+            .collect();
+        let entered = self.nodes_send(tickets);
+        for ticket in &entered {
+            assert_ok(ticket, "submit_ticket");
+        }
+        while self.chain.height() <= submitted.draw_deadline {
+            self.block(vec![]);
+        }
+        let draw = ExecuteMsg::Draw {
+            query_id: submitted.query_id,
+        };
+        let drawn = self.market_tx(USER, &draw, 0);
+        assert_ok(&drawn, "draw");
+        self.draw_gas = (entered.iter().map(|r| r.gas_used).collect(), drawn.gas_used);
+        (Assigned::from_result(&drawn), result)
     }
 
     fn settle(&mut self, id: u64) -> ExecTxResult {
@@ -531,9 +554,12 @@ fn an_honest_round_pays_nodes_treasury_and_kernel_owner_and_refunds_the_rest_to_
     let reveal_gas: Vec<i64> = reveals.iter().map(gas).collect();
     println!(
         "market gas on the real VM (gas_used of the whole tx, ante and tx size included; limit {GAS}):\n  \
-         SubmitQuery {} (k = 3, 4 input tokens)\n  Commit {commit_gas:?}\n  \
+         SubmitQuery {} (k = 3, 4 input tokens)\n  SubmitTicket {:?} (BLS verification)\n  \
+         Draw {} ({NODES} tickets)\n  Commit {commit_gas:?}\n  \
          Reveal {reveal_gas:?} ({GENERATED} tokens, fingerprint {fingerprint_bytes} bytes)\n  Settle {} (3 winners paid)",
         gas(&submitted),
+        m.draw_gas.0,
+        m.draw_gas.1,
         gas(&settled),
     );
 }

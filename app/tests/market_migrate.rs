@@ -11,7 +11,7 @@ use nesa_genesis::market::{MarketWasm, MARKET_WASM, REGISTRY_WASM, STAKING_WASM}
 use nesa_genesis::{AppState, GenesisCoin};
 use nesa_market::market::{ExecuteMsg, QueryMsg, QueryResponse, QueryStatus};
 use nesa_market::registry::{self, Kernel};
-use nesa_market::staking::{self, NodeProfile, NodeResponse, ServedKernel};
+use nesa_market::staking::{self, NodeResponse};
 use nesa_market::MigrateMsg;
 use nesa_sdk::cosmrs::proto::cosmwasm::wasm::v1 as proto;
 use nesa_sdk::cosmrs::Any;
@@ -105,20 +105,12 @@ impl LiveMarket {
         m.kernel_id = attribute(&register, "wasm-kernel_registered", "kernel_id")
             .parse()
             .unwrap();
-        let bond = staking::ExecuteMsg::Bond {
-            profile: Some(NodeProfile {
-                endpoint: "http://127.0.0.1:8700".into(),
-                kernels: vec![ServedKernel {
-                    kernel_id: m.kernel_id,
-                    start_layer: 0,
-                    end_layer: LAYERS,
-                }],
-                capacity: 1,
-            }),
-        };
         let staking = m.contracts.staking.clone();
         let bonds: Vec<Vec<u8>> = (FIRST_NODE..FIRST_NODE + NODES)
             .map(|i| {
+                let bond = staking::ExecuteMsg::Bond {
+                    profile: Some(node_profile(&m.address(i), m.kernel_id)),
+                };
                 m.sign(
                     i,
                     execute_msg(&m.address(i), &staking, &bond, NODE_STAKE),
@@ -166,7 +158,30 @@ impl LiveMarket {
         let market = self.contracts.market.clone();
         let submitted = self.execute(USER, &market, &submit_msg(self.kernel_id, &INPUT), ESCROW);
         assert_ok(&submitted, "submit_query");
-        let assigned = Assigned::from_result(&submitted);
+        let draw = Submitted::from_result(&submitted);
+        let tickets: Vec<Vec<u8>> = (FIRST_NODE..FIRST_NODE + NODES)
+            .map(|i| {
+                let msg = draw.ticket_msg(&self.address(i));
+                let tx = execute_msg(&self.address(i), &market, &msg, 0);
+                self.sign(i, tx, GAS)
+            })
+            .collect();
+        for entered in self.chain.run_all(&tickets) {
+            assert_ok(&entered, "submit_ticket");
+        }
+        while self.chain.height() <= draw.draw_deadline {
+            self.chain.run_all(&[]);
+        }
+        let drawn = self.execute(
+            USER,
+            &market,
+            &ExecuteMsg::Draw {
+                query_id: draw.query_id,
+            },
+            0,
+        );
+        assert_ok(&drawn, "draw");
+        let assigned = Assigned::from_result(&drawn);
         let results: Vec<(usize, NodeResult)> = assigned
             .nodes
             .iter()

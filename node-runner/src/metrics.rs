@@ -7,6 +7,12 @@ use std::sync::Mutex;
 /// The node runner's metrics.
 #[derive(Default)]
 pub struct Metrics {
+    /// Sortition tickets the market accepted from this node.
+    pub tickets_submitted: AtomicU64,
+    /// Draws of queries not entered: the work queue could not take the query on.
+    pub draws_declined: AtomicU64,
+    /// Draw transactions sent (as leader or as backup).
+    pub draws_sent: AtomicU64,
     pub queries_assigned: AtomicU64,
     pub queries_served: AtomicU64,
     pub queries_failed: AtomicU64,
@@ -70,6 +76,24 @@ impl Metrics {
             );
         };
         let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        counter(
+            &mut out,
+            "nesa_node_tickets_total",
+            "Sortition tickets the market accepted from this node.",
+            load(&self.tickets_submitted),
+        );
+        counter(
+            &mut out,
+            "nesa_node_draws_declined_total",
+            "Query draws not entered: the work queue could not take the query on.",
+            load(&self.draws_declined),
+        );
+        counter(
+            &mut out,
+            "nesa_node_draws_total",
+            "Draw transactions sent.",
+            load(&self.draws_sent),
+        );
         counter(
             &mut out,
             "nesa_node_queries_assigned_total",
@@ -203,6 +227,8 @@ mod tests {
             "nesa_node_commit_latency_seconds_sum 1.500\nnesa_node_commit_latency_seconds_count 1"
         ));
         assert!(text.contains("nesa_node_slashes_total 0"));
+        assert!(text.contains("# TYPE nesa_node_tickets_total counter\nnesa_node_tickets_total 0"));
+        assert!(text.contains("nesa_node_draws_total 0"));
     }
 
     #[test]

@@ -222,6 +222,24 @@ async fn ask(
     (client, key, submitted.query_id, submitted.escrow.amount)
 }
 
+/// Waits until query `id` is drawn (its nodes assigned), so a fault injected next hits an
+/// assigned runner.
+async fn drawn(client: &ChainClient, id: u64) {
+    let market = MarketClient::connect(client).await.unwrap();
+    let started = std::time::Instant::now();
+    loop {
+        let state = market.query(id).await.unwrap();
+        if state.query.status != QueryStatus::Drawing {
+            return;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "query {id} was never drawn"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 async fn settle(
     client: &ChainClient,
     key: &nesa_sdk::cosmrs::crypto::secp256k1::SigningKey,
@@ -378,11 +396,12 @@ async fn a_query_is_answered_by_three_runners_and_survives_their_faults() {
         assert!(matches!(state.phase, QueryPhase::Closed));
     }
 
-    // 2. A runner killed right after assignment: settled by the other two, the dead one slashed.
+    // 2. A runner killed right after the draw assigned it: settled by the other two, the dead one slashed.
     {
         let devnet = Devnet::up("killed", None);
         let dead = devnet.runner_address(3);
         let (client, key, id, _) = ask(&devnet, &tokenizer, "Name a primary color.").await;
+        drawn(&client, id).await;
         devnet.kill_runner(3);
         let state = settle(&client, &key, id).await;
         assert_eq!(
@@ -439,6 +458,7 @@ async fn a_query_is_answered_by_three_runners_and_survives_their_faults() {
         let devnet = Devnet::up("restart", None);
         let restarted = devnet.runner_address(2);
         let (client, key, id, _) = ask(&devnet, &tokenizer, "Say hello.").await;
+        drawn(&client, id).await;
         devnet.kill_runner(2);
         let out = devnet.script("up");
         assert!(

@@ -8,12 +8,17 @@ use std::time::{Duration, Instant};
 use cosmwasm_std::{Binary, Uint128};
 use nesa_market::events::market::{attr, QUERY_SUBMITTED};
 use nesa_market::market::{
-    ExecuteMsg, MarketParams, QueryMsg, QueryResponse, QuoteResponse, Sampling,
+    ExecuteMsg, MarketParams, QueryMsg, QueryPhase, QueryResponse, QuoteResponse, Sampling,
 };
 use nesa_market::registry::{Kernel, KernelsResponse, QueryMsg as RegistryQuery};
 
+use self::progress::draw_overdue;
 use crate::client::{chain_reason, ChainClient, ClientError, MarketContracts, SendTxOptions};
 use crate::{Coin, Coins};
+
+/// Blocks the user waits for the nodes to draw a query (after its draw deadline) or to settle
+/// it (once settleable) before `wait_for_settlement` does it.
+pub const USER_BACKUP_BLOCKS: u64 = 4;
 
 /// Why a query could not be submitted.
 #[derive(Debug, thiserror::Error)]
@@ -167,8 +172,9 @@ impl<'c> MarketClient<'c> {
     }
 
     /// Follows query `id` block by block until it is settled or disputed, calling `progress`
-    /// with each new state; settles it itself once it is settleable and the nodes have not
-    /// (anyone may). Gives up after `timeout`.
+    /// with each new state. Anyone may draw a query once its draw closed and settle it once it
+    /// is settleable; the nodes do both within a couple of blocks, and when they have not after
+    /// [`USER_BACKUP_BLOCKS`], the user does it. Gives up after `timeout`.
     pub async fn wait_for_settlement(
         &self,
         key: &cosmrs::crypto::secp256k1::SigningKey,
@@ -178,27 +184,28 @@ impl<'c> MarketClient<'c> {
     ) -> Result<QueryResponse, ClientError> {
         let started = Instant::now();
         let mut watcher = crate::client::BlockWatcher::from_latest(self.client).await?;
-        let mut settleable_blocks = 0u32;
+        let mut settleable_blocks = 0u64;
+        let mut draw_sent_at: Option<u64> = None;
         loop {
+            let height = watcher.next_height().saturating_sub(1);
             let state = self.query(id).await?;
             progress(&state);
             if state.query.status.is_final() {
                 return Ok(state);
             }
-            if matches!(state.phase, nesa_market::market::QueryPhase::Settleable) {
+            // Still drawing well past its draw deadline: draw it, again every few blocks while an
+            // earlier draw has not landed (a node may draw in the same block: the next state read
+            // tells).
+            let draw_due = draw_sent_at.is_none_or(|at| height >= at + USER_BACKUP_BLOCKS);
+            if draw_overdue(&state, height, USER_BACKUP_BLOCKS) && draw_due {
+                draw_sent_at = Some(height);
+                let _ = self.execute(key, &ExecuteMsg::Draw { query_id: id }).await;
+            }
+            if matches!(state.phase, QueryPhase::Settleable) {
                 settleable_blocks += 1;
-                // Nodes settle within a couple of blocks; after that the user does it.
-                if settleable_blocks == 4 {
-                    // A node may settle in the same block: the next state read tells.
+                if settleable_blocks == USER_BACKUP_BLOCKS {
                     let _ = self
-                        .client
-                        .execute_contract(
-                            key,
-                            &self.contracts.market,
-                            &ExecuteMsg::Settle { query_id: id },
-                            &Coins::default(),
-                            &SendTxOptions::default(),
-                        )
+                        .execute(key, &ExecuteMsg::Settle { query_id: id })
                         .await;
                 }
             }
@@ -212,6 +219,24 @@ impl<'c> MarketClient<'c> {
                 .next_block(Some(Instant::now() + Duration::from_secs(10)))
                 .await?;
         }
+    }
+
+    /// Sends `msg` to the market without funds.
+    async fn execute(
+        &self,
+        key: &cosmrs::crypto::secp256k1::SigningKey,
+        msg: &ExecuteMsg,
+    ) -> Result<(), ClientError> {
+        self.client
+            .execute_contract(
+                key,
+                &self.contracts.market,
+                msg,
+                &Coins::default(),
+                &SendTxOptions::default(),
+            )
+            .await
+            .map(|_| ())
     }
 }
 

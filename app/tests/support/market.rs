@@ -6,6 +6,8 @@
 use cosmwasm_std::{Binary, HexBinary, Uint128};
 use nesa_market::market::{ExecuteMsg, Sampling};
 use nesa_market::registry::{Encryption, NewKernel, ShardRange};
+use nesa_market::sortition::signer::TicketKey;
+use nesa_market::staking::{NodeProfile, ServedKernel, SortitionKey};
 use nesa_market::{commitment, encode_token_ids, result_hash, Fingerprint};
 use nesa_sdk::cosmrs::proto::cosmwasm::wasm::v1 as proto;
 use nesa_sdk::cosmrs::Any;
@@ -138,7 +140,60 @@ pub fn submit_msg(kernel_id: u64, input: &[u32]) -> ExecuteMsg {
     }
 }
 
-/// What a node runner learns from `wasm-query_assigned`.
+/// A test node's sortition key (derived from its address).
+pub fn ticket_key(node: &str) -> TicketKey {
+    TicketKey::from_seed(node.as_bytes())
+}
+
+/// The profile a node bonds with: serving every layer of `kernel_id`, one query at a time,
+/// with its sortition key.
+pub fn node_profile(node: &str, kernel_id: u64) -> NodeProfile {
+    let key = ticket_key(node);
+    NodeProfile {
+        endpoint: "http://127.0.0.1:8700".into(),
+        kernels: vec![ServedKernel {
+            kernel_id,
+            start_layer: 0,
+            end_layer: LAYERS,
+        }],
+        capacity: 1,
+        sortition_key: Some(SortitionKey {
+            public_key: HexBinary::from(key.public_key().to_vec()),
+            proof: HexBinary::from(key.proof_of_possession(node).to_vec()),
+        }),
+    }
+}
+
+/// What a node runner learns from `wasm-query_submitted`: the draw it may enter.
+pub struct Submitted {
+    pub query_id: u64,
+    pub draw_input: [u8; 32],
+    pub draw_deadline: u64,
+}
+
+impl Submitted {
+    pub fn from_result(result: &ExecTxResult) -> Submitted {
+        let submitted = "wasm-query_submitted";
+        let input = hex::decode(attribute(result, submitted, "draw_input")).unwrap();
+        Submitted {
+            query_id: attribute(result, submitted, "query_id").parse().unwrap(),
+            draw_input: input.try_into().expect("a 32-byte draw input"),
+            draw_deadline: attribute(result, submitted, "draw_deadline")
+                .parse()
+                .unwrap(),
+        }
+    }
+
+    /// `node`'s entry into the draw.
+    pub fn ticket_msg(&self, node: &str) -> ExecuteMsg {
+        ExecuteMsg::SubmitTicket {
+            query_id: self.query_id,
+            ticket: HexBinary::from(ticket_key(node).ticket(&self.draw_input).to_vec()),
+        }
+    }
+}
+
+/// What a node runner learns from `wasm-query_assigned` (emitted by the draw).
 pub struct Assigned {
     pub query_id: u64,
     pub nodes: Vec<String>,
@@ -148,7 +203,7 @@ pub struct Assigned {
 }
 
 impl Assigned {
-    /// What the `wasm-query_assigned` event of a successful submission says.
+    /// What the `wasm-query_assigned` event of a successful draw says.
     pub fn from_result(result: &ExecTxResult) -> Assigned {
         let assigned = "wasm-query_assigned";
         let seed = hex::decode(attribute(result, assigned, "seed")).unwrap();

@@ -8,7 +8,7 @@ use crate::commit_reveal::{self, RevealRequest};
 use crate::error::ContractError;
 use crate::msg::{ExecuteMsg, InstantiateMsg, MigrateMsg, QueryMsg};
 use crate::submit::{self, QueryRequest};
-use crate::{execute, instantiate as setup, query, settle};
+use crate::{draw, execute, instantiate as setup, query, settle};
 
 /// The cw2 name recorded in the contract's state (a migration must keep it).
 pub const CONTRACT_NAME: &str = env!("CARGO_PKG_NAME");
@@ -76,6 +76,10 @@ pub fn execute(
                 salt,
             },
         ),
+        ExecuteMsg::SubmitTicket { query_id, ticket } => {
+            draw::submit_ticket(deps, env, info, query_id, ticket)
+        }
+        ExecuteMsg::Draw { query_id } => draw::draw(deps, env, info, query_id),
         ExecuteMsg::Settle { query_id } => settle::settle(deps, env, info, query_id),
         ExecuteMsg::UpdateParams { params } => execute::update_params(deps, info, params),
         ExecuteMsg::UpdateAdmin { admin } => execute::update_admin(deps, info, admin),

@@ -103,6 +103,37 @@ pub enum ContractError {
     #[error("{node} is not assigned to query {query_id}")]
     NotAssigned { query_id: QueryId, node: Addr },
 
+    #[error("query {query_id} is {status:?}: tickets are taken only while it is drawing")]
+    NotDrawing {
+        query_id: QueryId,
+        status: QueryStatus,
+    },
+
+    #[error("the draw of query {query_id} closed at height {draw_deadline}")]
+    DrawClosed {
+        query_id: QueryId,
+        draw_deadline: u64,
+    },
+
+    #[error("query {query_id} takes tickets until height {draw_deadline}: draw after it")]
+    DrawTooEarly {
+        query_id: QueryId,
+        draw_deadline: u64,
+    },
+
+    #[error("{node} already entered the draw of query {query_id}")]
+    AlreadyEntered { query_id: QueryId, node: Addr },
+
+    #[error("{node} cannot enter the draw of query {query_id}: {reason}")]
+    NotDrawable {
+        query_id: QueryId,
+        node: Addr,
+        reason: String,
+    },
+
+    #[error("the ticket of {node} for query {query_id} is not its signature of the draw input")]
+    InvalidTicket { query_id: QueryId, node: Addr },
+
     #[error("{node} already committed to query {query_id}")]
     AlreadyCommitted { query_id: QueryId, node: Addr },
 
@@ -152,6 +183,9 @@ pub enum ContractError {
 
     #[error("query {id} cannot be settled yet: wait for every reveal or for height {reveal_deadline} to pass")]
     SettleTooEarly { id: QueryId, reveal_deadline: u64 },
+
+    #[error("query {id} is not drawn yet: anyone may draw it after height {draw_deadline}")]
+    NotDrawn { id: QueryId, draw_deadline: u64 },
 
     #[error("query {id} is already {status:?}")]
     AlreadySettled { id: QueryId, status: QueryStatus },

@@ -12,6 +12,7 @@ use crate::error::ContractError;
 pub fn validate_params(params: &MarketParams) -> Result<(), ContractError> {
     let invalid = |reason: String| Err(ContractError::InvalidParams { reason });
     for (name, blocks) in [
+        ("draw_blocks", params.draw_blocks),
         ("commit_blocks", params.commit_blocks),
         ("reveal_blocks", params.reveal_blocks),
     ] {
@@ -127,6 +128,7 @@ mod tests {
     #[test]
     fn the_largest_windows_and_limits_are_valid() {
         let mut params = devnet::market_params();
+        params.draw_blocks = MAX_WINDOW_BLOCKS;
         params.commit_blocks = MAX_WINDOW_BLOCKS;
         params.reveal_blocks = MAX_WINDOW_BLOCKS;
         params.max_input_tokens = MAX_INPUT_TOKENS;
@@ -136,6 +138,8 @@ mod tests {
 
     #[test]
     fn every_bad_parameter_is_rejected_by_name() {
+        rejected(|p| p.draw_blocks = 0, "draw_blocks");
+        rejected(|p| p.draw_blocks = MAX_WINDOW_BLOCKS + 1, "draw_blocks");
         rejected(|p| p.commit_blocks = 0, "commit_blocks");
         rejected(|p| p.reveal_blocks = 0, "reveal_blocks");
         rejected(|p| p.commit_blocks = u64::MAX, "commit_blocks");

@@ -9,6 +9,7 @@ use nesa_market::pagination::Page;
 use nesa_market::registry::KernelId;
 
 use crate::lifecycle::phase;
+use crate::state::tickets;
 use crate::state::{
     ASSIGNMENTS, CONFIG, PARAMS, QUERIES, QUERIES_BY_NODE, QUERIES_BY_STATUS, QUERIES_BY_USER,
     QUERY_COUNT, RUNNING_SEED,
@@ -25,10 +26,12 @@ pub fn query(deps: Deps, env: Env, id: QueryId) -> StdResult<Binary> {
         .map(|node| ASSIGNMENTS.load(deps.storage, (id, node)))
         .collect::<StdResult<_>>()?;
     let phase = phase(&query, env.block.height);
+    let tickets = tickets(deps.storage, id)?;
     to_json_binary(&QueryResponse {
         query,
         assignments,
         phase,
+        tickets,
     })
 }
 

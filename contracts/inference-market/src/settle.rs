@@ -59,6 +59,12 @@ pub fn settle(
         });
     }
     let height = env.block.height;
+    if query.status == QueryStatus::Drawing {
+        return Err(ContractError::NotDrawn {
+            id: query_id,
+            draw_deadline: query.draw_deadline,
+        });
+    }
     if !settleable(&query, height) {
         return Err(ContractError::SettleTooEarly {
             id: query_id,

@@ -3,7 +3,7 @@
 use cosmwasm_schema::cw_serde;
 use cosmwasm_std::{Addr, StdResult, Storage};
 use cw_storage_plus::{Item, Map};
-use nesa_market::market::{Assignment, InferenceQuery, MarketParams, QueryId, QueryStatus};
+use nesa_market::market::{Assignment, InferenceQuery, MarketParams, QueryId, QueryStatus, Ticket};
 use nesa_market::Hash32;
 
 /// The contracts the market talks to and who administers it.
@@ -25,6 +25,8 @@ pub const QUERY_COUNT: Item<u64> = Item::new("query_count");
 pub const QUERIES: Map<QueryId, InferenceQuery> = Map::new("queries");
 /// Each assigned node's commitment, reveal and outcome.
 pub const ASSIGNMENTS: Map<(QueryId, &Addr), Assignment> = Map::new("assignments");
+/// Verified sortition tickets of queries not yet drawn (removed at the draw).
+pub const TICKETS: Map<(QueryId, &Addr), Ticket> = Map::new("tickets");
 /// Index user → query ids.
 pub const QUERIES_BY_USER: Map<(&Addr, QueryId), ()> = Map::new("queries_by_user");
 /// Index assigned node → query ids.
@@ -45,4 +47,13 @@ pub fn save_query(
         QUERIES_BY_STATUS.save(storage, (query.status.as_str(), query.id), &())?;
     }
     QUERIES.save(storage, query.id, query)
+}
+
+/// The tickets entered in a query still drawing, in address order.
+pub fn tickets(storage: &dyn Storage, query_id: QueryId) -> StdResult<Vec<Ticket>> {
+    TICKETS
+        .prefix(query_id)
+        .range(storage, None, None, cosmwasm_std::Order::Ascending)
+        .map(|item| item.map(|(_, ticket)| ticket))
+        .collect()
 }

@@ -1,25 +1,23 @@
-//! `submit_query`: every check first, then the escrow is kept and k nodes are assigned.
+//! `submit_query`: every check first, then the escrow is kept and the query opens its draw.
 
 use cosmwasm_std::{
-    to_json_binary, Addr, Binary, Coin, DepsMut, Env, Event, HexBinary, MessageInfo,
-    QuerierWrapper, Response, Uint128, WasmMsg,
+    Addr, Binary, Coin, DepsMut, Env, Event, HexBinary, MessageInfo, QuerierWrapper, Response,
+    Uint128,
 };
 use nesa_market::commitment::to_hex;
 use nesa_market::events::market::{self as events, attr};
 use nesa_market::market::{
-    Assignment, InferenceQuery, MarketParams, QueryStatus, Sampling, SettlementTerms,
-    MAX_TEMPERATURE_MILLI, MAX_TOP_P_MILLI, USER_ENTROPY_BYTES,
+    InferenceQuery, MarketParams, QueryStatus, Sampling, SettlementTerms, MAX_TEMPERATURE_MILLI,
+    MAX_TOP_P_MILLI, USER_ENTROPY_BYTES,
 };
 use nesa_market::registry::{self, Kernel, KernelId};
-use nesa_market::staking::{self, Candidate, CandidatesResponse, CANDIDATES_PAGE};
+use nesa_market::sortition::draw_input;
+use nesa_market::staking::{self, CandidatesResponse};
 use nesa_market::{decode_token_ids, token_count};
 
 use crate::error::ContractError;
-use crate::sampling::{assignment_seed, sample_by_stake};
-use crate::state::{
-    save_query, ASSIGNMENTS, CONFIG, PARAMS, QUERIES_BY_NODE, QUERIES_BY_USER, QUERY_COUNT,
-    RUNNING_SEED,
-};
+use crate::sampling::initial_seed;
+use crate::state::{save_query, CONFIG, PARAMS, QUERIES_BY_USER, QUERY_COUNT, RUNNING_SEED};
 
 /// What a user asked for.
 pub struct QueryRequest {
@@ -83,34 +81,37 @@ pub fn submit_query(
         });
     }
 
-    // Assignment.
-    let candidates = all_candidates(deps.querier, &config.staking, kernel.id)?;
-    let id = QUERY_COUNT.load(deps.storage)? + 1;
-    let running_seed = RUNNING_SEED.load(deps.storage)?;
-    let seed = assignment_seed(
-        &running_seed,
-        id,
-        &request.user_entropy,
-        env.block.height,
-        env.block.time.nanos(),
-    );
-    let nodes = sample_by_stake(&seed, &candidates, usize::from(k));
-    if nodes.len() < usize::from(k) {
+    // Enough nodes to draw from; who serves is drawn from their tickets (`draw`).
+    let available = candidate_count(deps.querier, &config.staking, kernel.id, k)?;
+    if available < usize::from(k) {
         return Err(ContractError::NotEnoughCandidates {
             kernel_id: kernel.id,
-            available: nodes.len(),
+            available,
             required: k,
         });
     }
-
-    let commit_deadline = env
-        .block
-        .height
-        .checked_add(params.commit_blocks)
+    let id = QUERY_COUNT.load(deps.storage)? + 1;
+    let height = env.block.height;
+    let draw_deadline = height
+        .checked_add(params.draw_blocks)
+        .ok_or(ContractError::HeightOverflow {})?;
+    // The deadlines if the draw comes right after its window; `draw` moves them by its delay.
+    let commit_deadline = draw_deadline
+        .checked_add(1 + params.commit_blocks)
         .ok_or(ContractError::HeightOverflow {})?;
     let reveal_deadline = commit_deadline
         .checked_add(params.reveal_blocks)
         .ok_or(ContractError::HeightOverflow {})?;
+    let draw_input = draw_input(
+        &env.block.chain_id,
+        env.contract.address.as_str(),
+        id,
+        height,
+        env.block.time.nanos(),
+    );
+    // The fingerprint seed starts from the user's entropy; the draw mixes in the tickets.
+    let running_seed = RUNNING_SEED.load(deps.storage)?;
+    let seed = initial_seed(&running_seed, id, &request.user_entropy, &draw_input);
     let query = InferenceQuery {
         id,
         user: info.sender,
@@ -127,16 +128,19 @@ pub fn submit_query(
         fingerprint_positions: params.fingerprint_positions,
         fingerprint_tolerance: params.fingerprint_tolerance,
         terms: Some(SettlementTerms::from_params(&params)),
-        nodes,
+        nodes: vec![],
         escrow: Coin {
             denom: params.denom.clone(),
             amount: escrow,
         },
         seed: HexBinary::from(seed.to_vec()),
-        submitted_height: env.block.height,
+        submitted_height: height,
+        draw_input: HexBinary::from(draw_input.to_vec()),
+        draw_deadline,
+        tickets: 0,
         commit_deadline,
         reveal_deadline,
-        status: QueryStatus::Pending,
+        status: QueryStatus::Drawing,
         commits: 0,
         reveals: 0,
         settlement: None,
@@ -144,59 +148,19 @@ pub fn submit_query(
     QUERY_COUNT.save(deps.storage, &id)?;
     save_query(deps.storage, &query, None)?;
     QUERIES_BY_USER.save(deps.storage, (&query.user, id), &())?;
-    for node in &query.nodes {
-        QUERIES_BY_NODE.save(deps.storage, (node, id), &())?;
-        ASSIGNMENTS.save(deps.storage, (id, node), &unassigned(node))?;
-    }
 
-    let nodes: Vec<&str> = query.nodes.iter().map(Addr::as_str).collect();
-    // Each node's stake stays slashable, and one of its capacity slots taken, until the query
-    // ends. Staking refusing (not wired to this market, a node at capacity) refuses the query.
-    let lock = WasmMsg::Execute {
-        contract_addr: config.staking.to_string(),
-        msg: to_json_binary(&staking::ExecuteMsg::Lock {
-            query_id: id,
-            nodes: nodes.iter().map(|n| n.to_string()).collect(),
-            until: reveal_deadline,
-        })?,
-        funds: vec![],
-    };
-    Ok(Response::new()
-        .add_message(lock)
-        .add_event(
-            Event::new(events::QUERY_SUBMITTED)
-                .add_attribute(attr::QUERY_ID, id.to_string())
-                .add_attribute(attr::KERNEL_ID, query.kernel_id.to_string())
-                .add_attribute(attr::USER, &query.user)
-                .add_attribute(attr::ESCROW, query.escrow.amount)
-                .add_attribute(attr::INPUT_TOKENS, input_tokens.to_string())
-                .add_attribute(attr::MAX_OUTPUT_TOKENS, query.max_output_tokens.to_string())
-                .add_attribute(attr::REDUNDANCY, k.to_string()),
-        )
-        .add_event(
-            Event::new(events::QUERY_ASSIGNED)
-                .add_attribute(attr::QUERY_ID, id.to_string())
-                .add_attribute(attr::KERNEL_ID, query.kernel_id.to_string())
-                .add_attribute(attr::USER, &query.user)
-                .add_attribute(attr::NODES, nodes.join(","))
-                .add_attribute(attr::COMMIT_DEADLINE, query.commit_deadline.to_string())
-                .add_attribute(attr::REVEAL_DEADLINE, query.reveal_deadline.to_string())
-                .add_attribute(attr::SEED, to_hex(&seed))
-                .add_attribute(
-                    attr::FINGERPRINT_POSITIONS,
-                    query.fingerprint_positions.to_string(),
-                ),
-        ))
-}
-
-fn unassigned(node: &Addr) -> Assignment {
-    Assignment {
-        node: node.clone(),
-        commitment: None,
-        committed_height: None,
-        reveal: None,
-        outcome: None,
-    }
+    Ok(Response::new().add_event(
+        Event::new(events::QUERY_SUBMITTED)
+            .add_attribute(attr::QUERY_ID, id.to_string())
+            .add_attribute(attr::KERNEL_ID, query.kernel_id.to_string())
+            .add_attribute(attr::USER, &query.user)
+            .add_attribute(attr::ESCROW, query.escrow.amount)
+            .add_attribute(attr::INPUT_TOKENS, input_tokens.to_string())
+            .add_attribute(attr::MAX_OUTPUT_TOKENS, query.max_output_tokens.to_string())
+            .add_attribute(attr::REDUNDANCY, k.to_string())
+            .add_attribute(attr::DRAW_INPUT, to_hex(&draw_input))
+            .add_attribute(attr::DRAW_DEADLINE, draw_deadline.to_string()),
+    ))
 }
 
 /// The token ids of a non-empty input within the payload limits.
@@ -275,26 +239,20 @@ pub fn max_payment(
     Ok(input.checked_add(output)?)
 }
 
-/// Every eligible node for the kernel, paging through the staking contract.
-fn all_candidates(
+/// How many nodes could be drawn for the kernel now, counting up to `k`.
+fn candidate_count(
     querier: QuerierWrapper,
     staking_addr: &Addr,
     kernel_id: KernelId,
-) -> Result<Vec<Candidate>, ContractError> {
-    let mut all = Vec::new();
-    loop {
-        let page: CandidatesResponse = querier.query_wasm_smart(
-            staking_addr,
-            &staking::QueryMsg::Candidates {
-                kernel_id,
-                start_after: all.last().map(|c: &Candidate| c.address.to_string()),
-                limit: Some(CANDIDATES_PAGE),
-            },
-        )?;
-        let full = page.candidates.len() == CANDIDATES_PAGE as usize;
-        all.extend(page.candidates);
-        if !full {
-            return Ok(all);
-        }
-    }
+    k: u8,
+) -> Result<usize, ContractError> {
+    let page: CandidatesResponse = querier.query_wasm_smart(
+        staking_addr,
+        &staking::QueryMsg::Candidates {
+            kernel_id,
+            start_after: None,
+            limit: Some(u32::from(k)),
+        },
+    )?;
+    Ok(page.candidates.len())
 }

@@ -15,7 +15,7 @@ mod support;
 
 use std::collections::BTreeMap;
 
-use cosmwasm_std::{Addr, Binary, Decimal, Uint128};
+use cosmwasm_std::{Addr, Binary, Decimal, HexBinary, Uint128};
 use cw_multi_test::Executor;
 use nesa_inference_market::msg::{ExecuteMsg, QueryPhase, QueryStatus};
 use nesa_inference_market::ContractError;
@@ -90,6 +90,8 @@ struct Stats {
     disputed: usize,
     /// Submissions that found fewer free nodes than asked for (capacity reached).
     no_capacity: usize,
+    /// Draws with fewer usable tickets than seats (refunded).
+    undrawn: usize,
     refused_attacks: usize,
     claims_paid: usize,
     claims_refused: usize,
@@ -172,17 +174,14 @@ impl World {
         let id: u64 = attribute(&response, "wasm-query_submitted", "query_id")
             .parse()
             .unwrap();
-        let hostile: Vec<Addr> = self
-            .market
-            .assigned(id)
-            .into_iter()
-            .filter(|n| !self.is_honest(n))
-            .collect();
-        let plans = hostile
-            .into_iter()
-            .map(|n| (n, *self.rng.pick(&PLANS)))
-            .collect();
-        self.open.insert(id, OpenQuery { escrow, plans });
+        // Plans are made once the hostile nodes know they were drawn (`keeper`).
+        self.open.insert(
+            id,
+            OpenQuery {
+                escrow,
+                plans: BTreeMap::new(),
+            },
+        );
         self.last_submit = Some((msg.clone(), escrow));
         Some(id)
     }
@@ -329,8 +328,72 @@ impl World {
         self.ended += 1;
     }
 
+    /// Nodes enter draws: honest ones always in time, hostile ones when they like, with a
+    /// ticket of their own or a forged one (always refused).
+    fn nodes_enter(&mut self, draining: bool) {
+        let ids: Vec<u64> = self.open.keys().copied().collect();
+        let nodes: Vec<Addr> = self.honest.iter().chain(&self.hostile).cloned().collect();
+        for id in ids {
+            let response = self.market.query(id);
+            let height = self.market.height();
+            if response.phase != QueryPhase::Draw || height > response.query.draw_deadline {
+                continue;
+            }
+            let urgent = response.query.draw_deadline < height + MAX_ADVANCE + 1;
+            for node in &nodes {
+                if response.tickets.iter().any(|t| t.node == *node) {
+                    continue;
+                }
+                let result = if self.is_honest(node) {
+                    if !(draining || urgent || self.rng.chance(60)) {
+                        continue;
+                    }
+                    self.market.enter(node, id)
+                } else {
+                    match self.rng.below(4) {
+                        0 => self.market.enter(node, id),
+                        1 => {
+                            // Another node's ticket, or noise.
+                            let victim = self.rng.pick(&self.honest).clone();
+                            let forged = if self.rng.chance(50) {
+                                self.market.ticket(&victim, id)
+                            } else {
+                                HexBinary::from(vec![self.rng.below(256) as u8; 96])
+                            };
+                            let msg = ExecuteMsg::SubmitTicket {
+                                query_id: id,
+                                ticket: forged,
+                            };
+                            let result = self.market.execute(node, &msg, 0);
+                            // Refused as forged, or before that as coming from a node that
+                            // may not enter at all (at capacity, jailed, unbonded).
+                            assert!(
+                                matches!(
+                                    result,
+                                    Err(ContractError::InvalidTicket { .. }
+                                        | ContractError::NotDrawable { .. })
+                                ),
+                                "a forged ticket was not refused: {result:?}"
+                            );
+                            self.stats.refused_attacks += 1;
+                            continue;
+                        }
+                        _ => continue,
+                    }
+                };
+                match result {
+                    Ok(_) => {}
+                    // At capacity, or its stake changed since the query came in.
+                    Err(ContractError::NotDrawable { .. }) => {}
+                    Err(e) => panic!("{node} could not enter the draw of {id}: {e}"),
+                }
+            }
+        }
+    }
+
     /// Each assigned node acts on each open query by its nature.
     fn nodes_act(&mut self, draining: bool) {
+        self.nodes_enter(draining);
         let ids: Vec<u64> = self.open.keys().copied().collect();
         for id in ids {
             let response = self.market.query(id);
@@ -495,12 +558,36 @@ impl World {
         }
     }
 
-    /// Anyone settles queries that are settleable.
+    /// Anyone draws queries past their draw window and settles queries that are settleable.
     fn keeper(&mut self, all: bool) {
         let ids: Vec<u64> = self.open.keys().copied().collect();
         for id in ids {
-            if self.market.query(id).phase == QueryPhase::Settleable && (all || self.rng.chance(40))
-            {
+            let state = self.market.query(id);
+            let height = self.market.height();
+            if state.phase == QueryPhase::Draw && (all || self.rng.chance(40)) {
+                if height <= state.query.draw_deadline {
+                    continue;
+                }
+                let anyone = self.market.addr("bob");
+                self.market
+                    .execute(&anyone, &ExecuteMsg::Draw { query_id: id }, 0)
+                    .unwrap();
+                if self.market.query(id).query.status.is_final() {
+                    self.stats.undrawn += 1;
+                    self.ended_query(id);
+                    continue;
+                }
+                let hostile: Vec<Addr> = self
+                    .market
+                    .assigned(id)
+                    .into_iter()
+                    .filter(|n| !self.is_honest(n))
+                    .collect();
+                for node in hostile {
+                    let plan = *self.rng.pick(&PLANS);
+                    self.open.get_mut(&id).unwrap().plans.insert(node, plan);
+                }
+            } else if state.phase == QueryPhase::Settleable && (all || self.rng.chance(40)) {
                 self.market.settle(id).unwrap();
                 self.ended_query(id);
             }

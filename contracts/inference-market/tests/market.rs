@@ -92,12 +92,41 @@ fn an_honest_round_pays_every_node_and_refunds_the_rest_exactly() {
 }
 
 #[test]
-fn submission_emits_the_assignment_node_runners_watch_for() {
+fn submission_opens_a_draw_and_the_draw_emits_the_assignment_node_runners_watch_for() {
     let mut market = Market::new();
     let user = market.user();
     let response = market
         .execute(&user, &Market::submit_msg(&INPUT, 16, Some(3)), 400)
         .unwrap();
+    let submitted = market.height();
+    let params = devnet_params();
+    assert_eq!(
+        attribute(&response, "wasm-query_submitted", "escrow"),
+        "400"
+    );
+    assert_eq!(
+        attribute(&response, "wasm-query_submitted", "draw_deadline"),
+        (submitted + params.draw_blocks).to_string()
+    );
+    let state = market.query(1);
+    assert_eq!(
+        attribute(&response, "wasm-query_submitted", "draw_input"),
+        state.query.draw_input.to_hex()
+    );
+    assert!(events(&response, "wasm-query_assigned").is_empty());
+    assert_eq!(state.phase, QueryPhase::Draw);
+    assert!(state.query.nodes.is_empty());
+
+    for node in market.nodes.clone() {
+        let entered = market.enter(&node, 1).unwrap();
+        assert_eq!(
+            attribute(&entered, "wasm-ticket_submitted", "node"),
+            node.as_str()
+        );
+    }
+    assert_eq!(market.query(1).tickets.len(), 5);
+    let response = market.draw(1).unwrap();
+    let height = market.height();
     let nodes = attribute(&response, "wasm-query_assigned", "nodes");
     let nodes: Vec<&str> = nodes.split(',').collect();
     assert_eq!(nodes.len(), 3);
@@ -105,8 +134,6 @@ fn submission_emits_the_assignment_node_runners_watch_for() {
     unique.sort();
     unique.dedup();
     assert_eq!(unique.len(), 3, "assigned nodes are distinct");
-    let height = market.height();
-    let params = devnet_params();
     assert_eq!(
         attribute(&response, "wasm-query_assigned", "commit_deadline"),
         (height + params.commit_blocks).to_string()
@@ -116,12 +143,10 @@ fn submission_emits_the_assignment_node_runners_watch_for() {
         (height + params.commit_blocks + params.reveal_blocks).to_string()
     );
     let seed = attribute(&response, "wasm-query_assigned", "seed");
-    assert_eq!(seed, market.query(1).query.seed.to_hex());
-    assert_eq!(
-        attribute(&response, "wasm-query_submitted", "escrow"),
-        "400"
-    );
-    assert_eq!(market.query(1).phase, QueryPhase::Commit);
+    let state = market.query(1);
+    assert_eq!(seed, state.query.seed.to_hex());
+    assert_eq!(state.phase, QueryPhase::Commit);
+    assert!(state.tickets.is_empty(), "tickets are cleared at the draw");
 }
 
 #[test]

@@ -31,8 +31,8 @@ pub fn execute(
     msg: ExecuteMsg,
 ) -> Result<Response, ContractError> {
     match msg {
-        ExecuteMsg::Bond { profile } => execute::bond(deps, info, profile),
-        ExecuteMsg::UpdateProfile { profile } => execute::update_profile(deps, info, profile),
+        ExecuteMsg::Bond { profile } => execute::bond(deps, env, info, profile),
+        ExecuteMsg::UpdateProfile { profile } => execute::update_profile(deps, env, info, profile),
         ExecuteMsg::Unbond { amount } => execute::unbond(deps, env, info, amount),
         ExecuteMsg::Claim {} => execute::claim(deps, env, info),
         ExecuteMsg::Slash {
@@ -75,6 +75,7 @@ pub fn query(deps: Deps, env: Env, msg: QueryMsg) -> StdResult<Binary> {
             start_after,
             limit,
         } => query::candidates(deps, height, kernel_id, start_after, limit),
+        QueryMsg::Sortition { node, kernel_id } => query::sortition(deps, height, node, kernel_id),
         QueryMsg::Config {} => query::config(deps),
     }
 }

@@ -66,6 +66,9 @@ pub enum ContractError {
     #[error("capacity {capacity} is out of range: take 1 to {MAX_CAPACITY} queries in flight")]
     InvalidCapacity { capacity: u32 },
 
+    #[error("invalid sortition key: {reason}")]
+    InvalidSortitionKey { reason: String },
+
     #[error("slash fraction {fraction} is above 1")]
     InvalidFraction { fraction: Decimal },
 

@@ -15,6 +15,7 @@ use crate::state::{Node, CONFIG, NODES};
 
 pub fn bond(
     deps: DepsMut,
+    env: Env,
     info: MessageInfo,
     profile: Option<NodeProfile>,
 ) -> Result<Response, ContractError> {
@@ -33,7 +34,13 @@ pub fn bond(
         }
     }
     if let Some(profile) = &profile {
-        validate_profile(deps.querier, &config.registry, profile)?;
+        validate_profile(
+            deps.api,
+            deps.querier,
+            &config.registry,
+            &info.sender,
+            profile,
+        )?;
     }
     let mut node = match existing {
         Some(node) => node,
@@ -44,6 +51,7 @@ pub fn bond(
             slashed: Uint128::zero(),
             profile: profile.clone().expect("checked above"),
             locks: vec![],
+            ticket_since: 0,
         },
     };
     if let Some(profile) = profile {
@@ -51,6 +59,8 @@ pub fn bond(
         node.profile = profile;
     }
     node.bonded = node.bonded.checked_add(amount)?;
+    // Added stake (and a new key) count for draws of queries accepted from the next block on.
+    node.ticket_since = env.block.height;
     NODES.save(deps.storage, &info.sender, &node)?;
     Ok(Response::new().add_event(
         Event::new(events::NODE_BONDED)
@@ -62,13 +72,25 @@ pub fn bond(
 
 pub fn update_profile(
     deps: DepsMut,
+    env: Env,
     info: MessageInfo,
     profile: NodeProfile,
 ) -> Result<Response, ContractError> {
     cw_utils::nonpayable(&info)?;
     let config = CONFIG.load(deps.storage)?;
     let mut node = load_node(&deps, &info.sender)?;
-    validate_profile(deps.querier, &config.registry, &profile)?;
+    validate_profile(
+        deps.api,
+        deps.querier,
+        &config.registry,
+        &info.sender,
+        &profile,
+    )?;
+    if node.profile.sortition_key.as_ref().map(|k| &k.public_key)
+        != profile.sortition_key.as_ref().map(|k| &k.public_key)
+    {
+        node.ticket_since = env.block.height;
+    }
     reindex(deps.storage, &info.sender, Some(&node.profile), &profile)?;
     let kernels: Vec<String> = profile
         .kernels

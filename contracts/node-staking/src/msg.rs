@@ -3,6 +3,7 @@
 
 pub use nesa_market::staking::{
     Candidate, CandidatesResponse, ConfigUpdate, ExecuteMsg, InstantiateMsg, NodeProfile,
-    NodeResponse, NodesResponse, QueryMsg, ServedKernel, StakingConfig, UnbondingEntry,
+    NodeResponse, NodesResponse, QueryMsg, ServedKernel, SortitionEntry, SortitionKey,
+    StakingConfig, UnbondingEntry,
 };
 pub use nesa_market::upgrade::MigrateMsg;

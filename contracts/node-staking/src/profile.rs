@@ -3,9 +3,12 @@
 
 use std::collections::BTreeMap;
 
-use cosmwasm_std::{Addr, QuerierWrapper, StdResult, Storage};
+use cosmwasm_std::{Addr, Api, QuerierWrapper, StdResult, Storage};
 use nesa_market::registry::{self, Kernel, KernelId};
-use nesa_market::staking::{NodeProfile, MAX_CAPACITY, MAX_SERVED_KERNELS};
+use nesa_market::sortition::{
+    possession_message, verify, IDENTITY_PUBLIC_KEY, PUBLIC_KEY_BYTES, SIGNATURE_BYTES,
+};
+use nesa_market::staking::{NodeProfile, SortitionKey, MAX_CAPACITY, MAX_SERVED_KERNELS};
 
 use crate::error::ContractError;
 use crate::state::SERVERS;
@@ -14,10 +17,15 @@ const MAX_ENDPOINT_BYTES: usize = 256;
 
 /// Checks the endpoint and every served range against the registry's layer counts.
 pub fn validate_profile(
+    api: &dyn Api,
     querier: QuerierWrapper,
     registry: &Addr,
+    node: &Addr,
     profile: &NodeProfile,
 ) -> Result<(), ContractError> {
+    if let Some(key) = &profile.sortition_key {
+        validate_sortition_key(api, node, key)?;
+    }
     let endpoint = &profile.endpoint;
     let host = endpoint
         .strip_prefix("https://")
@@ -65,6 +73,34 @@ pub fn validate_profile(
 }
 
 /// The kernel's layer count, from the registry.
+/// A sortition key is a valid G1 point other than the identity, and its proof is the node's
+/// signature of `possession_message(node, key)` (so a key cannot be copied from another node,
+/// and the node provably can sign tickets with it).
+fn validate_sortition_key(
+    api: &dyn Api,
+    node: &Addr,
+    key: &SortitionKey,
+) -> Result<(), ContractError> {
+    let invalid = |reason: &str| ContractError::InvalidSortitionKey {
+        reason: reason.to_string(),
+    };
+    if key.public_key.len() != PUBLIC_KEY_BYTES || key.proof.len() != SIGNATURE_BYTES {
+        return Err(invalid(
+            "a public key is 48 bytes and a proof 96 (compressed BLS12-381 points)",
+        ));
+    }
+    if key.public_key.as_slice() == IDENTITY_PUBLIC_KEY {
+        return Err(invalid("the identity point is not a key"));
+    }
+    let message = possession_message(node.as_str(), &key.public_key);
+    if !verify(api, &key.public_key, &message, &key.proof)? {
+        return Err(invalid(
+            "the proof is not this node's signature under the key",
+        ));
+    }
+    Ok(())
+}
+
 pub fn layer_count(
     querier: QuerierWrapper,
     registry: &Addr,
@@ -132,6 +168,7 @@ mod tests {
                 })
                 .collect(),
             capacity: 1,
+            sortition_key: None,
         }
     }
 

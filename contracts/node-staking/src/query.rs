@@ -4,7 +4,7 @@ use cosmwasm_std::{to_json_binary, Addr, Binary, Deps, Order, StdError, StdResul
 use nesa_market::pagination::Page;
 use nesa_market::registry::KernelId;
 use nesa_market::staking::{
-    Candidate, CandidatesResponse, NodeResponse, NodesResponse, CANDIDATES_PAGE,
+    Candidate, CandidatesResponse, NodeResponse, NodesResponse, SortitionEntry, CANDIDATES_PAGE,
 };
 
 use crate::profile::{layer_count, serves_all_layers};
@@ -76,6 +76,39 @@ pub fn candidates(
         }
     }
     to_json_binary(&CandidatesResponse { candidates })
+}
+
+pub fn sortition(
+    deps: Deps,
+    height: u64,
+    address: String,
+    kernel_id: KernelId,
+) -> StdResult<Binary> {
+    let config = CONFIG.load(deps.storage)?;
+    let address = deps.api.addr_validate(&address)?;
+    let Some(node) = NODES.may_load(deps.storage, &address)? else {
+        return to_json_binary(&SortitionEntry {
+            address,
+            weight: Default::default(),
+            public_key: None,
+            ticket_since: 0,
+        });
+    };
+    let layer_count = layer_count(deps.querier, &config.registry, kernel_id)
+        .map_err(|e| StdError::generic_err(e.to_string()))?;
+    let drawable = node.is_eligible(config.min_stake)
+        && node.has_capacity(height)
+        && serves_all_layers(&node.profile, kernel_id, layer_count);
+    to_json_binary(&SortitionEntry {
+        address,
+        weight: if drawable {
+            node.bonded
+        } else {
+            Default::default()
+        },
+        public_key: node.profile.sortition_key.map(|k| k.public_key),
+        ticket_since: node.ticket_since,
+    })
 }
 
 pub fn config(deps: Deps) -> StdResult<Binary> {

@@ -27,6 +27,10 @@ pub struct Node {
     /// whenever the node changes).
     #[serde(default)]
     pub locks: Vec<AssignmentLock>,
+    /// The height of the last stake increase or sortition key change
+    /// (`SortitionEntry::ticket_since`).
+    #[serde(default)]
+    pub ticket_since: u64,
 }
 
 impl Node {

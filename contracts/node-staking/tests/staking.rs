@@ -6,11 +6,13 @@ use cw_multi_test::{App, AppResponse, Contract, ContractWrapper, Executor};
 
 use nesa_market::devnet::{self, JAIL_BLOCKS, MIN_STAKE, UNBONDING_BLOCKS};
 use nesa_market::registry::{self, Encryption, NewKernel, ShardRange};
+use nesa_market::sortition::signer::TicketKey;
 use nesa_market::DENOM;
 use nesa_node_staking::contract::{execute, instantiate, migrate, query};
 use nesa_node_staking::msg::{
     Candidate, CandidatesResponse, ConfigUpdate, ExecuteMsg, MigrateMsg, NodeProfile, NodeResponse,
-    NodesResponse, QueryMsg, ServedKernel, StakingConfig, UnbondingEntry,
+    NodesResponse, QueryMsg, ServedKernel, SortitionEntry, SortitionKey, StakingConfig,
+    UnbondingEntry,
 };
 use nesa_node_staking::ContractError;
 
@@ -285,6 +287,7 @@ fn profile(served: &[(u64, u32, u32)]) -> NodeProfile {
             })
             .collect(),
         capacity: 1,
+        sortition_key: None,
     }
 }
 
@@ -928,4 +931,143 @@ fn unbonding_and_jail_periods_are_bounded() {
             &[],
         )
         .unwrap();
+}
+
+/// A profile serving kernel 1 with `key`, its proof of possession made for `proof_for`.
+fn keyed_profile(key: &TicketKey, proof_for: &str) -> NodeProfile {
+    NodeProfile {
+        sortition_key: Some(SortitionKey {
+            public_key: HexBinary::from(key.public_key().to_vec()),
+            proof: HexBinary::from(key.proof_of_possession(proof_for).to_vec()),
+        }),
+        ..profile(&[(1, 0, 30)])
+    }
+}
+
+#[test]
+fn a_sortition_key_needs_its_nodes_proof_of_possession_and_a_real_point() {
+    let mut staking = Staking::new();
+    let node = staking.addr("node-a");
+    let key = TicketKey::from_seed(b"node-a");
+    let bond = |profile: NodeProfile| ExecuteMsg::Bond {
+        profile: Some(profile),
+    };
+    let stake = coins(MIN_STAKE, DENOM);
+    // A proof made for another address: someone copying node-b's registered key.
+    let copied = keyed_profile(&key, staking.addr("node-b").as_str());
+    assert!(matches!(
+        staking.execute("node-a", &bond(copied), &stake),
+        Err(ContractError::InvalidSortitionKey { .. })
+    ));
+    // The identity point, under which every signature verifies; and wrong lengths.
+    let mut identity = keyed_profile(&key, node.as_str());
+    identity.sortition_key.as_mut().unwrap().public_key =
+        HexBinary::from(nesa_market::sortition::IDENTITY_PUBLIC_KEY.to_vec());
+    let mut short = keyed_profile(&key, node.as_str());
+    short.sortition_key.as_mut().unwrap().proof = HexBinary::from(vec![1; 95]);
+    for bad in [identity, short] {
+        assert!(matches!(
+            staking.execute("node-a", &bond(bad), &stake),
+            Err(ContractError::InvalidSortitionKey { .. })
+        ));
+    }
+    staking
+        .execute("node-a", &bond(keyed_profile(&key, node.as_str())), &stake)
+        .unwrap();
+}
+
+#[test]
+fn the_sortition_entry_gives_the_key_the_drawable_stake_and_when_either_last_changed() {
+    let mut staking = Staking::new();
+    let node = staking.addr("node-a");
+    let key = TicketKey::from_seed(b"node-a");
+    let entry = |staking: &Staking, kernel_id| -> SortitionEntry {
+        staking
+            .app
+            .wrap()
+            .query_wasm_smart(
+                &staking.contract,
+                &QueryMsg::Sortition {
+                    node: staking.addr("node-a").to_string(),
+                    kernel_id,
+                },
+            )
+            .unwrap()
+    };
+    let bonded_at = staking.app.block_info().height;
+    staking
+        .execute(
+            "node-a",
+            &ExecuteMsg::Bond {
+                profile: Some(keyed_profile(&key, node.as_str())),
+            },
+            &coins(2 * MIN_STAKE, DENOM),
+        )
+        .unwrap();
+    let first = entry(&staking, 1);
+    assert_eq!(first.weight, Uint128::new(2 * MIN_STAKE));
+    assert_eq!(first.public_key.unwrap().as_slice(), key.public_key());
+    assert_eq!(first.ticket_since, bonded_at);
+    // Kernel 2 is not served: no weight there.
+    assert!(entry(&staking, 2).weight.is_zero());
+
+    // Unbonding lowers the weight at once and does not move `ticket_since`; more stake does.
+    staking.app.update_block(|b| b.height += 10);
+    staking
+        .execute(
+            "node-a",
+            &ExecuteMsg::Unbond {
+                amount: Uint128::new(MIN_STAKE / 2),
+            },
+            &[],
+        )
+        .unwrap();
+    let unbonded = entry(&staking, 1);
+    assert_eq!(unbonded.weight, Uint128::new(2 * MIN_STAKE - MIN_STAKE / 2));
+    assert_eq!(unbonded.ticket_since, bonded_at);
+    staking
+        .execute(
+            "node-a",
+            &ExecuteMsg::Bond { profile: None },
+            &coins(1, DENOM),
+        )
+        .unwrap();
+    assert_eq!(entry(&staking, 1).ticket_since, bonded_at + 10);
+
+    // A profile update keeping the key leaves it; a new key moves it.
+    staking.app.update_block(|b| b.height += 5);
+    staking
+        .execute(
+            "node-a",
+            &ExecuteMsg::UpdateProfile {
+                profile: keyed_profile(&key, node.as_str()),
+            },
+            &[],
+        )
+        .unwrap();
+    assert_eq!(entry(&staking, 1).ticket_since, bonded_at + 10);
+    let other = TicketKey::from_seed(b"another key");
+    staking
+        .execute(
+            "node-a",
+            &ExecuteMsg::UpdateProfile {
+                profile: keyed_profile(&other, node.as_str()),
+            },
+            &[],
+        )
+        .unwrap();
+    assert_eq!(entry(&staking, 1).ticket_since, bonded_at + 15);
+    // A stranger has no entry to speak of.
+    let stranger: SortitionEntry = staking
+        .app
+        .wrap()
+        .query_wasm_smart(
+            &staking.contract,
+            &QueryMsg::Sortition {
+                node: staking.addr("stranger").to_string(),
+                kernel_id: 1,
+            },
+        )
+        .unwrap();
+    assert!(stranger.weight.is_zero() && stranger.public_key.is_none());
 }

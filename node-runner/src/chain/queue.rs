@@ -1,8 +1,9 @@
 //! The work queue in front of the engine: at most `capacity` generations run at once and at
 //! most `queue_limit` wait; a query that cannot be generated before its commit deadline is not
 //! started at all (its commitment could not land in time, and its compute would delay the
-//! queries behind it). Pure: the loop in [`super::runner`] feeds it heights, speeds and block
-//! times and spawns what it says to start.
+//! queries behind it). The runner enters a query's draw only when the queue would take the
+//! query on, so it is not drawn for work it could not do. Pure: the loop in [`super::runner`]
+//! feeds it heights, speeds and block times and spawns what it says to start.
 
 use std::collections::{BTreeSet, VecDeque};
 
@@ -141,6 +142,28 @@ impl WorkQueue {
     /// Queries waiting for the engine.
     pub fn waiting(&self) -> usize {
         self.waiting.len()
+    }
+
+    /// Whether a query could still find a place (running or waiting) after `pending` others
+    /// that may come first: the draws this node entered and has not lost yet, each of which
+    /// may become a job.
+    pub fn has_room(&self, pending: usize) -> Result<(), Refusal> {
+        let taken = self.running.len() + self.waiting.len() + pending;
+        if taken >= self.limits.capacity + self.limits.queue_limit {
+            return Err(Refusal::QueueFull {
+                limit: self.limits.queue_limit,
+            });
+        }
+        Ok(())
+    }
+
+    /// Whether [`WorkQueue::offer`] would take `demand` on after `pending` others that may
+    /// come first (see [`WorkQueue::has_room`]), without taking it: what decides whether the
+    /// runner enters a query's draw at all.
+    pub fn would_admit(&self, demand: &Demand, pace: &Pace, pending: usize) -> Result<(), Refusal> {
+        self.has_room(pending)?;
+        let ahead = self.running.len() + self.waiting.len() + pending;
+        in_time(demand, ahead, self.limits.capacity, pace)
     }
 
     /// Offers a query: start it, queue it, or refuse it.
@@ -293,6 +316,30 @@ mod tests {
         assert_eq!(start, vec![3]);
         assert_eq!(late.len(), 1);
         assert_eq!(late[0].0, 2);
+    }
+
+    #[test]
+    fn a_draw_is_entered_only_while_the_query_would_find_a_place_in_time() {
+        let mut queue = WorkQueue::new(limits(1, 1));
+        assert_eq!(queue.would_admit(&demand(1, 100), &pace(10), 0), Ok(()));
+        // One draw entered already: it takes the engine, this one the queue.
+        assert_eq!(queue.would_admit(&demand(1, 100), &pace(10), 1), Ok(()));
+        assert_eq!(
+            queue.would_admit(&demand(1, 100), &pace(10), 2),
+            Err(Refusal::QueueFull { limit: 1 })
+        );
+        queue.offer(demand(2, 100), &pace(10));
+        assert_eq!(queue.has_room(1), Err(Refusal::QueueFull { limit: 1 }));
+        // One ahead: 2 × 2 blocks + margin = 6 blocks; 5 are left.
+        assert!(matches!(
+            queue.would_admit(&demand(3, 15), &pace(10), 0),
+            Err(Refusal::TooLate {
+                blocks_needed: 6,
+                ..
+            })
+        ));
+        // Asking takes nothing.
+        assert_eq!((queue.running(), queue.waiting()), (1, 0));
     }
 
     #[test]

@@ -1,7 +1,9 @@
-//! The node runner's loop: follow blocks, pick up queries assigned to this node, run the
-//! kernel, then commit, reveal and settle as the market's phases open. State lives on chain:
-//! a restarted runner asks the market for its unfinished queries and carries on (outputs are
-//! deterministic and salts derived from its secret, so nothing is stored locally).
+//! The node runner's loop: follow blocks, enter the draws of new queries for its kernel that
+//! its work queue would take on, draw those it leads (or that nobody drew), pick up queries
+//! assigned to this node, run the kernel, then commit, reveal and settle as the market's phases
+//! open. State lives on chain: a restarted runner asks the market for its unfinished queries
+//! and carries on (outputs are deterministic and salts derived from its secret, so nothing is
+//! stored locally).
 
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
@@ -21,8 +23,12 @@ use nesa_sdk::{
 };
 use tokio::sync::mpsc;
 
-use super::decide::{assignment_of, decide, emitted_by, Action, JobState, Step};
+use super::decide::{
+    assignment_of, decide, decide_draw, draw_of, emitted_by, Action, DrawAction, DrawEnd,
+    DrawState, DrawStep, JobState, Step,
+};
 use super::queue::{Admission, Demand, Pace, QueueLimits, Refusal, WorkQueue};
+use super::sortition::Sortition;
 use super::work::{commitment_for, run_query, salt, QueryResult, WorkError};
 use crate::metrics::Metrics;
 
@@ -115,6 +121,11 @@ pub struct Runner {
     pub market: ContractAddress,
     /// The secret the per-query salts are derived from.
     pub secret: [u8; 32],
+    /// The kernel this runner serves: it enters the draws of that kernel's queries (none
+    /// without one).
+    pub kernel_id: Option<u64>,
+    /// The key that signs this node's tickets (registered in its profile).
+    pub sortition: Sortition,
     /// The model that answers queries.
     pub worker: Arc<Worker>,
     /// Counters and histograms of the loop's steps.
@@ -123,8 +134,10 @@ pub struct Runner {
     pub limits: QueueLimits,
 }
 
-/// The loop's mutable state: the jobs, the work queue and the clock.
+/// The loop's mutable state: the draws, the jobs, the work queue and the clock.
 struct Book {
+    /// Draws of queries this node takes part in (entered, or about to).
+    draws: BTreeMap<u64, DrawState>,
     jobs: BTreeMap<u64, Job>,
     queue: WorkQueue,
     clock: Clock,
@@ -139,8 +152,12 @@ impl Runner {
         let jobs = self.resume().await?;
         let (finished_tx, mut finished_rx) = mpsc::unbounded_channel::<Finished>();
         let mut watcher = BlockWatcher::from_latest(&self.client).await?;
-        tracing::info!(node = %self.node, market = %self.market, pending = jobs.len(), capacity = self.limits.capacity, queue_limit = self.limits.queue_limit, from_height = watcher.next_height(), "serving queries");
+        tracing::info!(node = %self.node, market = %self.market, kernel_id = ?self.kernel_id, pending = jobs.len(), capacity = self.limits.capacity, queue_limit = self.limits.queue_limit, from_height = watcher.next_height(), "serving queries");
+        if self.kernel_id.is_none() {
+            tracing::warn!("no kernel_id in the config: this runner enters no draws, so the market draws it for no query");
+        }
         let mut book = Book {
+            draws: BTreeMap::new(),
             jobs,
             queue: WorkQueue::new(self.limits),
             clock: Clock::new(watcher.next_height().saturating_sub(1)),
@@ -151,6 +168,7 @@ impl Runner {
                     Ok(Some(block)) => {
                         book.clock.block(block.height);
                         self.metrics.block_height.store(block.height, Ordering::Relaxed);
+                        self.take_draws(&block, &mut book);
                         self.take_assignments(&block, &mut book.jobs);
                         self.note_slashes(&block);
                     }
@@ -314,15 +332,61 @@ impl Runner {
                 continue;
             }
             if let Some(query_id) = assignment_of(event, &market_contract, &me) {
-                if let std::collections::btree_map::Entry::Vacant(slot) = jobs.entry(query_id) {
-                    slot.insert(Job::new());
-                    self.metrics
-                        .queries_assigned
-                        .fetch_add(1, Ordering::Relaxed);
-                    tracing::info!(query_id, height = block.height, "assigned a query");
-                }
+                self.take_job(jobs, query_id, block.height);
             }
         }
+    }
+
+    /// Starts a job for `query_id`, assigned to this node, unless there is one.
+    fn take_job(&self, jobs: &mut BTreeMap<u64, Job>, query_id: u64, height: u64) {
+        if let std::collections::btree_map::Entry::Vacant(slot) = jobs.entry(query_id) {
+            slot.insert(Job::new());
+            self.metrics
+                .queries_assigned
+                .fetch_add(1, Ordering::Relaxed);
+            tracing::info!(query_id, height, "assigned a query");
+        }
+    }
+
+    /// Follows the draws that `block` opens for this runner's kernel, while the work queue has
+    /// room for what they may bring (whether each query could be done in time is checked when
+    /// entering, with the query's deadlines).
+    fn take_draws(&self, block: &WatchedBlock, book: &mut Book) {
+        use nesa_market::events::{market, wasm_type};
+        let Some(kernel_id) = self.kernel_id else {
+            return;
+        };
+        let market_contract = self.market.to_string();
+        let kind = wasm_type(market::QUERY_SUBMITTED);
+        for event in block.events_of(&kind) {
+            if !emitted_by(event, &market_contract) {
+                tracing::debug!(
+                    height = block.height,
+                    contract = event.attribute("_contract_address").unwrap_or("?"),
+                    "ignoring a query_submitted event of another contract"
+                );
+                continue;
+            }
+            let Some(invite) = draw_of(event, &market_contract, kernel_id) else {
+                // Another kernel's query, or attributes this runner cannot read.
+                continue;
+            };
+            let query_id = invite.query_id;
+            if book.draws.contains_key(&query_id) || book.jobs.contains_key(&query_id) {
+                continue;
+            }
+            if let Err(refusal) = book.queue.has_room(book.draws.len()) {
+                self.decline_draw(query_id, &refusal);
+                continue;
+            }
+            book.draws.insert(query_id, DrawState::new(&invite));
+        }
+    }
+
+    /// Notes a draw not entered, with the reason in the log.
+    fn decline_draw(&self, query_id: u64, refusal: &Refusal) {
+        self.metrics.draws_declined.fetch_add(1, Ordering::Relaxed);
+        tracing::info!(query_id, reason = %refusal, "not entering the draw");
     }
 
     fn note_slashes(&self, block: &WatchedBlock) {
@@ -366,6 +430,7 @@ impl Runner {
         book: &mut Book,
         finished: &mpsc::UnboundedSender<Finished>,
     ) {
+        self.advance_draws(sender, book).await;
         let ids: Vec<u64> = book.jobs.keys().copied().collect();
         let me = self.node.to_string();
         let height = book.clock.height;
@@ -429,6 +494,139 @@ impl Runner {
                     }
                 }
                 Action::Wait => {}
+            }
+        }
+    }
+
+    /// Moves every draw forward: enters it, draws it, or forgets it once drawn (the assignment
+    /// is then a job like any other).
+    async fn advance_draws(&self, sender: &mut TxSender<'_>, book: &mut Book) {
+        let ids: Vec<u64> = book.draws.keys().copied().collect();
+        let me = self.node.to_string();
+        let height = book.clock.height;
+        for query_id in ids {
+            let read = self.read_query(query_id).await;
+            // The other draws this node may be drawn for, ahead of this one.
+            let others = book.draws.len().saturating_sub(1);
+            let Some(draw) = book.draws.get_mut(&query_id) else {
+                continue;
+            };
+            let state = match read {
+                Ok(state) => state,
+                Err(e) => {
+                    if let DrawAction::GiveUp { attempts } = draw.note_failure() {
+                        tracing::warn!(query_id, attempts, error = %e, "cannot read the query; leaving its draw");
+                        book.draws.remove(&query_id);
+                    } else {
+                        tracing::warn!(query_id, error = %e, "cannot read the query; retrying next block");
+                    }
+                    continue;
+                }
+            };
+            if let Some(state) = &state {
+                draw.observe(state, &me);
+            }
+            let step = match decide_draw(draw, state.as_ref(), &me, height) {
+                DrawAction::Wait => continue,
+                DrawAction::Forget(end) => {
+                    match end {
+                        DrawEnd::Unknown => {
+                            tracing::warn!(
+                                query_id,
+                                "the market has no such query; leaving its draw"
+                            )
+                        }
+                        DrawEnd::Missed => {
+                            tracing::info!(query_id, "the draw closed without this node's ticket")
+                        }
+                        DrawEnd::Drawn => {
+                            // The assignment event makes the job; the query's own node list
+                            // too, should that event have been missed.
+                            let drawn = state
+                                .as_ref()
+                                .is_some_and(|s| s.query.nodes.iter().any(|n| n.as_str() == me));
+                            if drawn {
+                                self.take_job(&mut book.jobs, query_id, height);
+                            } else {
+                                tracing::debug!(query_id, "drawn without this node");
+                            }
+                        }
+                    }
+                    book.draws.remove(&query_id);
+                    continue;
+                }
+                DrawAction::GiveUp { attempts } => {
+                    tracing::warn!(
+                        query_id,
+                        attempts,
+                        "leaving the draw after repeated failures; see the warnings above"
+                    );
+                    book.draws.remove(&query_id);
+                    continue;
+                }
+                DrawAction::Enter => DrawStep::Enter,
+                DrawAction::Draw { leader } => {
+                    if !leader {
+                        tracing::info!(query_id, "the draw's leader has not drawn it; drawing it");
+                    }
+                    DrawStep::Draw
+                }
+            };
+            let Some(query) = state.as_ref().map(|s| &s.query) else {
+                continue;
+            };
+            let msg = match step {
+                DrawStep::Enter => {
+                    // The generation starts once the query is drawn, after its draw deadline.
+                    let demand = Demand {
+                        query_id,
+                        max_output_tokens: query.max_output_tokens,
+                        commit_deadline: query.commit_deadline,
+                    };
+                    let pace = Pace {
+                        height: height.max(query.draw_deadline.saturating_add(1)),
+                        ..book.clock.pace()
+                    };
+                    if let Err(refusal) = book.queue.would_admit(&demand, &pace, others) {
+                        self.decline_draw(query_id, &refusal);
+                        book.draws.remove(&query_id);
+                        continue;
+                    }
+                    ExecuteMsg::SubmitTicket {
+                        query_id,
+                        ticket: self.sortition.ticket(&draw.draw_input),
+                    }
+                }
+                DrawStep::Draw => ExecuteMsg::Draw { query_id },
+            };
+            if !self.send(sender, &msg).await {
+                if let DrawAction::GiveUp { attempts } = draw.note_failure() {
+                    tracing::warn!(
+                        query_id,
+                        attempts,
+                        "leaving the draw: transactions not accepted"
+                    );
+                    book.draws.remove(&query_id);
+                }
+                continue;
+            }
+            draw.last_sent = Some((step, height));
+            draw.note_progress();
+            match step {
+                DrawStep::Enter => {
+                    self.metrics
+                        .tickets_submitted
+                        .fetch_add(1, Ordering::Relaxed);
+                    tracing::info!(
+                        query_id,
+                        draw_deadline = query.draw_deadline,
+                        "entered the draw"
+                    );
+                }
+                DrawStep::Draw => {
+                    self.metrics.draws_sent.fetch_add(1, Ordering::Relaxed);
+                    tracing::info!(query_id, "drew the query");
+                }
             }
         }
     }

@@ -9,13 +9,18 @@ use cosmwasm_std::{HexBinary, Uint128};
 use nesa_engine::ee::EncryptedKernel;
 use nesa_engine::{LoadOptions, Model, ModelConfig, Tokenizer};
 use nesa_market::registry::{Encryption, ExecuteMsg as RegistryMsg, NewKernel, ShardRange};
-use nesa_market::staking::{ExecuteMsg as StakingMsg, NodeProfile, ServedKernel};
+use nesa_market::staking::{
+    ExecuteMsg as StakingMsg, NodeProfile, NodeResponse, QueryMsg as StakingQuery, ServedKernel,
+};
 use nesa_sdk::keys::KeyringArgs;
-use nesa_sdk::{ChainClient, Coin, Coins, Keyring, SendTxOptions};
+use nesa_sdk::{
+    Address, ChainClient, ClientError, Coin, Coins, ContractAddress, Keyring, SendTxOptions,
+};
 use sha2::{Digest, Sha256};
 
 use crate::api::{self, ApiState};
 use crate::chain::queue::QueueLimits;
+use crate::chain::sortition::Sortition;
 use crate::chain::{Runner, Worker};
 use crate::config::RunnerConfig;
 use crate::metrics::Metrics;
@@ -118,7 +123,8 @@ fn signer(
     Ok((key, address))
 }
 
-/// The runner's signing key, address and salt secret (derived from its mnemonic).
+/// The runner's signing key, address and secret (derived from its mnemonic; its salts and its
+/// sortition key come from it).
 fn runner_key(
     keyring: &Keyring,
     config: &RunnerConfig,
@@ -204,14 +210,15 @@ pub async fn register(
     Ok(kernel_id)
 }
 
-/// `nesa-node bond <amount>`: bonds stake with a profile serving the configured kernel.
+/// `nesa-node bond <amount>`: bonds stake with a profile serving the configured kernel and
+/// registering this node's sortition key (without one the market never draws it).
 pub async fn bond(
     home: &Path,
     config: RunnerConfig,
     amount: Coin,
     keyring: &KeyringArgs,
 ) -> anyhow::Result<()> {
-    let (key, address) = signer(home, &config, keyring)?;
+    let (key, address, secret) = runner_key(&keyring.open(home)?, &config)?;
     let kernel_id = config.kernel_id.ok_or_else(|| {
         anyhow::anyhow!("no kernel_id in the config: run `nesa-node register` or set it")
     })?;
@@ -233,6 +240,7 @@ pub async fn bond(
             end_layer: kernel.layer_count,
         }],
         capacity: config.capacity.clamp(1, nesa_market::staking::MAX_CAPACITY),
+        sortition_key: Some(Sortition::from_secret(&secret).profile_key(&address.to_string())),
     };
     let outcome = client
         .execute_contract(
@@ -252,6 +260,74 @@ pub async fn bond(
     Ok(())
 }
 
+/// Makes this node's profile register `sortition`'s key, when the node is bonded and its
+/// profile has no key or another one (bonded before sortition, or with another secret): the
+/// market draws a node only with the key its tickets verify under. Nothing here stops the
+/// runner: without the key it still serves the queries it was assigned.
+async fn register_sortition_key(
+    client: &ChainClient,
+    staking: &ContractAddress,
+    key: &nesa_sdk::cosmrs::crypto::secp256k1::SigningKey,
+    address: &Address,
+    sortition: &Sortition,
+) {
+    let node: NodeResponse = match client
+        .query_contract(
+            staking,
+            &StakingQuery::Node {
+                address: address.to_string(),
+            },
+        )
+        .await
+    {
+        Ok(node) => node,
+        Err(ClientError::QueryFailed { log, .. }) if log.contains("not found") => {
+            tracing::info!(
+                "this node is not bonded: bond it (`nesa-node bond`) to be drawn for queries"
+            );
+            return;
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read this node's profile; its sortition key is not checked");
+            return;
+        }
+    };
+    let wanted = sortition.profile_key(&address.to_string());
+    if node.bonded.is_zero() || node.profile.sortition_key.as_ref() == Some(&wanted) {
+        return;
+    }
+    let reason = if node.profile.sortition_key.is_none() {
+        "its profile has none"
+    } else {
+        "its profile holds another key"
+    };
+    tracing::info!(
+        public_key = %wanted.public_key,
+        reason,
+        "registering this node's sortition key; it counts for queries submitted after the update"
+    );
+    let profile = NodeProfile {
+        sortition_key: Some(wanted),
+        ..node.profile
+    };
+    match client
+        .execute_contract(
+            key,
+            staking,
+            &StakingMsg::UpdateProfile { profile },
+            &Coins::default(),
+            &SendTxOptions::default(),
+        )
+        .await
+    {
+        Ok(outcome) => tracing::info!(tx = %outcome.hash, "sortition key registered"),
+        Err(e) => tracing::warn!(
+            error = %e,
+            "cannot register the sortition key: the market will not draw this node until it is"
+        ),
+    }
+}
+
 /// `nesa-node start`: loads the model, serves the HTTP API and the chain loop.
 pub async fn start(home: &Path, config: RunnerConfig, keyring: &KeyringArgs) -> anyhow::Result<()> {
     let (key, address, secret) = runner_key(&keyring.open(home)?, &config)?;
@@ -260,6 +336,8 @@ pub async fn start(home: &Path, config: RunnerConfig, keyring: &KeyringArgs) -> 
         .market_contracts()
         .await
         .map_err(|e| anyhow::anyhow!("cannot find the market contracts on {}: {e}", config.node))?;
+    let sortition = Sortition::from_secret(&secret);
+    register_sortition_key(&client, &contracts.staking, &key, &address, &sortition).await;
     let model_path: PathBuf = config.model.clone();
     let (model, tokenizer, stop_tokens) = tokio::task::spawn_blocking(move || {
         let model = Model::load(&model_path, &LoadOptions::default())?;
@@ -299,6 +377,8 @@ pub async fn start(home: &Path, config: RunnerConfig, keyring: &KeyringArgs) -> 
         node: address,
         market: contracts.market,
         secret,
+        kernel_id: config.kernel_id,
+        sortition,
         worker,
         metrics,
         limits: QueueLimits {

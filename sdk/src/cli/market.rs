@@ -3,7 +3,9 @@
 use std::fmt::Write;
 
 use clap::Subcommand;
-use nesa_market::market::{Assignment, MarketParams, NodeOutcome, QueryResponse, Sampling};
+use nesa_market::market::{
+    Assignment, MarketParams, NodeOutcome, QueryResponse, QueryStatus, Sampling,
+};
 use nesa_market::registry::{Encryption, Kernel, KernelStatus, KernelsResponse};
 use nesa_sdk::market::MarketClient;
 use nesa_sdk::{ChainClient, ClientError};
@@ -165,11 +167,27 @@ pub fn describe_query(state: &QueryResponse) -> String {
         describe_sampling(&query.sampling)
     );
     let _ = writeln!(text, "escrow: {}", query.escrow);
+    let draw_deadline = if query.draw_input.is_empty() {
+        String::new()
+    } else {
+        format!(", draw deadline {}", query.draw_deadline)
+    };
     let _ = writeln!(
         text,
-        "heights: submitted {}, commit deadline {}, reveal deadline {}",
+        "heights: submitted {}{draw_deadline}, commit deadline {}, reveal deadline {}",
         query.submitted_height, query.commit_deadline, query.reveal_deadline
     );
+    if query.status == QueryStatus::Drawing {
+        let plural = if query.tickets == 1 { "" } else { "s" };
+        let _ = writeln!(
+            text,
+            "draw: {} ticket{plural}, anyone may draw after height {}",
+            query.tickets, query.draw_deadline
+        );
+        for ticket in &state.tickets {
+            let _ = writeln!(text, "  {}: weight {}", ticket.node, ticket.weight);
+        }
+    }
     let _ = writeln!(
         text,
         "nodes: {} (quorum {}), {} committed, {} revealed",
@@ -305,7 +323,8 @@ pub fn describe_kernel(kernel: &Kernel) -> String {
 pub fn describe_params(params: &MarketParams) -> String {
     let slash = &params.slash;
     format!(
-        "commit window: {} blocks\n\
+        "draw window: {} blocks\n\
+         commit window: {} blocks\n\
          reveal window: {} blocks\n\
          redundancy: default {}, at most {}, quorum {}\n\
          slashing: no commit {}, no reveal {}, bad reveal {}, outlier {}; jail on fault: {}\n\
@@ -314,6 +333,7 @@ pub fn describe_params(params: &MarketParams) -> String {
          fingerprint: {} positions, tolerance {}\n\
          limits: {} input tokens, {} output tokens, {} payload bytes\n\
          denom: {}",
+        params.draw_blocks,
         params.commit_blocks,
         params.reveal_blocks,
         params.default_redundancy,
@@ -415,6 +435,29 @@ mod tests {
     }
 
     #[test]
+    fn a_drawing_query_shows_its_deadline_and_tickets() {
+        let mut state = fixtures::drawing(3);
+        fixtures::enter(&mut state, &fixtures::node(1), 250, 1);
+        let text = describe_query(&state);
+        assert!(
+            text.starts_with("query 7: drawing (phase draw)\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("heights: submitted 10, draw deadline 13, commit deadline 24"),
+            "{text}"
+        );
+        assert!(
+            text.contains("draw: 1 ticket, anyone may draw after height 13\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains(&format!("  {}: weight 250\n", fixtures::node(1))),
+            "{text}"
+        );
+    }
+
+    #[test]
     fn sampling_is_greedy_or_spelled_out() {
         assert_eq!(describe_sampling(&Sampling::default()), "greedy");
         let seeded = Sampling {
@@ -458,6 +501,8 @@ mod tests {
             nesa_market::devnet::COMMIT_BLOCKS
         );
         assert!(text.contains(&window), "{text}");
+        let draw = format!("draw window: {} blocks\n", params.draw_blocks);
+        assert!(text.starts_with(&draw), "{text}");
         assert!(text.contains("outlier 5%; jail on fault: yes"), "{text}");
         assert!(text.contains("protocol fee: 10%"), "{text}");
     }

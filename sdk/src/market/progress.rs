@@ -12,9 +12,9 @@ use serde::Serialize;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Milestone {
-    /// The query is on chain with its escrow.
+    /// The query is on chain with its escrow, its draw open.
     Submitted,
-    /// Its k nodes are drawn (in the submitting transaction).
+    /// Its k nodes are drawn from the tickets entered.
     Assigned,
     /// Every assigned node committed.
     AllCommitted,
@@ -56,7 +56,7 @@ impl Milestone {
         };
         match self {
             Milestone::Submitted => Some(query.submitted_height),
-            Milestone::Assigned => (!query.nodes.is_empty()).then_some(query.submitted_height),
+            Milestone::Assigned => (!query.nodes.is_empty()).then(|| assigned_height(query)),
             Milestone::AllCommitted => every(|a| a.committed_height),
             Milestone::AllRevealed => every(|a| a.reveal.as_ref().map(|r| r.height)),
             Milestone::Closed => query.settlement.as_ref().map(|s| s.height),
@@ -64,10 +64,31 @@ impl Milestone {
     }
 }
 
+/// The height at which `query`, once it has nodes, was assigned. The market records no height
+/// for the draw: this is the first block it could run in, the one right after the draw
+/// deadline, where the nodes that lead draws send it. Queries assigned before sortition were
+/// assigned by their submission.
+fn assigned_height(query: &nesa_market::market::InferenceQuery) -> u64 {
+    if query.draw_input.is_empty() {
+        query.submitted_height
+    } else {
+        query.draw_deadline + 1
+    }
+}
+
+/// Whether `state` is still drawing at `height` some `blocks` after its draw could have run:
+/// its nodes have not drawn it, and anyone (its user too) may.
+pub fn draw_overdue(state: &QueryResponse, height: u64, blocks: u64) -> bool {
+    state.query.status == QueryStatus::Drawing
+        && height >= state.query.draw_deadline.saturating_add(blocks)
+}
+
 /// The counts a progress display shows; a new line is due whenever they change.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Progress {
     pub status: QueryStatus,
+    /// Tickets entered in the draw.
+    pub tickets: u32,
     /// Reveals are over (every node revealed or the deadline passed): anyone may settle.
     pub settleable: bool,
     /// k.
@@ -81,6 +102,7 @@ impl Progress {
     pub fn of(state: &QueryResponse) -> Self {
         Progress {
             status: state.query.status,
+            tickets: state.query.tickets,
             settleable: matches!(state.phase, QueryPhase::Settleable),
             nodes: state.assignments.len(),
             committed: state
@@ -214,20 +236,15 @@ impl Timeline {
 pub mod fixtures {
     use cosmwasm_std::{Addr, Binary, Coin, Decimal, HexBinary, Uint128};
     use nesa_market::market::{
-        Assignment, InferenceQuery, NodeOutcome, Reveal, Sampling, Settlement, SlashReason,
+        Assignment, InferenceQuery, NodeOutcome, Reveal, Sampling, Settlement, SlashReason, Ticket,
     };
 
     use nesa_market::market::{QueryPhase, QueryResponse, QueryStatus};
 
-    /// A query on kernel 1 submitted at height 10 with `k` nodes, nothing committed yet.
+    /// A query on kernel 1 submitted at height 10 with `k` nodes, nothing committed yet (as
+    /// assigned at submission, before sortition: see [`drawing`] for a draw).
     pub fn submitted(k: usize) -> QueryResponse {
-        let nodes: Vec<Addr> = (0..k)
-            .map(|i| {
-                Addr::unchecked(format!(
-                    "nesa1node{i}aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa{i}"
-                ))
-            })
-            .collect();
+        let nodes: Vec<Addr> = (0..k).map(node).collect();
         QueryResponse {
             query: InferenceQuery {
                 id: 7,
@@ -251,6 +268,9 @@ pub mod fixtures {
                 escrow: Coin::new(3u128 * (31 + 2 * 64), "unes"),
                 seed: HexBinary::default(),
                 submitted_height: 10,
+                draw_input: HexBinary::default(),
+                draw_deadline: 0,
+                tickets: 0,
                 commit_deadline: 20,
                 reveal_deadline: 30,
                 status: QueryStatus::Pending,
@@ -269,7 +289,61 @@ pub mod fixtures {
                 })
                 .collect(),
             phase: QueryPhase::Commit,
+            tickets: vec![],
         }
+    }
+
+    /// The address of node `i` in [`submitted`].
+    pub fn node(i: usize) -> Addr {
+        Addr::unchecked(format!(
+            "nesa1node{i}aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa{i}"
+        ))
+    }
+
+    /// A query for `k` nodes submitted at height 10 whose draw is open until height 13
+    /// (commits then due by 20 + 4, reveals by 30 + 4); no tickets yet.
+    pub fn drawing(k: usize) -> QueryResponse {
+        let mut state = submitted(k);
+        let query = &mut state.query;
+        query.nodes.clear();
+        query.status = QueryStatus::Drawing;
+        query.draw_input = HexBinary::from(vec![0xd1; 32]);
+        query.draw_deadline = 13;
+        query.commit_deadline = 24;
+        query.reveal_deadline = 34;
+        state.assignments.clear();
+        state.phase = QueryPhase::Draw;
+        state
+    }
+
+    /// `node` enters the draw with stake `weight`; its ticket's output is derived from `tag`.
+    pub fn enter(state: &mut QueryResponse, node: &Addr, weight: u128, tag: u8) {
+        let output = nesa_market::sortition::ticket_output(&[tag; 96]);
+        state.tickets.push(Ticket {
+            node: node.clone(),
+            weight: Uint128::new(weight),
+            output: HexBinary::from(output.to_vec()),
+        });
+        state.tickets.sort_by(|a, b| a.node.cmp(&b.node));
+        state.query.tickets += 1;
+    }
+
+    /// The draw runs right after its deadline (height 14) and assigns `nodes`.
+    pub fn draw(state: &mut QueryResponse, nodes: &[Addr]) {
+        state.query.nodes = nodes.to_vec();
+        state.query.status = QueryStatus::Pending;
+        state.assignments = nodes
+            .iter()
+            .map(|node| Assignment {
+                node: node.clone(),
+                commitment: None,
+                committed_height: None,
+                reveal: None,
+                outcome: None,
+            })
+            .collect();
+        state.tickets.clear();
+        state.phase = QueryPhase::Commit;
     }
 
     /// Node `index` commits at `height`.
@@ -391,12 +465,39 @@ mod tests {
             Progress::of(&state),
             Progress {
                 status: QueryStatus::Pending,
+                tickets: 0,
                 settleable: false,
                 nodes: 3,
                 committed: 0,
                 revealed: 0
             }
         );
+    }
+
+    #[test]
+    fn a_drawn_query_is_assigned_when_its_draw_opens() {
+        let mut state = drawing(2);
+        assert_eq!(Milestone::Submitted.height(&state), Some(10));
+        assert_eq!(Milestone::Assigned.height(&state), None);
+        enter(&mut state, &node(0), 100, 1);
+        enter(&mut state, &node(1), 100, 2);
+        let progress = Progress::of(&state);
+        assert_eq!(
+            (progress.status, progress.tickets, progress.nodes),
+            (QueryStatus::Drawing, 2, 0)
+        );
+        draw(&mut state, &[node(0), node(1)]);
+        assert_eq!(Milestone::Assigned.height(&state), Some(14));
+        assert_eq!(Progress::of(&state).nodes, 2);
+    }
+
+    #[test]
+    fn a_draw_is_overdue_only_while_drawing_and_after_the_grace() {
+        let mut state = drawing(2);
+        assert!(!draw_overdue(&state, 16, 4));
+        assert!(draw_overdue(&state, 17, 4));
+        draw(&mut state, &[node(0), node(1)]);
+        assert!(!draw_overdue(&state, 30, 4));
     }
 
     #[test]

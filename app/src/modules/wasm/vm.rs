@@ -22,8 +22,19 @@ use super::{store, EntryPoint, WasmError};
 use crate::state::{GasMeter, StateWrite};
 use nesa_types::Address;
 
-/// What the chain offers contracts: contracts requiring more are rejected at upload.
-const CAPABILITIES: &[&str] = &["iterator", "cosmwasm_1_1", "cosmwasm_1_2"];
+/// What the chain offers contracts: contracts requiring more are rejected at upload. Up to
+/// `cosmwasm_2_1` (the BLS12-381 and secp256r1 host functions, which the VM implements); the
+/// queries and messages of modules this chain does not run (distribution, staking, IBC)
+/// fail with a clear error when called, as in a wasmd chain without those modules.
+const CAPABILITIES: &[&str] = &[
+    "iterator",
+    "cosmwasm_1_1",
+    "cosmwasm_1_2",
+    "cosmwasm_1_3",
+    "cosmwasm_1_4",
+    "cosmwasm_2_0",
+    "cosmwasm_2_1",
+];
 /// In-memory module cache size.
 const MEMORY_CACHE_BYTES: usize = 128 * 1024 * 1024;
 /// Memory limit of one contract instance.

@@ -12,7 +12,8 @@ use nesa_inference_market::msg::{
 };
 use nesa_inference_market::ContractError;
 use nesa_market::registry::{self, Encryption, NewKernel, ShardRange};
-use nesa_market::staking::{self, NodeProfile, NodeResponse, ServedKernel};
+use nesa_market::sortition::signer::TicketKey;
+use nesa_market::staking::{self, NodeProfile, NodeResponse, ServedKernel, SortitionKey};
 use nesa_market::{
     commitment, encode_token_ids, fingerprint_positions, result_hash, Fingerprint,
     FingerprintEntry, TopToken,
@@ -226,6 +227,29 @@ impl Market {
         chain
     }
 
+    /// The sortition key of a test node (derived from its address).
+    pub fn ticket_key(node: &Addr) -> TicketKey {
+        TicketKey::from_seed(node.as_bytes())
+    }
+
+    /// A profile serving the kernel with `capacity` and the node's sortition key.
+    pub fn profile(&self, node: &Addr, capacity: u32) -> NodeProfile {
+        let key = Self::ticket_key(node);
+        NodeProfile {
+            endpoint: "http://127.0.0.1:8700".into(),
+            kernels: vec![ServedKernel {
+                kernel_id: self.kernel_id,
+                start_layer: 0,
+                end_layer: LAYERS,
+            }],
+            capacity,
+            sortition_key: Some(SortitionKey {
+                public_key: HexBinary::from(key.public_key().to_vec()),
+                proof: HexBinary::from(key.proof_of_possession(node.as_str()).to_vec()),
+            }),
+        }
+    }
+
     pub fn addr(&self, name: &str) -> Addr {
         self.app.api().addr_make(name)
     }
@@ -285,15 +309,7 @@ impl Market {
 
     /// Bonds `amount` with a profile serving the kernel and taking `capacity` queries at once.
     pub fn bond_with_capacity(&mut self, node: &Addr, amount: u128, capacity: u32) {
-        let profile = NodeProfile {
-            endpoint: "http://127.0.0.1:8700".into(),
-            kernels: vec![ServedKernel {
-                kernel_id: self.kernel_id,
-                start_layer: 0,
-                end_layer: LAYERS,
-            }],
-            capacity,
-        };
+        let profile = self.profile(node, capacity);
         self.app
             .execute_contract(
                 node.clone(),
@@ -304,6 +320,8 @@ impl Market {
                 &coins(amount, DENOM),
             )
             .unwrap();
+        // Stake counts in draws of queries accepted after the block that bonded it.
+        self.advance(1);
     }
 
     /// Executes on the market; a failure is returned as the market's own error.
@@ -341,8 +359,23 @@ impl Market {
         }
     }
 
-    /// Submits a query and returns its id.
+    /// Submits a query, lets every node that may enter its draw do so and draws it; returns
+    /// its id.
     pub fn submit(
+        &mut self,
+        user: &Addr,
+        input: &[u32],
+        max_output_tokens: u32,
+        redundancy: Option<u8>,
+        escrow: u128,
+    ) -> Result<u64, ContractError> {
+        let id = self.submit_undrawn(user, input, max_output_tokens, redundancy, escrow)?;
+        self.draw_open(id);
+        Ok(id)
+    }
+
+    /// Submits a query and returns its id, leaving it drawing.
+    pub fn submit_undrawn(
         &mut self,
         user: &Addr,
         input: &[u32],
@@ -357,6 +390,41 @@ impl Market {
             .unwrap())
     }
 
+    /// `node`'s ticket for query `id`.
+    pub fn ticket(&self, node: &Addr, id: u64) -> HexBinary {
+        let input = self.query(id).query.draw_input.to_array().unwrap();
+        HexBinary::from(Self::ticket_key(node).ticket(&input).to_vec())
+    }
+
+    /// `node` enters the draw of query `id`.
+    pub fn enter(&mut self, node: &Addr, id: u64) -> Result<AppResponse, ContractError> {
+        let ticket = self.ticket(node, id);
+        self.execute(
+            node,
+            &ExecuteMsg::SubmitTicket {
+                query_id: id,
+                ticket,
+            },
+            0,
+        )
+    }
+
+    /// Moves past the draw window and draws query `id`.
+    pub fn draw(&mut self, id: u64) -> Result<AppResponse, ContractError> {
+        let deadline = self.query(id).query.draw_deadline;
+        self.advance_to(deadline + 1);
+        let anyone = self.addr("bob");
+        self.execute(&anyone, &ExecuteMsg::Draw { query_id: id }, 0)
+    }
+
+    /// Every node that may enter does, then the query is drawn.
+    pub fn draw_open(&mut self, id: u64) -> AppResponse {
+        for node in self.nodes.clone() {
+            let _ = self.enter(&node, id);
+        }
+        self.draw(id).unwrap()
+    }
+
     /// The escrow a query needs: k × (input × price_in + max_output × price_out).
     pub fn required_escrow(input_tokens: u128, max_output_tokens: u128, k: u128) -> u128 {
         k * (input_tokens * PRICE_IN + max_output_tokens * PRICE_OUT)
@@ -367,6 +435,16 @@ impl Market {
             .wrap()
             .query_wasm_smart(&self.market, &QueryMsg::Query { id })
             .unwrap()
+    }
+
+    /// The id of the latest query.
+    pub fn query_count(&self) -> u64 {
+        let config: nesa_inference_market::msg::ConfigResponse = self
+            .app
+            .wrap()
+            .query_wasm_smart(&self.market, &QueryMsg::Config {})
+            .unwrap();
+        config.query_count
     }
 
     pub fn assigned(&self, id: u64) -> Vec<Addr> {
@@ -610,6 +688,7 @@ impl Market {
         self.app.block_info().height
     }
 
+    /// Moves `blocks` blocks on (5 s each).
     pub fn advance(&mut self, blocks: u64) {
         self.app.update_block(|b| {
             b.height += blocks;

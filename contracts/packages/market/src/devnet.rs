@@ -28,6 +28,9 @@ pub const MIN_STAKE: u128 = 1_000_000;
 pub const UNBONDING_BLOCKS: u64 = 100;
 /// Blocks a jailed node waits before it may `unjail`.
 pub const JAIL_BLOCKS: u64 = 50;
+/// Blocks during which nodes enter a query's draw: one to see the query, one to get the ticket
+/// in, one to spare (and a proposer would have to hold all three to censor every ticket).
+pub const DRAW_BLOCKS: u64 = crate::market::DEFAULT_DRAW_BLOCKS;
 
 /// Name of the kernel a devnet node runner registers by default (`nesa-node register`).
 pub const KERNEL_NAME: &str = "SmolLM2-135M-Instruct";
@@ -47,6 +50,7 @@ const _: () = assert!(QUORUM <= DEFAULT_REDUNDANCY && DEFAULT_REDUNDANCY <= MAX_
 pub fn market_params() -> MarketParams {
     let percent = Decimal::percent;
     MarketParams {
+        draw_blocks: DRAW_BLOCKS,
         commit_blocks: COMMIT_BLOCKS,
         reveal_blocks: REVEAL_BLOCKS,
         default_redundancy: DEFAULT_REDUNDANCY,
@@ -112,6 +116,8 @@ mod tests {
     #[test]
     fn nodes_cannot_unbond_before_a_query_they_serve_can_slash_them() {
         let params = market_params();
-        assert!(UNBONDING_BLOCKS > params.commit_blocks + params.reveal_blocks);
+        assert!(
+            UNBONDING_BLOCKS > params.draw_blocks + params.commit_blocks + params.reveal_blocks
+        );
     }
 }

@@ -72,10 +72,13 @@ pub mod staking {
 
 /// `nesa-inference-market` events.
 pub mod market {
-    /// Escrow taken: `query_id`, `kernel_id`, `user`, `escrow`, `input_tokens`,
-    /// `max_output_tokens`, `redundancy`.
+    /// Escrow taken, draw open (node runners watch this to enter): `query_id`, `kernel_id`,
+    /// `user`, `escrow`, `input_tokens`, `max_output_tokens`, `redundancy`, `draw_input`
+    /// (hex, what tickets sign), `draw_deadline`.
     pub const QUERY_SUBMITTED: &str = "query_submitted";
-    /// Nodes chosen (node runners watch this): `query_id`, `kernel_id`, `user`, `nodes`,
+    /// A node entered the draw: `query_id`, `node`, `weight`.
+    pub const TICKET_SUBMITTED: &str = "ticket_submitted";
+    /// Nodes drawn (node runners watch this): `query_id`, `kernel_id`, `user`, `nodes`,
     /// `commit_deadline`, `reveal_deadline`, `seed`, `fingerprint_positions` (count).
     pub const QUERY_ASSIGNED: &str = "query_assigned";
     /// `query_id`, `node`, `commitment`.
@@ -103,6 +106,9 @@ pub mod market {
         pub const REDUNDANCY: &str = "redundancy";
         pub const NODES: &str = "nodes";
         pub const NODE: &str = "node";
+        pub const WEIGHT: &str = "weight";
+        pub const DRAW_INPUT: &str = "draw_input";
+        pub const DRAW_DEADLINE: &str = "draw_deadline";
         pub const COMMIT_DEADLINE: &str = "commit_deadline";
         pub const REVEAL_DEADLINE: &str = "reveal_deadline";
         pub const SEED: &str = "seed";

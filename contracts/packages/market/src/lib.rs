@@ -13,7 +13,8 @@
 //!   its fingerprint, and [`output_hash`] = `sha256(output)` (how results are grouped);
 //! - [`fingerprint`]: the compact, quantized logit fingerprint a node reveals with its output,
 //!   the positions it covers and how two fingerprints are compared;
-//! - [`tokens`]: token-id payloads (inputs and outputs on chain are token ids, never text).
+//! - [`tokens`]: token-id payloads (inputs and outputs on chain are token ids, never text);
+//! - [`sortition`]: who holds a query's seats, from nodes' verifiable random tickets.
 //!
 //! What a node runner computes for an assigned query (the seed and the position count come
 //! from the `wasm-query_assigned` event, the logits from its own forward pass):
@@ -48,6 +49,7 @@ pub mod fingerprint;
 pub mod market;
 pub mod pagination;
 pub mod registry;
+pub mod sortition;
 pub mod staking;
 pub mod tokens;
 pub mod upgrade;

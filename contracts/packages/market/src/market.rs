@@ -44,9 +44,19 @@ pub struct InstantiateMsg {
 }
 
 /// Every tunable of the market; validated at instantiate and on every update.
+pub const DEFAULT_DRAW_BLOCKS: u64 = 3;
+
+fn default_draw_blocks() -> u64 {
+    DEFAULT_DRAW_BLOCKS
+}
+
 #[cw_serde]
 pub struct MarketParams {
-    /// Blocks after submission during which assigned nodes may commit (1..=100,000).
+    /// Blocks after submission during which nodes may submit sortition tickets
+    /// (1..=100,000); the draw is possible from the block after.
+    #[serde(default = "default_draw_blocks")]
+    pub draw_blocks: u64,
+    /// Blocks after the draw during which assigned nodes may commit (1..=100,000).
     pub commit_blocks: u64,
     /// Blocks after the commit deadline during which committed nodes may reveal
     /// (1..=100,000).
@@ -110,7 +120,8 @@ pub struct Sampling {
 pub enum ExecuteMsg {
     /// Submits a query; the attached funds (one coin of `denom`) are the escrow and must
     /// cover `k × (input_tokens × price_in + max_output_tokens × price_out)`.
-    /// Emits `wasm-query_submitted` and `wasm-query_assigned`.
+    /// The query then waits `draw_blocks` for sortition tickets (`SubmitTicket`) and is
+    /// assigned by `Draw`. Emits `wasm-query_submitted` (with the `draw_input` tickets sign).
     SubmitQuery {
         kernel_id: KernelId,
         /// Token ids, little-endian u32 each (see `nesa_market::tokens`), non-empty.
@@ -120,9 +131,24 @@ pub enum ExecuteMsg {
         /// k: at least the kernel's minimum redundancy and the quorum, at most
         /// `max_redundancy`. When absent: the market's default, raised to the kernel's minimum.
         redundancy: Option<u8>,
-        /// 32 random bytes from the user, mixed into the assignment seed.
+        /// 32 random bytes from the user, mixed into the query's seed (fingerprint
+        /// positions); they do not affect who is drawn.
         user_entropy: Binary,
     },
+    /// A node bonded for the query's kernel enters the draw: `ticket` is its BLS signature
+    /// of `sortition::ticket_message(draw_input)` under the sortition key registered in its
+    /// profile before the query was accepted. Once per node, at or before the draw deadline.
+    /// Emits `wasm-ticket_submitted`.
+    SubmitTicket {
+        query_id: QueryId,
+        ticket: HexBinary,
+    },
+    /// Anyone assigns a query after its draw deadline: each of the k seats goes to the ticket
+    /// that arrives first for it (`sortition::seat_holders`) among nodes that may still serve
+    /// (checked again now: bonded, not jailed, below capacity); their stake is locked and the
+    /// commit window opens. With no usable ticket the escrow is refunded and the query ends
+    /// disputed. Emits `wasm-query_assigned`.
+    Draw { query_id: QueryId },
     /// An assigned node commits to its result, output and fingerprint together (see
     /// `nesa_market::commitment` and `nesa_market::result_hash`), once, at or before the
     /// commit deadline. Emits `wasm-result_committed`.
@@ -157,6 +183,8 @@ pub enum ExecuteMsg {
 #[cw_serde]
 #[derive(Copy, Eq, Hash, PartialOrd, Ord)]
 pub enum QueryStatus {
+    /// Accepted; collecting sortition tickets until the draw.
+    Drawing,
     /// Waiting for commits.
     Pending,
     /// Every node committed, or a reveal arrived.
@@ -171,6 +199,7 @@ impl QueryStatus {
     /// The snake_case name (as in JSON and events).
     pub fn as_str(&self) -> &'static str {
         match self {
+            QueryStatus::Drawing => "drawing",
             QueryStatus::Pending => "pending",
             QueryStatus::Revealing => "revealing",
             QueryStatus::Settled => "settled",
@@ -188,6 +217,8 @@ impl QueryStatus {
 #[cw_serde]
 #[derive(Copy)]
 pub enum QueryPhase {
+    /// Nodes may submit tickets; after the draw deadline anyone may draw.
+    Draw,
     /// Assigned nodes may commit.
     Commit,
     /// Committed nodes may reveal.
@@ -248,13 +279,22 @@ pub struct InferenceQuery {
     /// (those settle under the current parameters).
     #[serde(default)]
     pub terms: Option<SettlementTerms>,
-    /// The assigned nodes, in draw order.
+    /// The assigned nodes, earliest arrival first (empty until drawn).
     pub nodes: Vec<Addr>,
     /// The funds attached at submission.
     pub escrow: Coin,
-    /// Assignment seed; also seeds the fingerprint positions.
+    /// Seeds the fingerprint positions; set at the draw from the winning tickets.
     pub seed: HexBinary,
     pub submitted_height: u64,
+    /// What tickets sign (`sortition::draw_input`); empty on queries assigned before sortition.
+    #[serde(default)]
+    pub draw_input: HexBinary,
+    /// Last height at which a ticket is accepted.
+    #[serde(default)]
+    pub draw_deadline: u64,
+    /// Tickets accepted.
+    #[serde(default)]
+    pub tickets: u32,
     /// Last height at which a commit is accepted.
     pub commit_deadline: u64,
     /// Last height at which a reveal is accepted.
@@ -395,6 +435,20 @@ pub struct QueryResponse {
     /// One per assigned node, in draw order.
     pub assignments: Vec<Assignment>,
     pub phase: QueryPhase,
+    /// The tickets entered while the query is drawing, in address order (a node runner evaluates
+    /// `sortition::seat_holders` on them to see who leads the draw).
+    #[serde(default)]
+    pub tickets: Vec<Ticket>,
+}
+
+/// A verified sortition ticket.
+#[cw_serde]
+pub struct Ticket {
+    pub node: Addr,
+    /// The stake counted for the node (its bonded stake when it entered).
+    pub weight: Uint128,
+    /// `sortition::ticket_output` of the signature.
+    pub output: HexBinary,
 }
 
 #[cw_serde]
@@ -438,6 +492,7 @@ mod tests {
             r#"{"commit":{"query_id":1,"commitment":"00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"}}"#,
             r#"{"reveal":{"query_id":1,"output":"AQAAAA==","fingerprint":"AQ==","salt":"c2FsdHNhbHRzYWx0c2FsdA=="}}"#,
             r#"{"settle":{"query_id":1}}"#,
+            r#"{"draw":{"query_id":1}}"#,
             r#"{"update_admin":{"admin":"nesa1admin"}}"#,
         ] {
             from_json::<ExecuteMsg>(example).unwrap_or_else(|e| panic!("{example}: {e}"));

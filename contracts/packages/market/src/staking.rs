@@ -6,7 +6,7 @@
 //! escape a fault committed while assigned.
 
 use cosmwasm_schema::{cw_serde, QueryResponses};
-use cosmwasm_std::{Addr, Decimal, Uint128};
+use cosmwasm_std::{Addr, Decimal, HexBinary, Uint128};
 
 use crate::registry::KernelId;
 
@@ -113,6 +113,20 @@ pub struct NodeProfile {
     /// more open queries than this.
     #[serde(default = "default_capacity")]
     pub capacity: u32,
+    /// The key the node signs sortition tickets with (`nesa_market::sortition`); a node
+    /// without one is never drawn.
+    #[serde(default)]
+    pub sortition_key: Option<SortitionKey>,
+}
+
+/// A BLS12-381 sortition public key and the proof that the node holds it: the signature of
+/// `sortition::possession_message(node, public_key)`.
+#[cw_serde]
+pub struct SortitionKey {
+    /// 48-byte compressed G1 point.
+    pub public_key: HexBinary,
+    /// 96-byte compressed G2 point.
+    pub proof: HexBinary,
 }
 
 fn default_capacity() -> u32 {
@@ -188,6 +202,9 @@ pub enum QueryMsg {
         start_after: Option<String>,
         limit: Option<u32>,
     },
+    /// What the market needs to check a node's sortition ticket for a kernel's query.
+    #[returns(SortitionEntry)]
+    Sortition { node: String, kernel_id: KernelId },
     #[returns(StakingConfig)]
     Config {},
 }
@@ -218,6 +235,20 @@ pub struct NodesResponse {
 }
 
 /// An eligible node and the stake it is sampled by.
+/// A node's standing in a draw (`QueryMsg::Sortition`).
+#[cw_serde]
+pub struct SortitionEntry {
+    pub address: Addr,
+    /// Its bonded stake if it may be drawn for the kernel now (bonded, not jailed, at least
+    /// `min_stake`, below capacity, serving every layer); zero otherwise.
+    pub weight: Uint128,
+    /// Its registered sortition public key (48-byte compressed G1), if any.
+    pub public_key: Option<HexBinary>,
+    /// The height of its last stake increase or key change. A ticket counts only for a query
+    /// accepted after it, so neither stake nor key can be chosen once a draw input is known.
+    pub ticket_since: u64,
+}
+
 #[cw_serde]
 pub struct Candidate {
     pub address: Addr,

@@ -38,10 +38,21 @@ pub fn progress_line(state: &QueryResponse) -> String {
                 .map_or(0, |s| s.winners.len());
             return format!("settled at height {closed_at}: {winners}/{k} nodes agreed");
         }
+        QueryStatus::Disputed if state.query.nodes.is_empty() => {
+            return format!("disputed at height {closed_at}: too few nodes entered the draw");
+        }
         QueryStatus::Disputed => return format!("disputed at height {closed_at}: no quorum"),
-        QueryStatus::Pending | QueryStatus::Revealing => {}
+        QueryStatus::Drawing | QueryStatus::Pending | QueryStatus::Revealing => {}
     }
     match state.phase {
+        QueryPhase::Draw => {
+            let tickets = progress.tickets;
+            let plural = if tickets == 1 { "" } else { "s" };
+            format!(
+                "drawing: {tickets} ticket{plural}, draw after height {}",
+                state.query.draw_deadline
+            )
+        }
         QueryPhase::Commit if progress.committed == 0 => assigned_line(state),
         QueryPhase::Commit => format!("committed {}/{k}", progress.committed),
         QueryPhase::Reveal if progress.revealed == 0 && progress.committed == k => {
@@ -64,6 +75,8 @@ pub struct ProgressDisplay<W: Write> {
     in_place: bool,
     last: Option<Progress>,
     line_open: bool,
+    /// Whether the assigned nodes were shown.
+    assigned_shown: bool,
 }
 
 impl ProgressDisplay<std::io::Stderr> {
@@ -82,6 +95,7 @@ impl<W: Write> ProgressDisplay<W> {
             in_place,
             last: None,
             line_open: false,
+            assigned_shown: false,
         }
     }
 
@@ -103,11 +117,15 @@ impl<W: Write> ProgressDisplay<W> {
         if self.last == Some(progress) {
             return;
         }
-        // The assignment is always worth a line, even when the first state seen is further on.
+        // The assignment is always worth a line, even when the first state seen with nodes is
+        // further on.
         let line = progress_line(state);
-        let assigned = assigned_line(state);
-        if self.last.is_none() && line != assigned {
-            self.line(&assigned);
+        if !self.assigned_shown && !state.query.nodes.is_empty() {
+            self.assigned_shown = true;
+            let assigned = assigned_line(state);
+            if line != assigned {
+                self.line(&assigned);
+            }
         }
         self.last = Some(progress);
         self.line(&line);
@@ -157,6 +175,45 @@ mod tests {
         assert_eq!(
             progress_line(&disputed_round()),
             "disputed at height 17: no quorum"
+        );
+    }
+
+    #[test]
+    fn a_draw_shows_its_tickets_then_the_assignment() {
+        let mut display = ProgressDisplay::new(Vec::new(), false);
+        let mut state = drawing(2);
+        assert_eq!(
+            progress_line(&state),
+            "drawing: 0 tickets, draw after height 13"
+        );
+        display.update(&state);
+        enter(&mut state, &node(0), 100, 1);
+        assert_eq!(
+            progress_line(&state),
+            "drawing: 1 ticket, draw after height 13"
+        );
+        display.update(&state);
+        enter(&mut state, &node(1), 100, 2);
+        display.update(&state);
+        draw(&mut state, &[node(0), node(1)]);
+        commit(&mut state, 0, 15);
+        display.update(&state);
+        let text = String::from_utf8(display.into_inner()).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 5, "{text}");
+        assert_eq!(lines[2], "drawing: 2 tickets, draw after height 13");
+        assert!(lines[3].starts_with("assigned to 2 nodes: "), "{text}");
+        assert_eq!(lines[4], "committed 1/2");
+    }
+
+    #[test]
+    fn a_query_nobody_could_be_drawn_for_is_disputed_without_nodes() {
+        let mut state = drawing(3);
+        enter(&mut state, &node(0), 100, 1);
+        close(&mut state, QueryStatus::Disputed, settlement(14));
+        assert_eq!(
+            progress_line(&state),
+            "disputed at height 14: too few nodes entered the draw"
         );
     }
 

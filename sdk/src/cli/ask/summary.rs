@@ -104,6 +104,12 @@ impl AskSummary {
     /// The one-line message for a disputed query: why there is no answer and where the
     /// money went.
     pub fn dispute_message(&self) -> String {
+        if self.nodes.is_empty() {
+            return format!(
+                "query {} was not drawn: too few nodes entered its draw, so nobody answered; the escrow was refunded ({}{} back to you)",
+                self.query_id, self.refunded, self.escrow.denom
+            );
+        }
         format!(
             "query {} was disputed: its {} nodes reached no quorum, so no answer is available; the escrow was refunded ({}{} back to you)",
             self.query_id,
@@ -157,7 +163,9 @@ pub fn describe(summary: &AskSummary) -> String {
         summary.kernel_id,
         summary.tx_hash
     );
-    let winners = if summary.winners.is_empty() {
+    let winners = if summary.nodes.is_empty() {
+        "none (not drawn)".to_owned()
+    } else if summary.winners.is_empty() {
         "none (no quorum)".to_owned()
     } else {
         format!(
@@ -297,6 +305,20 @@ phases:
         assert_eq!(
             summary.dispute_message(),
             "query 7 was disputed: its 3 nodes reached no quorum, so no answer is available; the escrow was refunded (477unes back to you)"
+        );
+    }
+
+    #[test]
+    fn a_query_refunded_at_the_draw_says_nobody_was_drawn() {
+        let mut state = drawing(3);
+        let mut settlement = settlement(14);
+        settlement.refunded = state.query.escrow.amount;
+        close(&mut state, QueryStatus::Disputed, settlement);
+        let summary = AskSummary::new(&state, None, "AB12".into(), vec![], None);
+        assert!(describe(&summary).contains("winners: none (not drawn)\n"));
+        assert_eq!(
+            summary.dispute_message(),
+            "query 7 was not drawn: too few nodes entered its draw, so nobody answered; the escrow was refunded (477unes back to you)"
         );
     }
 
