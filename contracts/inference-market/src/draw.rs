@@ -126,9 +126,6 @@ pub fn draw(
             break holders;
         }
         for i in unchecked {
-            if checked[i] {
-                continue;
-            }
             checked[i] = true;
             let now = sortition_entry(
                 deps.querier,
