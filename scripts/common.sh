@@ -8,6 +8,9 @@ export PATH="$CARGO_TARGET_DIR/debug:$NESA_TOOLS:$HOME/go/bin:$PATH"
 export NESAD_BIN="${NESAD_BIN:-$CARGO_TARGET_DIR/debug/nesad}"
 export NESA_BIN="${NESA_BIN:-$CARGO_TARGET_DIR/debug/nesa}"
 COMETBFT_VERSION="v0.38.25"
+# The llama.cpp the benchmarks compare against: the one vendored by this llama-cpp-python release.
+LLAMA_CPP_PYTHON_VERSION="0.3.36"
+LLAMA_CPP_TOOLS="${LLAMA_CPP_TOOLS:-$HOME/.cache/nesa/tools/llama.cpp-$LLAMA_CPP_PYTHON_VERSION}"
 # Local networks (devnet, demo, localnet, bench) hold throwaway keys and run unattended: their
 # `nesa` and `nesa-node` keyrings use the plain-text `test` backend. Wallets with real funds
 # keep the default `file` backend (mnemonics encrypted with a passphrase).
@@ -52,4 +55,15 @@ start_process() {
   shift 2
   (cd "$home" && exec setsid "$@" >>"$home/$name.log" 2>&1 </dev/null) &
   echo $! >"$home/$name.pid"
+}
+
+# ggml_cpu_flags: the CMake flags that build llama.cpp's ggml for every SIMD level this CPU has,
+# but not AMX: in these VMs ggml's AMX matmul segfaults. Portable otherwise (GGML_NATIVE off).
+ggml_cpu_flags() {
+  local flags="-DGGML_NATIVE=OFF" feature
+  for feature in avx:AVX avx2:AVX2 fma:FMA f16c:F16C bmi2:BMI2 avx_vnni:AVX_VNNI avx512f:AVX512 \
+    avx512vbmi:AVX512_VBMI avx512_vnni:AVX512_VNNI avx512_bf16:AVX512_BF16; do
+    grep -qw "${feature%%:*}" /proc/cpuinfo && flags="$flags -DGGML_${feature##*:}=ON"
+  done
+  echo "$flags"
 }

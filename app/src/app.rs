@@ -374,6 +374,7 @@ impl App {
             config: self.config.get(),
             wasm: &self.wasm,
             signatures: &self.signatures,
+            mempool: &self.mempool,
         }
         .query(&request)
     }

@@ -3,7 +3,7 @@
 //! reads with ICS-23 proofs, the Simulate gas estimate and the market contracts' addresses —
 //! at the latest or a historical height.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use cosmrs::proto::cosmos::base::abci::v1beta1::{GasInfo, Result as SdkResult};
 use cosmrs::proto::cosmos::tx::v1beta1::{SimulateRequest, SimulateResponse};
@@ -17,7 +17,7 @@ pub use crate::modules::QueryError;
 use crate::genesis::{last_block_time, ChainConfig, MARKET_CONTRACTS_KEY};
 use crate::modules::wasm::{self, CallSite, WasmVm};
 use crate::modules::{auth, bank};
-use crate::state::{StateRead, Storage};
+use crate::state::{Overlay, Snapshot, StateRead, Storage};
 use crate::tx::{decode_tx, execute_tx, DecodeMode, ExecMode, SignatureCache, CODESPACE};
 
 /// The proof-op type of JMT ICS-23 proofs in `abci_query` responses.
@@ -59,6 +59,10 @@ pub struct QueryRouter<'a> {
     pub wasm: &'a Arc<WasmVm>,
     /// The node's verified-signature cache (simulations never consult it).
     pub signatures: &'a SignatureCache,
+    /// The writes of the transactions admitted to the mempool since the last commit:
+    /// simulations run on top of them, as the Cosmos SDK simulates against its check state,
+    /// so a client can simulate its next transaction while the previous one waits for a block.
+    pub mempool: &'a Mutex<Option<Overlay<Snapshot>>>,
 }
 
 impl QueryRouter<'_> {
@@ -164,7 +168,8 @@ impl QueryRouter<'_> {
         })
     }
 
-    /// Estimates gas by executing the (possibly unsigned) transaction against the latest state.
+    /// Estimates gas by executing the (possibly unsigned) transaction against the latest state
+    /// plus the mempool's admitted transactions.
     fn simulate(&self, request: &[u8]) -> Result<Vec<u8>, QueryError> {
         let config = self.config()?;
         let request = SimulateRequest::decode(request)?;
@@ -178,8 +183,12 @@ impl QueryRouter<'_> {
         let snapshot = self.storage.snapshot()?;
         let height = self.storage.committed()?.map_or(1, |c| c.height + 1);
         let time = last_block_time(&snapshot);
+        let mut view = Overlay::new(snapshot);
+        if let Some(admitted) = self.mempool.lock().expect("mempool lock").as_ref() {
+            view.apply(admitted.changes().clone());
+        }
         let env = config.tx_env(self.wasm, self.signatures, height, time, ExecMode::Simulate);
-        let outcome = execute_tx(&snapshot, &tx, &env);
+        let outcome = execute_tx(&view, &tx, &env);
         if let Err(e) = outcome.result {
             return Err(QueryError::InvalidRequest(e.to_string()));
         }

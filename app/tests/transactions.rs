@@ -266,3 +266,30 @@ fn transactions_left_in_the_mempool_after_a_block_keep_later_sequences_admissibl
     chain.produce();
     assert_eq!(chain.balance(&bob.address), 1_000 + 1 + 2 + 3);
 }
+
+#[test]
+fn the_next_transaction_simulates_on_top_of_the_senders_ones_waiting_in_the_mempool() {
+    let (chain, mut alice, bob) = chain_with_alice_and_bob("simmempool");
+    let first = alice.sign(vec![alice.send_msg(&bob.address, 5)]);
+    assert_eq!(chain.submit(&first).code, 0);
+    // Sequence 1 while sequence 0 waits for a block: the SDK simulates against its check
+    // state, so clients sending several transactions per block can estimate each one.
+    let next = alice
+        .builder()
+        .msgs(vec![alice.send_msg(&bob.address, 6)])
+        .sign(&alice.key)
+        .unwrap()
+        .bytes;
+    assert!(chain.simulate(&next) > 0);
+    let stale = nesa_sdk::TxBuilder::new(support::CHAIN_ID.parse().unwrap(), 0, 0)
+        .msgs(vec![alice.send_msg(&bob.address, 7)])
+        .sign(&alice.key)
+        .unwrap()
+        .bytes;
+    let error = chain.try_simulate(&stale).unwrap_err();
+    assert!(error.contains("sequence"), "{error}");
+    // Once the first is in a block, the committed state says the same.
+    chain.produce();
+    assert!(chain.simulate(&next) > 0);
+    assert_eq!(chain.balance(&bob.address), 1_005);
+}

@@ -47,6 +47,14 @@ pub enum EngineError {
     TokenOutOfRange { token: u32, vocab_size: usize },
     #[error("the prompt is empty: give at least one token")]
     EmptyPrompt,
+    #[error("the generation needs up to {needed} bytes of key/value cache, more than this node's whole budget of {budget} bytes: ask for fewer tokens")]
+    KvBudget { needed: usize, budget: usize },
+    #[error("the generation was cancelled")]
+    Cancelled,
+    #[error("the engine stopped before the work was done")]
+    Stopped,
+    #[error("a batched forward pass failed: {0}")]
+    Batch(String),
     #[error("invalid sampling parameters: {0}")]
     Sampling(String),
     #[error("tokenizer: {0}")]

@@ -1,11 +1,14 @@
-//! The generation loop: prefill the prompt in one pass, then decode token by token until a
-//! stop token or the token budget.
+//! What a generation asks for and what it returns. The loop itself (prefill the prompt, then
+//! decode token by token until a stop token or the token budget) is the batch scheduler's:
+//! [`Model::generate`] runs it for one sequence, so a sequence alone and in a batch go
+//! through the same code.
 
-use std::time::Instant;
+use std::sync::Arc;
 
+use super::batch::{Cancellation, EngineStats, GenerateJob, Job, Scheduler, SchedulerConfig};
 use super::error::{EngineError, Result};
 use super::model::Model;
-use super::sampling::{top_logprobs, Sampler, Sampling};
+use super::sampling::Sampling;
 
 /// What to generate.
 #[derive(Clone, Debug)]
@@ -41,6 +44,8 @@ pub struct GenerationOutput {
     pub top_logprobs: Vec<Vec<(u32, f32)>>,
     /// Why generation ended.
     pub finish_reason: FinishReason,
+    /// Time waiting for a place in the batch before the first forward pass.
+    pub queued_ms: f64,
     /// Time to process the prompt and produce the first logits.
     pub prefill_ms: f64,
     /// Time for everything after the first logits.
@@ -48,6 +53,17 @@ pub struct GenerationOutput {
 }
 
 impl GenerationOutput {
+    pub(crate) fn empty() -> Self {
+        Self {
+            tokens: Vec::new(),
+            top_logprobs: Vec::new(),
+            finish_reason: FinishReason::Length,
+            queued_ms: 0.0,
+            prefill_ms: 0.0,
+            decode_ms: 0.0,
+        }
+    }
+
     /// Prompt tokens per second in prefill.
     pub fn prefill_tokens_per_second(&self, prompt_len: usize) -> f64 {
         per_second(prompt_len, self.prefill_ms)
@@ -77,72 +93,28 @@ fn per_second(count: usize, ms: f64) -> f64 {
 }
 
 impl Model {
-    /// Generates an answer with every layer in this process; `on_token` sees each token as
-    /// soon as it is chosen.
+    /// Generates an answer with every layer in this process, as the only sequence of its own
+    /// batch; `on_token` sees each token as soon as it is chosen.
     pub fn generate(
         &self,
         request: &GenerateRequest,
-        mut on_token: impl FnMut(u32),
+        on_token: impl FnMut(u32) + Send,
     ) -> Result<GenerationOutput> {
-        let layers = 0..self.config().layer_count;
-        if self.loaded_layers() != layers {
-            let loaded = self.loaded_layers();
-            return Err(EngineError::LayerRange {
-                start: 0,
-                end: layers.end,
-                first: loaded.start,
-                loaded: loaded.len(),
-            });
-        }
-        if request.prompt.is_empty() {
-            return Err(EngineError::EmptyPrompt);
-        }
-        let context_length = self.config().context_length;
-        if request.prompt.len() > context_length {
-            return Err(EngineError::ContextOverflow {
-                needed: request.prompt.len(),
-                context_length,
-            });
-        }
-        let mut sampler = Sampler::new(request.sampling)?;
-        let mut cache = self.new_cache(layers.clone());
-        let mut output = GenerationOutput {
-            tokens: Vec::new(),
-            top_logprobs: Vec::new(),
-            finish_reason: FinishReason::Length,
-            prefill_ms: 0.0,
-            decode_ms: 0.0,
-        };
-
-        let started = Instant::now();
-        let hidden =
-            self.forward_layers(&self.embed(&request.prompt)?, layers.clone(), 0, &mut cache)?;
-        let mut logits = self.head(&hidden)?;
-        output.prefill_ms = started.elapsed().as_secs_f64() * 1000.0;
-
-        let decode_started = Instant::now();
-        let mut position = request.prompt.len();
-        while output.tokens.len() < request.max_tokens {
-            let token = sampler.sample(&logits);
-            if request.stop_tokens.contains(&token) {
-                output.finish_reason = FinishReason::Stop;
-                break;
+        let mut result = None;
+        {
+            let stats = Arc::new(EngineStats::default());
+            let mut scheduler = Scheduler::new(self, SchedulerConfig::unbounded(), stats);
+            scheduler.submit(Job::Generate(GenerateJob {
+                request: request.clone(),
+                on_token: Box::new(on_token),
+                done: Box::new(|outcome| result = Some(outcome)),
+                cancel: Cancellation::new(),
+            }));
+            while !scheduler.is_idle() {
+                scheduler.step();
             }
-            output
-                .top_logprobs
-                .push(top_logprobs(&logits, request.top_logprobs));
-            output.tokens.push(token);
-            on_token(token);
-            if output.tokens.len() == request.max_tokens || position >= context_length {
-                break;
-            }
-            let hidden =
-                self.forward_layers(&self.embed(&[token])?, layers.clone(), position, &mut cache)?;
-            logits = self.head(&hidden)?;
-            position += 1;
         }
-        output.decode_ms = decode_started.elapsed().as_secs_f64() * 1000.0;
-        Ok(output)
+        result.unwrap_or(Err(EngineError::Stopped))
     }
 }
 

@@ -8,6 +8,9 @@
 //! - [`Model::generate`] the whole loop with [`Sampling`] (greedy or seeded), returning
 //!   [`GenerationOutput`] with the per-position top log-probabilities the market's logit
 //!   fingerprint is built from;
+//! - [`Engine`]: one thread per process that batches every sequence in flight
+//!   ([`Scheduler`], continuous batching within a key/value memory budget), bit for bit the
+//!   same tokens as [`Model::generate`] alone;
 //! - [`Tokenizer`] built from the same file, with the model's chat format ([`tokenizer`]; the
 //!   wallet re-exports it, so users and node runners tokenize with the same code);
 //! - [`gguf`] typed metadata reads, [`models`] where model files live on this machine.
@@ -15,6 +18,7 @@
 //! Test fixtures (a tiny random model writer, a small tokenizer) come with the `testing`
 //! feature.
 
+mod batch;
 mod config;
 pub mod ee;
 mod error;
@@ -24,19 +28,25 @@ mod layers;
 mod linear;
 mod model;
 pub mod models;
-mod q4_1;
+mod qmatmul;
+mod runtime;
 mod sampling;
 #[cfg(any(test, feature = "testing"))]
 pub mod tiny;
 pub mod tokenizer;
 mod weights;
 
+pub use batch::{
+    Cancellation, EngineStats, ForwardDone, ForwardJob, GenerateJob, Job, OnToken, Scheduler,
+    SchedulerConfig,
+};
 pub use config::ModelConfig;
 pub use error::{EngineError, Result};
 pub use generate::{FinishReason, GenerateRequest, GenerationOutput};
 pub use layers::{KvCache, LayerKvCache};
 pub use model::{Hidden, LoadOptions, Model};
 pub use models::{default_model_path, model_cache_dir, DEFAULT_MODEL_FILE};
+pub use runtime::Engine;
 pub use sampling::{argmax, top_logprobs, Sampler, Sampling};
 pub use tokenizer::{TextStream, Tokenizer};
 pub use weights::WeightFormat;

@@ -1,4 +1,5 @@
-//! Linear maps over quantized weights: candle's `QMatMul`, or the engine's own Q4_1 kernel.
+//! Linear maps over quantized weights: the engine's own Q4_1 and Q8_0 kernels, or candle's
+//! `QMatMul` for other types.
 
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -7,7 +8,7 @@ use candle_core::quantized::{GgmlDType, QMatMul, QStorage, QTensor};
 use candle_core::{Device, Module, Tensor};
 
 use super::error::Result;
-use super::q4_1::Q4_1Matrix;
+use super::qmatmul::{Q4_1Matrix, Q8_0Matrix};
 use super::weights::WeightFormat;
 
 /// `y = x · Wᵀ` for a quantized `W` `[rows, cols]`.
@@ -15,20 +16,28 @@ use super::weights::WeightFormat;
 pub(crate) enum Linear {
     Candle(QMatMul),
     Q4_1(Q4_1Matrix),
+    /// Shared with the token embedding when the file ties them.
+    Q8_0(Arc<Q8_0Matrix>),
 }
 
 impl Linear {
     pub(crate) fn new(tensor: QTensor, format: WeightFormat) -> Result<Self> {
-        if tensor.dtype() == GgmlDType::Q4_1 && format == WeightFormat::AsStored {
-            return Ok(Linear::Q4_1(Q4_1Matrix::from_qtensor(&tensor)?));
+        match (tensor.dtype(), format) {
+            (GgmlDType::Q4_1, WeightFormat::AsStored) => {
+                Ok(Linear::Q4_1(Q4_1Matrix::from_qtensor(&tensor)?))
+            }
+            (GgmlDType::Q8_0, WeightFormat::AsStored) => {
+                Ok(Linear::Q8_0(Arc::new(Q8_0Matrix::from_qtensor(&tensor)?)))
+            }
+            _ => Ok(Linear::Candle(QMatMul::from_arc(Arc::new(tensor))?)),
         }
-        Ok(Linear::Candle(QMatMul::from_arc(Arc::new(tensor))?))
     }
 
     pub(crate) fn forward(&self, x: &Tensor) -> Result<Tensor> {
         match self {
             Linear::Candle(matmul) => Ok(matmul.forward(x)?),
             Linear::Q4_1(matrix) => matrix.forward(x),
+            Linear::Q8_0(matrix) => matrix.forward(x),
         }
     }
 }

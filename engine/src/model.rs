@@ -7,12 +7,14 @@ use std::ops::Range;
 use std::path::Path;
 use std::sync::Arc;
 
-use candle_core::quantized::{QMatMul, QTensor};
-use candle_core::{Device, Module, Tensor};
+use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
+use candle_core::{Device, Tensor};
 
 use super::config::ModelConfig;
 use super::error::{EngineError, Result};
-use super::layers::{Attention, Block, KvCache, Mlp, RmsNorm, RotaryEmbedding};
+use super::layers::{Attention, Block, KvCache, Mlp, RmsNorm, RotaryEmbedding, Segment};
+use super::linear::Linear;
+use super::qmatmul::Q8_0Matrix;
 use super::weights::{GgufFile, WeightFormat};
 
 /// Which parts of a GGUF file to load, and how.
@@ -46,6 +48,10 @@ impl Hidden {
         )?))
     }
 
+    pub(crate) fn from_tensor(tensor: Tensor) -> Self {
+        Self(tensor)
+    }
+
     /// The values, row-major, to send to the next shard.
     pub fn to_vec(&self) -> Result<Vec<f32>> {
         Ok(self.0.flatten_all()?.to_vec1()?)
@@ -72,13 +78,21 @@ impl Hidden {
 pub struct Model {
     config: ModelConfig,
     /// Token embedding `[vocab, hidden]`; also the LM head when the file ties them.
-    embedding: QMatMul,
+    embedding: Embedding,
     /// Blocks `first_layer..first_layer + blocks.len()`.
     blocks: Vec<Block>,
     first_layer: usize,
     final_norm: RmsNorm,
-    lm_head: QMatMul,
+    lm_head: Linear,
     rope: RotaryEmbedding,
+}
+
+/// The token embedding: rows of the engine's own Q8_0 matrix (shared with a tied LM head, so
+/// it is held once), or candle's for other storage types.
+#[derive(Debug)]
+enum Embedding {
+    Candle(QMatMul),
+    Q8_0(Arc<Q8_0Matrix>),
 }
 
 impl Model {
@@ -116,12 +130,24 @@ impl Model {
         file.show_progress(&names);
 
         let (hidden, vocab) = (config.hidden_size, config.vocab_size);
-        let embedding = Arc::new(file.qtensor("token_embd.weight")?);
-        check_shape("token_embd.weight", &embedding, vocab, hidden)?;
-        let lm_head = if tied {
-            QMatMul::from_arc(embedding.clone())?
+        let embedding_tensor = file.qtensor("token_embd.weight")?;
+        check_shape("token_embd.weight", &embedding_tensor, vocab, hidden)?;
+        let own_q8_0 =
+            embedding_tensor.dtype() == GgmlDType::Q8_0 && options.format == WeightFormat::AsStored;
+        let (embedding, tied_head) = if own_q8_0 {
+            let matrix = Arc::new(Q8_0Matrix::from_qtensor(&embedding_tensor)?);
+            (Embedding::Q8_0(matrix.clone()), Linear::Q8_0(matrix))
         } else {
-            QMatMul::from_qtensor(file.matrix("output.weight", vocab, hidden)?)?
+            let tensor = Arc::new(embedding_tensor);
+            (
+                Embedding::Candle(QMatMul::from_arc(tensor.clone())?),
+                Linear::Candle(QMatMul::from_arc(tensor)?),
+            )
+        };
+        let lm_head = if tied {
+            tied_head
+        } else {
+            Linear::new(file.matrix("output.weight", vocab, hidden)?, options.format)?
         };
         let final_norm = RmsNorm::new(
             file.vector("output_norm.weight", hidden)?,
@@ -138,7 +164,7 @@ impl Model {
             config.context_length,
         )?;
         Ok(Self {
-            embedding: QMatMul::from_arc(embedding)?,
+            embedding,
             config,
             blocks,
             first_layer: layers.start,
@@ -163,6 +189,21 @@ impl Model {
         KvCache::new(layers)
     }
 
+    /// Bytes of key/value cache a generation over every layer may need at most: its prompt
+    /// and every token it may generate, within the context.
+    pub fn worst_case_kv_bytes(&self, prompt_tokens: usize, max_tokens: usize) -> usize {
+        let positions = prompt_tokens
+            .saturating_add(max_tokens)
+            .min(self.config.context_length);
+        positions * self.kv_bytes_per_position(self.config.layer_count)
+    }
+
+    /// Bytes of keys and values one position takes in a cache of `layers` blocks (f32 keys
+    /// and values of every key/value head).
+    pub fn kv_bytes_per_position(&self, layers: usize) -> usize {
+        layers * 2 * self.config.kv_head_count * self.config.head_dim() * 4
+    }
+
     /// Token ids to hidden states.
     pub fn embed(&self, tokens: &[u32]) -> Result<Hidden> {
         if tokens.is_empty() {
@@ -177,8 +218,21 @@ impl Model {
                 vocab_size: self.config.vocab_size,
             });
         }
-        let ids = Tensor::new(tokens, &Device::Cpu)?.unsqueeze(0)?;
-        Ok(Hidden(self.embedding.embedding(&ids)?))
+        match &self.embedding {
+            Embedding::Q8_0(matrix) => {
+                let values = matrix.dequantize_rows(tokens);
+                let width = matrix.shape().1;
+                Ok(Hidden(Tensor::from_vec(
+                    values,
+                    (1, tokens.len(), width),
+                    &Device::Cpu,
+                )?))
+            }
+            Embedding::Candle(embedding) => {
+                let ids = Tensor::new(tokens, &Device::Cpu)?.unsqueeze(0)?;
+                Ok(Hidden(embedding.embedding(&ids)?))
+            }
+        }
     }
 
     /// Runs blocks `layers` over `hidden`, whose first row sits at `position`. The cache must
@@ -191,6 +245,42 @@ impl Model {
         position: usize,
         cache: &mut KvCache,
     ) -> Result<Hidden> {
+        self.check_forward(hidden, layers.clone(), position, cache)?;
+        cache.truncate(position);
+        // Long inputs go through in chunks: same result (each chunk attends to the cached
+        // ones before it), but attention scores stay chunk × positions instead of positions².
+        let mut outputs = Vec::new();
+        let mut start = 0;
+        while start < hidden.positions() {
+            let len = PREFILL_CHUNK.min(hidden.positions() - start);
+            let mut rows = [Rows {
+                len,
+                position: position + start,
+                cache: &mut *cache,
+            }];
+            outputs.push(self.forward_rows(
+                hidden.0.narrow(1, start, len)?,
+                layers.clone(),
+                &mut rows,
+            )?);
+            start += len;
+        }
+        let x = if outputs.len() == 1 {
+            outputs.pop().expect("one chunk")
+        } else {
+            Tensor::cat(&outputs, 1)?
+        };
+        Ok(Hidden(x))
+    }
+
+    /// What [`Model::forward_layers`] checks before running anything.
+    pub(crate) fn check_forward(
+        &self,
+        hidden: &Hidden,
+        layers: Range<usize>,
+        position: usize,
+        cache: &KvCache,
+    ) -> Result<()> {
         let loaded = self.loaded_layers();
         if layers.start > layers.end || layers.start < loaded.start || layers.end > loaded.end {
             return Err(EngineError::LayerRange {
@@ -223,7 +313,7 @@ impl Model {
             });
         }
         for layer in layers.clone() {
-            let cached = cache.layer_mut(layer).len();
+            let cached = cache.layer_len(layer);
             if cached < position {
                 return Err(EngineError::CacheGap {
                     layer,
@@ -232,31 +322,43 @@ impl Model {
                 });
             }
         }
-        cache.truncate(position);
-        // Long inputs go through in chunks: same result (each chunk attends to the cached
-        // ones before it), but attention scores stay chunk × positions instead of positions².
-        let mut outputs = Vec::new();
-        let mut start = 0;
-        while start < hidden.positions() {
-            let len = PREFILL_CHUNK.min(hidden.positions() - start);
-            let mut x = hidden.0.narrow(1, start, len)?;
-            for layer in layers.clone() {
-                x = self.blocks[layer - self.first_layer].forward(
-                    &x,
-                    position + start,
-                    &self.rope,
-                    cache.layer_mut(layer),
-                )?;
-            }
-            outputs.push(x);
-            start += len;
+        Ok(())
+    }
+
+    /// Runs blocks `layers` over `x` (`[1, rows, hidden]`): the rows of the sequences in
+    /// `sequences` stacked in order, each continuing its own cache. The caller has checked
+    /// ranges, widths and positions.
+    pub(crate) fn forward_rows(
+        &self,
+        mut x: Tensor,
+        layers: Range<usize>,
+        sequences: &mut [Rows<'_>],
+    ) -> Result<Tensor> {
+        for layer in layers {
+            let mut start = 0;
+            let mut segments: Vec<Segment<'_>> = sequences
+                .iter_mut()
+                .map(|sequence| {
+                    let rows = start..start + sequence.len;
+                    start = rows.end;
+                    Segment {
+                        rows,
+                        position: sequence.position,
+                        cache: sequence.cache.layer_mut(layer),
+                    }
+                })
+                .collect();
+            x = self.blocks[layer - self.first_layer].forward(&x, &mut segments, &self.rope)?;
         }
-        let x = if outputs.len() == 1 {
-            outputs.pop().expect("one chunk")
-        } else {
-            Tensor::cat(&outputs, 1)?
-        };
-        Ok(Hidden(x))
+        Ok(x)
+    }
+
+    /// Final norm and LM head over every row of `x` (`[1, rows, hidden]`): logits per row.
+    pub(crate) fn head_rows(&self, x: &Tensor) -> Result<Vec<Vec<f32>>> {
+        let vocab = self.config.vocab_size;
+        let logits = self.lm_head.forward(&self.final_norm.forward(x)?)?;
+        let values: Vec<f32> = logits.flatten_all()?.to_vec1()?;
+        Ok(values.chunks_exact(vocab).map(<[f32]>::to_vec).collect())
     }
 
     /// Final norm and LM head: logits over the vocabulary for the last position.
@@ -268,13 +370,21 @@ impl Model {
             });
         }
         let last = hidden.0.narrow(1, hidden.positions() - 1, 1)?;
-        let logits = self.lm_head.forward(&self.final_norm.forward(&last)?)?;
-        Ok(logits.flatten_all()?.to_vec1()?)
+        Ok(self.head_rows(&last)?.pop().expect("one row"))
     }
 }
 
-/// Most positions run through the blocks at once.
-const PREFILL_CHUNK: usize = 128;
+/// One sequence's part of a step: `len` rows whose first sits at `position`, continuing
+/// `cache`.
+pub(crate) struct Rows<'a> {
+    pub(crate) len: usize,
+    pub(crate) position: usize,
+    pub(crate) cache: &'a mut KvCache,
+}
+
+/// Most positions of one sequence run through the blocks at once. Chunks start at multiples
+/// of it from the first position of an input, whatever else runs in the same step.
+pub(crate) const PREFILL_CHUNK: usize = 128;
 
 const BLOCK_TENSORS: [&str; 9] = [
     "attn_norm.weight",

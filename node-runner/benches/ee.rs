@@ -83,10 +83,11 @@ fn main() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let (local_rates, split_rates, sent) = runtime.block_on(async {
         let state = Arc::new(ApiState {
-            worker: Arc::new(Worker {
-                model: Model::load(&encrypted_path, &LoadOptions::default()).unwrap(),
-                stop_tokens: vec![],
-            }),
+            worker: Arc::new(Worker::new(
+                Model::load(&encrypted_path, &LoadOptions::default()).unwrap(),
+                vec![],
+                Default::default(),
+            )),
             tokenizer: None,
             split: Default::default(),
             metrics: Arc::new(Metrics::default()),

@@ -23,9 +23,14 @@ pub struct RunnerConfig {
     pub api_laddr: String,
     /// Log filter (`info`, `nesa_node=debug`, …); RUST_LOG overrides it.
     pub log_level: String,
-    /// Queries generated at once (each generation already uses every core, so 1 is the
-    /// throughput optimum on one CPU); the capacity this node can take on.
+    /// Queries generated at once, batched together in every forward pass (the weights are
+    /// read once per step for all of them). With `queue_limit` it makes the capacity published
+    /// in the node's profile (see [`RunnerConfig::published_capacity`]).
     pub capacity: u32,
+    /// Memory the engine's key/value caches may use, in MiB: a generation is admitted when
+    /// its worst case (prompt + most tokens) fits, and a query that could never fit is not
+    /// taken on.
+    pub kv_budget_mib: u64,
     /// Assigned queries that may wait for the engine; beyond it they are not taken on.
     pub queue_limit: u32,
     /// Bearer token that lets peers other than loopback call `/v1/generate`; without one,
@@ -42,6 +47,25 @@ pub struct RunnerConfig {
     pub split_session_idle_secs: u64,
 }
 
+impl RunnerConfig {
+    /// The capacity published in the node's profile: the open queries the market may assign
+    /// it, i.e. those its work queue holds (generating or waiting).
+    pub fn published_capacity(&self) -> u32 {
+        (self.capacity.max(1).saturating_add(self.queue_limit))
+            .clamp(1, nesa_market::staking::MAX_CAPACITY)
+    }
+
+    /// The engine's batching limits this config sets.
+    pub fn scheduler(&self) -> nesa_engine::SchedulerConfig {
+        nesa_engine::SchedulerConfig {
+            kv_budget_bytes: (self.kv_budget_mib as usize).saturating_mul(1 << 20),
+            // Market queries plus the operator's and split-mode requests.
+            max_sequences: (self.capacity as usize + self.api_max_concurrent as usize).max(1),
+            ..Default::default()
+        }
+    }
+}
+
 impl Default for RunnerConfig {
     fn default() -> Self {
         RunnerConfig {
@@ -51,10 +75,11 @@ impl Default for RunnerConfig {
             kernel_id: None,
             api_laddr: "127.0.0.1:8700".into(),
             log_level: "info".into(),
-            capacity: 1,
-            queue_limit: 8,
+            capacity: 8,
+            kv_budget_mib: 512,
+            queue_limit: 16,
             api_token: None,
-            api_max_concurrent: 2,
+            api_max_concurrent: 8,
             split_max_sessions: 16,
             split_kv_budget_mib: 512,
             split_session_idle_secs: 300,
@@ -90,7 +115,8 @@ impl RunnerConfig {
              # The registered kernel id of that model (set by `nesa-node register`).\n{kernel}\n\n\
              # HTTP API (health, metrics, local generation); also the endpoint in the on-chain profile.\napi_laddr = {api:?}\n\n\
              # Log filter; RUST_LOG overrides it.\nlog_level = {log:?}\n\n\
-             # Queries generated at once (each generation uses every core already).\ncapacity = {capacity}\n\n\
+             # Queries generated at once, batched in every forward pass (with queue_limit: the capacity in the node's profile).\ncapacity = {capacity}\n\n\
+             # MiB the engine's key/value caches may use; a query whose worst case cannot fit is not taken on.\nkv_budget_mib = {kv_budget_mib}\n\n\
              # Assigned queries that may wait for the engine; beyond it they are not taken on.\nqueue_limit = {queue_limit}\n\n\
              # Bearer token for /v1/generate from peers other than loopback (none: loopback only).\n{token}\n\n\
              # Requests the HTTP API computes at once; more are answered 503.\napi_max_concurrent = {api_max_concurrent}\n\n\
@@ -107,6 +133,7 @@ impl RunnerConfig {
             api = self.api_laddr,
             log = self.log_level,
             capacity = self.capacity,
+            kv_budget_mib = self.kv_budget_mib,
             queue_limit = self.queue_limit,
             token = match &self.api_token {
                 Some(token) => format!("api_token = {token:?}"),
@@ -143,6 +170,7 @@ mod tests {
             kernel_id: Some(4),
             key: "runner-1".into(),
             capacity: 3,
+            kv_budget_mib: 96,
             api_token: Some("s3cret \"quoted\"".into()),
             ..RunnerConfig::default()
         };

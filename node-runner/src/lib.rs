@@ -4,6 +4,7 @@
 //! - [`chain`]: the loop that picks up assigned queries, commits, reveals and settles (its
 //!   decisions in [`chain::decide`]).
 //! - [`api`]: the HTTP API (health, Prometheus metrics, local generation, split-mode server).
+//! - [`worker`]: the one batching engine every caller shares.
 //! - [`cmd`]: the `nesa-node` subcommands.
 
 pub mod api;
@@ -11,3 +12,4 @@ pub mod chain;
 pub mod cmd;
 pub mod config;
 pub mod metrics;
+pub mod worker;

@@ -72,6 +72,23 @@ enum Command {
     },
     /// Serve: load the model, follow the chain, answer assigned queries, serve the HTTP API.
     Start,
+    /// Serve only the HTTP API (`/v1/generate`, split mode, `/health`, `/metrics`) with the
+    /// batching engine, no chain: to try the node or measure it. Threads: RAYON_NUM_THREADS.
+    Serve {
+        /// GGUF model served (default: the config's).
+        #[arg(long)]
+        model: Option<PathBuf>,
+        /// Listen address (default: the config's api_laddr).
+        #[arg(long)]
+        api_laddr: Option<String>,
+        /// MiB the engine's key/value caches may use (default: the config's kv_budget_mib).
+        #[arg(long)]
+        kv_budget_mib: Option<u64>,
+        /// Requests computed at once, all in one batch; more are answered 503 (default: the
+        /// config's api_max_concurrent).
+        #[arg(long)]
+        max_concurrent: Option<u32>,
+    },
     /// Kernel files: `kernel encrypt` writes an equivariant-encrypted (ee-v1) copy.
     #[command(subcommand)]
     Kernel(KernelCommand),
@@ -224,6 +241,21 @@ fn main() -> anyhow::Result<()> {
             runtime()?.block_on(chain::bond(&cli.home, config, amount, &cli.keyring))
         }
         Command::Start => runtime()?.block_on(chain::start(&cli.home, config, &cli.keyring)),
+        Command::Serve {
+            model,
+            api_laddr,
+            kv_budget_mib,
+            max_concurrent,
+        } => {
+            let config = nesa_node::config::RunnerConfig {
+                model: model.unwrap_or(config.model),
+                api_laddr: api_laddr.unwrap_or(config.api_laddr),
+                kv_budget_mib: kv_budget_mib.unwrap_or(config.kv_budget_mib),
+                api_max_concurrent: max_concurrent.unwrap_or(config.api_max_concurrent),
+                ..config
+            };
+            runtime()?.block_on(chain::serve(config))
+        }
         Command::Kernel(KernelCommand::Encrypt {
             input,
             output,

@@ -1,8 +1,10 @@
 //! Counters and gauges the node exports in the Prometheus text format at `/metrics`.
 
 use std::fmt::Write;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use nesa_engine::EngineStats;
 
 /// The node runner's metrics.
 #[derive(Default)]
@@ -31,6 +33,8 @@ pub struct Metrics {
     pub queue_length: AtomicU64,
     /// Generations running now (gauge).
     pub jobs_in_flight: AtomicU64,
+    /// The engine's batching counters, once it runs.
+    pub engine: OnceLock<Arc<EngineStats>>,
     latencies: Mutex<Latencies>,
 }
 
@@ -184,6 +188,9 @@ impl Metrics {
             "Generations running now.",
             load(&self.jobs_in_flight),
         );
+        if let Some(engine) = self.engine.get() {
+            render_engine(&mut out, engine);
+        }
         let l = self.latencies.lock().expect("metrics lock");
         let _ = writeln!(
             out,
@@ -207,6 +214,26 @@ impl Metrics {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} summary\n{name}_sum {sum:.3}\n{name}_count {count}");
         }
         out
+    }
+}
+
+/// The engine's batch, queue and cache figures.
+fn render_engine(out: &mut String, stats: &EngineStats) {
+    let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+    let size = |a: &AtomicUsize| a.load(Ordering::Relaxed) as u64;
+    for (kind, name, help, value) in [
+        ("counter", "nesa_engine_steps_total", "Batched forward passes run.", load(&stats.steps)),
+        ("counter", "nesa_engine_step_sequences_total", "Sum over steps of the sequences in each (divided by nesa_engine_steps_total: the mean batch size).", load(&stats.step_sequences)),
+        ("gauge", "nesa_engine_batch_size", "Sequences in the last forward pass.", size(&stats.last_batch)),
+        ("gauge", "nesa_engine_batch_size_max", "Most sequences seen in one forward pass.", size(&stats.max_batch)),
+        ("gauge", "nesa_engine_sequences_running", "Sequences admitted to the batch and not finished.", size(&stats.running)),
+        ("gauge", "nesa_engine_sequences_waiting", "Generations waiting for key/value memory or a batch place.", size(&stats.waiting)),
+        ("gauge", "nesa_engine_kv_reserved_bytes", "Key/value cache bytes reserved by the running generations (their worst case).", size(&stats.kv_reserved_bytes)),
+        ("gauge", "nesa_engine_kv_budget_bytes", "Key/value cache budget of the engine.", size(&stats.kv_budget_bytes)),
+        ("counter", "nesa_engine_prompt_tokens_total", "Prompt positions processed.", load(&stats.prompt_tokens)),
+        ("counter", "nesa_engine_generated_tokens_total", "Tokens generated, all callers together.", load(&stats.generated_tokens)),
+    ] {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}");
     }
 }
 
@@ -242,5 +269,22 @@ mod tests {
         assert!(text.contains("# TYPE nesa_node_jobs_in_flight gauge\nnesa_node_jobs_in_flight 1"));
         assert!(text.contains("nesa_node_queries_declined_total 2"));
         assert!(text.contains("nesa_node_queries_abandoned_total 0"));
+    }
+
+    #[test]
+    fn the_exposition_reports_the_engines_batches_and_cache() {
+        let metrics = Metrics::default();
+        assert!(!metrics.render().contains("nesa_engine_"), "no engine yet");
+        let stats = Arc::new(EngineStats::default());
+        stats.max_batch.store(6, Ordering::Relaxed);
+        stats.kv_budget_bytes.store(1 << 29, Ordering::Relaxed);
+        stats.steps.fetch_add(10, Ordering::Relaxed);
+        let _ = metrics.engine.set(stats);
+        let text = metrics.render();
+        assert!(
+            text.contains("# TYPE nesa_engine_batch_size_max gauge\nnesa_engine_batch_size_max 6")
+        );
+        assert!(text.contains("nesa_engine_kv_budget_bytes 536870912"));
+        assert!(text.contains("# TYPE nesa_engine_steps_total counter\nnesa_engine_steps_total 10"));
     }
 }

@@ -26,10 +26,11 @@ fn state(limits: ApiLimits, api_token: Option<&str>) -> Arc<ApiState> {
     let path = tiny_model_file(&TinyModelSpec::default()).unwrap();
     let tokenizer = Tokenizer::load(&path).unwrap();
     Arc::new(ApiState {
-        worker: Arc::new(Worker {
-            model: Model::load(&path, &LoadOptions::default()).unwrap(),
-            stop_tokens: tokenizer.stop_tokens().to_vec(),
-        }),
+        worker: Arc::new(Worker::new(
+            Model::load(&path, &LoadOptions::default()).unwrap(),
+            tokenizer.stop_tokens().to_vec(),
+            Default::default(),
+        )),
         tokenizer: Some(Arc::new(tokenizer)),
         split: Default::default(),
         metrics: Arc::new(Metrics::default()),

@@ -1,7 +1,8 @@
 //! End to end with the real SmolLM2 model: a solo chain with the market at genesis and three
 //! node runners (`scripts/devnet`), a user query through the sdk's market client, and the
 //! faults the market must absorb — a runner killed mid-query, a runner serving a tampered
-//! model, a runner restarted mid-round. Every assertion is on chain state.
+//! model, a runner restarted mid-round — and a burst of queries each runner serves in shared
+//! batches. Every assertion is on chain state (and the runners' own metrics).
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -16,7 +17,13 @@ use nesa_sdk::ee::KeyFile;
 use nesa_sdk::market::{MarketClient, QueryRequest};
 use nesa_sdk::{ChainClient, Keyring};
 
+/// Each devnet runs a chain and three runners on this machine's cores: the tests take turns,
+/// so a query's commit window holds as it does on a machine running one devnet.
+static ONE_DEVNET_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 struct Devnet {
+    /// This test's turn (released after the devnet is down).
+    _turn: std::sync::MutexGuard<'static, ()>,
     dir: PathBuf,
     rpc_port: u16,
     api_port: u16,
@@ -100,6 +107,10 @@ impl Devnet {
         encrypted: bool,
         validators: usize,
     ) -> Devnet {
+        // A test that failed while holding the turn leaves nothing running: carry on.
+        let turn = ONE_DEVNET_AT_A_TIME
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         let dir = std::env::temp_dir().join(format!("nesa-e2e-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let api_port = loop {
@@ -123,6 +134,7 @@ impl Devnet {
             }
         };
         let devnet = Devnet {
+            _turn: turn,
             dir,
             rpc_port,
             api_port,
@@ -669,6 +681,148 @@ async fn a_query_settles_on_four_cometbft_validators_while_one_is_killed_and_res
         assert!(
             hashes.iter().all(|h| h == &hashes[0]),
             "validators disagree at height {height}: {hashes:?}"
+        );
+    }
+}
+
+/// The value of an unlabelled Prometheus sample in `text`.
+fn metric(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
+        .unwrap_or_else(|| panic!("{name} missing from /metrics"))
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+/// Twenty queries land within a block or two: every runner takes all of them on, generates
+/// them in shared batches on its one core, and commits each in its window; every query settles
+/// with all three nodes paid (the same tokens from each, however each batched them).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_twenty_queries_settles_with_every_runner_agreeing_from_shared_batches() {
+    use cosmwasm_std::Binary;
+    use nesa_market::events::market::{attr, QUERY_SUBMITTED};
+    use nesa_market::market::{ExecuteMsg, QueryMsg, QuoteResponse};
+    use nesa_sdk::{Coin, Coins, SendTxOptions, TxSender};
+    const BURST: u64 = 20;
+    let Some(path) = model_available(
+        "a_burst_of_twenty_queries_settles_with_every_runner_agreeing_from_shared_batches",
+    ) else {
+        return;
+    };
+    let tokenizer = Tokenizer::load(&path).unwrap();
+    let devnet = Devnet::up("burst", None);
+    let client = ChainClient::new(&devnet.rpc()).unwrap();
+    let key = Keyring::open(&devnet.dir.join("wallet"))
+        .unwrap()
+        .signing_key("alice")
+        .unwrap();
+    let contracts = client.market_contracts().await.unwrap();
+    let mut sender = TxSender::new(&client, &key).unwrap();
+    let mut sent = Vec::new();
+    for i in 0..BURST {
+        let question = format!("Give one word that rhymes with the number {i}.");
+        let input = tokenizer
+            .encode(&tokenizer.chat_prompt(None, &question))
+            .unwrap();
+        let quote: QuoteResponse = client
+            .query_contract(
+                &contracts.market,
+                &QueryMsg::Quote {
+                    kernel_id: 1,
+                    input_tokens: input.len() as u32,
+                    max_output_tokens: 32,
+                    redundancy: Some(3),
+                },
+            )
+            .await
+            .unwrap();
+        let msg = ExecuteMsg::SubmitQuery {
+            kernel_id: 1,
+            input: Binary::from(nesa_market::tokens::encode_token_ids(&input)),
+            max_output_tokens: 32,
+            sampling: Sampling {
+                seed: i,
+                // Half greedy, half sampled: both must agree across runners.
+                temperature_milli: if i % 2 == 0 { 0 } else { 800 },
+                top_p_milli: 950,
+            },
+            redundancy: Some(3),
+            user_entropy: Binary::from(vec![i as u8; 32]),
+        };
+        let escrow = Coin::new(quote.escrow.amount.u128(), &quote.escrow.denom).unwrap();
+        let signed = sender
+            .broadcast_contract(
+                &contracts.market,
+                &msg,
+                &Coins::from(escrow),
+                &SendTxOptions::default(),
+            )
+            .await
+            .unwrap();
+        sent.push(signed.hash);
+    }
+    let mut ids = Vec::new();
+    let mut heights = Vec::new();
+    for hash in sent {
+        let outcome = client
+            .wait_for_tx(hash, Duration::from_secs(60))
+            .await
+            .unwrap();
+        heights.push(outcome.height);
+        ids.push(
+            outcome
+                .contract_attribute::<u64>(QUERY_SUBMITTED, attr::QUERY_ID)
+                .unwrap(),
+        );
+    }
+    let span = heights.iter().max().unwrap() - heights.iter().min().unwrap();
+    assert!(
+        span <= 3,
+        "the burst landed within a few blocks: {heights:?}"
+    );
+    let market = MarketClient::connect(&client).await.unwrap();
+    for &id in &ids {
+        let state = market
+            .wait_for_settlement(&key, id, Duration::from_secs(300), |_| {})
+            .await
+            .unwrap();
+        assert_eq!(
+            state.query.status,
+            QueryStatus::Settled,
+            "query {id}: {state:?}"
+        );
+        assert_eq!(state.assignments.len(), 3, "query {id}");
+        for assignment in &state.assignments {
+            assert!(
+                matches!(assignment.outcome, Some(NodeOutcome::Paid { .. })),
+                "query {id}: {} was not paid: {:?}",
+                assignment.node,
+                assignment.outcome
+            );
+        }
+    }
+    for i in 0..3u16 {
+        let url = format!("http://127.0.0.1:{}/metrics", devnet.api_port + i);
+        let text = reqwest::get(&url).await.unwrap().text().await.unwrap();
+        let runner = i + 1;
+        assert!(
+            metric(&text, "nesa_engine_batch_size_max") > 1.0,
+            "runner{runner} batched queries together:\n{text}"
+        );
+        assert_eq!(
+            metric(&text, "nesa_node_slashes_total"),
+            0.0,
+            "runner{runner}"
+        );
+        assert_eq!(
+            metric(&text, "nesa_node_draws_declined_total"),
+            0.0,
+            "runner{runner}"
+        );
+        assert!(
+            metric(&text, "nesa_node_queries_served_total") >= BURST as f64,
+            "runner{runner} served every query"
         );
     }
 }

@@ -27,10 +27,7 @@ fn spec() -> TinyModelSpec {
 /// Serves `model` on a loopback port; returns the base URL.
 async fn serve(model: Model) -> String {
     let state = Arc::new(ApiState {
-        worker: Arc::new(Worker {
-            model,
-            stop_tokens: vec![],
-        }),
+        worker: Arc::new(Worker::new(model, vec![], Default::default())),
         tokenizer: None,
         split: Default::default(),
         metrics: Arc::new(Metrics::default()),

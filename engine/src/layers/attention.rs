@@ -34,22 +34,55 @@ impl Attention {
         }
     }
 
-    /// `x`: `[1, seq, hidden]` (already normalised) whose first row sits at `position`; the
-    /// cache holds exactly the positions before it.
+    /// `x`: `[1, rows, hidden]` (already normalised), the rows of several sequences stacked
+    /// (`segments`, in order). The projections run over every row at once, so each weight
+    /// matrix is read once per step however many sequences share it; attention runs per
+    /// sequence against its own cache. Every operation is row by row or per sequence, so a
+    /// sequence's values do not depend on what else is in the batch.
     pub(crate) fn forward(
         &self,
         x: &Tensor,
-        position: usize,
+        segments: &mut [Segment<'_>],
         rope: &RotaryEmbedding,
-        cache: &mut LayerKvCache,
     ) -> Result<Tensor> {
-        let (batch, seq_len, _) = x.dims3()?;
         let [q, k, v]: [Tensor; 3] = self
             .qkv
             .forward(x)?
             .try_into()
             .expect("q, k and v projections");
-        let split_heads = |t: Tensor, heads: usize| -> Result<Tensor> {
+        let mut attended = Vec::with_capacity(segments.len());
+        for segment in segments.iter_mut() {
+            let (start, len) = (segment.rows.start, segment.rows.len());
+            attended.push(self.attend(
+                &q.narrow(1, start, len)?,
+                &k.narrow(1, start, len)?,
+                &v.narrow(1, start, len)?,
+                segment.position,
+                rope,
+                segment.cache,
+            )?);
+        }
+        let attended = if attended.len() == 1 {
+            attended.pop().expect("one segment")
+        } else {
+            Tensor::cat(&attended, 1)?
+        };
+        self.output.forward(&attended)
+    }
+
+    /// Attention of one sequence's `seq` new rows (`q`, `k`, `v`: `[1, seq, width]`) whose first
+    /// row sits at `position`; the cache holds exactly the positions before it.
+    fn attend(
+        &self,
+        q: &Tensor,
+        k: &Tensor,
+        v: &Tensor,
+        position: usize,
+        rope: &RotaryEmbedding,
+        cache: &mut LayerKvCache,
+    ) -> Result<Tensor> {
+        let (batch, seq_len, _) = q.dims3()?;
+        let split_heads = |t: &Tensor, heads: usize| -> Result<Tensor> {
             Ok(t.reshape((batch, seq_len, heads, self.head_dim))?
                 .transpose(1, 2)?
                 .contiguous()?)
@@ -74,12 +107,19 @@ impl Attention {
         };
         let weights = candle_nn::ops::softmax_last_dim(&scores)?;
         let attended = weights.matmul(&values)?;
-        let attended = attended
+        Ok(attended
             .reshape((batch, self.head_count, seq_len, self.head_dim))?
             .transpose(1, 2)?
-            .reshape((batch, seq_len, self.head_count * self.head_dim))?;
-        self.output.forward(&attended)
+            .reshape((batch, seq_len, self.head_count * self.head_dim))?)
     }
+}
+
+/// One sequence's rows in a step: rows `rows` of the stacked input, the first of them at
+/// absolute position `position`, with the sequence's cache of the layer being run.
+pub(crate) struct Segment<'a> {
+    pub(crate) rows: std::ops::Range<usize>,
+    pub(crate) position: usize,
+    pub(crate) cache: &'a mut LayerKvCache,
 }
 
 /// Additive mask `[group * seq_len, total]`: row `r * seq_len + i` is query `i` (at absolute

@@ -2,7 +2,7 @@
 
 use candle_core::Tensor;
 
-use super::{Attention, LayerKvCache, Mlp, RmsNorm, RotaryEmbedding};
+use super::{Attention, Mlp, RmsNorm, RotaryEmbedding, Segment};
 use crate::error::Result;
 
 #[derive(Debug)]
@@ -14,17 +14,16 @@ pub(crate) struct Block {
 }
 
 impl Block {
-    /// `x`: `[1, seq, hidden]` whose first row sits at `position`.
+    /// `x`: `[1, rows, hidden]`, the rows of the sequences in `segments` stacked.
     pub(crate) fn forward(
         &self,
         x: &Tensor,
-        position: usize,
+        segments: &mut [Segment<'_>],
         rope: &RotaryEmbedding,
-        cache: &mut LayerKvCache,
     ) -> Result<Tensor> {
-        let attended =
-            self.attention
-                .forward(&self.attention_norm.forward(x)?, position, rope, cache)?;
+        let attended = self
+            .attention
+            .forward(&self.attention_norm.forward(x)?, segments, rope)?;
         let x = (x + attended)?;
         let transformed = self.mlp.forward(&self.mlp_norm.forward(&x)?)?;
         Ok((x + transformed)?)

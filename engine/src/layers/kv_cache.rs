@@ -1,5 +1,7 @@
 //! The keys and values a sequence has seen, per attention layer, in buffers grown in steps
-//! of `GROWTH` positions so that appending a token usually copies only that token.
+//! of `GROWTH` positions so that appending a token usually copies only that token, or
+//! allocated once at a reserved size (a scheduled sequence whose worst case was admitted
+//! against the node's memory budget).
 
 use std::ops::Range;
 
@@ -20,8 +22,26 @@ pub struct KvCache {
 impl KvCache {
     /// An empty cache for `layers`.
     pub fn new(layers: Range<usize>) -> Self {
-        let per_layer = vec![LayerKvCache::default(); layers.len()];
+        Self::with_capacity(layers, 0)
+    }
+
+    /// An empty cache for `layers` whose buffers, once first written, hold `positions`
+    /// positions without growing.
+    pub fn with_capacity(layers: Range<usize>, positions: usize) -> Self {
+        let layer = LayerKvCache {
+            reserved: positions,
+            ..Default::default()
+        };
+        let per_layer = vec![layer; layers.len()];
         Self { layers, per_layer }
+    }
+
+    /// Bytes the buffers hold now (allocated, not only used).
+    pub fn allocated_bytes(&self) -> usize {
+        self.per_layer
+            .iter()
+            .map(LayerKvCache::allocated_bytes)
+            .sum()
     }
 
     /// The blocks this cache serves.
@@ -46,6 +66,11 @@ impl KvCache {
             .for_each(|layer| layer.truncate(len));
     }
 
+    /// Positions cached for block `layer` (which must be in `layers()`).
+    pub(crate) fn layer_len(&self, layer: usize) -> usize {
+        self.per_layer[layer - self.layers.start].len()
+    }
+
     /// The cache of block `layer` (which must be in `layers()`).
     pub(crate) fn layer_mut(&mut self, layer: usize) -> &mut LayerKvCache {
         &mut self.per_layer[layer - self.layers.start]
@@ -58,6 +83,8 @@ pub struct LayerKvCache {
     keys: Option<Tensor>,
     values: Option<Tensor>,
     len: usize,
+    /// Positions the first allocation holds at least.
+    reserved: usize,
 }
 
 impl LayerKvCache {
@@ -71,6 +98,18 @@ impl LayerKvCache {
         self.len == 0
     }
 
+    fn capacity(&self) -> usize {
+        self.keys.as_ref().map_or(0, |k| k.dims()[2])
+    }
+
+    fn allocated_bytes(&self) -> usize {
+        [&self.keys, &self.values]
+            .into_iter()
+            .flatten()
+            .map(|t| t.elem_count() * t.dtype().size_in_bytes())
+            .sum()
+    }
+
     /// Forgets every position from `len` on (the next append writes there).
     pub fn truncate(&mut self, len: usize) {
         self.len = self.len.min(len);
@@ -81,14 +120,9 @@ impl LayerKvCache {
     pub(crate) fn append(&mut self, keys: &Tensor, values: &Tensor) -> Result<(Tensor, Tensor)> {
         let added = keys.dim(2)?;
         let needed = self.len + added;
-        let capacity = self
-            .keys
-            .as_ref()
-            .map(|k| k.dim(2))
-            .transpose()?
-            .unwrap_or(0);
+        let capacity = self.capacity();
         if needed > capacity {
-            let new_capacity = needed.max(capacity + GROWTH);
+            let new_capacity = needed.max(capacity + GROWTH).max(self.reserved);
             self.keys = Some(grow(self.keys.take(), keys, self.len, new_capacity)?);
             self.values = Some(grow(self.values.take(), values, self.len, new_capacity)?);
         }

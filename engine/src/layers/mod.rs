@@ -8,7 +8,7 @@ mod mlp;
 mod norm;
 mod rope;
 
-pub(crate) use attention::Attention;
+pub(crate) use attention::{Attention, Segment};
 pub(crate) use block::Block;
 pub use kv_cache::{KvCache, LayerKvCache};
 pub(crate) use mlp::Mlp;

@@ -19,7 +19,7 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use nesa_engine::{GenerateRequest, Sampling, Tokenizer};
+use nesa_engine::{EngineError, GenerateRequest, Sampling, Tokenizer};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use tokio::sync::Semaphore;
@@ -145,23 +145,46 @@ pub fn generate_allowed(
     }
 }
 
-/// A local generation request.
+/// A local generation request: a text prompt (wrapped in the model's chat template unless
+/// `raw`) or the prompt's token ids.
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct GenerateBody {
-    pub prompt: String,
+    #[serde(default)]
+    pub prompt: Option<String>,
+    #[serde(default)]
+    pub prompt_tokens: Option<Vec<u32>>,
     #[serde(default = "default_max_tokens")]
     pub max_tokens: usize,
+    /// Feed the text prompt as is, without the chat template.
+    #[serde(default)]
+    pub raw: bool,
+    /// Keep generating past the model's stop tokens, up to `max_tokens` (benchmarks).
+    #[serde(default)]
+    pub ignore_eos: bool,
 }
 
 fn default_max_tokens() -> usize {
     64
 }
 
-/// A local generation answer.
+/// Most tokens one `/v1/generate` request may ask for.
+pub const GENERATE_MAX_TOKENS: usize = 1024;
+
+/// A local generation answer, with where the time went.
 #[derive(Serialize)]
 pub struct GenerateAnswer {
     pub text: String,
+    /// Tokens generated.
     pub tokens: usize,
+    /// Tokens in the prompt.
+    pub prompt_tokens: usize,
+    /// Waiting for a place in the engine's batch.
+    pub queued_ms: f64,
+    /// From the first forward pass to the first token.
+    pub prefill_ms: f64,
+    /// Everything after the first token.
+    pub decode_ms: f64,
     pub decode_tokens_per_second: f64,
 }
 
@@ -222,41 +245,89 @@ async fn generate(State(state): State<Arc<ApiState>>, request: Request) -> Respo
         Ok(body) => body,
         Err(e) => return error(StatusCode::BAD_REQUEST, format!("invalid JSON body: {e}")),
     };
-    if body.prompt.trim().is_empty() {
-        return error(StatusCode::BAD_REQUEST, "prompt is empty");
+    if !(1..=GENERATE_MAX_TOKENS).contains(&body.max_tokens) {
+        return error(
+            StatusCode::BAD_REQUEST,
+            format!("max_tokens must be 1 to {GENERATE_MAX_TOKENS}"),
+        );
     }
-    let Some(tokenizer) = state.tokenizer.clone() else {
-        return error(StatusCode::BAD_REQUEST, "this node serves an encrypted (ee-v1) kernel: it has no vocabulary to turn text into tokens; ask through the chain with the kernel's key, or use split mode");
+    let prompt = match (&body.prompt, body.prompt_tokens) {
+        (Some(_), Some(_)) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "give prompt or prompt_tokens, not both",
+            )
+        }
+        (None, None) => return error(StatusCode::BAD_REQUEST, "prompt is missing"),
+        (None, Some(tokens)) => tokens,
+        (Some(text), None) => {
+            if text.trim().is_empty() {
+                return error(StatusCode::BAD_REQUEST, "prompt is empty");
+            }
+            let Some(tokenizer) = state.tokenizer.as_ref() else {
+                return error(StatusCode::BAD_REQUEST, ENCRYPTED_KERNEL);
+            };
+            let text = if body.raw {
+                text.clone()
+            } else {
+                tokenizer.chat_prompt(None, text)
+            };
+            match tokenizer.encode(&text) {
+                Ok(tokens) => tokens,
+                Err(e) => return error(StatusCode::BAD_REQUEST, e.to_string()),
+            }
+        }
     };
-    let max_tokens = body.max_tokens.clamp(1, 512);
-    let Ok(permit) = state.limits.slots.clone().try_acquire_owned() else {
+    let Ok(_permit) = state.limits.slots.clone().try_acquire_owned() else {
         return busy("the node is busy computing other requests; retry shortly");
     };
-    let outcome = tokio::task::spawn_blocking(move || {
-        let _permit = permit;
-        let prompt = tokenizer.encode(&tokenizer.chat_prompt(None, &body.prompt))?;
-        let request = GenerateRequest {
-            prompt,
-            max_tokens,
-            sampling: Sampling::Greedy,
-            stop_tokens: state.worker.stop_tokens.clone(),
-            top_logprobs: 0,
-        };
-        let output = state.worker.model.generate(&request, |_| {})?;
-        let text = tokenizer.decode(&output.tokens)?;
-        Ok::<_, nesa_engine::EngineError>(GenerateAnswer {
-            text,
-            tokens: output.tokens.len(),
-            decode_tokens_per_second: output.decode_tokens_per_second(),
-        })
+    let prompt_tokens = prompt.len();
+    let request = GenerateRequest {
+        prompt,
+        max_tokens: body.max_tokens,
+        sampling: Sampling::Greedy,
+        stop_tokens: if body.ignore_eos {
+            Vec::new()
+        } else {
+            state.worker.stop_tokens.clone()
+        },
+        top_logprobs: 0,
+    };
+    // Dropped with the connection: the engine then stops the generation.
+    let output = match state.worker.generate(request).await {
+        Ok(output) => output,
+        Err(e) => {
+            let status = match e {
+                EngineError::EmptyPrompt
+                | EngineError::TokenOutOfRange { .. }
+                | EngineError::ContextOverflow { .. } => StatusCode::BAD_REQUEST,
+                EngineError::KvBudget { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+                _ => StatusCode::INTERNAL_SERVER_ERROR,
+            };
+            return error(status, e.to_string());
+        }
+    };
+    let text = match &state.tokenizer {
+        Some(tokenizer) => match tokenizer.decode(&output.tokens) {
+            Ok(text) => text,
+            Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        },
+        // An encrypted kernel's ids mean nothing here: the caller maps them with its key.
+        None => String::new(),
+    };
+    Json(GenerateAnswer {
+        text,
+        tokens: output.tokens.len(),
+        prompt_tokens,
+        queued_ms: output.queued_ms,
+        prefill_ms: output.prefill_ms,
+        decode_ms: output.decode_ms,
+        decode_tokens_per_second: output.decode_tokens_per_second(),
     })
-    .await;
-    match outcome {
-        Ok(Ok(answer)) => Json(answer).into_response(),
-        Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
-        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
-    }
+    .into_response()
 }
+
+const ENCRYPTED_KERNEL: &str = "this node serves an encrypted (ee-v1) kernel: it has no vocabulary to turn text into tokens; send prompt_tokens in the kernel's permuted ids, ask through the chain with the kernel's key, or use split mode";
 
 /// The API server stopped or could not start.
 #[derive(Debug, thiserror::Error)]

@@ -97,7 +97,7 @@ pub(super) async fn forward(
             "session must be 1-64 characters of A-Z a-z 0-9 _ -",
         );
     }
-    let model = &state.worker.model;
+    let model = state.worker.model();
     let loaded = model.loaded_layers();
     if request.first_layer < loaded.start || request.first_layer > loaded.end {
         return error(
@@ -122,9 +122,7 @@ pub(super) async fn forward(
         );
     }
     let layers = request.first_layer..loaded.end;
-    let head_width = width / config.head_count.max(1);
-    // Keys and values, f32, per block and KV head.
-    let bytes_per_position = layers.len() * 2 * config.kv_head_count * head_width * 4;
+    let bytes_per_position = model.kv_bytes_per_position(layers.len());
     let kv_bytes = end * bytes_per_position;
     let Ok(permit) = state.limits.slots.clone().try_acquire_owned() else {
         return busy("the node is busy computing other requests; retry shortly");
@@ -213,20 +211,23 @@ pub(super) async fn forward(
     };
     let created = token.is_some();
     let worker = state.worker.clone();
-    let outcome = tokio::task::spawn_blocking(move || {
+    let (values, position) = (request.hidden, request.position);
+    // The step runs in the engine's shared batch; the session's cache travels with it.
+    let outcome = tokio::spawn(async move {
         let _permit = permit;
-        let mut session = session;
-        let result = Hidden::from_vec(request.hidden, width).and_then(|hidden| {
-            let out = worker.model.forward_layers(
-                &hidden,
-                layers.clone(),
-                request.position,
-                &mut session.cache,
-            )?;
+        let Session { cache, first_layer } = session;
+        let hidden = match Hidden::from_vec(values, width) {
+            Ok(hidden) => hidden,
+            Err(e) => return (Some(Session { cache, first_layer }), Err(e)),
+        };
+        let (result, cache) = worker
+            .forward(hidden, layers.clone(), position, cache)
+            .await;
+        let result = result.and_then(|out| {
             let values = out.to_vec()?;
             Ok(values[values.len() - width..].to_vec())
         });
-        (session, result)
+        (cache.map(|cache| Session { cache, first_layer }), result)
     })
     .await;
     let mut sessions = state.split.0.lock().expect("sessions lock");
@@ -235,12 +236,15 @@ pub(super) async fn forward(
         .get(&id)
         .is_some_and(|e| same(&e.token_digest, &owner));
     let (session, result) = match outcome {
-        Ok(done) => done,
-        Err(e) => {
+        Ok((Some(session), result)) => (session, result),
+        Ok((None, _)) | Err(_) => {
             if still_open {
                 sessions.remove(&id);
             }
-            return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string());
+            return error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "the engine stopped during the step",
+            );
         }
     };
     if still_open && created && result.is_err() {

@@ -7,4 +7,5 @@ pub mod runner;
 pub mod sortition;
 pub mod work;
 
-pub use runner::{Runner, Worker};
+pub use crate::worker::Worker;
+pub use runner::Runner;

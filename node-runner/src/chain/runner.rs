@@ -11,7 +11,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use cosmwasm_std::{Binary, HexBinary};
-use nesa_engine::Model;
 use nesa_market::market::{
     ExecuteMsg, InferenceQuery, NodeOutcome, QueriesResponse, QueryMsg, QueryPhase, QueryResponse,
     QueryStatus,
@@ -31,14 +30,7 @@ use super::queue::{Admission, Demand, Pace, QueueLimits, Refusal, WorkQueue};
 use super::sortition::Sortition;
 use super::work::{commitment_for, run_query, salt, QueryResult, WorkError};
 use crate::metrics::Metrics;
-
-/// The model and what it needs to answer queries.
-pub struct Worker {
-    /// The loaded kernel.
-    pub model: Model,
-    /// Token ids that end a generation (in the kernel's vocabulary).
-    pub stop_tokens: Vec<u32>,
-}
+use crate::worker::Worker;
 
 /// One query this node serves: the decision state plus the clocks its metrics need.
 struct Job {
@@ -66,6 +58,8 @@ struct Clock {
     last_block_at: Option<Instant>,
     block_seconds: f64,
     tokens_per_second: Option<f64>,
+    /// When the engine's token counter was last read, its value, and whether it had work.
+    last_engine_sample: Option<(Instant, u64, bool)>,
 }
 
 impl Clock {
@@ -75,6 +69,7 @@ impl Clock {
             last_block_at: None,
             block_seconds: 1.0,
             tokens_per_second: None,
+            last_engine_sample: None,
         }
     }
 
@@ -92,14 +87,21 @@ impl Clock {
         self.height = height;
     }
 
-    /// Notes the decode speed of a finished generation (moving average).
-    fn speed(&mut self, tokens_per_second: f64) {
-        if tokens_per_second > 0.0 {
-            self.tokens_per_second = Some(match self.tokens_per_second {
-                Some(old) => 0.7 * old + 0.3 * tokens_per_second,
-                None => tokens_per_second,
-            });
+    /// Notes the engine's token counter: while it had work since the last sample, the tokens
+    /// it made per second (all sequences of its batch together) feed a moving average.
+    fn engine(&mut self, generated: u64, busy: bool) {
+        let now = Instant::now();
+        if let Some((at, before, was_busy)) = self.last_engine_sample {
+            let seconds = now.duration_since(at).as_secs_f64();
+            if was_busy && busy && generated > before && seconds > 0.0 {
+                let rate = (generated - before) as f64 / seconds;
+                self.tokens_per_second = Some(match self.tokens_per_second {
+                    Some(old) => 0.7 * old + 0.3 * rate,
+                    None => rate,
+                });
+            }
         }
+        self.last_engine_sample = Some((now, generated, busy));
     }
 
     fn pace(&self) -> Pace {
@@ -167,6 +169,11 @@ impl Runner {
                 block = watcher.next_block(None) => match block {
                     Ok(Some(block)) => {
                         book.clock.block(block.height);
+                        let stats = self.worker.engine.stats();
+                        book.clock.engine(
+                            stats.generated_tokens.load(Ordering::Relaxed),
+                            stats.running.load(Ordering::Relaxed) > 0,
+                        );
                         self.metrics.block_height.store(block.height, Ordering::Relaxed);
                         self.take_draws(&block, &mut book);
                         self.take_assignments(&block, &mut book.jobs);
@@ -180,9 +187,6 @@ impl Runner {
                     }
                 },
                 Some((query_id, outcome)) = finished_rx.recv() => {
-                    if let Ok(result) = &outcome {
-                        book.clock.speed(result.tokens_per_second);
-                    }
                     if let Some(job) = book.jobs.get_mut(&query_id) {
                         job.state.computing = false;
                         match outcome {
@@ -248,6 +252,19 @@ impl Runner {
             .store(book.queue.running() as u64, Ordering::Relaxed);
     }
 
+    /// What `query` asks of the engine: tokens, deadline, worst-case key/value cache.
+    fn demand(&self, query: &InferenceQuery) -> Demand {
+        Demand {
+            query_id: query.id,
+            max_output_tokens: query.max_output_tokens,
+            commit_deadline: query.commit_deadline,
+            kv_bytes: self.worker.model().worst_case_kv_bytes(
+                query.input_tokens as usize,
+                query.max_output_tokens as usize,
+            ),
+        }
+    }
+
     /// Takes a query that needs generating: starts it, queues it or declines it.
     fn admit(
         &self,
@@ -256,11 +273,7 @@ impl Runner {
         finished: &mpsc::UnboundedSender<Finished>,
     ) {
         let query_id = query.id;
-        let demand = Demand {
-            query_id,
-            max_output_tokens: query.max_output_tokens,
-            commit_deadline: query.commit_deadline,
-        };
+        let demand = self.demand(&query);
         match book.queue.offer(demand, &book.clock.pace()) {
             Admission::Start => {
                 if let Some(job) = book.jobs.get_mut(&query_id) {
@@ -578,11 +591,7 @@ impl Runner {
             let msg = match step {
                 DrawStep::Enter => {
                     // The generation starts once the query is drawn, after its draw deadline.
-                    let demand = Demand {
-                        query_id,
-                        max_output_tokens: query.max_output_tokens,
-                        commit_deadline: query.commit_deadline,
-                    };
+                    let demand = self.demand(query);
                     let pace = Pace {
                         height: height.max(query.draw_deadline.saturating_add(1)),
                         ..book.clock.pace()
@@ -746,8 +755,8 @@ impl Runner {
 
     fn spawn_work(&self, query: InferenceQuery, finished: mpsc::UnboundedSender<Finished>) {
         let worker = self.worker.clone();
-        tokio::task::spawn_blocking(move || {
-            let outcome = run_query(&worker.model, &worker.stop_tokens, &query);
+        tokio::spawn(async move {
+            let outcome = run_query(&worker, &query).await;
             let _ = finished.send((query.id, outcome));
         });
     }

@@ -1,12 +1,14 @@
 //! One query's work: run the kernel on the (possibly permuted) input token ids exactly as every
 //! honest node does, then derive the fingerprint, salt and commitment the market expects.
 
-use nesa_engine::{GenerateRequest, Model, Sampling};
+use nesa_engine::{GenerateRequest, Sampling};
 use nesa_market::commitment::{commitment, result_hash};
 use nesa_market::fingerprint::{quantize_logprob, Fingerprint, FingerprintEntry, TopToken, TOP_K};
 use nesa_market::market::InferenceQuery;
 use nesa_market::tokens::{decode_token_ids, encode_token_ids};
 use sha2::{Digest, Sha256};
+
+use crate::worker::Worker;
 
 /// What a node commits to and later reveals.
 #[derive(Clone, Debug, PartialEq)]
@@ -48,21 +50,17 @@ pub fn sampling_of(query: &InferenceQuery) -> Sampling {
     }
 }
 
-/// Runs `query` on `model` and builds the result this node commits to.
-pub fn run_query(
-    model: &Model,
-    stop_tokens: &[u32],
-    query: &InferenceQuery,
-) -> Result<QueryResult, WorkError> {
+/// Runs `query` in the worker's batch and builds the result this node commits to.
+pub async fn run_query(worker: &Worker, query: &InferenceQuery) -> Result<QueryResult, WorkError> {
     let prompt = decode_token_ids(&query.input).map_err(|e| WorkError::Input(e.to_string()))?;
     let request = GenerateRequest {
         prompt,
         max_tokens: query.max_output_tokens as usize,
         sampling: sampling_of(query),
-        stop_tokens: stop_tokens.to_vec(),
+        stop_tokens: worker.stop_tokens.clone(),
         top_logprobs: TOP_K,
     };
-    let generated = model.generate(&request, |_| {})?;
+    let generated = worker.generate(request).await?;
     let seed: [u8; 32] = query
         .seed
         .as_slice()

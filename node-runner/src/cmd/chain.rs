@@ -231,7 +231,7 @@ pub async fn bond(
         )
         .await
         .map_err(|e| anyhow::anyhow!("kernel {kernel_id}: {e}"))?;
-    // The market assigns this node at most as many open queries as its work queue runs at once.
+    // The market assigns this node at most as many open queries as its work queue holds.
     let profile = NodeProfile {
         endpoint: format!("http://{}", config.api_laddr),
         kernels: vec![ServedKernel {
@@ -239,7 +239,7 @@ pub async fn bond(
             start_layer: 0,
             end_layer: kernel.layer_count,
         }],
-        capacity: config.capacity.clamp(1, nesa_market::staking::MAX_CAPACITY),
+        capacity: config.published_capacity(),
         sortition_key: Some(Sortition::from_secret(&secret).profile_key(&address.to_string())),
     };
     let outcome = client
@@ -260,16 +260,18 @@ pub async fn bond(
     Ok(())
 }
 
-/// Makes this node's profile register `sortition`'s key, when the node is bonded and its
-/// profile has no key or another one (bonded before sortition, or with another secret): the
-/// market draws a node only with the key its tickets verify under. Nothing here stops the
-/// runner: without the key it still serves the queries it was assigned.
-async fn register_sortition_key(
+/// Makes this node's profile register `sortition`'s key and `capacity`, when the node is
+/// bonded and its profile has no key or another one (bonded before sortition, or with another
+/// secret), or another capacity (the config changed): the market draws a node only with the
+/// key its tickets verify under, and assigns it at most its capacity. Nothing here stops the
+/// runner: without the update it still serves the queries it was assigned.
+async fn sync_profile(
     client: &ChainClient,
     staking: &ContractAddress,
     key: &nesa_sdk::cosmrs::crypto::secp256k1::SigningKey,
     address: &Address,
     sortition: &Sortition,
+    capacity: u32,
 ) {
     let node: NodeResponse = match client
         .query_contract(
@@ -293,21 +295,24 @@ async fn register_sortition_key(
         }
     };
     let wanted = sortition.profile_key(&address.to_string());
-    if node.bonded.is_zero() || node.profile.sortition_key.as_ref() == Some(&wanted) {
+    let same_key = node.profile.sortition_key.as_ref() == Some(&wanted);
+    if node.bonded.is_zero() || same_key && node.profile.capacity == capacity {
         return;
     }
-    let reason = if node.profile.sortition_key.is_none() {
-        "its profile has none"
-    } else {
-        "its profile holds another key"
+    let reason = match (&node.profile.sortition_key, same_key) {
+        (_, true) => "its profile has another capacity",
+        (None, _) => "its profile has no sortition key",
+        (Some(_), false) => "its profile holds another sortition key",
     };
     tracing::info!(
         public_key = %wanted.public_key,
+        capacity,
         reason,
-        "registering this node's sortition key; it counts for queries submitted after the update"
+        "updating this node's profile; a new key counts for queries submitted after the update"
     );
     let profile = NodeProfile {
         sortition_key: Some(wanted),
+        capacity,
         ..node.profile
     };
     match client
@@ -320,10 +325,10 @@ async fn register_sortition_key(
         )
         .await
     {
-        Ok(outcome) => tracing::info!(tx = %outcome.hash, "sortition key registered"),
+        Ok(outcome) => tracing::info!(tx = %outcome.hash, "profile updated"),
         Err(e) => tracing::warn!(
             error = %e,
-            "cannot register the sortition key: the market will not draw this node until it is"
+            "cannot update the profile: without its sortition key the market does not draw this node"
         ),
     }
 }
@@ -337,7 +342,50 @@ pub async fn start(home: &Path, config: RunnerConfig, keyring: &KeyringArgs) -> 
         .await
         .map_err(|e| anyhow::anyhow!("cannot find the market contracts on {}: {e}", config.node))?;
     let sortition = Sortition::from_secret(&secret);
-    register_sortition_key(&client, &contracts.staking, &key, &address, &sortition).await;
+    sync_profile(
+        &client,
+        &contracts.staking,
+        &key,
+        &address,
+        &sortition,
+        config.published_capacity(),
+    )
+    .await;
+    let metrics = Arc::new(Metrics::default());
+    let (worker, api_state) = load_worker(&config, address.to_string(), metrics.clone()).await?;
+    let runner = Runner {
+        client,
+        node: address,
+        market: contracts.market,
+        secret,
+        kernel_id: config.kernel_id,
+        sortition,
+        worker,
+        metrics,
+        limits: QueueLimits {
+            capacity: config.capacity.max(1) as usize,
+            queue_limit: config.queue_limit as usize,
+            kv_budget_bytes: config.scheduler().kv_budget_bytes,
+        },
+    };
+    let api_address = config.api_laddr.clone();
+    tokio::select! {
+        result = api::serve(api_state, &api_address) => Ok(result?),
+        result = runner.run(key) => Ok(result?),
+        _ = tokio::signal::ctrl_c() => {
+            tracing::info!("stopping; unfinished queries resume from chain state on the next start");
+            Ok(())
+        }
+    }
+}
+
+/// Loads the configured model behind the engine (one per process) and the API state that
+/// serves from it.
+async fn load_worker(
+    config: &RunnerConfig,
+    node: String,
+    metrics: Arc<Metrics>,
+) -> anyhow::Result<(Arc<Worker>, Arc<ApiState>)> {
     let model_path: PathBuf = config.model.clone();
     let (model, tokenizer, stop_tokens) = tokio::task::spawn_blocking(move || {
         let model = Model::load(&model_path, &LoadOptions::default())?;
@@ -359,40 +407,37 @@ pub async fn start(home: &Path, config: RunnerConfig, keyring: &KeyringArgs) -> 
         })
     })
     .await??;
-    let worker = Arc::new(Worker { stop_tokens, model });
-    let metrics = Arc::new(Metrics::default());
+    let scheduler = config.scheduler();
+    tracing::info!(
+        kv_budget_mib = scheduler.kv_budget_bytes >> 20,
+        max_batch = scheduler.max_sequences,
+        kv_kib_per_position = model.kv_bytes_per_position(model.config().layer_count) / 1024,
+        "engine started: every query in flight shares each forward pass"
+    );
+    let worker = Arc::new(Worker::new(model, stop_tokens, scheduler));
+    let _ = metrics.engine.set(worker.engine.stats().clone());
     let api_state = Arc::new(ApiState {
         worker: worker.clone(),
         tokenizer,
         split: Default::default(),
-        metrics: metrics.clone(),
-        node: address.to_string(),
+        metrics,
+        node,
         kernel_id: config.kernel_id,
         model: config.model.display().to_string(),
         api_token: config.api_token.clone(),
-        limits: api::ApiLimits::from_config(&config),
+        limits: api::ApiLimits::from_config(config),
     });
-    let runner = Runner {
-        client,
-        node: address,
-        market: contracts.market,
-        secret,
-        kernel_id: config.kernel_id,
-        sortition,
-        worker,
-        metrics,
-        limits: QueueLimits {
-            capacity: config.capacity.max(1) as usize,
-            queue_limit: config.queue_limit as usize,
-        },
-    };
+    Ok((worker, api_state))
+}
+
+/// `nesa-node serve`: the model and the HTTP API (`/v1/generate`, split mode, `/metrics`)
+/// without the chain, for operators to try and measure the engine.
+pub async fn serve(config: RunnerConfig) -> anyhow::Result<()> {
+    let (_worker, api_state) =
+        load_worker(&config, String::new(), Arc::new(Metrics::default())).await?;
     let api_address = config.api_laddr.clone();
     tokio::select! {
         result = api::serve(api_state, &api_address) => Ok(result?),
-        result = runner.run(key) => Ok(result?),
-        _ = tokio::signal::ctrl_c() => {
-            tracing::info!("stopping; unfinished queries resume from chain state on the next start");
-            Ok(())
-        }
+        _ = tokio::signal::ctrl_c() => Ok(()),
     }
 }

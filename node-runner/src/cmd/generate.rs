@@ -66,7 +66,7 @@ pub fn run(args: &GenerateArgs) -> anyhow::Result<()> {
         stop_tokens: tokenizer.stop_tokens().to_vec(),
         top_logprobs: if args.json { 2 } else { 0 },
     };
-    let mut stdout = std::io::stdout().lock();
+    let mut stdout = std::io::stdout();
     let mut stream = tokenizer.stream_decoder();
     let output = model.generate(&request, |token| {
         if !args.json {
