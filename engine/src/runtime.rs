@@ -67,11 +67,6 @@ impl Engine {
         &self.model
     }
 
-    /// The scheduler's limits.
-    pub fn config(&self) -> SchedulerConfig {
-        self.config
-    }
-
     /// Live counters: batch sizes, queue, cache use.
     pub fn stats(&self) -> &Arc<EngineStats> {
         &self.stats
@@ -83,11 +78,6 @@ impl Engine {
         if let Err(mpsc::SendError(job)) = self.jobs.send(job) {
             job.fail(EngineError::Stopped);
         }
-    }
-
-    /// Key/value bytes `request` may need at most (what admission reserves for it).
-    pub fn worst_case_kv_bytes(&self, request: &GenerateRequest) -> usize {
-        Scheduler::worst_case_kv_bytes(&self.model, request)
     }
 
     /// Generates `request` in the shared batch and waits for it (for callers on their own

@@ -36,14 +36,6 @@ impl KvCache {
         Self { layers, per_layer }
     }
 
-    /// Bytes the buffers hold now (allocated, not only used).
-    pub fn allocated_bytes(&self) -> usize {
-        self.per_layer
-            .iter()
-            .map(LayerKvCache::allocated_bytes)
-            .sum()
-    }
-
     /// The blocks this cache serves.
     pub fn layers(&self) -> Range<usize> {
         self.layers.clone()
@@ -100,14 +92,6 @@ impl LayerKvCache {
 
     fn capacity(&self) -> usize {
         self.keys.as_ref().map_or(0, |k| k.dims()[2])
-    }
-
-    fn allocated_bytes(&self) -> usize {
-        [&self.keys, &self.values]
-            .into_iter()
-            .flatten()
-            .map(|t| t.elem_count() * t.dtype().size_in_bytes())
-            .sum()
     }
 
     /// Forgets every position from `len` on (the next append writes there).
