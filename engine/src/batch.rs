@@ -19,8 +19,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use candle_core::Tensor;
-
 use crate::error::{EngineError, Result};
 use crate::generate::{FinishReason, GenerateRequest, GenerationOutput};
 use crate::layers::KvCache;
@@ -167,22 +165,26 @@ pub struct EngineStats {
 /// Rows a sequence still has to feed through the layers.
 enum Input {
     Tokens(Vec<u32>),
-    Hidden(Tensor),
+    Hidden(Hidden),
 }
 
 impl Input {
     fn len(&self) -> usize {
         match self {
             Input::Tokens(tokens) => tokens.len(),
-            Input::Hidden(hidden) => hidden.dims()[1],
+            Input::Hidden(hidden) => hidden.positions(),
         }
     }
 
-    fn rows(&self, model: &Model, start: usize, len: usize) -> Result<Tensor> {
-        Ok(match self {
-            Input::Tokens(tokens) => model.embed(&tokens[start..start + len])?.tensor().clone(),
-            Input::Hidden(hidden) => hidden.narrow(1, start, len)?,
-        })
+    /// Appends rows `start..start + len` to `x`.
+    fn rows_into(&self, model: &Model, start: usize, len: usize, x: &mut Vec<f32>) -> Result<()> {
+        match self {
+            Input::Tokens(tokens) => {
+                x.extend_from_slice(model.embed(&tokens[start..start + len])?.values())
+            }
+            Input::Hidden(hidden) => x.extend_from_slice(hidden.rows(start, len)),
+        }
+        Ok(())
     }
 }
 
@@ -244,7 +246,8 @@ impl Generation<'_> {
 enum Kind<'a> {
     Generate(Box<Generation<'a>>),
     Forward {
-        outputs: Vec<Tensor>,
+        /// Output rows so far.
+        outputs: Vec<f32>,
         done: Option<ForwardDone<'a>>,
     },
 }
@@ -446,7 +449,7 @@ impl<'a> Scheduler<'a> {
             Job::Forward(mut job) => {
                 job.cache.truncate(job.position);
                 Sequence {
-                    input: Input::Hidden(job.hidden.tensor().clone()),
+                    input: Input::Hidden(job.hidden),
                     fed: 0,
                     position: job.position,
                     layers: job.layers,
@@ -535,19 +538,15 @@ impl<'a> Scheduler<'a> {
     fn run_group(&mut self, layers: Range<usize>, members: &[(usize, usize)]) -> Result<()> {
         let model = self.model;
         let now = Instant::now();
-        let mut inputs = Vec::with_capacity(members.len());
+        let width = model.config().hidden_size;
+        let mut x = Vec::with_capacity(members.iter().map(|(_, len)| len).sum::<usize>() * width);
         for &(index, len) in members {
             let sequence = &mut self.running[index];
-            inputs.push(sequence.input.rows(model, sequence.fed, len)?);
+            sequence.input.rows_into(model, sequence.fed, len, &mut x)?;
             if let Kind::Generate(generation) = &mut sequence.kind {
                 generation.started.get_or_insert(now);
             }
         }
-        let x = if inputs.len() == 1 {
-            inputs.pop().expect("one input")
-        } else {
-            Tensor::cat(&inputs, 1)?
-        };
         let mut rows: Vec<Rows<'_>> = Vec::with_capacity(members.len());
         let mut member = members.iter().peekable();
         for (index, sequence) in self.running.iter_mut().enumerate() {
@@ -568,23 +567,19 @@ impl<'a> Scheduler<'a> {
         let mut sampled = Vec::new();
         for &(index, len) in members {
             let sequence = &mut self.running[index];
-            let rows = out.narrow(1, offset, len)?;
+            let rows = &out[offset * width..(offset + len) * width];
             offset += len;
             sequence.fed += len;
             sequence.position += len;
             let complete = sequence.fed == sequence.input.len();
             match &mut sequence.kind {
                 Kind::Forward { outputs, done } => {
-                    outputs.push(rows);
+                    outputs.extend_from_slice(rows);
                     if complete {
-                        let hidden = if outputs.len() == 1 {
-                            outputs.pop().expect("one output")
-                        } else {
-                            Tensor::cat(outputs, 1)?
-                        };
+                        let hidden = Hidden::from_vec(std::mem::take(outputs), width);
                         let cache = std::mem::replace(&mut sequence.cache, KvCache::new(0..0));
                         if let Some(done) = done.take() {
-                            done(Ok(Hidden::from_tensor(hidden)), cache);
+                            done(hidden, cache);
                         }
                         sequence.finished = true;
                     }
@@ -597,7 +592,7 @@ impl<'a> Scheduler<'a> {
                             .fetch_add(len as u64, Ordering::Relaxed);
                     }
                     if complete {
-                        last_rows.push(rows.narrow(1, len - 1, 1)?);
+                        last_rows.extend_from_slice(&rows[(len - 1) * width..]);
                         sampled.push(index);
                     }
                 }
@@ -606,12 +601,7 @@ impl<'a> Scheduler<'a> {
         if sampled.is_empty() {
             return Ok(());
         }
-        let x = if last_rows.len() == 1 {
-            last_rows.pop().expect("one row")
-        } else {
-            Tensor::cat(&last_rows, 1)?
-        };
-        let logits = model.head_rows(&x)?;
+        let logits = model.head_rows(&last_rows)?;
         let context_length = model.config().context_length;
         for (index, logits) in sampled.into_iter().zip(logits) {
             let sequence = &mut self.running[index];

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use candle_core::quantized::{GgmlDType, QMatMul, QStorage, QTensor};
 use candle_core::{Device, Module, Tensor};
 
-use super::error::Result;
+use super::error::{EngineError, Result};
 use super::qmatmul::{Q4_1Matrix, Q8_0Matrix};
 use super::weights::WeightFormat;
 
@@ -33,12 +33,44 @@ impl Linear {
         }
     }
 
-    pub(crate) fn forward(&self, x: &Tensor) -> Result<Tensor> {
+    /// `x`: rows of `cols()` values; returns as many rows of `rows()` values.
+    pub(crate) fn forward(&self, x: &[f32]) -> Result<Vec<f32>> {
         match self {
-            Linear::Candle(matmul) => Ok(matmul.forward(x)?),
+            Linear::Candle(matmul) => {
+                let cols = self.cols();
+                if !x.len().is_multiple_of(cols) {
+                    return Err(EngineError::HiddenSize {
+                        got: x.len(),
+                        expected: cols,
+                    });
+                }
+                let x = Tensor::from_slice(x, (x.len() / cols, cols), &Device::Cpu)?;
+                Ok(matmul.forward(&x)?.flatten_all()?.to_vec1()?)
+            }
             Linear::Q4_1(matrix) => matrix.forward(x),
             Linear::Q8_0(matrix) => matrix.forward(x),
         }
+    }
+
+    /// `(rows, cols)` of the weight matrix (outputs, inputs).
+    pub(crate) fn shape(&self) -> (usize, usize) {
+        match self {
+            Linear::Candle(QMatMul::QTensor(tensor)) => {
+                let dims = tensor.shape().dims();
+                (dims[0], dims[1])
+            }
+            Linear::Candle(QMatMul::Tensor(tensor) | QMatMul::TensorF16(tensor)) => {
+                let dims = tensor.dims();
+                (dims[0], dims[1])
+            }
+            Linear::Q4_1(matrix) => matrix.shape(),
+            Linear::Q8_0(matrix) => matrix.shape(),
+        }
+    }
+
+    /// Values per input row.
+    pub(crate) fn cols(&self) -> usize {
+        self.shape().1
     }
 }
 
@@ -79,21 +111,29 @@ impl StackedProjection {
         Ok(Self { groups })
     }
 
-    /// Applies every map to `x` (`[.., cols]`) and returns the outputs in load order.
-    pub(crate) fn forward(&self, x: &Tensor) -> Result<Vec<Tensor>> {
-        let mut outputs = Vec::new();
-        for (linear, widths) in &self.groups {
-            let y = linear.forward(x)?;
-            if widths.len() == 1 {
-                outputs.push(y);
-                continue;
-            }
-            let mut offset = 0;
-            for &width in widths {
-                outputs.push(y.narrow(candle_core::D::Minus1, offset, width)?);
-                offset += width;
+    /// Applies every map to `x` (rows of `cols` values): per row, the outputs of every map
+    /// side by side, in load order.
+    pub(crate) fn forward(&self, x: &[f32]) -> Result<Vec<f32>> {
+        let mut outputs = self
+            .groups
+            .iter()
+            .map(|(linear, _)| linear.forward(x))
+            .collect::<Result<Vec<_>>>()?;
+        if outputs.len() == 1 {
+            return Ok(outputs.pop().expect("one group"));
+        }
+        let widths: Vec<usize> = self
+            .groups
+            .iter()
+            .map(|(_, widths)| widths.iter().sum())
+            .collect();
+        let rows = outputs[0].len() / widths[0];
+        let mut stacked = Vec::with_capacity(rows * widths.iter().sum::<usize>());
+        for row in 0..rows {
+            for (output, &width) in outputs.iter().zip(&widths) {
+                stacked.extend_from_slice(&output[row * width..(row + 1) * width]);
             }
         }
-        Ok(outputs)
+        Ok(stacked)
     }
 }

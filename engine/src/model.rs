@@ -12,7 +12,9 @@ use candle_core::{Device, Tensor};
 
 use super::config::ModelConfig;
 use super::error::{EngineError, Result};
-use super::layers::{Attention, Block, KvCache, Mlp, RmsNorm, RotaryEmbedding, Segment};
+use super::layers::{
+    Attention, Block, KvCache, Mlp, RmsNorm, RotaryEmbedding, Segment, KV_ELEMENT_BYTES,
+};
 use super::linear::Linear;
 use super::qmatmul::Q8_0Matrix;
 use super::weights::{GgufFile, WeightFormat};
@@ -28,8 +30,11 @@ pub struct LoadOptions {
 }
 
 /// Hidden states of a sequence: `positions × hidden_size` f32 values, row-major.
-#[derive(Clone, Debug)]
-pub struct Hidden(Tensor);
+#[derive(Clone, Debug, PartialEq)]
+pub struct Hidden {
+    values: Vec<f32>,
+    width: usize,
+}
 
 impl Hidden {
     /// Wraps values received from another shard.
@@ -40,36 +45,40 @@ impl Hidden {
                 expected: hidden_size,
             });
         }
-        let positions = values.len() / hidden_size;
-        Ok(Self(Tensor::from_vec(
+        Ok(Self {
             values,
-            (1, positions, hidden_size),
-            &Device::Cpu,
-        )?))
-    }
-
-    pub(crate) fn from_tensor(tensor: Tensor) -> Self {
-        Self(tensor)
+            width: hidden_size,
+        })
     }
 
     /// The values, row-major, to send to the next shard.
     pub fn to_vec(&self) -> Result<Vec<f32>> {
-        Ok(self.0.flatten_all()?.to_vec1()?)
+        Ok(self.values.clone())
+    }
+
+    /// The values, row-major.
+    pub fn values(&self) -> &[f32] {
+        &self.values
+    }
+
+    /// The values, row-major, without copying.
+    pub fn into_values(self) -> Vec<f32> {
+        self.values
     }
 
     /// Number of positions (tokens) covered.
     pub fn positions(&self) -> usize {
-        self.0.dims()[1]
+        self.values.len() / self.width
     }
 
     /// Values per position.
     pub fn width(&self) -> usize {
-        self.0.dims()[2]
+        self.width
     }
 
-    /// The underlying `[1, positions, hidden_size]` tensor.
-    pub fn tensor(&self) -> &Tensor {
-        &self.0
+    /// Rows `start..start + len`.
+    pub(crate) fn rows(&self, start: usize, len: usize) -> &[f32] {
+        &self.values[start * self.width..(start + len) * self.width]
     }
 }
 
@@ -152,7 +161,7 @@ impl Model {
         let final_norm = RmsNorm::new(
             file.vector("output_norm.weight", hidden)?,
             config.rms_norm_eps,
-        );
+        )?;
         let blocks = layers
             .clone()
             .map(|layer| load_block(&mut file, &config, layer))
@@ -198,10 +207,10 @@ impl Model {
         positions * self.kv_bytes_per_position(self.config.layer_count)
     }
 
-    /// Bytes of keys and values one position takes in a cache of `layers` blocks (f32 keys
+    /// Bytes of keys and values one position takes in a cache of `layers` blocks (f16 keys
     /// and values of every key/value head).
     pub fn kv_bytes_per_position(&self, layers: usize) -> usize {
-        layers * 2 * self.config.kv_head_count * self.config.head_dim() * 4
+        layers * 2 * self.config.kv_head_count * self.config.head_dim() * KV_ELEMENT_BYTES
     }
 
     /// Token ids to hidden states.
@@ -218,21 +227,14 @@ impl Model {
                 vocab_size: self.config.vocab_size,
             });
         }
-        match &self.embedding {
-            Embedding::Q8_0(matrix) => {
-                let values = matrix.dequantize_rows(tokens);
-                let width = matrix.shape().1;
-                Ok(Hidden(Tensor::from_vec(
-                    values,
-                    (1, tokens.len(), width),
-                    &Device::Cpu,
-                )?))
-            }
+        let values = match &self.embedding {
+            Embedding::Q8_0(matrix) => matrix.dequantize_rows(tokens),
             Embedding::Candle(embedding) => {
-                let ids = Tensor::new(tokens, &Device::Cpu)?.unsqueeze(0)?;
-                Ok(Hidden(embedding.embedding(&ids)?))
+                let ids = Tensor::new(tokens, &Device::Cpu)?;
+                embedding.embedding(&ids)?.flatten_all()?.to_vec1()?
             }
-        }
+        };
+        Hidden::from_vec(values, self.config.hidden_size)
     }
 
     /// Runs blocks `layers` over `hidden`, whose first row sits at `position`. The cache must
@@ -249,7 +251,7 @@ impl Model {
         cache.truncate(position);
         // Long inputs go through in chunks: same result (each chunk attends to the cached
         // ones before it), but attention scores stay chunk × positions instead of positions².
-        let mut outputs = Vec::new();
+        let mut outputs = Vec::with_capacity(hidden.values.len());
         let mut start = 0;
         while start < hidden.positions() {
             let len = PREFILL_CHUNK.min(hidden.positions() - start);
@@ -258,19 +260,14 @@ impl Model {
                 position: position + start,
                 cache: &mut *cache,
             }];
-            outputs.push(self.forward_rows(
-                hidden.0.narrow(1, start, len)?,
+            outputs.extend(self.forward_rows(
+                hidden.rows(start, len).to_vec(),
                 layers.clone(),
                 &mut rows,
             )?);
             start += len;
         }
-        let x = if outputs.len() == 1 {
-            outputs.pop().expect("one chunk")
-        } else {
-            Tensor::cat(&outputs, 1)?
-        };
-        Ok(Hidden(x))
+        Hidden::from_vec(outputs, hidden.width)
     }
 
     /// What [`Model::forward_layers`] checks before running anything.
@@ -325,15 +322,15 @@ impl Model {
         Ok(())
     }
 
-    /// Runs blocks `layers` over `x` (`[1, rows, hidden]`): the rows of the sequences in
+    /// Runs blocks `layers` over `x` (rows of the hidden width): the rows of the sequences in
     /// `sequences` stacked in order, each continuing its own cache. The caller has checked
     /// ranges, widths and positions.
     pub(crate) fn forward_rows(
         &self,
-        mut x: Tensor,
+        mut x: Vec<f32>,
         layers: Range<usize>,
         sequences: &mut [Rows<'_>],
-    ) -> Result<Tensor> {
+    ) -> Result<Vec<f32>> {
         for layer in layers {
             let mut start = 0;
             let mut segments: Vec<Segment<'_>> = sequences
@@ -348,17 +345,17 @@ impl Model {
                     }
                 })
                 .collect();
-            x = self.blocks[layer - self.first_layer].forward(&x, &mut segments, &self.rope)?;
+            self.blocks[layer - self.first_layer].forward(&mut x, &mut segments, &self.rope)?;
         }
         Ok(x)
     }
 
-    /// Final norm and LM head over every row of `x` (`[1, rows, hidden]`): logits per row.
-    pub(crate) fn head_rows(&self, x: &Tensor) -> Result<Vec<Vec<f32>>> {
+    /// Final norm and LM head over every row of `x` (rows of the hidden width): logits per
+    /// row.
+    pub(crate) fn head_rows(&self, x: &[f32]) -> Result<Vec<Vec<f32>>> {
         let vocab = self.config.vocab_size;
-        let logits = self.lm_head.forward(&self.final_norm.forward(x)?)?;
-        let values: Vec<f32> = logits.flatten_all()?.to_vec1()?;
-        Ok(values.chunks_exact(vocab).map(<[f32]>::to_vec).collect())
+        let logits = self.lm_head.forward(&self.final_norm.forward(x))?;
+        Ok(logits.chunks_exact(vocab).map(<[f32]>::to_vec).collect())
     }
 
     /// Final norm and LM head: logits over the vocabulary for the last position.
@@ -369,8 +366,11 @@ impl Model {
                 expected: self.config.hidden_size,
             });
         }
-        let last = hidden.0.narrow(1, hidden.positions() - 1, 1)?;
-        Ok(self.head_rows(&last)?.pop().expect("one row"))
+        if hidden.positions() == 0 {
+            return Err(EngineError::EmptyPrompt);
+        }
+        let last = hidden.rows(hidden.positions() - 1, 1);
+        Ok(self.head_rows(last)?.pop().expect("one row"))
     }
 }
 
@@ -423,7 +423,7 @@ fn load_block(file: &mut GgufFile, config: &ModelConfig, layer: usize) -> Result
         attention_norm: RmsNorm::new(
             file.vector(&name("attn_norm.weight"), hidden)?,
             config.rms_norm_eps,
-        ),
+        )?,
         attention: Attention::new(
             qkv,
             output,
@@ -434,7 +434,7 @@ fn load_block(file: &mut GgufFile, config: &ModelConfig, layer: usize) -> Result
         mlp_norm: RmsNorm::new(
             file.vector(&name("ffn_norm.weight"), hidden)?,
             config.rms_norm_eps,
-        ),
+        )?,
         mlp: Mlp::new(gate_up, down),
     })
 }

@@ -18,8 +18,8 @@ use tokio::sync::Semaphore;
 use tower::ServiceExt;
 
 /// KV bytes one position of the tiny model takes over all its blocks: 4 blocks × (K, V) ×
-/// 2 KV heads × 16 dims × 4 bytes.
-const KV_BYTES_PER_POSITION: usize = 4 * 2 * 2 * 16 * 4;
+/// 2 KV heads × 16 dims × 2 bytes (f16).
+const KV_BYTES_PER_POSITION: usize = 4 * 2 * 2 * 16 * 2;
 const WIDTH: usize = nesa_engine::tiny::TINY_HIDDEN;
 
 fn state(limits: ApiLimits, api_token: Option<&str>) -> Arc<ApiState> {

@@ -1,7 +1,5 @@
 //! One transformer block: pre-norm attention and pre-norm MLP, each added to the residual.
 
-use candle_core::Tensor;
-
 use super::{Attention, Mlp, RmsNorm, RotaryEmbedding, Segment};
 use crate::error::Result;
 
@@ -14,18 +12,24 @@ pub(crate) struct Block {
 }
 
 impl Block {
-    /// `x`: `[1, rows, hidden]`, the rows of the sequences in `segments` stacked.
+    /// `x`: rows of the hidden width, the rows of the sequences in `segments` stacked;
+    /// updated in place.
     pub(crate) fn forward(
         &self,
-        x: &Tensor,
+        x: &mut [f32],
         segments: &mut [Segment<'_>],
         rope: &RotaryEmbedding,
-    ) -> Result<Tensor> {
+    ) -> Result<()> {
         let attended = self
             .attention
-            .forward(&self.attention_norm.forward(x)?, segments, rope)?;
-        let x = (x + attended)?;
-        let transformed = self.mlp.forward(&self.mlp_norm.forward(&x)?)?;
-        Ok((x + transformed)?)
+            .forward(&self.attention_norm.forward(x), segments, rope)?;
+        add(x, &attended);
+        let transformed = self.mlp.forward(&self.mlp_norm.forward(x))?;
+        add(x, &transformed);
+        Ok(())
     }
+}
+
+fn add(x: &mut [f32], y: &[f32]) {
+    x.iter_mut().zip(y).for_each(|(x, y)| *x += y);
 }

@@ -1,16 +1,17 @@
-//! The keys and values a sequence has seen, per attention layer, in buffers grown in steps
-//! of `GROWTH` positions so that appending a token usually copies only that token, or
-//! allocated once at a reserved size (a scheduled sequence whose worst case was admitted
-//! against the node's memory budget).
+//! The keys and values a sequence has seen, per attention layer, as f16 (half the memory of
+//! f32, as llama.cpp keeps them). Buffers grow in steps of `GROWTH` positions, so appending
+//! a token usually copies only that token, or are allocated once at a reserved size (a
+//! scheduled sequence whose worst case was admitted against the node's memory budget).
 
 use std::ops::Range;
 
-use candle_core::{DType, Device, Tensor};
+use half::f16;
 
-use crate::error::Result;
-
-/// Positions added when a buffer is full (~200 kB per SmolLM2 layer: f32 keys and values).
+/// Positions added when a buffer is full (~50 kB per SmolLM2 layer: f16 keys and values).
 const GROWTH: usize = 128;
+
+/// Bytes one cached key or value component takes.
+pub(crate) const KV_ELEMENT_BYTES: usize = std::mem::size_of::<f16>();
 
 /// Keys and values of one sequence for a range of blocks.
 #[derive(Clone, Debug)]
@@ -69,11 +70,13 @@ impl KvCache {
     }
 }
 
-/// Cached keys and values of one layer: `[1, kv_heads, positions, head_dim]` each.
+/// Cached keys and values of one layer: position after position, each `width` values (every
+/// key/value head's, head after head).
 #[derive(Debug, Default, Clone)]
 pub struct LayerKvCache {
-    keys: Option<Tensor>,
-    values: Option<Tensor>,
+    keys: Vec<f16>,
+    values: Vec<f16>,
+    width: usize,
     len: usize,
     /// Positions the first allocation holds at least.
     reserved: usize,
@@ -90,47 +93,41 @@ impl LayerKvCache {
         self.len == 0
     }
 
-    fn capacity(&self) -> usize {
-        self.keys.as_ref().map_or(0, |k| k.dims()[2])
-    }
-
     /// Forgets every position from `len` on (the next append writes there).
     pub fn truncate(&mut self, len: usize) {
         self.len = self.len.min(len);
     }
 
-    /// Appends `keys`/`values` (`[1, kv_heads, seq, head_dim]`) and returns views of all
-    /// positions cached so far.
-    pub(crate) fn append(&mut self, keys: &Tensor, values: &Tensor) -> Result<(Tensor, Tensor)> {
-        let added = keys.dim(2)?;
-        let needed = self.len + added;
-        let capacity = self.capacity();
-        if needed > capacity {
-            let new_capacity = needed.max(capacity + GROWTH).max(self.reserved);
-            self.keys = Some(grow(self.keys.take(), keys, self.len, new_capacity)?);
-            self.values = Some(grow(self.values.take(), values, self.len, new_capacity)?);
+    /// Appends one position's key and value (`width` values each, rounded to f16).
+    pub(crate) fn push(&mut self, key: &[f32], value: &[f32]) {
+        debug_assert_eq!(key.len(), value.len());
+        if self.width != key.len() {
+            assert!(self.len == 0, "key width changed in a non-empty cache");
+            self.width = key.len();
         }
-        let (cached_keys, cached_values) = (
-            self.keys.as_ref().expect("allocated"),
-            self.values.as_ref().expect("allocated"),
-        );
-        cached_keys.slice_set(&keys.contiguous()?, 2, self.len)?;
-        cached_values.slice_set(&values.contiguous()?, 2, self.len)?;
-        self.len = needed;
-        Ok((
-            cached_keys.narrow(2, 0, needed)?,
-            cached_values.narrow(2, 0, needed)?,
-        ))
+        let width = self.width;
+        self.keys.truncate(self.len * width);
+        self.values.truncate(self.len * width);
+        let capacity = self.keys.capacity() / width.max(1);
+        if self.len == capacity {
+            let positions = (capacity + GROWTH).max(self.reserved);
+            let more = positions * width - self.keys.len();
+            self.keys.reserve_exact(more);
+            self.values.reserve_exact(more);
+        }
+        self.keys.extend(key.iter().map(|&k| f16::from_f32(k)));
+        self.values.extend(value.iter().map(|&v| f16::from_f32(v)));
+        self.len += 1;
     }
-}
 
-fn grow(old: Option<Tensor>, like: &Tensor, keep: usize, capacity: usize) -> Result<Tensor> {
-    let (batch, heads, _, head_dim) = like.dims4()?;
-    let fresh = Tensor::zeros((batch, heads, capacity, head_dim), DType::F32, &Device::Cpu)?;
-    if let Some(old) = old {
-        if keep > 0 {
-            fresh.slice_set(&old.narrow(2, 0, keep)?.contiguous()?, 2, 0)?;
-        }
+    /// Values per position.
+    pub(crate) fn width(&self) -> usize {
+        self.width
     }
-    Ok(fresh)
+
+    /// The cached keys and values of every position, `width` values per position.
+    pub(crate) fn keys_values(&self) -> (&[f16], &[f16]) {
+        let end = self.len * self.width;
+        (&self.keys[..end], &self.values[..end])
+    }
 }

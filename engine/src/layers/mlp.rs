@@ -1,7 +1,5 @@
 //! The gated feed-forward network: `down(silu(gate(x)) * up(x))`.
 
-use candle_core::Tensor;
-
 use crate::error::Result;
 use crate::linear::{Linear, StackedProjection};
 
@@ -17,13 +15,19 @@ impl Mlp {
         Self { gate_up, down }
     }
 
-    pub(crate) fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let [gate, up]: [Tensor; 2] = self
-            .gate_up
-            .forward(x)?
-            .try_into()
-            .expect("gate and up projections");
-        let activated = (candle_nn::ops::silu(&gate)? * up)?;
+    /// `x`: rows of the hidden width.
+    pub(crate) fn forward(&self, x: &[f32]) -> Result<Vec<f32>> {
+        let gate_up = self.gate_up.forward(x)?;
+        let inner = self.down.cols();
+        let activated: Vec<f32> = gate_up
+            .chunks_exact(2 * inner)
+            .flat_map(|row| {
+                let (gate, up) = row.split_at(inner);
+                gate.iter()
+                    .zip(up)
+                    .map(|(&g, &u)| g / ((-g).exp() + 1.0) * u)
+            })
+            .collect();
         self.down.forward(&activated)
     }
 }

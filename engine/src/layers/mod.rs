@@ -10,6 +10,7 @@ mod rope;
 
 pub(crate) use attention::{Attention, Segment};
 pub(crate) use block::Block;
+pub(crate) use kv_cache::KV_ELEMENT_BYTES;
 pub use kv_cache::{KvCache, LayerKvCache};
 pub(crate) use mlp::Mlp;
 pub(crate) use norm::RmsNorm;

@@ -1,15 +1,14 @@
 //! Rotary position embedding in GGUF's interleaved layout (pairs of adjacent channels rotate
 //! together: llama.cpp's converter permutes q/k weights so that this is the right pairing).
 
-use candle_core::{DType, Device, Tensor};
-
 use crate::error::{EngineError, Result};
 
 #[derive(Debug)]
 pub(crate) struct RotaryEmbedding {
-    /// `[max_positions, head_dim / 2]`
-    cos: Tensor,
-    sin: Tensor,
+    /// `cos(position · θ_i)` and `sin(position · θ_i)`, `head_dim / 2` per position.
+    cos: Vec<f32>,
+    sin: Vec<f32>,
+    pairs: usize,
     max_positions: usize,
 }
 
@@ -19,29 +18,33 @@ impl RotaryEmbedding {
             .step_by(2)
             .map(|i| 1.0 / freq_base.powf(i as f32 / head_dim as f32))
             .collect();
-        let inv_freq = Tensor::from_vec(inv_freq, (1, head_dim / 2), &Device::Cpu)?;
-        let positions = Tensor::arange(0u32, max_positions as u32, &Device::Cpu)?
-            .to_dtype(DType::F32)?
-            .reshape((max_positions, 1))?;
-        let angles = positions.matmul(&inv_freq)?;
+        let angles = || (0..max_positions).flat_map(|p| inv_freq.iter().map(move |f| p as f32 * f));
         Ok(Self {
-            cos: angles.cos()?,
-            sin: angles.sin()?,
+            cos: angles().map(f32::cos).collect(),
+            sin: angles().map(f32::sin).collect(),
+            pairs: head_dim / 2,
             max_positions,
         })
     }
 
-    /// Rotates `x` (`[1, heads, seq, head_dim]`, contiguous) whose first row sits at `position`.
-    pub(crate) fn apply(&self, x: &Tensor, position: usize) -> Result<Tensor> {
-        let seq_len = x.dim(2)?;
-        if position + seq_len > self.max_positions {
+    /// Rotates one head's values (`head_dim`) at `position`.
+    pub(crate) fn apply(&self, head: &mut [f32], position: usize) -> Result<()> {
+        if position >= self.max_positions {
             return Err(EngineError::ContextOverflow {
-                needed: position + seq_len,
+                needed: position + 1,
                 context_length: self.max_positions,
             });
         }
-        let cos = self.cos.narrow(0, position, seq_len)?;
-        let sin = self.sin.narrow(0, position, seq_len)?;
-        Ok(candle_nn::rotary_emb::rope_i(x, &cos, &sin)?)
+        let at = position * self.pairs;
+        let (cos, sin) = (
+            &self.cos[at..at + self.pairs],
+            &self.sin[at..at + self.pairs],
+        );
+        for ((pair, &c), &s) in head.chunks_exact_mut(2).zip(cos).zip(sin) {
+            let (x, y) = (pair[0], pair[1]);
+            pair[0] = x * c - y * s;
+            pair[1] = x * s + y * c;
+        }
+        Ok(())
     }
 }
