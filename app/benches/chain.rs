@@ -121,6 +121,8 @@ async fn end_to_end(nesad: &str, senders: &[Sender], per_sender: usize) -> EndTo
         .args([
             "start",
             "--solo",
+            "--api.laddr",
+            "off",
             "--rpc.laddr",
             &format!("tcp://127.0.0.1:{port}"),
             "--home",

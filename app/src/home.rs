@@ -66,6 +66,8 @@ pub struct NodeConfig {
     pub moniker: String,
     /// Solo mode: where the CometBFT-compatible JSON-RPC listens.
     pub rpc_laddr: String,
+    /// Solo mode: where the Cosmos SDK REST API listens (`off` for nowhere).
+    pub api_laddr: String,
     /// CometBFT mode: where the ABCI socket listens for CometBFT.
     pub abci_laddr: String,
     /// Solo mode: longest wait for transactions before an empty block, in milliseconds.
@@ -83,6 +85,7 @@ impl Default for NodeConfig {
         NodeConfig {
             moniker: "nesad".into(),
             rpc_laddr: "tcp://127.0.0.1:26657".into(),
+            api_laddr: "tcp://127.0.0.1:1317".into(),
             abci_laddr: "tcp://127.0.0.1:26658".into(),
             block_interval_ms: 1000,
             min_block_interval_ms: 1000,
@@ -103,12 +106,14 @@ impl NodeConfig {
             "# nesad node configuration. Command-line flags override these values.\n\n\
              # Human-readable node name.\nmoniker = {moniker:?}\n\n\
              # Solo mode (`nesad start --solo`): where the CometBFT-compatible JSON-RPC listens.\nrpc_laddr = {rpc:?}\n\n\
+             # Solo mode: where the Cosmos SDK REST API (LCD) listens; \"off\" serves none.\napi_laddr = {api:?}\n\n\
              # CometBFT mode (`nesad start`): where the ABCI socket listens for CometBFT (its `proxy_app`).\nabci_laddr = {abci:?}\n\n\
              # Solo mode: longest wait for transactions before producing an empty block, in milliseconds.\nblock_interval_ms = {interval}\n\n\
              # Solo mode: shortest time between two blocks, in milliseconds, however many transactions arrive.\nmin_block_interval_ms = {min_interval}\n\n\
              # Log filter, e.g. \"info\" or \"nesa_app=debug\"; the RUST_LOG environment variable overrides it.\nlog_level = {log:?}\n",
             moniker = self.moniker,
             rpc = self.rpc_laddr,
+            api = self.api_laddr,
             abci = self.abci_laddr,
             interval = self.block_interval_ms,
             min_interval = self.min_block_interval_ms,

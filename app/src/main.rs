@@ -58,6 +58,10 @@ enum Command {
         /// Solo mode RPC listen address.
         #[arg(long = "rpc.laddr")]
         rpc_laddr: Option<String>,
+        /// Solo mode Cosmos SDK REST API (LCD) listen address, default tcp://127.0.0.1:1317;
+        /// `off` serves none.
+        #[arg(long = "api.laddr")]
+        api_laddr: Option<String>,
         /// CometBFT mode ABCI listen address.
         #[arg(long)]
         abci: Option<String>,
@@ -173,6 +177,7 @@ fn main() {
         Command::Start {
             solo,
             rpc_laddr,
+            api_laddr,
             abci,
             block_interval_ms,
             min_block_interval_ms,
@@ -180,6 +185,7 @@ fn main() {
             home: cli.home,
             solo,
             rpc_laddr,
+            api_laddr,
             abci_laddr: abci,
             block_interval_ms,
             min_block_interval_ms,

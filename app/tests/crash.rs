@@ -34,6 +34,8 @@ impl Node {
                 "--solo",
                 "--block-interval-ms",
                 "100",
+                "--api.laddr",
+                "off",
                 "--rpc.laddr",
             ])
             .arg(format!("tcp://127.0.0.1:{port}"))

@@ -27,6 +27,8 @@ struct Devnet {
     dir: PathBuf,
     rpc_port: u16,
     api_port: u16,
+    /// The solo chain's REST API.
+    rest_port: u16,
     tampered_runner3: Option<PathBuf>,
     encrypted: bool,
     /// 1: the solo chain; more: a CometBFT network (`scripts/localnet`).
@@ -61,6 +63,7 @@ impl Devnet {
             .env("DEVNET_DIR", &self.dir)
             .env("DEVNET_RPC_PORT", self.rpc_port.to_string())
             .env("DEVNET_API_PORT", self.api_port.to_string())
+            .env("DEVNET_REST_PORT", self.rest_port.to_string())
             .env("NESAD_BIN", bins.join("nesad"))
             .env("NESA_BIN", bins.join("nesa"))
             .env("NESA_NODE_BIN", env!("CARGO_BIN_EXE_nesa-node"))
@@ -138,6 +141,7 @@ impl Devnet {
             dir,
             rpc_port,
             api_port,
+            rest_port: free_port(),
             tampered_runner3,
             encrypted,
             validators,

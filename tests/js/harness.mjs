@@ -42,9 +42,12 @@ export async function startSoloChain(accounts, { chainId = "nesa-js-1" } = {}) {
     execFileSync(NESAD, ["genesis", "add-account", address, coins, "--home", home], { stdio: "pipe" });
   }
   const port = await freePort();
+  const apiPort = await freePort();
   const rpc = `http://127.0.0.1:${port}`;
+  const rest = `http://127.0.0.1:${apiPort}`;
   let output = "";
-  const child = spawn(NESAD, ["start", "--solo", "--home", home, "--rpc.laddr", `tcp://127.0.0.1:${port}`, "--block-interval-ms", "200"], {
+  const args = ["start", "--solo", "--home", home, "--rpc.laddr", `tcp://127.0.0.1:${port}`, "--api.laddr", `tcp://127.0.0.1:${apiPort}`, "--block-interval-ms", "200"];
+  const child = spawn(NESAD, args, {
     stdio: ["ignore", "pipe", "pipe"],
   });
   child.stdout.on("data", (d) => (output += d));
@@ -52,6 +55,7 @@ export async function startSoloChain(accounts, { chainId = "nesa-js-1" } = {}) {
   await waitForRpc(rpc, child, () => output);
   return {
     rpc,
+    rest,
     chainId,
     home,
     log: () => output,

@@ -43,6 +43,13 @@ test("upload, instantiate with funds, execute and query a contract", async () =>
   assert.ok(executed.events.some((e) => e.type === "wasm-incremented"));
   await client.execute(address, contractAddress, { increment: {} }, "auto");
   assert.deepEqual(await client.queryContractSmart(contractAddress, { count: {} }), { count: 2 });
+  // The same smart query over the REST API, in wasmd's gateway JSON (the answer inline).
+  const query = Buffer.from(JSON.stringify({ count: {} })).toString("base64");
+  const rest = await fetch(`${chain.rest}/cosmwasm/wasm/v1/contract/${contractAddress}/smart/${encodeURIComponent(query)}`);
+  assert.equal(rest.status, 200);
+  assert.deepEqual(await rest.json(), { data: { count: 2 } });
+  const unknown = await fetch(`${chain.rest}/cosmwasm/wasm/v1/contract/${contractAddress}/smart/${Buffer.from('{"nope":{}}').toString("base64")}`);
+  assert.notEqual(unknown.status, 200, "a query the contract does not know is an error");
 
   const contract = await client.getContract(contractAddress);
   assert.equal(contract.codeId, upload.codeId);

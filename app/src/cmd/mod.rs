@@ -255,6 +255,7 @@ pub struct StartOptions {
     pub home: PathBuf,
     pub solo: bool,
     pub rpc_laddr: Option<String>,
+    pub api_laddr: Option<String>,
     pub abci_laddr: Option<String>,
     pub block_interval_ms: Option<u64>,
     pub min_block_interval_ms: Option<u64>,
@@ -266,9 +267,12 @@ pub fn start(options: StartOptions) -> anyhow::Result<()> {
     let paths = HomePaths::new(&options.home);
     if options.solo {
         let rpc = options.rpc_laddr.unwrap_or(config.rpc_laddr);
+        let api = options.api_laddr.unwrap_or(config.api_laddr);
         let solo = solo::SoloConfig {
             home: options.home.clone(),
             rpc_address: socket_address(&rpc).to_string(),
+            api_address: (!matches!(api.trim(), "" | "off"))
+                .then(|| socket_address(api.trim()).to_string()),
             block_interval: Duration::from_millis(
                 options
                     .block_interval_ms

@@ -21,6 +21,8 @@ pub struct SoloConfig {
     pub home: std::path::PathBuf,
     /// Where the JSON-RPC listens (`host:port`).
     pub rpc_address: String,
+    /// Where the Cosmos SDK REST API listens (`host:port`), if anywhere.
+    pub api_address: Option<String>,
     /// Longest wait for transactions before an empty block.
     pub block_interval: Duration,
     /// Shortest time between two blocks.
@@ -100,12 +102,23 @@ pub async fn run(config: SoloConfig) -> anyhow::Result<()> {
         .name("block-producer".into())
         .spawn(move || producer.run(cadence, &producer_stop))?;
     let producer_done = tokio::task::spawn_blocking(move || producer_thread.join());
+    let rest = {
+        let context = context.clone();
+        let address = config.api_address.clone();
+        async move {
+            match address {
+                Some(address) => rpc::rest::serve(context, &address).await,
+                None => std::future::pending().await,
+            }
+        }
+    };
     let rpc = tokio::spawn({
         let address = config.rpc_address.clone();
         async move { rpc::serve(context, &address).await }
     });
     tokio::select! {
         result = rpc => result??,
+        result = rest => result?,
         result = producer_done => {
             match result? {
                 Ok(Ok(())) => {}

@@ -384,7 +384,7 @@ fn exec_result_json(result: &tendermint_proto::v0_38::abci::ExecTxResult) -> Val
 }
 
 /// Events with string attributes, as CometBFT 0.38 writes them.
-fn events_json(events: &[tendermint_proto::v0_38::abci::Event]) -> Value {
+pub(super) fn events_json(events: &[tendermint_proto::v0_38::abci::Event]) -> Value {
     Value::Array(
         events
             .iter()
@@ -400,12 +400,12 @@ fn events_json(events: &[tendermint_proto::v0_38::abci::Event]) -> Value {
     )
 }
 
-fn tx_hash(tx: &[u8]) -> Hash {
+pub(super) fn tx_hash(tx: &[u8]) -> Hash {
     use sha2::Digest;
     Hash::Sha256(sha2::Sha256::digest(tx).into())
 }
 
-fn base64_encode(bytes: &[u8]) -> String {
+pub(super) fn base64_encode(bytes: &[u8]) -> String {
     use base64::Engine;
     base64::engine::general_purpose::STANDARD.encode(bytes)
 }

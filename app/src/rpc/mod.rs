@@ -4,6 +4,7 @@
 
 mod methods;
 mod params;
+pub mod rest;
 
 use std::sync::Arc;
 
@@ -67,11 +68,16 @@ pub fn router(context: Arc<RpcContext>) -> Router {
 
 /// Serves the RPC on `address` until the process ends.
 pub async fn serve(context: Arc<RpcContext>, address: &str) -> anyhow::Result<()> {
+    listen(router(context), address, "CometBFT-compatible RPC").await
+}
+
+/// Serves `router` (the `what` of the log lines) on `address` until the process ends.
+async fn listen(router: Router, address: &str, what: &str) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(address)
         .await
-        .map_err(|e| anyhow::anyhow!("cannot listen for RPC on {address}: {e}"))?;
-    tracing::info!(%address, "serving CometBFT-compatible RPC");
-    axum::serve(listener, router(context)).await?;
+        .map_err(|e| anyhow::anyhow!("cannot listen for the {what} on {address}: {e}"))?;
+    tracing::info!(%address, "serving the {what}");
+    axum::serve(listener, router).await?;
     Ok(())
 }
 
@@ -155,9 +161,10 @@ fn query_slots() -> &'static Arc<tokio::sync::Semaphore> {
 /// Runs an `abci_query` (which may run contracts: simulations, smart queries) on a bounded
 /// number of threads, so that anyone who can reach the RPC cannot take every core from block
 /// production, and answers within a deadline.
-async fn bounded_query<F>(work: F) -> Result<Value, RpcError>
+async fn bounded_query<T, F>(work: F) -> Result<T, RpcError>
 where
-    F: FnOnce() -> Result<Value, RpcError> + Send + 'static,
+    T: Send + 'static,
+    F: FnOnce() -> Result<T, RpcError> + Send + 'static,
 {
     let busy =
         || RpcError::internal("the node is busy with other queries; retry later".to_string());

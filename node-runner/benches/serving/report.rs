@@ -332,7 +332,7 @@ fn memory(out: &mut String, results: &Results) {
         "Peak RSS (VmHWM from /proc/PID/status) of a freshly started server: once the model is loaded, and after \
          8 simultaneous sequences of {} tokens each ({} prompt + {} new). Both map the GGUF file; its pages \
          count in the RSS once touched. llama-server allocates its whole KV cache (`-c 8192`, f16) when it \
-         starts; nesa-node allocates each sequence's f32 KV buffers for its worst case (prompt + max_tokens) when the sequence is admitted, within `kv_budget_mib`.\n",
+         starts; nesa-node allocates each sequence's f16 KV buffers for its worst case (prompt + max_tokens) when the sequence is admitted, within `kv_budget_mib`.\n",
         setup.prompt_tokens + results.memory_new_tokens,
         setup.prompt_tokens,
         results.memory_new_tokens,
