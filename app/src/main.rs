@@ -44,6 +44,20 @@ enum Command {
         #[command(subcommand)]
         command: WasmCommand,
     },
+    /// Print the chain info Keplr's `experimentalSuggestChain` takes, built from the genesis
+    /// file; with `--out DIR`, write it and the cosmos chain-registry's `chain.json` and
+    /// `assetlist.json` there.
+    ChainInfo {
+        /// The RPC address wallets reach the chain at.
+        #[arg(long, default_value = "http://127.0.0.1:26657")]
+        rpc: String,
+        /// The REST (LCD) address wallets reach the chain at.
+        #[arg(long, default_value = "http://127.0.0.1:1317")]
+        rest: String,
+        /// Write keplr-chain-info.json, chain.json and assetlist.json into this directory.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// Edit the genesis file before the chain starts.
     Genesis {
         #[command(subcommand)]
@@ -150,6 +164,9 @@ fn main() {
                 market_admin,
             },
         ),
+        Command::ChainInfo { rpc, rest, out } => {
+            cmd::chain_info(&cli.home, &cmd::Endpoints { rpc, rest }, out.as_deref())
+        }
         Command::Genesis {
             command: GenesisCommand::AddAccount { address, coins },
         } => cmd::add_genesis_account(&cli.home, &address, &coins),

@@ -1,6 +1,9 @@
 //! The `nesad` commands: `init`, `genesis add-account`, `start`.
 
+mod chain_info;
 mod solo;
+
+pub use chain_info::{chain_info, Endpoints};
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
