@@ -110,6 +110,34 @@ test("a CosmJS-signed send simulates and broadcasts through REST, and the balanc
   assert.equal(account.body.account.pub_key["@type"], "/cosmos.crypto.secp256k1.PubKey");
   assert.equal(Buffer.from(account.body.account.pub_key.key, "base64").length, 33);
 
+  const found = await get(`/cosmos/tx/v1beta1/txs/${broadcast.body.tx_response.txhash}`);
+  assert.equal(found.status, 200, JSON.stringify(found.body));
+  const { tx, tx_response } = found.body;
+  assert.equal(tx_response.code, 0);
+  assert.equal(tx_response.txhash, broadcast.body.tx_response.txhash);
+  assert.ok(Number(tx_response.height) > 1);
+  assert.ok(BigInt(tx_response.gas_used) > 0n);
+  assert.equal(tx_response.gas_wanted, "200000");
+  assert.match(tx_response.timestamp, /^\d{4}-\d\d-\d\dT/);
+  assert.ok(tx_response.events.some((e) => e.type === "transfer"));
+  assert.equal(tx_response.tx["@type"], "/cosmos.tx.v1beta1.Tx");
+  assert.deepEqual(tx.body.messages, [{
+    "@type": "/cosmos.bank.v1beta1.MsgSend",
+    from_address: aliceAddress,
+    to_address: bobAddress,
+    amount: [{ denom: "unes", amount: "12345" }],
+  }]);
+  assert.equal(tx.body.memo, "over rest");
+  assert.equal(tx.auth_info.signer_infos[0].mode_info.single.mode, "SIGN_MODE_DIRECT");
+  assert.equal(tx.auth_info.signer_infos[0].sequence, "0");
+  assert.deepEqual(tx.auth_info.fee.amount, [{ denom: "unes", amount: "5000" }]);
+  assert.equal(tx.auth_info.fee.gas_limit, "200000");
+  assert.equal(tx.signatures.length, 1);
+  const missing = await get(`/cosmos/tx/v1beta1/txs/${"AB".repeat(32)}`);
+  assert.equal(missing.status, 404);
+  assert.equal(missing.body.code, 5);
+  assert.equal((await get("/cosmos/tx/v1beta1/txs/nothex")).status, 400);
+
   // The state before the send, at an earlier height.
   const height = Number((await get("/cosmos/base/tendermint/v1beta1/blocks/latest")).body.block.header.height);
   const earlier = await get(`/cosmos/bank/v1beta1/balances/${aliceAddress}/by_denom?denom=unes`, {

@@ -259,12 +259,25 @@ impl RpcContext {
         }))
     }
 
-    fn tx_response(&self, hash: &[u8]) -> Result<Option<Value>, RpcError> {
+    /// A committed transaction by hash: its block, and its index there.
+    pub(super) fn committed_tx(
+        &self,
+        hash: &[u8],
+    ) -> Result<Option<(StoredBlock, usize)>, RpcError> {
         let Some(location) = self.store.find_tx(hash).map_err(internal)? else {
             return Ok(None);
         };
         let stored = self.stored_block(Some(location.height))?;
-        let index = location.index as usize;
+        if location.index as usize >= stored.block.data.len().min(stored.results.tx_results.len()) {
+            return Err(internal("tx index out of range"));
+        }
+        Ok(Some((stored, location.index as usize)))
+    }
+
+    fn tx_response(&self, hash: &[u8]) -> Result<Option<Value>, RpcError> {
+        let Some((stored, index)) = self.committed_tx(hash)? else {
+            return Ok(None);
+        };
         let tx = stored
             .block
             .data
@@ -280,7 +293,7 @@ impl RpcContext {
         Ok(Some(json!({
             "hash": hex::encode_upper(hash),
             "height": stored.block.header.height.to_string(),
-            "index": location.index,
+            "index": index,
             "tx_result": exec_result_json(&result),
             "tx": base64_encode(&tx),
         })))

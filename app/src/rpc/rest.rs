@@ -20,7 +20,7 @@ use cosmrs::proto::cosmos::bank::v1beta1::{
     QueryAllBalancesRequest, QueryAllBalancesResponse, QueryBalanceRequest, QueryBalanceResponse,
 };
 use cosmrs::proto::cosmos::base::v1beta1::Coin as ProtoCoin;
-use cosmrs::proto::cosmos::tx::v1beta1::{SimulateRequest, SimulateResponse};
+use cosmrs::proto::cosmos::tx::v1beta1::{SimulateRequest, SimulateResponse, Tx};
 use cosmrs::proto::cosmwasm::wasm::v1::{
     QuerySmartContractStateRequest, QuerySmartContractStateResponse,
 };
@@ -55,6 +55,7 @@ pub fn router(context: Arc<RpcContext>) -> Router {
         )
         .route("/cosmos/tx/v1beta1/simulate", post(simulate))
         .route("/cosmos/tx/v1beta1/txs", post(broadcast))
+        .route("/cosmos/tx/v1beta1/txs/{hash}", get(get_tx))
         .route("/cosmos/base/tendermint/v1beta1/node_info", get(node_info))
         .route(
             "/cosmos/base/tendermint/v1beta1/blocks/latest",
@@ -366,6 +367,48 @@ async fn broadcast(State(context): State<Arc<RpcContext>>, body: axum::body::Byt
     })))
 }
 
+async fn get_tx(State(context): State<Arc<RpcContext>>, Path(hash): Path<String>) -> Answer {
+    let bytes = hex::decode(hash.trim_start_matches("0x"))
+        .ok()
+        .filter(|b| b.len() == 32)
+        .ok_or_else(|| RestError::invalid(format!("{hash:?} is not a 32-byte hex hash")))?;
+    let (stored, index) = {
+        let context = context.clone();
+        tokio::task::spawn_blocking(move || context.committed_tx(&bytes))
+            .await
+            .map_err(RestError::internal)?
+            .map_err(|e| RestError::internal(e.data))?
+            .ok_or_else(|| RestError::not_found(format!("tx not found: {}", hash.to_uppercase())))?
+    };
+    let raw = &stored.block.data[index];
+    let result = &stored.results.tx_results[index];
+    let tx = Tx::decode(raw.as_slice())
+        .map(|tx| tx_json(&tx))
+        .unwrap_or(Value::Null);
+    let mut typed = tx.clone();
+    if typed.is_object() {
+        typed["@type"] = json!("/cosmos.tx.v1beta1.Tx");
+    }
+    Ok(Json(json!({
+        "tx": tx,
+        "tx_response": {
+            "height": stored.block.header.height.to_string(),
+            "txhash": hex::encode_upper(tx_hash(raw).as_bytes()),
+            "codespace": result.codespace,
+            "code": result.code,
+            "data": hex::encode_upper(&result.data),
+            "raw_log": result.log,
+            "logs": [],
+            "info": result.info,
+            "gas_wanted": result.gas_wanted.to_string(),
+            "gas_used": result.gas_used.to_string(),
+            "tx": typed,
+            "timestamp": stored.block.header.time.to_rfc3339(),
+            "events": events_json(&result.events),
+        },
+    })))
+}
+
 async fn node_info(State(context): State<Arc<RpcContext>>) -> Answer {
     let status = context.status().map_err(|e| RestError::internal(e.data))?;
     let node = &status["node_info"];
@@ -558,6 +601,52 @@ fn any_json(any: &Any) -> Value {
                 .map(|key| json!({ "key": base64_encode(&key.key) }))
         }
         "/cosmos.bank.v1beta1.MsgSendResponse" => Some(json!({})),
+        "/cosmos.bank.v1beta1.MsgSend" => {
+            cosmrs::proto::cosmos::bank::v1beta1::MsgSend::decode(any.value.as_slice())
+                .ok()
+                .map(|m| {
+                    json!({
+                        "from_address": m.from_address,
+                        "to_address": m.to_address,
+                        "amount": coins_json(&m.amount),
+                    })
+                })
+        }
+        "/cosmwasm.wasm.v1.MsgExecuteContract" => {
+            wasm::MsgExecuteContract::decode(any.value.as_slice())
+                .ok()
+                .map(|m| {
+                    json!({
+                        "sender": m.sender,
+                        "contract": m.contract,
+                        "msg": raw_json(&m.msg),
+                        "funds": coins_json(&m.funds),
+                    })
+                })
+        }
+        "/cosmwasm.wasm.v1.MsgInstantiateContract" => {
+            wasm::MsgInstantiateContract::decode(any.value.as_slice())
+                .ok()
+                .map(|m| {
+                    json!({
+                        "sender": m.sender,
+                        "admin": m.admin,
+                        "code_id": m.code_id.to_string(),
+                        "label": m.label,
+                        "msg": raw_json(&m.msg),
+                        "funds": coins_json(&m.funds),
+                    })
+                })
+        }
+        "/cosmwasm.wasm.v1.MsgStoreCode" => wasm::MsgStoreCode::decode(any.value.as_slice())
+            .ok()
+            .map(|m| {
+                json!({
+                    "sender": m.sender,
+                    "wasm_byte_code": base64_encode(&m.wasm_byte_code),
+                    "instantiate_permission": null,
+                })
+            }),
         "/cosmwasm.wasm.v1.MsgExecuteContractResponse" => {
             wasm::MsgExecuteContractResponse::decode(any.value.as_slice())
                 .ok()
@@ -580,6 +669,57 @@ fn any_json(any: &Any) -> Value {
     let mut value = fields.unwrap_or_else(|| json!({ "value": base64_encode(&any.value) }));
     value["@type"] = json!(any.type_url);
     value
+}
+
+fn coins_json(coins: &[ProtoCoin]) -> Value {
+    Value::Array(coins.iter().map(coin_json).collect())
+}
+
+/// A transaction as the gateway renders `cosmos.tx.v1beta1.Tx`.
+fn tx_json(tx: &Tx) -> Value {
+    let body = tx.body.clone().unwrap_or_default();
+    let auth = tx.auth_info.clone().unwrap_or_default();
+    let fee = auth.fee.unwrap_or_default();
+    json!({
+        "body": {
+            "messages": body.messages.iter().map(any_json).collect::<Vec<_>>(),
+            "memo": body.memo,
+            "timeout_height": body.timeout_height.to_string(),
+            "extension_options": body.extension_options.iter().map(any_json).collect::<Vec<_>>(),
+            "non_critical_extension_options":
+                body.non_critical_extension_options.iter().map(any_json).collect::<Vec<_>>(),
+        },
+        "auth_info": {
+            "signer_infos": auth.signer_infos.iter().map(|signer| json!({
+                "public_key": signer.public_key.as_ref().map(any_json),
+                "mode_info": mode_info_json(signer.mode_info.as_ref()),
+                "sequence": signer.sequence.to_string(),
+            })).collect::<Vec<_>>(),
+            "fee": {
+                "amount": coins_json(&fee.amount),
+                "gas_limit": fee.gas_limit.to_string(),
+                "payer": fee.payer,
+                "granter": fee.granter,
+            },
+            "tip": null,
+        },
+        "signatures": tx.signatures.iter().map(|s| base64_encode(s)).collect::<Vec<_>>(),
+    })
+}
+
+fn mode_info_json(mode: Option<&cosmrs::proto::cosmos::tx::v1beta1::ModeInfo>) -> Value {
+    use cosmrs::proto::cosmos::tx::signing::v1beta1::SignMode;
+    use cosmrs::proto::cosmos::tx::v1beta1::mode_info::Sum;
+    match mode.and_then(|m| m.sum.as_ref()) {
+        Some(Sum::Single(single)) => {
+            let name = SignMode::try_from(single.mode)
+                .map(|m| m.as_str_name())
+                .unwrap_or("SIGN_MODE_UNSPECIFIED");
+            json!({ "single": { "mode": name } })
+        }
+        Some(Sum::Multi(_)) => json!({ "multi": {} }),
+        None => Value::Null,
+    }
 }
 
 /// Standard or URL-safe base64, padded or not (path segments often arrive either way).
