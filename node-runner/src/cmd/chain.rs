@@ -391,7 +391,7 @@ async fn load_worker(
         let model = Model::load(&model_path, &LoadOptions::default())?;
         let metadata = nesa_sdk::gguf::read_content(&model_path)?.metadata;
         // An encrypted kernel has no vocabulary to read: only its (permuted) stop tokens.
-        Ok::<_, anyhow::Error>(match EncryptedKernel::from_metadata(&metadata)? {
+        let loaded = match EncryptedKernel::from_metadata(&metadata)? {
             Some(encrypted) => {
                 tracing::info!(
                     transform = %encrypted.transform,
@@ -404,7 +404,10 @@ async fn load_worker(
                 let stop_tokens = tokenizer.stop_tokens().to_vec();
                 (model, Some(Arc::new(tokenizer)), stop_tokens)
             }
-        })
+        };
+        drop(metadata);
+        nesa_engine::release_freed_memory();
+        Ok::<_, anyhow::Error>(loaded)
     })
     .await??;
     let scheduler = config.scheduler();
