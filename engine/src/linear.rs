@@ -52,25 +52,16 @@ impl Linear {
         }
     }
 
-    /// `(rows, cols)` of the weight matrix (outputs, inputs).
-    pub(crate) fn shape(&self) -> (usize, usize) {
-        match self {
-            Linear::Candle(QMatMul::QTensor(tensor)) => {
-                let dims = tensor.shape().dims();
-                (dims[0], dims[1])
-            }
-            Linear::Candle(QMatMul::Tensor(tensor) | QMatMul::TensorF16(tensor)) => {
-                let dims = tensor.dims();
-                (dims[0], dims[1])
-            }
-            Linear::Q4_1(matrix) => matrix.shape(),
-            Linear::Q8_0(matrix) => matrix.shape(),
-        }
-    }
-
-    /// Values per input row.
+    /// Values per input row (the weight matrix's columns).
     pub(crate) fn cols(&self) -> usize {
-        self.shape().1
+        match self {
+            Linear::Candle(QMatMul::QTensor(tensor)) => tensor.shape().dims()[1],
+            Linear::Candle(QMatMul::Tensor(tensor) | QMatMul::TensorF16(tensor)) => {
+                tensor.dims()[1]
+            }
+            Linear::Q4_1(matrix) => matrix.shape().1,
+            Linear::Q8_0(matrix) => matrix.shape().1,
+        }
     }
 }
 

@@ -61,11 +61,6 @@ impl Hidden {
         &self.values
     }
 
-    /// The values, row-major, without copying.
-    pub fn into_values(self) -> Vec<f32> {
-        self.values
-    }
-
     /// Number of positions (tokens) covered.
     pub fn positions(&self) -> usize {
         self.values.len() / self.width
