@@ -44,7 +44,7 @@ pub use config::ModelConfig;
 pub use error::{EngineError, Result};
 pub use generate::{FinishReason, GenerateRequest, GenerationOutput};
 pub use layers::{KvCache, LayerKvCache};
-pub use model::{release_freed_memory, Hidden, LoadOptions, Model};
+pub use model::{release_freed_memory, Hidden, LoadOptions, Model, PREFILL_CHUNK};
 pub use models::{default_model_path, model_cache_dir, DEFAULT_MODEL_FILE};
 pub use runtime::Engine;
 pub use sampling::{argmax, top_logprobs, Sampler, Sampling};

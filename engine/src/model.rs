@@ -381,7 +381,7 @@ pub(crate) struct Rows<'a> {
 
 /// Most positions of one sequence run through the blocks at once. Chunks start at multiples
 /// of it from the first position of an input, whatever else runs in the same step.
-pub(crate) const PREFILL_CHUNK: usize = 128;
+pub const PREFILL_CHUNK: usize = 128;
 
 const BLOCK_TENSORS: [&str; 9] = [
     "attn_norm.weight",

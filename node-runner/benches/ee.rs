@@ -96,6 +96,7 @@ fn main() {
             model: "encrypted".into(),
             api_token: None,
             limits: Default::default(),
+            seconds_per_layer: 0.0,
         });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());

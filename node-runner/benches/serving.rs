@@ -13,8 +13,12 @@ mod chart;
 mod llama_tools;
 #[path = "serving/load.rs"]
 mod load;
+// Shared by the serving and swarm benches; each uses part of it.
+#[allow(dead_code)]
 #[path = "serving/processes.rs"]
 mod processes;
+#[path = "serving/prompt.rs"]
+mod prompt;
 #[path = "serving/report.rs"]
 mod report;
 
@@ -22,14 +26,13 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
-use nesa_engine::Tokenizer;
 
 use llama_tools::{llama_batched_bench, llama_bench};
 use load::{at_offsets, complete, poisson_arrivals, simultaneous, Target, Throughput};
 use processes::{Engine, Server};
+use prompt::{prompt_ids, PROMPT_TOKENS};
 use report::{median, Aggregate, LatencyRun, MemoryRun, Results, Setup, SingleStream};
 
-const PROMPT_TOKENS: usize = 64;
 const NEW_TOKENS: usize = 64;
 const THREADS: [usize; 2] = [1, 2];
 const SEQUENCES: [usize; 4] = [1, 2, 4, 8];
@@ -44,17 +47,6 @@ const POISSON_THREADS: usize = 2;
 /// New tokens per sequence of the memory run: 64 + 448 = 512 positions each.
 const MEMORY_NEW_TOKENS: usize = 448;
 const MEMORY_THREADS: usize = 2;
-
-/// The prompt's source: real English, so the ids are those of a real query. Its first
-/// `PROMPT_TOKENS` tokens are the prompt.
-const PROMPT_TEXT: &str =
-    "The history of the printing press begins in the fifteenth century, when \
-    Johannes Gutenberg combined movable metal type, oil-based inks and a screw press adapted from \
-    wine making. Books, which had been copied by hand for centuries, could now be produced in \
-    hundreds of identical copies, and their price fell quickly. Within fifty years presses \
-    operated in more than two hundred cities across Europe, and millions of volumes had been \
-    printed. The new technology spread scientific ideas, religious debates and news faster than \
-    ever before.";
 
 /// The paths `scripts/bench serving` passes in.
 struct Settings {
@@ -214,20 +206,6 @@ async fn main() -> Result<()> {
 async fn warm_up(target: &Target, prompt: &[u32]) -> Result<()> {
     simultaneous(target, prompt, 8, 8).await?;
     Ok(())
-}
-
-/// The first `PROMPT_TOKENS` token ids of `PROMPT_TEXT`, by the model's own tokenizer.
-fn prompt_ids(model: &Path) -> Result<Vec<u32>> {
-    let tokenizer = Tokenizer::load(model)?;
-    let mut ids = tokenizer.encode(PROMPT_TEXT)?;
-    if ids.len() < PROMPT_TOKENS {
-        bail!(
-            "the prompt text has {} tokens, fewer than {PROMPT_TOKENS}",
-            ids.len()
-        );
-    }
-    ids.truncate(PROMPT_TOKENS);
-    Ok(ids)
 }
 
 /// Single-stream prefill and decode speed, nesa-node and llama-bench alternating; returns

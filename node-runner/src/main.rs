@@ -88,6 +88,10 @@ enum Command {
         /// config's api_max_concurrent).
         #[arg(long)]
         max_concurrent: Option<u32>,
+        /// Load only blocks a..b and serve them as a pipeline shard on /v1/shard/stream
+        /// (`nesa swarm generate` drives a pipeline of such nodes).
+        #[arg(long, value_parser = parse_layer_range)]
+        layers: Option<Range<usize>>,
     },
     /// Kernel files: `kernel encrypt` writes an equivariant-encrypted (ee-v1) copy.
     #[command(subcommand)]
@@ -246,6 +250,7 @@ fn main() -> anyhow::Result<()> {
             api_laddr,
             kv_budget_mib,
             max_concurrent,
+            layers,
         } => {
             let config = nesa_node::config::RunnerConfig {
                 model: model.unwrap_or(config.model),
@@ -254,7 +259,7 @@ fn main() -> anyhow::Result<()> {
                 api_max_concurrent: max_concurrent.unwrap_or(config.api_max_concurrent),
                 ..config
             };
-            runtime()?.block_on(chain::serve(config))
+            runtime()?.block_on(chain::serve(config, layers))
         }
         Command::Kernel(KernelCommand::Encrypt {
             input,

@@ -39,6 +39,7 @@ fn state(limits: ApiLimits, api_token: Option<&str>) -> Arc<ApiState> {
         model: "tiny".into(),
         api_token: api_token.map(str::to_owned),
         limits,
+        seconds_per_layer: 0.0,
     })
 }
 

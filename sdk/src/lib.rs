@@ -1,6 +1,6 @@
 //! Nesa client library: addresses, coins, keys, transaction signing, chain queries, the
-//! market client, ee-v1 key files, the split-mode client and the model tokenizer (the last
-//! re-exported from the engine, `nesa-engine`).
+//! market client, ee-v1 key files, the split-mode client, the swarm's pipeline driver and the
+//! model tokenizer (the last re-exported from the engine, `nesa-engine`).
 //!
 //! Every off-chain process (node runner, relayer, the `nesa` CLI, app tests) talks to the chain
 //! through this crate, so there is one tx builder, one keyring and one RPC client.
@@ -14,6 +14,7 @@ pub mod keys;
 pub mod market;
 pub mod msgs;
 pub mod split;
+pub mod swarm;
 pub mod tx;
 
 /// Typed GGUF metadata reads (the engine's).

@@ -4,6 +4,7 @@
 
 use std::fs::File;
 use std::net::TcpListener;
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -43,6 +44,17 @@ pub struct Server {
 impl Server {
     /// Starts `nesa-node serve` with `threads` compute threads and waits until it serves.
     pub async fn nesa(binary: &Path, model: &Path, threads: usize, logs: &Path) -> Result<Self> {
+        Self::nesa_blocks(binary, model, threads, None, logs).await
+    }
+
+    /// Starts `nesa-node serve`, serving only blocks `layers` when given (a pipeline shard).
+    pub async fn nesa_blocks(
+        binary: &Path,
+        model: &Path,
+        threads: usize,
+        layers: Option<Range<usize>>,
+        logs: &Path,
+    ) -> Result<Self> {
         let port = free_port()?;
         let log = logs.join(format!("nesa-node-serve-t{threads}-{port}.log"));
         let mut command = Command::new(binary);
@@ -54,7 +66,15 @@ impl Server {
             // As many sequences in one batch as llama-server gets slots (-np 8).
             .args(["--max-concurrent", "8"])
             .env("RAYON_NUM_THREADS", threads.to_string());
+        if let Some(layers) = layers {
+            command.args(["--layers", &format!("{}..{}", layers.start, layers.end)]);
+        }
         Self::start(Engine::Nesa, command, port, log).await
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// Starts `llama-server` with 8 slots and `threads` threads and waits until it serves.

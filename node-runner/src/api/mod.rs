@@ -1,12 +1,14 @@
 //! The node runner's HTTP API: `/health`, Prometheus `/metrics`, `/v1/generate` for the
-//! operator to try a plaintext model locally, and `/v1/split/forward` for split-mode clients,
-//! which run the embedding and head themselves and send only hidden states.
+//! operator to try a plaintext model locally, `/v1/split/forward` for split-mode clients,
+//! which run the embedding and head themselves and send only hidden states, and the shard
+//! stream `/v1/shard/stream` (a WebSocket) for pipelines that run the node's blocks as one hop.
 //!
 //! The listen address is published on chain for split mode, so strangers reach it: the
 //! operator's `/v1/generate` answers loopback peers, or others with the configured bearer
 //! token; compute is limited to a few requests at once (503 beyond), bodies are bounded, and
 //! split sessions are capped (see [`split`]).
 
+pub mod shard;
 pub mod split;
 
 use std::net::SocketAddr;
@@ -92,6 +94,9 @@ pub struct ApiState {
     pub api_token: Option<String>,
     /// What the API takes on at once.
     pub limits: ApiLimits,
+    /// Measured time of one decode step through one of the loaded blocks (`/health`, for
+    /// pipeline drivers choosing a route).
+    pub seconds_per_layer: f64,
 }
 
 /// A JSON error answer.
@@ -202,17 +207,52 @@ pub fn router(state: Arc<ApiState>) -> Router {
             "/v1/split/sessions/{session}",
             axum::routing::delete(split::close),
         )
+        .route(nesa_sdk::swarm::protocol::STREAM_PATH, get(shard::stream))
         .with_state(state)
 }
 
 async fn health(State(state): State<Arc<ApiState>>) -> impl IntoResponse {
+    let model = state.worker.model();
+    let layers = model.loaded_layers();
     Json(serde_json::json!({
         "status": "ok",
         "node": state.node,
         "kernel_id": state.kernel_id,
         "model": state.model,
         "height": state.metrics.block_height.load(Ordering::Relaxed),
+        "layers": [layers.start, layers.end],
+        "layer_count": model.config().layer_count,
+        "hidden_size": model.config().hidden_size,
+        "seconds_per_layer": state.seconds_per_layer,
     }))
+}
+
+/// Times one decode step through the loaded blocks (the fastest of a few, after a warm-up)
+/// and divides by their number.
+pub fn measure_seconds_per_layer(model: &nesa_engine::Model) -> f64 {
+    let layers = model.loaded_layers();
+    if layers.is_empty() {
+        return 0.0;
+    }
+    let width = model.config().hidden_size;
+    let mut best = f64::INFINITY;
+    let mut cache = model.new_cache(layers.clone());
+    for position in 0..4 {
+        let Ok(hidden) = nesa_engine::Hidden::from_vec(vec![0.01; width], width) else {
+            return 0.0;
+        };
+        let started = std::time::Instant::now();
+        if model
+            .forward_layers(&hidden, layers.clone(), position, &mut cache)
+            .is_err()
+        {
+            return 0.0;
+        }
+        if position > 0 {
+            best = best.min(started.elapsed().as_secs_f64());
+        }
+    }
+    best / layers.len() as f64
 }
 
 async fn metrics(State(state): State<Arc<ApiState>>) -> impl IntoResponse {
@@ -249,6 +289,20 @@ async fn generate(State(state): State<Arc<ApiState>>, request: Request) -> Respo
         return error(
             StatusCode::BAD_REQUEST,
             format!("max_tokens must be 1 to {GENERATE_MAX_TOKENS}"),
+        );
+    }
+    let model = state.worker.model();
+    if model.loaded_layers() != (0..model.config().layer_count) {
+        let layers = model.loaded_layers();
+        return error(
+            StatusCode::CONFLICT,
+            format!(
+                "this node serves blocks {}..{} of {} (a shard): generate through a pipeline ({})",
+                layers.start,
+                layers.end,
+                model.config().layer_count,
+                nesa_sdk::swarm::protocol::STREAM_PATH
+            ),
         );
     }
     let prompt = match (&body.prompt, body.prompt_tokens) {
@@ -349,7 +403,7 @@ pub async fn serve(state: Arc<ApiState>, address: &str) -> Result<(), ServeError
             address: address.to_string(),
             source,
         })?;
-    tracing::info!(%address, generate = if state.api_token.is_some() { "loopback or bearer token" } else { "loopback only" }, "HTTP API: /health /metrics /v1/generate /v1/split/forward");
+    tracing::info!(%address, generate = if state.api_token.is_some() { "loopback or bearer token" } else { "loopback only" }, "HTTP API: /health /metrics /v1/generate /v1/split/forward /v1/shard/stream");
     serve_on(listener, state).await
 }
 
@@ -358,6 +412,11 @@ pub async fn serve_on(
     listener: tokio::net::TcpListener,
     state: Arc<ApiState>,
 ) -> Result<(), ServeError> {
+    use axum::serve::ListenerExt;
+    // Pipeline steps are small frames answered at once: no waiting to coalesce them.
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     axum::serve(
         listener,
         router(state).into_make_service_with_connect_info::<SocketAddr>(),

@@ -20,7 +20,7 @@ use sha2::{Digest, Sha256};
 use nesa_engine::{Hidden, KvCache};
 use nesa_sdk::split::{ForwardRequest, ForwardResponse, SESSION_TOKEN_HEADER};
 
-use super::{busy, error, ApiState};
+use super::{busy, error, ApiLimits, ApiState};
 
 struct Session {
     cache: KvCache,
@@ -52,6 +52,56 @@ impl Sessions {
     /// Whether no session is open.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// Counts a session that lives as long as a connection (a shard stream) against the
+    /// same caps as split sessions; it holds no KV bytes yet and never expires on its own.
+    pub(super) fn admit_stream(&self, limits: &ApiLimits) -> Result<String, String> {
+        let mut sessions = self.0.lock().expect("sessions lock");
+        let now = Instant::now();
+        sessions.retain(|_, e| {
+            e.session.is_none() || now.duration_since(e.last_used) < limits.session_idle
+        });
+        if sessions.len() >= limits.max_sessions {
+            return Err(format!(
+                "this node has {} sessions open, its limit; retry later",
+                sessions.len()
+            ));
+        }
+        let id = format!("stream-{}", new_token());
+        sessions.insert(
+            id.clone(),
+            Entry {
+                token_digest: digest(&new_token()),
+                kv_bytes: 0,
+                last_used: now,
+                session: None,
+            },
+        );
+        Ok(id)
+    }
+
+    /// Lets session `id` hold `kv_bytes` if all sessions together stay within the budget.
+    pub(super) fn resize(&self, id: &str, kv_bytes: usize, limits: &ApiLimits) -> bool {
+        let mut sessions = self.0.lock().expect("sessions lock");
+        let held_by_others: usize = sessions
+            .iter()
+            .filter(|(other, _)| *other != id)
+            .map(|(_, e)| e.kv_bytes)
+            .sum();
+        if held_by_others + kv_bytes > limits.kv_budget_bytes {
+            return false;
+        }
+        if let Some(entry) = sessions.get_mut(id) {
+            entry.kv_bytes = kv_bytes;
+            entry.last_used = Instant::now();
+        }
+        true
+    }
+
+    /// Ends session `id`.
+    pub(super) fn remove(&self, id: &str) {
+        self.0.lock().expect("sessions lock").remove(id);
     }
 }
 

@@ -1,6 +1,7 @@
 //! `nesa-node init | register | bond | start`: the node runner's life on chain.
 
 use std::io::BufRead;
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -352,7 +353,8 @@ pub async fn start(home: &Path, config: RunnerConfig, keyring: &KeyringArgs) -> 
     )
     .await;
     let metrics = Arc::new(Metrics::default());
-    let (worker, api_state) = load_worker(&config, address.to_string(), metrics.clone()).await?;
+    let (worker, api_state) =
+        load_worker(&config, address.to_string(), metrics.clone(), None).await?;
     let runner = Runner {
         client,
         node: address,
@@ -385,10 +387,30 @@ async fn load_worker(
     config: &RunnerConfig,
     node: String,
     metrics: Arc<Metrics>,
+    layers: Option<Range<usize>>,
 ) -> anyhow::Result<(Arc<Worker>, Arc<ApiState>)> {
     let model_path: PathBuf = config.model.clone();
-    let (model, tokenizer, stop_tokens) = tokio::task::spawn_blocking(move || {
-        let model = Model::load(&model_path, &LoadOptions::default())?;
+    let (model, tokenizer, stop_tokens, seconds_per_layer) = tokio::task::spawn_blocking(move || {
+        let options = LoadOptions {
+            layers: layers.clone(),
+            ..LoadOptions::default()
+        };
+        let model = Model::load(&model_path, &options)?;
+        let layer_count = model.config().layer_count;
+        if let Some(layers) = &layers {
+            anyhow::ensure!(
+                layers.end <= layer_count,
+                "--layers {}..{} is beyond the model's {layer_count} blocks",
+                layers.start,
+                layers.end
+            );
+            tracing::info!(
+                blocks = ?layers,
+                layer_count,
+                "serving a shard: pipelines send hidden states for these blocks on /v1/shard/stream"
+            );
+        }
+        let seconds_per_layer = api::measure_seconds_per_layer(&model);
         let metadata = nesa_sdk::gguf::read_content(&model_path)?.metadata;
         // An encrypted kernel has no vocabulary to read: only its (permuted) stop tokens.
         let loaded = match EncryptedKernel::from_metadata(&metadata)? {
@@ -397,12 +419,12 @@ async fn load_worker(
                     transform = %encrypted.transform,
                     "serving an ee-v1 encrypted kernel: inputs and outputs are permuted token ids"
                 );
-                (model, None, encrypted.stop_tokens)
+                (model, None, encrypted.stop_tokens, seconds_per_layer)
             }
             None => {
                 let tokenizer = Tokenizer::from_gguf_metadata(&metadata)?;
                 let stop_tokens = tokenizer.stop_tokens().to_vec();
-                (model, Some(Arc::new(tokenizer)), stop_tokens)
+                (model, Some(Arc::new(tokenizer)), stop_tokens, seconds_per_layer)
             }
         };
         drop(metadata);
@@ -429,15 +451,17 @@ async fn load_worker(
         model: config.model.display().to_string(),
         api_token: config.api_token.clone(),
         limits: api::ApiLimits::from_config(config),
+        seconds_per_layer,
     });
     Ok((worker, api_state))
 }
 
-/// `nesa-node serve`: the model and the HTTP API (`/v1/generate`, split mode, `/metrics`)
-/// without the chain, for operators to try and measure the engine.
-pub async fn serve(config: RunnerConfig) -> anyhow::Result<()> {
+/// `nesa-node serve`: the model (or the blocks `layers` of it, a pipeline shard) and the
+/// HTTP API (`/v1/generate`, split mode, the shard stream, `/metrics`) without the chain, for
+/// operators to try and measure the engine.
+pub async fn serve(config: RunnerConfig, layers: Option<Range<usize>>) -> anyhow::Result<()> {
     let (_worker, api_state) =
-        load_worker(&config, String::new(), Arc::new(Metrics::default())).await?;
+        load_worker(&config, String::new(), Arc::new(Metrics::default()), layers).await?;
     let api_address = config.api_laddr.clone();
     tokio::select! {
         result = api::serve(api_state, &api_address) => Ok(result?),

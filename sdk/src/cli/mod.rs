@@ -1,4 +1,5 @@
-//! Command-line surface of `nesa`: global flags and dispatch to `keys`, `tx`, `query` and `ask`.
+//! Command-line surface of `nesa`: global flags and dispatch to `keys`, `tx`, `query`, `ask`
+//! and `swarm`.
 
 mod ask;
 mod keys;
@@ -6,6 +7,7 @@ mod market;
 mod output;
 mod query;
 mod resolve;
+mod swarm;
 mod tx;
 mod wasm;
 
@@ -79,6 +81,9 @@ enum Command {
     /// Ask a kernel a question through the market: pays from escrow, waits for the nodes'
     /// consensus, prints the answer and what it cost
     Ask(ask::AskArgs),
+    /// Run a kernel through a pipeline of node runners that each serve some of its blocks
+    #[command(subcommand)]
+    Swarm(swarm::SwarmCommand),
 }
 
 /// Parses the command line; prints help or a one-line usage error and returns `None` when it should not run.
@@ -113,6 +118,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Tx(command) => tx::run(command, &cli.global).await,
         Command::Query(command) => query::run(command, &cli.global).await,
         Command::Ask(args) => ask::run(args, &cli.global).await,
+        Command::Swarm(command) => swarm::run(command, &cli.global).await,
     }
 }
 

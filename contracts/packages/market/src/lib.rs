@@ -14,7 +14,8 @@
 //! - [`fingerprint`]: the compact, quantized logit fingerprint a node reveals with its output,
 //!   the positions it covers and how two fingerprints are compared;
 //! - [`tokens`]: token-id payloads (inputs and outputs on chain are token ids, never text);
-//! - [`sortition`]: who holds a query's seats, from nodes' verifiable random tickets.
+//! - [`sortition`]: who holds a query's seats, from nodes' verifiable random tickets;
+//! - [`activations`]: the Merkle root over positions a pipeline shard commits to.
 //!
 //! What a node runner computes for an assigned query (the seed and the position count come
 //! from the `wasm-query_assigned` event, the logits from its own forward pass):
@@ -42,6 +43,7 @@
 //! ([`fingerprint::quantize_logprob`] and the helpers built on it) is compiled for native
 //! targets only, so the contracts' wasm stays float-free.
 
+pub mod activations;
 pub mod commitment;
 pub mod devnet;
 pub mod events;
@@ -54,6 +56,7 @@ pub mod staking;
 pub mod tokens;
 pub mod upgrade;
 
+pub use activations::{activation_leaf, activations_root};
 pub use commitment::{commitment, output_hash, result_hash, Hash32};
 pub use fingerprint::{agree, fingerprint_positions, Fingerprint, FingerprintEntry, TopToken};
 pub use tokens::{decode_token_ids, encode_token_ids, token_count, TokenIdsError};
