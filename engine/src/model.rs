@@ -56,6 +56,11 @@ impl Hidden {
         Ok(self.values.clone())
     }
 
+    /// The values, row-major, without a copy.
+    pub fn into_values(self) -> Vec<f32> {
+        self.values
+    }
+
     /// The values, row-major.
     pub fn values(&self) -> &[f32] {
         &self.values

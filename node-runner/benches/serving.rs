@@ -17,10 +17,10 @@ mod load;
 #[allow(dead_code)]
 #[path = "serving/processes.rs"]
 mod processes;
-#[path = "serving/prompt.rs"]
-mod prompt;
 #[path = "serving/report.rs"]
 mod report;
+#[path = "serving/workload.rs"]
+mod workload;
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -30,8 +30,8 @@ use anyhow::{bail, Context, Result};
 use llama_tools::{llama_batched_bench, llama_bench};
 use load::{at_offsets, complete, poisson_arrivals, simultaneous, Target, Throughput};
 use processes::{Engine, Server};
-use prompt::{prompt_ids, PROMPT_TOKENS};
 use report::{median, Aggregate, LatencyRun, MemoryRun, Results, Setup, SingleStream};
+use workload::{prompt_ids, PROMPT_TOKENS};
 
 const NEW_TOKENS: usize = 64;
 const THREADS: [usize; 2] = [1, 2];
@@ -69,14 +69,7 @@ impl Settings {
         ) else {
             return Ok(None);
         };
-        let rounds = match std::env::var("NESA_BENCH_ROUNDS") {
-            Ok(value) => value
-                .parse()
-                .ok()
-                .filter(|&rounds| rounds > 0)
-                .context("NESA_BENCH_ROUNDS must be a positive whole number")?,
-            Err(_) => 3,
-        };
+        let rounds = workload::rounds()?;
         for (what, path) in [
             ("NESA_NODE_BIN", &nesa_node),
             ("NESA_MODEL", &model),

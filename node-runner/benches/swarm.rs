@@ -13,8 +13,8 @@ mod chart;
 #[allow(dead_code)]
 #[path = "serving/processes.rs"]
 mod processes;
-#[path = "serving/prompt.rs"]
-mod prompt;
+#[path = "serving/workload.rs"]
+mod workload;
 
 use std::fmt::Write as _;
 use std::ops::Range;
@@ -27,7 +27,7 @@ use nesa_sdk::swarm::{probe, Candidate, Pipeline, PipelineOptions, PipelineOutpu
 
 use chart::{line_chart, Series};
 use processes::Server;
-use prompt::{prompt_ids, PROMPT_TOKENS};
+use workload::{prompt_ids, PROMPT_TOKENS};
 
 const NEW_TOKENS: usize = 64;
 /// Compute threads of every process (the machine's two cores; only one shard computes at a
@@ -57,14 +57,7 @@ fn settings() -> Result<Option<Settings>> {
             bail!("{what}={} does not exist", path.display());
         }
     }
-    let rounds = match std::env::var("NESA_BENCH_ROUNDS") {
-        Ok(value) => value
-            .parse()
-            .ok()
-            .filter(|&n| n > 0)
-            .context("NESA_BENCH_ROUNDS must be a positive whole number")?,
-        Err(_) => 3,
-    };
+    let rounds = workload::rounds()?;
     Ok(Some(Settings {
         nesa_node,
         model,

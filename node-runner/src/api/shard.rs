@@ -193,20 +193,13 @@ impl Stream {
                 leaves.push(activation_leaf((position + offset) as u32, &row_bytes(row)));
             }
             let answer = if frame.last_row_only {
-                HiddenFrame {
-                    position: (end - 1) as u32,
-                    last_row_only: true,
-                    values: output[output.len() - width..].to_vec(),
-                }
+                let last = &output[output.len() - width..];
+                HiddenFrame::encode_rows((end - 1) as u32, true, last, width)
             } else {
-                HiddenFrame {
-                    position: frame.position,
-                    last_row_only: false,
-                    values: output,
-                }
+                HiddenFrame::encode_rows(frame.position, false, &output, width)
             };
             self.socket
-                .send(Message::Binary(answer.encode(width).into()))
+                .send(Message::Binary(answer.into()))
                 .await
                 .map_err(|e| format!("cannot send: {e}"))?;
         }
@@ -238,8 +231,7 @@ async fn forward(
         .forward(hidden, layers, position, session_cache)
         .await;
     *cache = back;
-    let output = result.map_err(|e| e.to_string())?;
-    output.to_vec().map_err(|e| e.to_string())
+    Ok(result.map_err(|e| e.to_string())?.into_values())
 }
 
 fn truncate(text: &str, max: usize) -> &str {

@@ -58,16 +58,9 @@ impl Sessions {
     /// same caps as split sessions; it holds no KV bytes yet and never expires on its own.
     pub(super) fn admit_stream(&self, limits: &ApiLimits) -> Result<String, String> {
         let mut sessions = self.0.lock().expect("sessions lock");
-        let now = Instant::now();
-        sessions.retain(|_, e| {
-            e.session.is_none() || now.duration_since(e.last_used) < limits.session_idle
-        });
-        if sessions.len() >= limits.max_sessions {
-            return Err(format!(
-                "this node has {} sessions open, its limit; retry later",
-                sessions.len()
-            ));
-        }
+        let now = make_room(&mut sessions, limits).map_err(|open| {
+            format!("this node has {open} sessions open, its limit; retry later")
+        })?;
         let id = format!("stream-{}", new_token());
         sessions.insert(
             id.clone(),
@@ -84,12 +77,7 @@ impl Sessions {
     /// Lets session `id` hold `kv_bytes` if all sessions together stay within the budget.
     pub(super) fn resize(&self, id: &str, kv_bytes: usize, limits: &ApiLimits) -> bool {
         let mut sessions = self.0.lock().expect("sessions lock");
-        let held_by_others: usize = sessions
-            .iter()
-            .filter(|(other, _)| *other != id)
-            .map(|(_, e)| e.kv_bytes)
-            .sum();
-        if held_by_others + kv_bytes > limits.kv_budget_bytes {
+        if over_budget(&sessions, id, kv_bytes, limits) {
             return false;
         }
         if let Some(entry) = sessions.get_mut(id) {
@@ -103,6 +91,34 @@ impl Sessions {
     pub(super) fn remove(&self, id: &str) {
         self.0.lock().expect("sessions lock").remove(id);
     }
+}
+
+/// Whether session `id` holding `kv_bytes` would take all sessions past the KV budget.
+fn over_budget(
+    sessions: &HashMap<String, Entry>,
+    id: &str,
+    kv_bytes: usize,
+    limits: &ApiLimits,
+) -> bool {
+    let held_by_others: usize = sessions
+        .iter()
+        .filter(|(other, _)| *other != id)
+        .map(|(_, e)| e.kv_bytes)
+        .sum();
+    held_by_others + kv_bytes > limits.kv_budget_bytes
+}
+
+/// Closes idle sessions; the time now if another session fits under the cap, else the
+/// number open.
+fn make_room(sessions: &mut HashMap<String, Entry>, limits: &ApiLimits) -> Result<Instant, usize> {
+    let now = Instant::now();
+    sessions.retain(|_, e| {
+        e.session.is_none() || now.duration_since(e.last_used) < limits.session_idle
+    });
+    if sessions.len() >= limits.max_sessions {
+        return Err(sessions.len());
+    }
+    Ok(now)
 }
 
 fn valid_session(id: &str) -> bool {
@@ -180,12 +196,7 @@ pub(super) async fn forward(
     let limits = &state.limits;
     let (session, token) = {
         let mut sessions = state.split.0.lock().expect("sessions lock");
-        let held_by_others: usize = sessions
-            .iter()
-            .filter(|(id, _)| **id != request.session)
-            .map(|(_, e)| e.kv_bytes)
-            .sum();
-        let over_budget = held_by_others + kv_bytes > limits.kv_budget_bytes;
+        let over_budget = over_budget(&sessions, &request.session, kv_bytes, limits);
         match sessions.get_mut(&request.session) {
             Some(entry) => {
                 if !owns(entry, request.token.as_deref()) {
@@ -220,19 +231,16 @@ pub(super) async fn forward(
                         "unknown session (expired or never started): start again at position 0",
                     );
                 }
-                let now = Instant::now();
-                sessions.retain(|_, e| {
-                    e.session.is_none() || now.duration_since(e.last_used) < limits.session_idle
-                });
-                if sessions.len() >= limits.max_sessions {
-                    return error(
-                        StatusCode::TOO_MANY_REQUESTS,
-                        format!(
-                            "this node has {} split sessions open, its limit; retry later",
-                            sessions.len()
+                let now =
+                    match make_room(&mut sessions, limits) {
+                        Ok(now) => now,
+                        Err(open) => return error(
+                            StatusCode::TOO_MANY_REQUESTS,
+                            format!(
+                                "this node has {open} split sessions open, its limit; retry later"
+                            ),
                         ),
-                    );
-                }
+                    };
                 if over_budget {
                     return busy("the node's split-mode memory is full; retry shortly");
                 }

@@ -393,7 +393,7 @@ impl Pipeline {
         }
         let width = self.model.config().hidden_size;
         let rows = hidden.positions();
-        let values = hidden.to_vec()?;
+        let values = hidden.into_values();
         // The same chunks the engine would cut, so no frame outgrows a hop's limit.
         let mut chunks: Vec<Chunk> = (0..rows)
             .step_by(PREFILL_CHUNK)
@@ -586,14 +586,7 @@ async fn exchange(
     let started = Instant::now();
     let frames: Vec<Vec<u8>> = chunks
         .iter()
-        .map(|c| {
-            HiddenFrame {
-                position: c.position as u32,
-                last_row_only: last_only,
-                values: c.values.clone(),
-            }
-            .encode(width)
-        })
+        .map(|c| HiddenFrame::encode_rows(c.position as u32, last_only, &c.values, width))
         .collect();
     let sent_bytes: usize = frames.iter().map(Vec::len).sum();
     let sink = &mut link.sink;

@@ -89,14 +89,25 @@ impl HiddenFrame {
 
     /// The frame's bytes.
     pub fn encode(&self, width: usize) -> Vec<u8> {
-        let rows = self.rows(width) as u32;
-        let mut bytes = Vec::with_capacity(FRAME_HEADER_BYTES + self.values.len() * 4);
+        Self::encode_rows(self.position, self.last_row_only, &self.values, width)
+    }
+
+    /// The bytes of a frame holding `values` (rows of `width`) at `position`, without
+    /// building the frame first.
+    pub fn encode_rows(
+        position: u32,
+        last_row_only: bool,
+        values: &[f32],
+        width: usize,
+    ) -> Vec<u8> {
+        let rows = (values.len() / width.max(1)) as u32;
+        let mut bytes = Vec::with_capacity(FRAME_HEADER_BYTES + values.len() * 4);
         bytes.push(FRAME_VERSION);
-        bytes.push(if self.last_row_only { LAST_ROW_ONLY } else { 0 });
+        bytes.push(if last_row_only { LAST_ROW_ONLY } else { 0 });
         bytes.extend_from_slice(&[0, 0]);
-        bytes.extend_from_slice(&self.position.to_le_bytes());
+        bytes.extend_from_slice(&position.to_le_bytes());
         bytes.extend_from_slice(&rows.to_le_bytes());
-        for value in &self.values {
+        for value in values {
             bytes.extend_from_slice(&value.to_le_bytes());
         }
         bytes

@@ -1,8 +1,9 @@
-//! The benchmarks' prompt: real English, so the ids are those of a real query.
+//! What every run of the serving and swarm benchmarks feeds: the prompt (real English, so
+//! the ids are those of a real query) and the number of alternating rounds.
 
 use std::path::Path;
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use nesa_engine::Tokenizer;
 
 /// Tokens of every benchmark prompt.
@@ -30,4 +31,16 @@ pub fn prompt_ids(model: &Path) -> Result<Vec<u32>> {
     }
     ids.truncate(PROMPT_TOKENS);
     Ok(ids)
+}
+
+/// Alternating rounds: `NESA_BENCH_ROUNDS`, 3 by default.
+pub fn rounds() -> Result<usize> {
+    match std::env::var("NESA_BENCH_ROUNDS") {
+        Ok(value) => value
+            .parse()
+            .ok()
+            .filter(|&rounds| rounds > 0)
+            .context("NESA_BENCH_ROUNDS must be a positive whole number"),
+        Err(_) => Ok(3),
+    }
 }
