@@ -604,6 +604,7 @@ fn a_copier_revealing_another_nodes_output_with_its_own_salt_is_slashed_and_jail
         output: seen.output,
         fingerprint: seen.fingerprint,
         salt: Binary::from(own_salt),
+        activations: None,
     };
     let revealed = m.nodes_send(vec![(&copier, copied_reveal)]).remove(0);
     assert_ok(&revealed, "copied reveal");

@@ -155,6 +155,7 @@ pub fn node_profile(node: &str, kernel_id: u64) -> NodeProfile {
             kernel_id,
             start_layer: 0,
             end_layer: LAYERS,
+            block_micros: None,
         }],
         capacity: 1,
         sortition_key: Some(SortitionKey {
@@ -285,6 +286,7 @@ impl NodeResult {
             output: Binary::from(self.output.clone()),
             fingerprint: Binary::from(self.fingerprint.clone()),
             salt: Binary::from(self.salt.clone()),
+            activations: None,
         }
     }
 }

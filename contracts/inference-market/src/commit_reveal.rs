@@ -6,7 +6,8 @@ use nesa_market::events::market::{self as events, attr};
 use nesa_market::fingerprint::MAX_FINGERPRINT_BYTES;
 use nesa_market::market::{Assignment, InferenceQuery, QueryId, QueryStatus, Reveal};
 use nesa_market::{
-    commitment, fingerprint_positions, output_hash, result_hash, token_count, Fingerprint,
+    commitment, fingerprint_positions, output_hash, result_hash, shard_result_hash, token_count,
+    ActivationRecord, Fingerprint,
 };
 
 use crate::error::ContractError;
@@ -62,6 +63,7 @@ pub struct RevealRequest {
     pub output: Binary,
     pub fingerprint: Binary,
     pub salt: Binary,
+    pub activations: Option<Binary>,
 }
 
 pub fn reveal(
@@ -106,18 +108,30 @@ pub fn reveal(
             len: request.salt.len(),
         });
     }
-    check_fingerprint(&query, &request.fingerprint, output_tokens)?;
+    // A pipeline's driver (span 0, or the one node of a whole-model seat) reveals the output;
+    // the other spans of a sharded query never see tokens and reveal only activations.
+    if assignment.span == 0 {
+        check_fingerprint(&query, &request.fingerprint, output_tokens)?;
+    } else if !request.output.is_empty() || !request.fingerprint.is_empty() {
+        return Err(ContractError::InvalidActivations {
+            query_id,
+            reason: format!(
+                "span {} of a pipeline reveals an empty output and fingerprint",
+                assignment.span
+            ),
+        });
+    }
+    check_activations(&query, request.activations.as_ref())?;
 
     // A reveal that does not open its own commitment is recorded (and slashed at settlement):
     // binding the sender's address means a copied output cannot match, and binding the
     // fingerprint means a copied fingerprint cannot either.
     let revealed_hash = output_hash(&request.output);
-    let expected = commitment(
-        info.sender.as_str(),
-        query_id,
-        &result_hash(&request.output, &request.fingerprint),
-        &request.salt,
-    );
+    let result = match &request.activations {
+        Some(activations) => shard_result_hash(&request.output, &request.fingerprint, activations),
+        None => result_hash(&request.output, &request.fingerprint),
+    };
+    let expected = commitment(info.sender.as_str(), query_id, &result, &request.salt);
     let matches_commitment = committed.as_slice() == expected.as_slice();
     if matches_commitment {
         let running = RUNNING_SEED.load(deps.storage)?;
@@ -130,6 +144,7 @@ pub fn reveal(
         output_tokens,
         fingerprint: request.fingerprint,
         salt: request.salt,
+        activations: request.activations,
         matches_commitment,
         height,
     });
@@ -164,6 +179,40 @@ fn check_output(query: &InferenceQuery, output: &Binary) -> Result<u32, Contract
         });
     }
     Ok(tokens)
+}
+
+/// A sharded query's seats reveal an activation record that decodes and covers at most the
+/// prompt and `max_output_tokens` decode positions (its length against the pipeline's
+/// output is checked at settlement, once the driver's output is known); a whole-model query
+/// takes none.
+fn check_activations(
+    query: &InferenceQuery,
+    activations: Option<&Binary>,
+) -> Result<(), ContractError> {
+    let invalid = |reason: String| ContractError::InvalidActivations {
+        query_id: query.id,
+        reason,
+    };
+    match (query.shards.is_empty(), activations) {
+        (true, None) => Ok(()),
+        (true, Some(_)) => Err(invalid(
+            "activations are revealed only in a sharded query".into(),
+        )),
+        (false, None) => Err(invalid(
+            "a seat of a pipeline reveals its activation record".into(),
+        )),
+        (false, Some(bytes)) => {
+            let record = ActivationRecord::decode(bytes).map_err(|e| invalid(e.to_string()))?;
+            if record.decode_leaves.len() > query.max_output_tokens as usize {
+                return Err(invalid(format!(
+                    "{} decode positions, more than the query's max_output_tokens {}",
+                    record.decode_leaves.len(),
+                    query.max_output_tokens
+                )));
+            }
+            Ok(())
+        }
+    }
 }
 
 /// The fingerprint decodes and covers exactly the positions drawn from the query's seed.

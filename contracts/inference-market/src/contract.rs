@@ -65,6 +65,7 @@ pub fn execute(
             output,
             fingerprint,
             salt,
+            activations,
         } => commit_reveal::reveal(
             deps,
             env,
@@ -74,6 +75,7 @@ pub fn execute(
                 output,
                 fingerprint,
                 salt,
+                activations,
             },
         ),
         ExecuteMsg::SubmitTicket { query_id, ticket } => {

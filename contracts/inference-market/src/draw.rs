@@ -54,6 +54,19 @@ pub fn submit_ticket(
     let Some(public_key) = entry.public_key else {
         return Err(not_drawable("no sortition key in its profile"));
     };
+    match (query.shards.len(), entry.span) {
+        (0, None) => {}
+        (0, Some(_)) => return Err(not_drawable("it serves a shard, the query the whole model")),
+        (_, None) => {
+            return Err(not_drawable(
+                "the kernel is sharded: serve one span of its layout",
+            ))
+        }
+        (spans, Some(span)) if span as usize >= spans => {
+            return Err(not_drawable("its span is not in the query's shard layout"))
+        }
+        _ => {}
+    }
     if entry.ticket_since >= query.submitted_height {
         return Err(not_drawable(
             "its stake or key changed after the query was accepted",
@@ -71,6 +84,7 @@ pub fn submit_ticket(
         (query_id, &node),
         &Ticket {
             node: node.clone(),
+            span: entry.span,
             weight: entry.weight,
             output: HexBinary::from(output.to_vec()),
         },
@@ -105,43 +119,36 @@ pub fn draw(
         TICKETS.remove(deps.storage, (query_id, &ticket.node));
     }
 
-    // Seat holders must still be drawable now (not jailed or unbonded since, below capacity);
-    // one that is not, or whose stake fell, is re-weighted and the seats drawn again. Each
-    // node is checked once, so this ends after at most one round per ticket.
-    let mut entries: Vec<Entry<Addr>> = tickets
-        .iter()
-        .map(|t| {
-            Ok(Entry {
-                node: t.node.clone(),
-                weight: t.weight,
-                output: t.output.to_array()?,
-            })
-        })
-        .collect::<StdResult<_>>()?;
-    let mut checked = vec![false; entries.len()];
-    let holders = loop {
-        let holders = seat_holders(&entries, query.redundancy);
-        let unchecked: Vec<usize> = holders.iter().copied().filter(|&i| !checked[i]).collect();
-        if unchecked.is_empty() {
-            break holders;
+    // Each span of a sharded query is drawn on its own (a whole-model query has one), from
+    // the same tickets' randomness; pipeline p takes the p-th seat of every span.
+    let spans = query.shards.len().max(1);
+    let k = usize::from(query.redundancy);
+    let mut seats: Vec<Vec<Entry<Addr>>> = vec![Vec::new(); spans];
+    for ticket in &tickets {
+        let span = ticket.span.unwrap_or(0) as usize;
+        if span < spans {
+            seats[span].push(Entry {
+                node: ticket.node.clone(),
+                weight: ticket.weight,
+                output: ticket.output.to_array()?,
+            });
         }
-        for i in unchecked {
-            checked[i] = true;
-            let now = sortition_entry(
-                deps.querier,
-                &config.staking,
-                &entries[i].node,
-                query.kernel_id,
-            )?;
-            entries[i].weight = entries[i].weight.min(now.weight);
-        }
-    };
-
-    // Fewer usable tickets than seats: nobody could be checked against enough others.
-    if holders.len() < usize::from(query.redundancy) {
-        return refund_undrawn(deps, query, height);
     }
-    let outputs: Vec<Hash32> = holders.iter().map(|&i| entries[i].output).collect();
+    let mut drawn: Vec<Vec<Entry<Addr>>> = Vec::with_capacity(spans);
+    for (span, entries) in seats.into_iter().enumerate() {
+        let holders = draw_span(&deps, &config.staking, &query, span, entries)?;
+        // Fewer usable tickets than seats: nobody could be checked against enough others.
+        if holders.len() < k {
+            return refund_undrawn(deps, query, height);
+        }
+        drawn.push(holders);
+    }
+    // Seat order: pipeline by pipeline, span by span.
+    let holders: Vec<(u8, u32, Entry<Addr>)> = (0..k)
+        .flat_map(|p| (0..spans).map(move |s| (p, s)))
+        .map(|(p, s)| (p as u8, s as u32, drawn[s][p].clone()))
+        .collect();
+    let outputs: Vec<Hash32> = holders.iter().map(|(_, _, e)| e.output).collect();
     let seed = drawn_seed(&query.seed.to_array()?, &outputs);
     // The windows set at submission open now: deadlines move by how late the draw came.
     let delay = height - query.draw_deadline - 1;
@@ -155,19 +162,22 @@ pub fn draw(
         .ok_or(ContractError::HeightOverflow {})?;
 
     let previous = query.status;
-    query.nodes = holders.iter().map(|&i| entries[i].node.clone()).collect();
+    query.nodes = holders.iter().map(|(_, _, e)| e.node.clone()).collect();
     query.seed = HexBinary::from(seed.to_vec());
     query.commit_deadline = commit_deadline;
     query.reveal_deadline = reveal_deadline;
     query.status = QueryStatus::Pending;
     save_query(deps.storage, &query, Some(previous))?;
-    for node in &query.nodes {
+    for (pipeline, span, entry) in &holders {
+        let node = &entry.node;
         QUERIES_BY_NODE.save(deps.storage, (node, query_id), &())?;
         ASSIGNMENTS.save(
             deps.storage,
             (query_id, node),
             &Assignment {
                 node: node.clone(),
+                pipeline: *pipeline,
+                span: *span,
                 commitment: None,
                 committed_height: None,
                 reveal: None,
@@ -245,6 +255,39 @@ fn refund_undrawn(
             .add_attribute(attr::ROYALTY, "0")
             .add_attribute(attr::REFUNDED, refunded),
     ))
+}
+
+/// The seat holders of one span, earliest arrival first: each must still be drawable now (not
+/// jailed or unbonded since, below capacity, serving the same span); one that is not, or
+/// whose stake fell, is re-weighted and the seats drawn again. Each node is checked once, so
+/// this ends after at most one round per ticket.
+fn draw_span(
+    deps: &DepsMut,
+    staking: &Addr,
+    query: &InferenceQuery,
+    span: usize,
+    mut entries: Vec<Entry<Addr>>,
+) -> Result<Vec<Entry<Addr>>, ContractError> {
+    let sharded = !query.shards.is_empty();
+    let mut checked = vec![false; entries.len()];
+    let holders = loop {
+        let holders = seat_holders(&entries, query.redundancy);
+        let unchecked: Vec<usize> = holders.iter().copied().filter(|&i| !checked[i]).collect();
+        if unchecked.is_empty() {
+            break holders;
+        }
+        for i in unchecked {
+            checked[i] = true;
+            let now = sortition_entry(deps.querier, staking, &entries[i].node, query.kernel_id)?;
+            let same_seat = !sharded || now.span == Some(span as u32);
+            entries[i].weight = if same_seat {
+                entries[i].weight.min(now.weight)
+            } else {
+                Uint128::zero()
+            };
+        }
+    };
+    Ok(holders.into_iter().map(|i| entries[i].clone()).collect())
 }
 
 fn load_drawing(deps: &DepsMut, query_id: QueryId) -> Result<InferenceQuery, ContractError> {

@@ -43,6 +43,18 @@ pub enum ContractError {
         reason: Unrunnable,
     },
 
+    #[error(
+        "kernel {kernel_id} has {spans} shard ranges; the market runs pipelines of at most {max}"
+    )]
+    TooManySpans {
+        kernel_id: KernelId,
+        spans: usize,
+        max: usize,
+    },
+
+    #[error("reveal for query {query_id}: {reason}")]
+    InvalidActivations { query_id: QueryId, reason: String },
+
     #[error("the query's deadlines would pass the largest block height")]
     HeightOverflow {},
 

@@ -17,9 +17,10 @@ mod instantiate;
 pub mod lifecycle;
 pub mod msg;
 pub mod params;
+pub mod pipelines;
 mod query;
 pub mod sampling;
-mod settle;
+pub mod settle;
 pub mod state;
 mod submit;
 

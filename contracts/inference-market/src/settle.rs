@@ -1,10 +1,10 @@
 //! `settle`: consensus, payment, refund and slashing, all in one transaction.
 //!
-//! Rounding: for each winner, `pay = input_tokens × price_in + output_tokens × price_out`;
-//! the protocol fee and the royalty are each `pay × share` rounded down, and the node gets the
-//! remainder, so the three add up to `pay` exactly. The user gets `escrow − winners × pay`.
-
-use std::collections::BTreeSet;
+//! Rounding: a winning pipeline is paid `pay = input_tokens × price_in + output_tokens ×
+//! price_out` (a whole-model node alone; a sharded pipeline's seats by layers, see
+//! [`pipelines`]); each seat's protocol fee and royalty are its pay × share rounded down, and
+//! the node gets the remainder, so the three add up to its pay exactly. The user gets
+//! `escrow − Σ pay`.
 
 use cosmwasm_std::{
     coins, to_json_binary, Addr, BankMsg, Decimal, DepsMut, Env, Event, HexBinary, MessageInfo,
@@ -21,6 +21,7 @@ use nesa_market::Fingerprint;
 use crate::cdv::{decide, ValidReveal, Verdict};
 use crate::error::ContractError;
 use crate::lifecycle::settleable;
+use crate::pipelines;
 use crate::state::{save_query, Config, ASSIGNMENTS, CONFIG, PARAMS, QUERIES};
 
 /// One winner's payment, split three ways.
@@ -84,48 +85,41 @@ pub fn settle(
         .map(|node| ASSIGNMENTS.load(deps.storage, (query_id, node)))
         .collect::<Result<Vec<_>, _>>()?;
 
-    let verdict = consensus(&query, &assignments)?;
+    let plan = if query.shards.is_empty() {
+        whole_model_plan(&query, &assignments)?
+    } else {
+        pipelines::plan(&query, &assignments)?
+    };
     let mut response = Response::new();
-    let winners: BTreeSet<usize> = verdict
-        .as_ref()
-        .map(|(winners, _)| winners.iter().copied().collect())
-        .unwrap_or_default();
 
-    // Payment.
+    // Payment: each paid seat's pay is split three ways (fees rounded down, the node keeps
+    // the remainder), so paid = node shares + fees + royalties, and the user gets the rest.
     let denom = query.escrow.denom.clone();
-    let (output, output_tokens) = match &verdict {
-        Some((_, output)) => {
-            let reveal = assignments[*output]
-                .reveal
-                .clone()
-                .expect("winners revealed");
+    let (output, output_tokens) = match plan.output {
+        Some(index) => {
+            let reveal = assignments[index].reveal.clone().expect("winners revealed");
             let tokens = reveal.output_tokens;
             (Some(reveal), tokens)
         }
         None => (None, 0),
     };
-    let pay = if output.is_some() {
-        query
-            .price_per_input_token
-            .checked_mul(Uint128::from(query.input_tokens))?
-            .checked_add(
-                query
-                    .price_per_output_token
-                    .checked_mul(Uint128::from(output_tokens))?,
-            )?
-    } else {
-        Uint128::zero()
-    };
-    let share = split(pay, terms.protocol_fee, terms.kernel_royalty);
-    let winner_count = Uint128::from(winners.len() as u64);
-    let paid = pay.checked_mul(winner_count)?;
-    let protocol_fee = share.protocol_fee.checked_mul(winner_count)?;
-    let royalty = share.royalty.checked_mul(winner_count)?;
-    let refunded = query.escrow.amount.checked_sub(paid)?;
-    for &index in &winners {
+    let mut paid = Uint128::zero();
+    let mut protocol_fee = Uint128::zero();
+    let mut royalty = Uint128::zero();
+    let mut winners = Vec::new();
+    for (index, decision) in plan.decisions.iter().enumerate() {
+        let Decision::Pay(pay) = *decision else {
+            continue;
+        };
+        let share = split(pay, terms.protocol_fee, terms.kernel_royalty);
+        paid = paid.checked_add(pay)?;
+        protocol_fee = protocol_fee.checked_add(share.protocol_fee)?;
+        royalty = royalty.checked_add(share.royalty)?;
         assignments[index].outcome = Some(NodeOutcome::Paid { amount: share.node });
         response = send(response, &assignments[index].node, share.node, &denom);
+        winners.push(index);
     }
+    let refunded = query.escrow.amount.checked_sub(paid)?;
     response = send(response, &config.treasury, protocol_fee, &denom);
     response = send(response, &query.kernel_owner, royalty, &denom);
     response = send(response, &query.user, refunded, &denom);
@@ -134,15 +128,16 @@ pub fn settle(
     // independently drawn nodes took up points at the query or the network, not at one node
     // (submission already refuses every query the kernel cannot run), and the user is
     // refunded in full.
-    let quorum = verdict.is_some();
+    let quorum = plan.quorum;
     let blameless = query.commits == 0;
-    for (index, assignment) in assignments.iter_mut().enumerate() {
-        if winners.contains(&index) {
-            continue;
-        }
-        let Some(reason) = fault(assignment, quorum).filter(|_| !blameless) else {
-            assignment.outcome = Some(NodeOutcome::Unpaid {});
-            continue;
+    for (assignment, decision) in assignments.iter_mut().zip(&plan.decisions) {
+        let reason = match *decision {
+            Decision::Pay(_) => continue,
+            Decision::Slash(reason) if !blameless => reason,
+            Decision::Slash(_) | Decision::Unpaid => {
+                assignment.outcome = Some(NodeOutcome::Unpaid {});
+                continue;
+            }
         };
         let fraction = slash_fraction(&terms, reason);
         assignment.outcome = Some(NodeOutcome::Slashed { reason, fraction });
@@ -219,16 +214,102 @@ pub fn settle(
     ))
 }
 
-/// The winners (indexes into `assignments`) and the index of one carrying the winning
-/// output, or `None` without a quorum.
-fn consensus(
+/// What settlement does to one seat.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Decision {
+    /// Paid this much before fees.
+    Pay(Uint128),
+    Slash(SlashReason),
+    /// Neither.
+    Unpaid,
+}
+
+/// A settlement's decisions, one per assignment.
+pub struct Plan {
+    pub decisions: Vec<Decision>,
+    /// The assignment whose reveal carries the winning output (`None`: no quorum).
+    pub output: Option<usize>,
+    pub quorum: bool,
+}
+
+/// What one pipeline (or whole-model node) is paid for `output_tokens`:
+/// `input_tokens × price_in + output_tokens × price_out`.
+pub fn pipeline_pay(query: &InferenceQuery, output_tokens: u32) -> Result<Uint128, ContractError> {
+    Ok(query
+        .price_per_input_token
+        .checked_mul(Uint128::from(query.input_tokens))?
+        .checked_add(
+            query
+                .price_per_output_token
+                .checked_mul(Uint128::from(output_tokens))?,
+        )?)
+}
+
+/// A whole-model query: the consensus winners are paid per token, every other node is
+/// judged by its own commit and reveal.
+fn whole_model_plan(
     query: &InferenceQuery,
     assignments: &[Assignment],
-) -> Result<Option<(Vec<usize>, usize)>, ContractError> {
+) -> Result<Plan, ContractError> {
+    let seats: Vec<usize> = (0..assignments.len()).collect();
+    let verdict = consensus(query, assignments, &seats)?;
+    let quorum = verdict.is_some();
+    let (winners, output) = Winners::split(verdict);
+    let pay = match output {
+        Some(index) => pipeline_pay(query, reveal_tokens(&assignments[index]))?,
+        None => Uint128::zero(),
+    };
+    let decisions = assignments
+        .iter()
+        .enumerate()
+        .map(|(index, assignment)| {
+            if winners.contains(&index) {
+                Decision::Pay(pay)
+            } else {
+                fault(assignment, quorum).map_or(Decision::Unpaid, Decision::Slash)
+            }
+        })
+        .collect();
+    Ok(Plan {
+        decisions,
+        output,
+        quorum,
+    })
+}
+
+fn reveal_tokens(assignment: &Assignment) -> u32 {
+    assignment.reveal.as_ref().map_or(0, |r| r.output_tokens)
+}
+
+/// The winning seats (indexes into a query's assignments) and one carrying the output.
+pub struct Winners {
+    pub seats: Vec<usize>,
+    pub output: usize,
+}
+
+impl Winners {
+    /// The seats and the output's index, or none of either.
+    pub fn split(winners: Option<Self>) -> (Vec<usize>, Option<usize>) {
+        winners.map_or((vec![], None), |w| (w.seats, Some(w.output)))
+    }
+}
+
+/// The winners among the reveals of `seats` (indexes into `assignments`: every node of a
+/// whole-model query, the drivers of a sharded one) and the index of one carrying the winning
+/// output, or `None` without a quorum.
+pub fn consensus(
+    query: &InferenceQuery,
+    assignments: &[Assignment],
+    seats: &[usize],
+) -> Result<Option<Winners>, ContractError> {
     let mut indexes = Vec::new();
     let mut reveals = Vec::new();
-    for (index, assignment) in assignments.iter().enumerate() {
-        let Some(reveal) = assignment.reveal.as_ref().filter(|r| r.matches_commitment) else {
+    for &index in seats {
+        let Some(reveal) = assignments[index]
+            .reveal
+            .as_ref()
+            .filter(|r| r.matches_commitment)
+        else {
             continue;
         };
         indexes.push(index);
@@ -239,22 +320,20 @@ fn consensus(
         });
     }
     let verdict = decide(
-        assignments.len(),
+        seats.len(),
         &reveals,
         query.fingerprint_tolerance,
         usize::from(query.quorum),
     );
-    Ok(verdict.map(|Verdict { winners, output }| {
-        (
-            winners.into_iter().map(|w| indexes[w]).collect(),
-            indexes[output],
-        )
+    Ok(verdict.map(|Verdict { winners, output }| Winners {
+        seats: winners.into_iter().map(|w| indexes[w]).collect(),
+        output: indexes[output],
     }))
 }
 
 /// Why a node outside the winning set is slashed, if it is: a valid reveal is an outlier only
 /// when there was a quorum to be outside of.
-fn fault(assignment: &Assignment, quorum: bool) -> Option<SlashReason> {
+pub fn fault(assignment: &Assignment, quorum: bool) -> Option<SlashReason> {
     match (&assignment.commitment, &assignment.reveal) {
         (None, _) => Some(SlashReason::NoCommit),
         (Some(_), None) => Some(SlashReason::NoReveal),
@@ -269,7 +348,7 @@ fn slash_fraction(terms: &SettlementTerms, reason: SlashReason) -> Decimal {
         SlashReason::NoCommit => terms.slash.no_commit,
         SlashReason::NoReveal => terms.slash.no_reveal,
         SlashReason::BadReveal => terms.slash.bad_reveal,
-        SlashReason::Outlier => terms.slash.outlier,
+        SlashReason::Outlier | SlashReason::Divergent => terms.slash.outlier,
     }
 }
 

@@ -7,8 +7,8 @@ use cosmwasm_std::{
 use nesa_market::commitment::to_hex;
 use nesa_market::events::market::{self as events, attr};
 use nesa_market::market::{
-    InferenceQuery, MarketParams, QueryStatus, Sampling, SettlementTerms, MAX_TEMPERATURE_MILLI,
-    MAX_TOP_P_MILLI, USER_ENTROPY_BYTES,
+    InferenceQuery, MarketParams, QueryStatus, Sampling, SettlementTerms, MAX_PIPELINE_SPANS,
+    MAX_TEMPERATURE_MILLI, MAX_TOP_P_MILLI, USER_ENTROPY_BYTES,
 };
 use nesa_market::registry::{self, Kernel, KernelId};
 use nesa_market::sortition::draw_input;
@@ -81,8 +81,22 @@ pub fn submit_query(
         });
     }
 
-    // Enough nodes to draw from; who serves is drawn from their tickets (`draw`).
-    let available = candidate_count(deps.querier, &config.staking, kernel.id, k)?;
+    // A sharded kernel runs through k pipelines, one seat per range of its layout.
+    let shards = if kernel.is_sharded() {
+        if kernel.shard_layout.len() > MAX_PIPELINE_SPANS {
+            return Err(ContractError::TooManySpans {
+                kernel_id: kernel.id,
+                spans: kernel.shard_layout.len(),
+                max: MAX_PIPELINE_SPANS,
+            });
+        }
+        kernel.shard_layout.clone()
+    } else {
+        vec![]
+    };
+    // Enough nodes to draw from (for every span of a sharded kernel); who serves is drawn
+    // from their tickets (`draw`).
+    let available = candidate_count(deps.querier, &config.staking, kernel.id, shards.len(), k)?;
     if available < usize::from(k) {
         return Err(ContractError::NotEnoughCandidates {
             kernel_id: kernel.id,
@@ -129,6 +143,7 @@ pub fn submit_query(
         fingerprint_tolerance: params.fingerprint_tolerance,
         terms: Some(SettlementTerms::from_params(&params)),
         nodes: vec![],
+        shards,
         escrow: Coin {
             denom: params.denom.clone(),
             amount: escrow,
@@ -239,20 +254,48 @@ pub fn max_payment(
     Ok(input.checked_add(output)?)
 }
 
-/// How many nodes could be drawn for the kernel now, counting up to `k`.
+/// How many nodes could be drawn for the kernel now, counting up to `k`; for a sharded kernel
+/// of `spans` ranges, the fewest that serve any one span (a pipeline needs every span).
 fn candidate_count(
     querier: QuerierWrapper,
     staking_addr: &Addr,
     kernel_id: KernelId,
+    spans: usize,
     k: u8,
 ) -> Result<usize, ContractError> {
-    let page: CandidatesResponse = querier.query_wasm_smart(
-        staking_addr,
-        &staking::QueryMsg::Candidates {
-            kernel_id,
-            start_after: None,
-            limit: Some(u32::from(k)),
-        },
-    )?;
-    Ok(page.candidates.len())
+    let needed = usize::from(k);
+    let mut per_span = vec![0usize; spans.max(1)];
+    let mut start_after = None;
+    // A sharded kernel may need more than one page; the scan ends once every span has k.
+    for _ in 0..MAX_CANDIDATE_PAGES {
+        let page: CandidatesResponse = querier.query_wasm_smart(
+            staking_addr,
+            &staking::QueryMsg::Candidates {
+                kernel_id,
+                start_after: start_after.clone(),
+                limit: Some(if spans == 0 {
+                    u32::from(k)
+                } else {
+                    staking::CANDIDATES_PAGE
+                }),
+            },
+        )?;
+        for candidate in &page.candidates {
+            let span = match (spans, candidate.span) {
+                (0, _) => 0,
+                (_, Some(span)) if (span as usize) < spans => span as usize,
+                _ => continue,
+            };
+            per_span[span] += 1;
+        }
+        let full = per_span.iter().all(|&n| n >= needed);
+        match page.candidates.last() {
+            Some(last) if !full && spans > 0 => start_after = Some(last.address.to_string()),
+            _ => break,
+        }
+    }
+    Ok(per_span.iter().copied().min().unwrap_or(0).min(needed))
 }
+
+/// Pages of candidates a sharded submission reads at most (100 nodes each).
+const MAX_CANDIDATE_PAGES: usize = 8;

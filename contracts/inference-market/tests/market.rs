@@ -208,6 +208,7 @@ fn a_copier_using_the_victims_salt_still_cannot_open_its_own_commitment() {
         output: nesa_market::encode_token_ids(&honest).into(),
         fingerprint: market.model_fingerprint(id, honest.len() as u32, 0),
         salt: Market::salt(&victim, id).into(),
+        activations: None,
     };
     market.execute(&copier, &msg, 0).unwrap();
     assert!(
@@ -656,6 +657,7 @@ fn a_reveal_must_carry_a_proper_salt_and_the_seeded_fingerprint_positions() {
         output: nesa_market::encode_token_ids(&honest).into(),
         fingerprint: market.model_fingerprint(id, honest.len() as u32, 0),
         salt: vec![1; 8].into(),
+        activations: None,
     };
     assert_eq!(
         market.execute(&node, &msg, 0).unwrap_err(),

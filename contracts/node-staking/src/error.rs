@@ -87,6 +87,13 @@ pub enum ContractError {
     #[error("kernel {kernel_id} is not in the registry: {reason}")]
     UnknownKernel { kernel_id: KernelId, reason: String },
 
+    #[error("layers {start_layer}..{end_layer} of kernel {kernel_id} do not follow its shard layout ({layout}): a node serves exactly one of its ranges")]
+    NotInShardLayout {
+        kernel_id: u64,
+        start_layer: u32,
+        end_layer: u32,
+        layout: String,
+    },
     #[error("layers {start_layer}..{end_layer} of kernel {kernel_id} are invalid: the range must be non-empty and within its {layer_count} layers")]
     InvalidLayerRange {
         kernel_id: KernelId,

@@ -1,5 +1,5 @@
-//! Node profiles: validation against the registry, the kernel → node index, and whether a
-//! profile serves a kernel's whole layer range.
+//! Node profiles: validation against the registry and the kernel → node index. How a profile
+//! serves a kernel (whole, or one span of a sharded kernel) is `nesa_market::staking::serving`.
 
 use std::collections::BTreeMap;
 
@@ -50,16 +50,15 @@ pub fn validate_profile(
             count: profile.kernels.len(),
         });
     }
-    let mut layer_counts = BTreeMap::new();
+    let mut kernels: BTreeMap<KernelId, Kernel> = BTreeMap::new();
     for served in &profile.kernels {
-        let layer_count = match layer_counts.get(&served.kernel_id) {
-            Some(&count) => count,
-            None => {
-                let count = layer_count(querier, registry, served.kernel_id)?;
-                layer_counts.insert(served.kernel_id, count);
-                count
+        let kernel = match kernels.entry(served.kernel_id) {
+            std::collections::btree_map::Entry::Occupied(entry) => entry.into_mut(),
+            std::collections::btree_map::Entry::Vacant(entry) => {
+                entry.insert(kernel(querier, registry, served.kernel_id)?)
             }
         };
+        let layer_count = kernel.layer_count;
         if served.start_layer >= served.end_layer || served.end_layer > layer_count {
             return Err(ContractError::InvalidLayerRange {
                 kernel_id: served.kernel_id,
@@ -68,11 +67,34 @@ pub fn validate_profile(
                 layer_count,
             });
         }
+        if kernel.is_sharded() {
+            let in_layout = kernel
+                .shard_layout
+                .iter()
+                .any(|s| s.start_layer == served.start_layer && s.end_layer == served.end_layer);
+            let spans = profile
+                .kernels
+                .iter()
+                .filter(|k| k.kernel_id == served.kernel_id)
+                .count();
+            if !in_layout || spans > 1 {
+                return Err(ContractError::NotInShardLayout {
+                    kernel_id: served.kernel_id,
+                    start_layer: served.start_layer,
+                    end_layer: served.end_layer,
+                    layout: kernel
+                        .shard_layout
+                        .iter()
+                        .map(|s| format!("{}..{}", s.start_layer, s.end_layer))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                });
+            }
+        }
     }
     Ok(())
 }
 
-/// The kernel's layer count, from the registry.
 /// A sortition key is a valid G1 point other than the identity, and its proof is the node's
 /// signature of `possession_message(node, key)` (so a key cannot be copied from another node,
 /// and the node provably can sign tickets with it).
@@ -101,37 +123,18 @@ fn validate_sortition_key(
     Ok(())
 }
 
-pub fn layer_count(
+/// The kernel, from the registry.
+pub fn kernel(
     querier: QuerierWrapper,
     registry: &Addr,
     kernel_id: KernelId,
-) -> Result<u32, ContractError> {
-    let kernel: Kernel = querier
+) -> Result<Kernel, ContractError> {
+    querier
         .query_wasm_smart(registry, &registry::QueryMsg::Kernel { id: kernel_id })
         .map_err(|e| ContractError::UnknownKernel {
             kernel_id,
             reason: e.to_string(),
-        })?;
-    Ok(kernel.layer_count)
-}
-
-/// Whether the union of the profile's ranges for `kernel_id` covers `0..layer_count`.
-pub fn serves_all_layers(profile: &NodeProfile, kernel_id: KernelId, layer_count: u32) -> bool {
-    let mut ranges: Vec<(u32, u32)> = profile
-        .kernels
-        .iter()
-        .filter(|k| k.kernel_id == kernel_id)
-        .map(|k| (k.start_layer, k.end_layer))
-        .collect();
-    ranges.sort_unstable();
-    let mut covered_to = 0;
-    for (start, end) in ranges {
-        if start > covered_to {
-            break;
-        }
-        covered_to = covered_to.max(end);
-    }
-    covered_to >= layer_count
+        })
 }
 
 /// Replaces `node`'s entries in the kernel → node index.
@@ -152,55 +155,96 @@ pub fn reindex(
 
 #[cfg(test)]
 mod tests {
-    use nesa_market::staking::ServedKernel;
+    use cosmwasm_std::{Addr, HexBinary, Uint128};
+    use nesa_market::registry::{Encryption, KernelStatus, ShardRange};
+    use nesa_market::staking::{serving, ServedKernel, Serving};
 
     use super::*;
 
-    fn profile(ranges: &[(u64, u32, u32)]) -> NodeProfile {
-        NodeProfile {
-            endpoint: "http://127.0.0.1:8700".into(),
-            kernels: ranges
+    fn served(ranges: &[(u64, u32, u32)]) -> Vec<ServedKernel> {
+        ranges
+            .iter()
+            .map(|&(kernel_id, start_layer, end_layer)| ServedKernel {
+                kernel_id,
+                start_layer,
+                end_layer,
+                block_micros: None,
+            })
+            .collect()
+    }
+
+    fn kernel(layout: &[(u32, u32)]) -> Kernel {
+        Kernel {
+            id: 1,
+            owner: Addr::unchecked("owner"),
+            name: "k".into(),
+            version: 1,
+            parent: None,
+            weights_sha256: HexBinary::from(vec![0; 32]),
+            tokenizer_sha256: HexBinary::from(vec![0; 32]),
+            architecture: "llama".into(),
+            layer_count: 30,
+            vocab_size: 100,
+            context_length: 100,
+            shard_layout: layout
                 .iter()
-                .map(|&(kernel_id, start_layer, end_layer)| ServedKernel {
-                    kernel_id,
+                .map(|&(start_layer, end_layer)| ShardRange {
                     start_layer,
                     end_layer,
+                    sha256: HexBinary::from(vec![0; 32]),
                 })
                 .collect(),
-            capacity: 1,
-            sortition_key: None,
+            encryption: Encryption::None,
+            price_per_input_token: Uint128::one(),
+            price_per_output_token: Uint128::one(),
+            min_redundancy: 1,
+            description: String::new(),
+            status: KernelStatus::Active,
+            created_height: 1,
         }
     }
 
     #[test]
     fn a_node_serving_one_full_range_serves_the_kernel() {
-        assert!(serves_all_layers(&profile(&[(1, 0, 30)]), 1, 30));
-        assert!(!serves_all_layers(&profile(&[(1, 0, 30)]), 2, 30));
+        let whole = kernel(&[(0, 30)]);
+        assert_eq!(serving(&served(&[(1, 0, 30)]), &whole), Serving::Whole);
+        assert_eq!(serving(&served(&[(2, 0, 30)]), &whole), Serving::Not);
     }
 
     #[test]
     fn adjacent_or_overlapping_ranges_together_serve_the_kernel() {
-        assert!(serves_all_layers(
-            &profile(&[(1, 15, 30), (1, 0, 15)]),
-            1,
-            30
-        ));
-        assert!(serves_all_layers(
-            &profile(&[(1, 0, 20), (1, 10, 30)]),
-            1,
-            30
-        ));
+        let whole = kernel(&[(0, 30)]);
+        assert_eq!(
+            serving(&served(&[(1, 15, 30), (1, 0, 15)]), &whole),
+            Serving::Whole
+        );
+        assert_eq!(
+            serving(&served(&[(1, 0, 20), (1, 10, 30)]), &whole),
+            Serving::Whole
+        );
     }
 
     #[test]
     fn a_gap_or_a_missing_tail_means_the_kernel_is_not_served() {
-        assert!(!serves_all_layers(
-            &profile(&[(1, 0, 10), (1, 11, 30)]),
-            1,
-            30
-        ));
-        assert!(!serves_all_layers(&profile(&[(1, 0, 29)]), 1, 30));
-        assert!(!serves_all_layers(&profile(&[(1, 1, 30)]), 1, 30));
-        assert!(!serves_all_layers(&profile(&[]), 1, 30));
+        let whole = kernel(&[(0, 30)]);
+        for ranges in [
+            &[(1, 0, 10), (1, 11, 30)][..],
+            &[(1, 0, 29)],
+            &[(1, 1, 30)],
+            &[],
+        ] {
+            assert_eq!(serving(&served(ranges), &whole), Serving::Not, "{ranges:?}");
+        }
+    }
+
+    #[test]
+    fn a_sharded_kernel_is_served_span_by_span() {
+        let sharded = kernel(&[(0, 10), (10, 20), (20, 30)]);
+        assert!(sharded.is_sharded());
+        assert_eq!(serving(&served(&[(1, 10, 20)]), &sharded), Serving::Span(1));
+        assert_eq!(serving(&served(&[(1, 0, 10)]), &sharded), Serving::Span(0));
+        // A range off the layout, or the whole model, takes no seat of a pipeline.
+        assert_eq!(serving(&served(&[(1, 5, 15)]), &sharded), Serving::Not);
+        assert_eq!(serving(&served(&[(1, 0, 30)]), &sharded), Serving::Not);
     }
 }

@@ -4,10 +4,11 @@ use cosmwasm_std::{to_json_binary, Addr, Binary, Deps, Order, StdError, StdResul
 use nesa_market::pagination::Page;
 use nesa_market::registry::KernelId;
 use nesa_market::staking::{
-    Candidate, CandidatesResponse, NodeResponse, NodesResponse, SortitionEntry, CANDIDATES_PAGE,
+    serving, Candidate, CandidatesResponse, NodeResponse, NodesResponse, Serving, SortitionEntry,
+    CANDIDATES_PAGE,
 };
 
-use crate::profile::{layer_count, serves_all_layers};
+use crate::profile::kernel;
 use crate::state::{Node, CONFIG, NODES, SERVERS};
 
 pub fn node(deps: Deps, height: u64, address: String) -> StdResult<Binary> {
@@ -47,7 +48,7 @@ pub fn candidates(
     limit: Option<u32>,
 ) -> StdResult<Binary> {
     let config = CONFIG.load(deps.storage)?;
-    let layer_count = layer_count(deps.querier, &config.registry, kernel_id)
+    let kernel = kernel(deps.querier, &config.registry, kernel_id)
         .map_err(|e| StdError::generic_err(e.to_string()))?;
     let start = start_after
         .map(|a| deps.api.addr_validate(&a))
@@ -65,13 +66,13 @@ pub fn candidates(
         }
         let address = address?;
         let node = NODES.load(deps.storage, &address)?;
-        if node.is_eligible(config.min_stake)
-            && node.has_capacity(height)
-            && serves_all_layers(&node.profile, kernel_id, layer_count)
+        let serves = serving(&node.profile.kernels, &kernel);
+        if node.is_eligible(config.min_stake) && node.has_capacity(height) && serves != Serving::Not
         {
             candidates.push(Candidate {
                 address,
                 stake: node.bonded,
+                span: span_of(serves),
             });
         }
     }
@@ -89,18 +90,20 @@ pub fn sortition(
     let Some(node) = NODES.may_load(deps.storage, &address)? else {
         return to_json_binary(&SortitionEntry {
             address,
+            span: None,
             weight: Default::default(),
             public_key: None,
             ticket_since: 0,
         });
     };
-    let layer_count = layer_count(deps.querier, &config.registry, kernel_id)
+    let kernel = kernel(deps.querier, &config.registry, kernel_id)
         .map_err(|e| StdError::generic_err(e.to_string()))?;
-    let drawable = node.is_eligible(config.min_stake)
-        && node.has_capacity(height)
-        && serves_all_layers(&node.profile, kernel_id, layer_count);
+    let serves = serving(&node.profile.kernels, &kernel);
+    let drawable =
+        node.is_eligible(config.min_stake) && node.has_capacity(height) && serves != Serving::Not;
     to_json_binary(&SortitionEntry {
         address,
+        span: if drawable { span_of(serves) } else { None },
         weight: if drawable {
             node.bonded
         } else {
@@ -109,6 +112,13 @@ pub fn sortition(
         public_key: node.profile.sortition_key.map(|k| k.public_key),
         ticket_since: node.ticket_since,
     })
+}
+
+fn span_of(serves: Serving) -> Option<u32> {
+    match serves {
+        Serving::Span(span) => Some(span),
+        Serving::Whole | Serving::Not => None,
+    }
 }
 
 pub fn config(deps: Deps) -> StdResult<Binary> {

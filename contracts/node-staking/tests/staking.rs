@@ -284,6 +284,7 @@ fn profile(served: &[(u64, u32, u32)]) -> NodeProfile {
                 kernel_id,
                 start_layer,
                 end_layer,
+                block_micros: None,
             })
             .collect(),
         capacity: 1,
@@ -303,6 +304,7 @@ fn a_bonded_node_serving_all_layers_is_a_candidate_with_its_stake() {
         vec![Candidate {
             address: staking.addr("node-a"),
             stake: Uint128::new(2 * MIN_STAKE),
+            span: None,
         }]
     );
     assert!(staking.candidates(2).is_empty());

@@ -231,16 +231,17 @@ pub(super) async fn forward(
                         "unknown session (expired or never started): start again at position 0",
                     );
                 }
-                let now =
-                    match make_room(&mut sessions, limits) {
-                        Ok(now) => now,
-                        Err(open) => return error(
+                let now = match make_room(&mut sessions, limits) {
+                    Ok(now) => now,
+                    Err(open) => {
+                        return error(
                             StatusCode::TOO_MANY_REQUESTS,
                             format!(
                                 "this node has {open} split sessions open, its limit; retry later"
                             ),
-                        ),
-                    };
+                        )
+                    }
+                };
                 if over_budget {
                     return busy("the node's split-mode memory is full; retry shortly");
                 }

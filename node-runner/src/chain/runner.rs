@@ -723,6 +723,7 @@ impl Runner {
                         output: Binary::from(result.output.clone()),
                         fingerprint: Binary::from(result.fingerprint.clone()),
                         salt: Binary::from(salt),
+                        activations: None,
                     }
                 }
             }

@@ -239,6 +239,7 @@ pub async fn bond(
             kernel_id,
             start_layer: 0,
             end_layer: kernel.layer_count,
+            block_micros: None,
         }],
         capacity: config.published_capacity(),
         sortition_key: Some(Sortition::from_secret(&secret).profile_key(&address.to_string())),

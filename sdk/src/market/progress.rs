@@ -265,6 +265,7 @@ pub mod fixtures {
                     &nesa_market::devnet::market_params(),
                 )),
                 nodes: nodes.clone(),
+                shards: vec![],
                 escrow: Coin::new(3u128 * (31 + 2 * 64), "unes"),
                 seed: HexBinary::default(),
                 submitted_height: 10,
@@ -280,8 +281,11 @@ pub mod fixtures {
             },
             assignments: nodes
                 .into_iter()
-                .map(|node| Assignment {
+                .enumerate()
+                .map(|(index, node)| Assignment {
                     node,
+                    pipeline: index as u8,
+                    span: 0,
                     commitment: None,
                     committed_height: None,
                     reveal: None,
@@ -321,6 +325,7 @@ pub mod fixtures {
         let output = nesa_market::sortition::ticket_output(&[tag; 96]);
         state.tickets.push(Ticket {
             node: node.clone(),
+            span: None,
             weight: Uint128::new(weight),
             output: HexBinary::from(output.to_vec()),
         });
@@ -334,8 +339,11 @@ pub mod fixtures {
         state.query.status = QueryStatus::Pending;
         state.assignments = nodes
             .iter()
-            .map(|node| Assignment {
+            .enumerate()
+            .map(|(index, node)| Assignment {
                 node: node.clone(),
+                pipeline: index as u8,
+                span: 0,
                 commitment: None,
                 committed_height: None,
                 reveal: None,
@@ -366,6 +374,7 @@ pub mod fixtures {
             output_tokens: output.len() as u32,
             fingerprint: Binary::default(),
             salt: Binary::from(vec![0; 16]),
+            activations: None,
             matches_commitment: true,
             height,
         });

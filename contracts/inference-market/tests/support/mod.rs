@@ -241,6 +241,7 @@ impl Market {
                 kernel_id: self.kernel_id,
                 start_layer: 0,
                 end_layer: LAYERS,
+                block_micros: None,
             }],
             capacity,
             sortition_key: Some(SortitionKey {
@@ -544,6 +545,7 @@ impl Market {
             output: Binary::from(encode_token_ids(output)),
             fingerprint,
             salt: Binary::from(Self::salt(node, id)),
+            activations: None,
         };
         self.execute(node, &msg, 0)
     }

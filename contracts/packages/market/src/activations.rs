@@ -8,8 +8,14 @@
 //! node is `sha256(0x01 ‖ left ‖ right)`; an odd node is carried up unchanged (RFC 6962's
 //! domain separation, so a leaf can never pass for an inner node). The root of no positions
 //! is `sha256("")`.
+//!
+//! On chain a shard reveals an [`ActivationRecord`]: the root over the prompt's positions and
+//! the leaf of every decode position after it. Pipelines that drew the same tokens up to some
+//! position must agree on every shard's record up to it, so [`first_divergent_shard`] can name
+//! the one shard that turned identical inputs into different outputs.
 
 use sha2::{Digest, Sha256};
+use thiserror::Error;
 
 use crate::Hash32;
 
@@ -48,6 +54,128 @@ pub fn activations_root(leaves: &[Hash32]) -> Hash32 {
             .collect();
     }
     level[0]
+}
+
+/// What a shard of a pipeline reveals for a query: the root over the prompt's positions
+/// (`0..input_tokens`) and then one leaf per decode position, in order.
+///
+/// Encoded as `prompt_root ‖ leaf_P ‖ leaf_P+1 ‖ …`, 32 bytes each. A pipeline that generated
+/// `T` tokens fed back `T − 1` of them (or all `T` when it stopped at a stop token before the
+/// limit), so its shards reveal that many decode leaves ([`decode_leaves_allowed`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ActivationRecord {
+    pub prompt_root: Hash32,
+    pub decode_leaves: Vec<Hash32>,
+}
+
+/// A revealed record that does not decode.
+#[derive(Error, Debug, Clone, PartialEq, Eq)]
+pub enum ActivationRecordError {
+    #[error("an activation record is a 32-byte prompt root and 32 bytes per decode position; {len} bytes is not")]
+    Malformed { len: usize },
+}
+
+impl ActivationRecord {
+    /// The record of a shard whose output leaves, in position order from 0, are `leaves`, for
+    /// a prompt of `prompt_len` positions.
+    pub fn from_leaves(leaves: &[Hash32], prompt_len: usize) -> Self {
+        let prompt_len = prompt_len.min(leaves.len());
+        Self {
+            prompt_root: activations_root(&leaves[..prompt_len]),
+            decode_leaves: leaves[prompt_len..].to_vec(),
+        }
+    }
+
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(32 * (1 + self.decode_leaves.len()));
+        out.extend_from_slice(&self.prompt_root);
+        for leaf in &self.decode_leaves {
+            out.extend_from_slice(leaf);
+        }
+        out
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<Self, ActivationRecordError> {
+        if bytes.is_empty() || !bytes.len().is_multiple_of(32) {
+            return Err(ActivationRecordError::Malformed { len: bytes.len() });
+        }
+        let mut hashes = bytes
+            .chunks_exact(32)
+            .map(|chunk| <Hash32>::try_from(chunk).expect("32-byte chunks"));
+        let prompt_root = hashes.next().expect("non-empty");
+        Ok(Self {
+            prompt_root,
+            decode_leaves: hashes.collect(),
+        })
+    }
+
+    /// Whether both records hold the same rows on the prompt and the first `decode`
+    /// positions after it (both must have that many).
+    pub fn agrees_on(&self, other: &Self, decode: usize) -> bool {
+        self.prompt_root == other.prompt_root
+            && self.decode_leaves.len() >= decode
+            && other.decode_leaves.len() >= decode
+            && self.decode_leaves[..decode] == other.decode_leaves[..decode]
+    }
+}
+
+/// Whether a shard of a pipeline that generated `output_tokens` (at most `max_output_tokens`)
+/// may reveal `leaves` decode leaves: every generated token is fed back except the last one,
+/// unless generation ended at a stop token before the limit (that token is not part of the
+/// output, so every output token was fed back).
+pub fn decode_leaves_allowed(leaves: usize, output_tokens: u32, max_output_tokens: u32) -> bool {
+    let tokens = output_tokens as usize;
+    leaves == tokens.saturating_sub(1) || (leaves == tokens && output_tokens < max_output_tokens)
+}
+
+/// Who turned a pipeline's output away from the reference.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Divergence {
+    /// The shard at this index of the pipeline: its inputs matched the reference's up to the
+    /// first differing token, its outputs did not (or it has no record to show).
+    Shard(usize),
+    /// Every shard matched up to the first differing token: the step after the last block
+    /// (the head and the sampler, run by the pipeline's driver) chose another token.
+    Head,
+}
+
+/// The first shard of a pipeline whose activations diverge from a reference pipeline's on
+/// the positions whose input tokens both pipelines share.
+///
+/// Both pipelines ran the same prompt; their outputs agree on the first `t` tokens, so every
+/// position before `prompt + t` had the same input token, and an honest shard fed the same
+/// rows produces the same rows (the engine is bit-exact across batch shapes). Shard 0's
+/// inputs are the tokens themselves; shard `s`'s are shard `s − 1`'s outputs. So the first
+/// shard whose record differs on those positions received identical inputs and answered
+/// differently. `records[s]` is `None` when shard `s` revealed no valid record: it cannot
+/// show it was right, so it is the divergent one if the search reaches it; so is a record too
+/// short to cover the shared positions (the market checks every record's length against its
+/// pipeline's output first, so honest records always cover them). Token `t` itself
+/// was chosen from the logits of position `prompt + t − 1`, so when every shard agrees there,
+/// the head or the sampler diverged.
+pub fn first_divergent_shard(
+    records: &[Option<ActivationRecord>],
+    reference: &[ActivationRecord],
+    output: &[u32],
+    reference_output: &[u32],
+) -> Divergence {
+    let shared = output
+        .iter()
+        .zip(reference_output)
+        .take_while(|(a, b)| a == b)
+        .count();
+    for (index, record) in records.iter().enumerate() {
+        let Some(record) = record else {
+            return Divergence::Shard(index);
+        };
+        let Some(expected) = reference.get(index) else {
+            return Divergence::Shard(index);
+        };
+        if !record.agrees_on(expected, shared) {
+            return Divergence::Shard(index);
+        }
+    }
+    Divergence::Head
 }
 
 #[cfg(test)]
@@ -95,5 +223,84 @@ mod tests {
         let as_leaf: Hash32 = Sha256::digest([&[LEAF][..], &forged[1..]].concat()).into();
         assert_ne!(as_leaf, root);
         assert_eq!(activations_root(&[]), Hash32::from(Sha256::digest([])));
+    }
+
+    fn record(prompt: u8, decode: &[u8]) -> ActivationRecord {
+        ActivationRecord {
+            prompt_root: [prompt; 32],
+            decode_leaves: decode.iter().map(|&b| [b; 32]).collect(),
+        }
+    }
+
+    #[test]
+    fn records_round_trip_and_reject_torn_bytes() {
+        let leaves: Vec<Hash32> = (0..5u8).map(|i| activation_leaf(i as u32, &[i])).collect();
+        let record = ActivationRecord::from_leaves(&leaves, 3);
+        assert_eq!(record.prompt_root, activations_root(&leaves[..3]));
+        assert_eq!(record.decode_leaves, leaves[3..].to_vec());
+        let bytes = record.encode();
+        assert_eq!(bytes.len(), 32 * 3);
+        assert_eq!(ActivationRecord::decode(&bytes).unwrap(), record);
+        for len in [0, 31, 33, 65] {
+            assert_eq!(
+                ActivationRecord::decode(&vec![0; len]),
+                Err(ActivationRecordError::Malformed { len })
+            );
+        }
+    }
+
+    #[test]
+    fn the_leaf_count_follows_how_generation_ended() {
+        // 8 tokens at the limit of 8: the last was never fed back.
+        assert!(decode_leaves_allowed(7, 8, 8));
+        assert!(!decode_leaves_allowed(8, 8, 8));
+        // 5 tokens then a stop token: all five were fed back (or the limit was 6 and hit).
+        assert!(decode_leaves_allowed(5, 5, 8));
+        assert!(decode_leaves_allowed(4, 5, 8));
+        assert!(!decode_leaves_allowed(3, 5, 8));
+        // The first token was a stop token.
+        assert!(decode_leaves_allowed(0, 0, 8));
+        assert!(!decode_leaves_allowed(1, 0, 8));
+    }
+
+    #[test]
+    fn the_first_shard_to_turn_equal_inputs_into_other_outputs_is_blamed() {
+        let reference = vec![record(1, &[10, 11, 12, 13]), record(2, &[20, 21, 22, 23])];
+        let tokens = [5, 6, 7, 8, 9];
+        // Shard 1 lied at decode position 2: shard 0 agrees up to the first differing token
+        // (index 3), shard 1 does not.
+        let liar = [
+            Some(record(1, &[10, 11, 12, 99])),
+            Some(record(2, &[20, 21, 66, 77])),
+        ];
+        let diverged = [5, 6, 7, 1, 2];
+        assert_eq!(
+            first_divergent_shard(&liar, &reference, &diverged, &tokens),
+            Divergence::Shard(1)
+        );
+        // Shard 0 lied in the prompt: everything after differs, shard 0 is blamed.
+        let early = [
+            Some(record(9, &[10, 11, 12, 13])),
+            Some(record(8, &[20, 21, 22, 23])),
+        ];
+        assert_eq!(
+            first_divergent_shard(&early, &reference, &[4], &tokens),
+            Divergence::Shard(0)
+        );
+        // Every shard agrees where the inputs agree: the head chose another token.
+        let head = [
+            Some(record(1, &[10, 11, 42])),
+            Some(record(2, &[20, 21, 43])),
+        ];
+        assert_eq!(
+            first_divergent_shard(&head, &reference, &[5, 6, 1], &tokens),
+            Divergence::Head
+        );
+        // A shard with no record to show is blamed when the search reaches it.
+        let silent = [Some(record(1, &[10, 11, 12])), None];
+        assert_eq!(
+            first_divergent_shard(&silent, &reference, &[5, 6, 7, 1], &tokens),
+            Divergence::Shard(1)
+        );
     }
 }

@@ -46,6 +46,21 @@ pub fn result_hash(output: &[u8], fingerprint: &[u8]) -> Hash32 {
     hasher.finalize().into()
 }
 
+/// What a shard of a pipeline commits to: `sha256(sha256(output) ‖ sha256(fingerprint) ‖
+/// sha256(activations))`, where `activations` is its encoded
+/// [`crate::ActivationRecord`]. The pipeline's driver (shard 0, which runs the head) reveals
+/// the output and the fingerprint; every other shard reveals both empty, since it never sees
+/// tokens.
+pub fn shard_result_hash(output: &[u8], fingerprint: &[u8], activations: &[u8]) -> Hash32 {
+    let fingerprint_hash: Hash32 = Sha256::digest(fingerprint).into();
+    let activations_hash: Hash32 = Sha256::digest(activations).into();
+    let mut hasher = Sha256::new();
+    hasher.update(output_hash(output));
+    hasher.update(fingerprint_hash);
+    hasher.update(activations_hash);
+    hasher.finalize().into()
+}
+
 /// The commitment a node posts before reveals open.
 ///
 /// Byte layout of the SHA-256 pre-image (no separators, no length prefixes):
@@ -141,6 +156,19 @@ mod tests {
             )
         );
         assert_ne!(base, commitment("nesa1a", 1, &hash, b"salt-salt-salt-2"));
+    }
+
+    #[test]
+    fn a_shard_result_binds_its_activations_and_differs_from_a_whole_result() {
+        let base = shard_result_hash(b"out", b"fp", b"acts");
+        assert_ne!(base, shard_result_hash(b"out", b"fp", b"other"));
+        assert_ne!(base, shard_result_hash(b"out", b"fq", b"acts"));
+        assert_ne!(base, result_hash(b"out", b"fp"));
+        let mut preimage = Sha256::digest(b"").to_vec();
+        preimage.extend_from_slice(&Sha256::digest(b""));
+        preimage.extend_from_slice(&Sha256::digest(b"acts"));
+        let expected: Hash32 = Sha256::digest(&preimage).into();
+        assert_eq!(shard_result_hash(b"", b"", b"acts"), expected);
     }
 
     #[test]

@@ -15,7 +15,8 @@
 //!   the positions it covers and how two fingerprints are compared;
 //! - [`tokens`]: token-id payloads (inputs and outputs on chain are token ids, never text);
 //! - [`sortition`]: who holds a query's seats, from nodes' verifiable random tickets;
-//! - [`activations`]: the Merkle root over positions a pipeline shard commits to.
+//! - [`activations`]: the Merkle root over positions a pipeline shard commits to, the record
+//!   it reveals and how settlement finds the shard that diverged.
 //!
 //! What a node runner computes for an assigned query (the seed and the position count come
 //! from the `wasm-query_assigned` event, the logits from its own forward pass):
@@ -56,8 +57,10 @@ pub mod staking;
 pub mod tokens;
 pub mod upgrade;
 
-pub use activations::{activation_leaf, activations_root};
-pub use commitment::{commitment, output_hash, result_hash, Hash32};
+pub use activations::{
+    activation_leaf, activations_root, first_divergent_shard, ActivationRecord, Divergence,
+};
+pub use commitment::{commitment, output_hash, result_hash, shard_result_hash, Hash32};
 pub use fingerprint::{agree, fingerprint_positions, Fingerprint, FingerprintEntry, TopToken};
 pub use tokens::{decode_token_ids, encode_token_ids, token_count, TokenIdsError};
 pub use upgrade::{MigrateMsg, UpgradeError};

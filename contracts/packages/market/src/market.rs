@@ -11,7 +11,7 @@
 use cosmwasm_schema::{cw_serde, QueryResponses};
 use cosmwasm_std::{Addr, Binary, Coin, Decimal, HexBinary, Uint128};
 
-use crate::registry::KernelId;
+use crate::registry::{KernelId, ShardRange};
 
 /// A query's id: 1, 2, … in submission order.
 pub type QueryId = u64;
@@ -29,6 +29,9 @@ pub const MAX_WINDOW_BLOCKS: u64 = 100_000;
 pub const MAX_PAYLOAD_BYTES: u32 = 1 << 20;
 /// Largest `max_input_tokens` (a kernel's context is at most 2^20 tokens).
 pub const MAX_INPUT_TOKENS: u32 = crate::registry::MAX_CONTEXT_LENGTH;
+/// Most ranges a sharded kernel's layout may have for the market to run it: a query holds
+/// `k × spans` seats.
+pub const MAX_PIPELINE_SPANS: usize = 16;
 
 #[cw_serde]
 pub struct InstantiateMsg {
@@ -159,6 +162,11 @@ pub enum ExecuteMsg {
     /// An assigned node that committed opens its commitment, after every node committed or
     /// the commit deadline passed, at or before the reveal deadline.
     /// Emits `wasm-result_revealed`.
+    ///
+    /// In a sharded query every seat also reveals `activations` (an encoded
+    /// `nesa_market::ActivationRecord`, committed with `nesa_market::shard_result_hash`); the
+    /// pipeline's driver (span 0) reveals the output and fingerprint with it, every other span
+    /// reveals both empty.
     Reveal {
         query_id: QueryId,
         /// Token ids, little-endian u32 each.
@@ -167,6 +175,9 @@ pub enum ExecuteMsg {
         fingerprint: Binary,
         /// 16–64 bytes, the salt of the commitment.
         salt: Binary,
+        /// A shard's activation record (sharded queries only).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        activations: Option<Binary>,
     },
     /// Anyone settles a query after its reveal deadline, or as soon as no more reveals can
     /// come. Emits `wasm-query_settled` and one `wasm-node_slashed` per slashed node. Never
@@ -237,6 +248,10 @@ pub enum SlashReason {
     NoReveal,
     BadReveal,
     Outlier,
+    /// The shard of an outvoted pipeline whose activations first diverged from the winning
+    /// pipeline's on inputs both shared (`nesa_market::first_divergent_shard`); slashed by the
+    /// `outlier` fraction.
+    Divergent,
 }
 
 impl SlashReason {
@@ -247,6 +262,7 @@ impl SlashReason {
             SlashReason::NoReveal => "no_reveal",
             SlashReason::BadReveal => "bad_reveal",
             SlashReason::Outlier => "outlier",
+            SlashReason::Divergent => "divergent",
         }
     }
 }
@@ -279,8 +295,14 @@ pub struct InferenceQuery {
     /// (those settle under the current parameters).
     #[serde(default)]
     pub terms: Option<SettlementTerms>,
-    /// The assigned nodes, earliest arrival first (empty until drawn).
+    /// The assigned nodes, earliest arrival first (empty until drawn). In a sharded query,
+    /// pipeline by pipeline: `nodes[p × spans + s]` serves span `s` of pipeline `p`.
     pub nodes: Vec<Addr>,
+    /// For a sharded kernel, its shard layout at submission: each of the `redundancy`
+    /// pipelines has one seat per range, and a pipeline's pay is split among its seats by
+    /// layers. Empty for a whole-model query.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub shards: Vec<ShardRange>,
     /// The funds attached at submission.
     pub escrow: Coin,
     /// Seeds the fingerprint positions; set at the draw from the winning tickets.
@@ -352,6 +374,13 @@ pub struct Settlement {
 #[cw_serde]
 pub struct Assignment {
     pub node: Addr,
+    /// The pipeline (redundancy slot) this seat belongs to: 0..k.
+    #[serde(default)]
+    pub pipeline: u8,
+    /// The span of the shard layout it serves (0 for a whole-model query, whose pipelines
+    /// are single nodes). Span 0 drives its pipeline: it runs the embedding and the head.
+    #[serde(default)]
+    pub span: u32,
     pub commitment: Option<HexBinary>,
     pub committed_height: Option<u64>,
     pub reveal: Option<Reveal>,
@@ -367,8 +396,11 @@ pub struct Reveal {
     pub output_tokens: u32,
     pub fingerprint: Binary,
     pub salt: Binary,
-    /// Whether `commitment(node, query_id, result_hash(output, fingerprint), salt)` equals the
-    /// node's commitment.
+    /// A shard's activation record (sharded queries only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub activations: Option<Binary>,
+    /// Whether `commitment(node, query_id, result_hash(output, fingerprint), salt)` (with
+    /// `shard_result_hash` in a sharded query) equals the node's commitment.
     pub matches_commitment: bool,
     pub height: u64,
 }
@@ -445,6 +477,9 @@ pub struct QueryResponse {
 #[cw_serde]
 pub struct Ticket {
     pub node: Addr,
+    /// The span of a sharded kernel the node entered for (`None`: a whole-model seat).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub span: Option<u32>,
     /// The stake counted for the node (its bonded stake when it entered).
     pub weight: Uint128,
     /// `sortition::ticket_output` of the signature.
@@ -460,7 +495,8 @@ pub struct QueriesResponse {
 pub struct QuoteResponse {
     /// k used.
     pub redundancy: u8,
-    /// Most one node can be paid: input × price_in + max_output × price_out.
+    /// Most one pipeline can be paid (a whole-model node, or the seats of a sharded
+    /// pipeline together, split by layers): input × price_in + max_output × price_out.
     pub per_node: Uint128,
     /// Escrow needed: k × per_node.
     pub escrow: Coin,
@@ -541,6 +577,7 @@ mod tests {
             SlashReason::NoReveal,
             SlashReason::BadReveal,
             SlashReason::Outlier,
+            SlashReason::Divergent,
         ] {
             assert_eq!(
                 to_json_string(&reason).unwrap(),

@@ -189,6 +189,12 @@ pub struct Kernel {
 }
 
 impl Kernel {
+    /// Whether queries for it run through pipelines of shards, one per range of its shard
+    /// layout (a layout of more than one range).
+    pub fn is_sharded(&self) -> bool {
+        self.shard_layout.len() > 1
+    }
+
     /// Whether the market may take queries for it.
     pub fn is_active(&self) -> bool {
         self.status == KernelStatus::Active

@@ -8,7 +8,7 @@
 use cosmwasm_schema::{cw_serde, QueryResponses};
 use cosmwasm_std::{Addr, Decimal, HexBinary, Uint128};
 
-use crate::registry::KernelId;
+use crate::registry::{Kernel, KernelId};
 
 /// Most unbonding entries a node may have in flight.
 pub const MAX_UNBONDING_ENTRIES: usize = 16;
@@ -150,12 +150,63 @@ impl AssignmentLock {
     }
 }
 
-/// Layers `start_layer..end_layer` (end exclusive) of a kernel served by a node.
+/// Layers `start_layer..end_layer` (end exclusive) of a kernel served by a node. For a
+/// sharded kernel (a shard layout of more than one range) the range must be one of the
+/// layout's; for any other kernel the node's ranges together must cover every layer.
 #[cw_serde]
 pub struct ServedKernel {
     pub kernel_id: KernelId,
     pub start_layer: u32,
     pub end_layer: u32,
+    /// Measured time of one decode step through one of these blocks, in microseconds (what
+    /// `/health` reports as `seconds_per_layer`): pipeline drivers route by it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub block_micros: Option<u32>,
+}
+
+/// How a profile serves a kernel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Serving {
+    /// Not at all (or not in a way the market can assign).
+    Not,
+    /// Every layer: the node can take a whole-model seat.
+    Whole,
+    /// This range of the kernel's shard layout: the node can take that span's seat in a
+    /// pipeline.
+    Span(u32),
+}
+
+/// How `served` (a profile's ranges) serves `kernel`: a sharded kernel is served span by span
+/// (the first range equal to a span of its layout), any other kernel as a whole (the ranges
+/// together cover `0..layer_count`).
+pub fn serving(served: &[ServedKernel], kernel: &Kernel) -> Serving {
+    let ranges = served.iter().filter(|s| s.kernel_id == kernel.id);
+    if kernel.is_sharded() {
+        for range in ranges {
+            if let Some(span) = kernel
+                .shard_layout
+                .iter()
+                .position(|s| s.start_layer == range.start_layer && s.end_layer == range.end_layer)
+            {
+                return Serving::Span(span as u32);
+            }
+        }
+        return Serving::Not;
+    }
+    let mut ranges: Vec<(u32, u32)> = ranges.map(|k| (k.start_layer, k.end_layer)).collect();
+    ranges.sort_unstable();
+    let mut covered_to = 0;
+    for (start, end) in ranges {
+        if start > covered_to {
+            break;
+        }
+        covered_to = covered_to.max(end);
+    }
+    if covered_to >= kernel.layer_count {
+        Serving::Whole
+    } else {
+        Serving::Not
+    }
 }
 
 /// A pending unbonding: `amount` claimable from `release_height` on.
@@ -239,8 +290,13 @@ pub struct NodesResponse {
 #[cw_serde]
 pub struct SortitionEntry {
     pub address: Addr,
+    /// For a sharded kernel, the span of its shard layout the node serves (its ticket enters
+    /// that span's draw); `None` for a whole-model seat or when it may not be drawn.
+    #[serde(default)]
+    pub span: Option<u32>,
     /// Its bonded stake if it may be drawn for the kernel now (bonded, not jailed, at least
-    /// `min_stake`, below capacity, serving every layer); zero otherwise.
+    /// `min_stake`, below capacity, serving every layer or, for a sharded kernel, one span of
+    /// its layout); zero otherwise.
     pub weight: Uint128,
     /// Its registered sortition public key (48-byte compressed G1), if any.
     pub public_key: Option<HexBinary>,
@@ -253,6 +309,9 @@ pub struct SortitionEntry {
 pub struct Candidate {
     pub address: Addr,
     pub stake: Uint128,
+    /// The span of a sharded kernel's layout it serves (`None`: the whole model).
+    #[serde(default)]
+    pub span: Option<u32>,
 }
 
 #[cw_serde]
