@@ -90,6 +90,7 @@ fn main() {
             )),
             tokenizer: None,
             split: Default::default(),
+            seats: Default::default(),
             metrics: Arc::new(Metrics::default()),
             node: "bench".into(),
             kernel_id: None,

@@ -18,6 +18,9 @@ pub struct RunnerConfig {
     pub model: PathBuf,
     /// The registered kernel id of that model (set by `nesa-node register`, or by hand).
     pub kernel_id: Option<u64>,
+    /// For a sharded kernel: the blocks `[start, end)` this runner serves, one range of the
+    /// kernel's shard layout (`--layers 0..15`); none serves the whole model.
+    pub layers: Option<[usize; 2]>,
     /// Where the HTTP API (health, metrics, local generation) listens; also the endpoint
     /// published in the node's on-chain profile.
     pub api_laddr: String,
@@ -48,6 +51,11 @@ pub struct RunnerConfig {
 }
 
 impl RunnerConfig {
+    /// The blocks this runner serves, when it serves a shard.
+    pub fn layers(&self) -> Option<std::ops::Range<usize>> {
+        self.layers.map(|[start, end]| start..end)
+    }
+
     /// The capacity published in the node's profile: the open queries the market may assign
     /// it, i.e. those its work queue holds (generating or waiting).
     pub fn published_capacity(&self) -> u32 {
@@ -73,6 +81,7 @@ impl Default for RunnerConfig {
             key: "node".into(),
             model: nesa_engine::default_model_path(),
             kernel_id: None,
+            layers: None,
             api_laddr: "127.0.0.1:8700".into(),
             log_level: "info".into(),
             capacity: 8,
@@ -113,6 +122,7 @@ impl RunnerConfig {
              # Name of this runner's key in its keyring (it bonds, commits and reveals).\nkey = {key:?}\n\n\
              # The GGUF model this runner serves.\nmodel = {model:?}\n\n\
              # The registered kernel id of that model (set by `nesa-node register`).\n{kernel}\n\n\
+             # For a sharded kernel: the blocks [start, end) this runner serves, one range of its shard layout.\n{layers}\n\n\
              # HTTP API (health, metrics, local generation); also the endpoint in the on-chain profile.\napi_laddr = {api:?}\n\n\
              # Log filter; RUST_LOG overrides it.\nlog_level = {log:?}\n\n\
              # Queries generated at once, batched in every forward pass (with queue_limit: the capacity in the node's profile).\ncapacity = {capacity}\n\n\
@@ -129,6 +139,10 @@ impl RunnerConfig {
             kernel = match self.kernel_id {
                 Some(id) => format!("kernel_id = {id}"),
                 None => "# kernel_id = 1".to_string(),
+            },
+            layers = match self.layers {
+                Some([start, end]) => format!("layers = [{start}, {end}]"),
+                None => "# layers = [0, 15]".to_string(),
             },
             api = self.api_laddr,
             log = self.log_level,
@@ -168,6 +182,7 @@ mod tests {
         let home = std::env::temp_dir().join(format!("nesa-node-config-{}", std::process::id()));
         let config = RunnerConfig {
             kernel_id: Some(4),
+            layers: Some([15, 30]),
             key: "runner-1".into(),
             capacity: 3,
             kv_budget_mib: 96,

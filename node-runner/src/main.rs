@@ -49,6 +49,9 @@ enum Command {
         /// Kernel id served, if already registered.
         #[arg(long)]
         kernel: Option<u64>,
+        /// Serve only blocks a..b of a sharded kernel (one range of its shard layout).
+        #[arg(long, value_parser = parse_layer_range)]
+        layers: Option<Range<usize>>,
     },
     /// Register the configured model as a kernel (prints its id and stores it in the config).
     Register {
@@ -61,17 +64,33 @@ enum Command {
         /// Price per output token, in unes.
         #[arg(long, default_value_t = devnet::PRICE_PER_OUTPUT_TOKEN)]
         price_out: u128,
-        /// Least number of nodes per query.
+        /// Least number of nodes per query (pipelines, for a sharded kernel).
         #[arg(long, default_value_t = devnet::KERNEL_MIN_REDUNDANCY)]
         min_redundancy: u8,
+        /// Register a sharded kernel: its blocks split into this many ranges as evenly as
+        /// they go, each served by its own runners and queries run through pipelines of them.
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=16))]
+        shards: u32,
     },
     /// Bond stake and publish the profile serving the configured kernel, e.g. `bond 2000000unes`.
     Bond {
         /// Stake, e.g. 2000000unes.
         amount: nesa_sdk::Coin,
+        /// Serve blocks a..b of a sharded kernel (default: the config's `layers`); saved in
+        /// the config for `start`.
+        #[arg(long, value_parser = parse_layer_range, conflicts_with = "shard")]
+        layers: Option<Range<usize>>,
+        /// Serve range N (from 0) of the sharded kernel's layout, as read from the chain.
+        #[arg(long)]
+        shard: Option<usize>,
     },
     /// Serve: load the model, follow the chain, answer assigned queries, serve the HTTP API.
-    Start,
+    Start {
+        /// Serve blocks a..b of a sharded kernel (default: the config's `layers`); the
+        /// profile on chain is updated to them.
+        #[arg(long, value_parser = parse_layer_range)]
+        layers: Option<Range<usize>>,
+    },
     /// Serve only the HTTP API (`/v1/generate`, split mode, `/health`, `/metrics`) with the
     /// batching engine, no chain: to try the node or measure it. Threads: RAYON_NUM_THREADS.
     Serve {
@@ -195,6 +214,20 @@ fn parse_layer_range(text: &str) -> Result<Range<usize>, String> {
     Ok(start..end)
 }
 
+/// The config with `--layers`, when given, in place of its own.
+fn with_layers(
+    config: nesa_node::config::RunnerConfig,
+    layers: Option<Range<usize>>,
+) -> nesa_node::config::RunnerConfig {
+    match layers {
+        Some(layers) => nesa_node::config::RunnerConfig {
+            layers: Some([layers.start, layers.end]),
+            ..config
+        },
+        None => config,
+    }
+}
+
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let mut config = nesa_node::config::RunnerConfig::load(&cli.home)?;
@@ -215,12 +248,14 @@ fn main() -> anyhow::Result<()> {
             model,
             api_laddr,
             kernel,
+            layers,
         } => {
             let config = nesa_node::config::RunnerConfig {
                 key,
                 model,
                 api_laddr,
                 kernel_id: kernel,
+                layers: layers.map(|l| [l.start, l.end]),
                 ..config
             };
             chain::init(&cli.home, config, recover, &cli.keyring)
@@ -230,21 +265,31 @@ fn main() -> anyhow::Result<()> {
             price_in,
             price_out,
             min_redundancy,
+            shards,
         } => {
             let options = chain::Register {
                 name,
                 price_per_input_token: price_in,
                 price_per_output_token: price_out,
                 min_redundancy,
+                shards,
             };
             runtime()?
                 .block_on(chain::register(&cli.home, config, options, &cli.keyring))
                 .map(|_| ())
         }
-        Command::Bond { amount } => {
-            runtime()?.block_on(chain::bond(&cli.home, config, amount, &cli.keyring))
+        Command::Bond {
+            amount,
+            layers,
+            shard,
+        } => {
+            let config = with_layers(config, layers);
+            runtime()?.block_on(chain::bond(&cli.home, config, amount, shard, &cli.keyring))
         }
-        Command::Start => runtime()?.block_on(chain::start(&cli.home, config, &cli.keyring)),
+        Command::Start { layers } => {
+            let config = with_layers(config, layers);
+            runtime()?.block_on(chain::start(&cli.home, config, &cli.keyring))
+        }
         Command::Serve {
             model,
             api_laddr,

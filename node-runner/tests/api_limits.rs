@@ -33,6 +33,7 @@ fn state(limits: ApiLimits, api_token: Option<&str>) -> Arc<ApiState> {
         )),
         tokenizer: Some(Arc::new(tokenizer)),
         split: Default::default(),
+        seats: Default::default(),
         metrics: Arc::new(Metrics::default()),
         node: "api-test".into(),
         kernel_id: None,

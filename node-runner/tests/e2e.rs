@@ -29,10 +29,13 @@ struct Devnet {
     api_port: u16,
     /// The solo chain's REST API.
     rest_port: u16,
-    tampered_runner3: Option<PathBuf>,
+    /// A runner serving another model file: (runner number, file).
+    tampered: Option<(usize, PathBuf)>,
     encrypted: bool,
     /// 1: the solo chain; more: a CometBFT network (`scripts/localnet`).
     validators: usize,
+    /// Ranges the kernel is sharded into (1: served whole), three runners per range.
+    shards: usize,
 }
 
 fn free_port() -> u16 {
@@ -68,9 +71,10 @@ impl Devnet {
             .env("NESA_BIN", bins.join("nesa"))
             .env("NESA_NODE_BIN", env!("CARGO_BIN_EXE_nesa-node"))
             .env("NESA_KEYRING_BACKEND", "test");
-        if let Some(model) = &self.tampered_runner3 {
-            cmd.env("RUNNER3_MODEL", model);
+        if let Some((runner, model)) = &self.tampered {
+            cmd.env(format!("RUNNER{runner}_MODEL"), model);
         }
+        cmd.env("DEVNET_SHARDS", self.shards.to_string());
         if self.encrypted {
             cmd.env("DEVNET_ENCRYPTED", "1");
         }
@@ -110,6 +114,22 @@ impl Devnet {
         encrypted: bool,
         validators: usize,
     ) -> Devnet {
+        Self::launch(
+            name,
+            tampered_runner3.map(|m| (3, m)),
+            encrypted,
+            validators,
+            1,
+        )
+    }
+
+    fn launch(
+        name: &str,
+        tampered: Option<(usize, PathBuf)>,
+        encrypted: bool,
+        validators: usize,
+        shards: usize,
+    ) -> Devnet {
         // A test that failed while holding the turn leaves nothing running: carry on.
         let turn = ONE_DEVNET_AT_A_TIME
             .lock()
@@ -119,8 +139,8 @@ impl Devnet {
         let api_port = loop {
             let port = free_port();
             if port < 60_000
-                && TcpListener::bind(("127.0.0.1", port + 1)).is_ok()
-                && TcpListener::bind(("127.0.0.1", port + 2)).is_ok()
+                && (1..3 * shards as u16)
+                    .all(|i| TcpListener::bind(("127.0.0.1", port + i)).is_ok())
             {
                 break port;
             }
@@ -142,9 +162,10 @@ impl Devnet {
             rpc_port,
             api_port,
             rest_port: free_port(),
-            tampered_runner3,
+            tampered,
             encrypted,
             validators,
+            shards,
         };
         let out = devnet.script("up");
         assert!(
@@ -184,7 +205,7 @@ impl Drop for Devnet {
         self.script("down");
         if std::thread::panicking() {
             eprintln!("runner logs kept in {}", self.dir.display());
-            for i in 1..=3 {
+            for i in 1..=3 * self.shards {
                 let log = self.log(&format!("runner{i}/runner.log"));
                 let tail: Vec<&str> = log.lines().rev().take(15).collect();
                 eprintln!(
@@ -203,11 +224,34 @@ fn model_available(test: &str) -> Option<PathBuf> {
     nesa_testkit::require_file(test, &default_model_path(), "scripts/setup fetches it")
 }
 
-/// Asks `prompt` as alice and returns the query id once assigned, plus the client for following it.
+/// Asks `prompt` as alice (96 tokens at most) and returns the query id once assigned, plus
+/// the client for following it.
 async fn ask(
     devnet: &Devnet,
     tokenizer: &Tokenizer,
     prompt: &str,
+) -> (
+    ChainClient,
+    nesa_sdk::cosmrs::crypto::secp256k1::SigningKey,
+    u64,
+    u128,
+) {
+    ask_for(devnet, tokenizer, prompt, 96).await
+}
+
+/// The chat prompt the tests ask with, as token ids.
+fn chat(tokenizer: &Tokenizer, prompt: &str) -> Vec<u32> {
+    tokenizer
+        .encode(&tokenizer.chat_prompt(Some("You are a helpful AI assistant."), prompt))
+        .unwrap()
+}
+
+/// [`ask`] with at most `max_output_tokens`.
+async fn ask_for(
+    devnet: &Devnet,
+    tokenizer: &Tokenizer,
+    prompt: &str,
+    max_output_tokens: u32,
 ) -> (
     ChainClient,
     nesa_sdk::cosmrs::crypto::secp256k1::SigningKey,
@@ -220,13 +264,10 @@ async fn ask(
         .signing_key("alice")
         .unwrap();
     let market = MarketClient::connect(&client).await.unwrap();
-    let input = tokenizer
-        .encode(&tokenizer.chat_prompt(Some("You are a helpful AI assistant."), prompt))
-        .unwrap();
     let request = QueryRequest {
         kernel_id: 1,
-        input,
-        max_output_tokens: 96,
+        input: chat(tokenizer, prompt),
+        max_output_tokens,
         sampling: Sampling {
             seed: 7,
             temperature_milli: 0,
@@ -829,4 +870,138 @@ async fn a_burst_of_twenty_queries_settles_with_every_runner_agreeing_from_share
             "runner{runner} served every query"
         );
     }
+}
+
+/// A copy of `model` whose tensor `tensor` has its bytes scrambled: same shapes, other
+/// weights in that block only.
+fn tamper_tensor(model: &Path, tensor: &str) -> PathBuf {
+    let content = nesa_sdk::gguf::read_content(model).unwrap();
+    let mut offsets: Vec<u64> = content.tensor_infos.values().map(|i| i.offset).collect();
+    offsets.sort_unstable();
+    let start = content.tensor_infos[tensor].offset;
+    let end = offsets.into_iter().find(|&o| o > start).unwrap();
+    let base = content.tensor_data_offset;
+    let mut bytes = std::fs::read(model).unwrap();
+    for (i, byte) in bytes[(base + start) as usize..(base + end) as usize]
+        .iter_mut()
+        .enumerate()
+    {
+        *byte = byte.wrapping_mul(31).wrapping_add(i as u8);
+    }
+    let out = std::env::temp_dir().join(format!(
+        "nesa-e2e-{}-{}.gguf",
+        tensor.replace('.', "-"),
+        std::process::id()
+    ));
+    std::fs::write(&out, bytes).unwrap();
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sharded_kernel_answers_through_pipelines_pays_by_layers_and_slashes_a_tampered_shard() {
+    use nesa_engine::{GenerateRequest, LoadOptions, Model};
+    let Some(model) = model_available(
+        "a_sharded_kernel_answers_through_pipelines_pays_by_layers_and_slashes_a_tampered_shard",
+    ) else {
+        return;
+    };
+    let tokenizer = Tokenizer::load(&model).unwrap();
+    // Six runners, runner i serving range (i − 1) mod 2: runner 4 serves blocks 15..30 with a
+    // scrambled block 20.
+    let tampered = tamper_tensor(&model, "blk.20.ffn_down.weight");
+    let devnet = Devnet::launch("sharded", Some((4, tampered.clone())), false, 1, 2);
+    let cheater = devnet.runner_address(4);
+
+    let question = "What is the capital of France?";
+    let (client, key, query_id, escrow) = ask_for(&devnet, &tokenizer, question, 32).await;
+    let state = settle(&client, &key, query_id).await;
+    assert_eq!(state.query.status, QueryStatus::Settled);
+    assert_eq!(state.query.shards.len(), 2);
+    assert_eq!(state.assignments.len(), 6, "three pipelines of two seats");
+
+    // The answer is, token for token, what one node running the whole model answers.
+    let settlement = state.query.settlement.clone().expect("settled");
+    let output =
+        nesa_market::tokens::decode_token_ids(settlement.output.as_ref().unwrap()).unwrap();
+    let whole = Model::load(&model, &LoadOptions::default()).unwrap();
+    let stop_tokens = tokenizer.stop_tokens().to_vec();
+    let alone = whole
+        .generate(
+            &GenerateRequest {
+                prompt: chat(&tokenizer, question),
+                max_tokens: 32,
+                sampling: nesa_engine::Sampling::Greedy,
+                stop_tokens,
+                top_logprobs: 0,
+            },
+            |_| {},
+        )
+        .unwrap()
+        .tokens;
+    assert_eq!(output, alone, "{}", tokenizer.decode(&output).unwrap());
+    assert!(tokenizer.decode(&output).unwrap().contains("Paris"));
+
+    // The tampered shard is found and slashed alone; every other seat is paid its layers'
+    // share of the pipeline's pay: 15 of 30 blocks each.
+    let terms = state
+        .query
+        .terms
+        .clone()
+        .expect("terms fixed at submission");
+    let gross = cosmwasm_std::Uint128::new(pipeline_pay(&state)).multiply_ratio(15u128, 30u128);
+    let net = gross - gross.mul_floor(terms.protocol_fee) - gross.mul_floor(terms.kernel_royalty);
+    for assignment in &state.assignments {
+        if assignment.node.as_str() == cheater {
+            assert!(
+                matches!(
+                    assignment.outcome,
+                    Some(NodeOutcome::Slashed {
+                        reason: SlashReason::Divergent,
+                        ..
+                    })
+                ),
+                "the tampered shard is slashed as divergent: {:?}",
+                assignment.outcome
+            );
+        } else {
+            assert_eq!(
+                assignment.outcome,
+                Some(NodeOutcome::Paid { amount: net }),
+                "seat {}/{} ({})",
+                assignment.pipeline,
+                assignment.span,
+                assignment.node
+            );
+        }
+    }
+    assert_eq!(
+        settlement.paid.u128() + settlement.refunded.u128(),
+        escrow,
+        "escrow = payments + refund, to the unes"
+    );
+    assert_eq!(settlement.paid, gross * cosmwasm_std::Uint128::new(5));
+    // The seats past span 0 served the streams their drivers claimed.
+    let claimed = (1..=6)
+        .filter(|i| {
+            devnet
+                .log(&format!("runner{i}/runner.log"))
+                .contains("the pipeline's driver opened this node's seat")
+        })
+        .count();
+    assert_eq!(claimed, 3, "every span-1 seat was opened by its own driver");
+    drop(devnet);
+    let _ = std::fs::remove_file(tampered);
+}
+
+/// What one pipeline of a settled query earns before fees: the prompt and the generated
+/// tokens at the kernel's prices.
+fn pipeline_pay(state: &QueryResponse) -> u128 {
+    let query = &state.query;
+    let output_tokens = nesa_market::tokens::decode_token_ids(
+        query.settlement.as_ref().unwrap().output.as_ref().unwrap(),
+    )
+    .unwrap()
+    .len() as u128;
+    query.input_tokens as u128 * query.price_per_input_token.u128()
+        + output_tokens * query.price_per_output_token.u128()
 }

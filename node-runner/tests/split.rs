@@ -30,6 +30,7 @@ async fn serve(model: Model) -> String {
         worker: Arc::new(Worker::new(model, vec![], Default::default())),
         tokenizer: None,
         split: Default::default(),
+        seats: Default::default(),
         metrics: Arc::new(Metrics::default()),
         node: "split-test".into(),
         kernel_id: None,

@@ -15,12 +15,17 @@ use futures_util::{SinkExt, StreamExt};
 use nesa_engine::ee::{encrypt_kernel, EeKey, Transform};
 use nesa_engine::tiny::{tiny_model_file, TinyModelSpec};
 use nesa_engine::{GenerateRequest, LoadOptions, Model, Sampling, Tokenizer};
+use nesa_market::ActivationRecord;
+use nesa_node::api::shard::SeatExpectation;
 use nesa_node::api::{self, ApiLimits, ApiState};
 use nesa_node::chain::Worker;
 use nesa_node::metrics::Metrics;
+use nesa_sdk::address::AddressExt;
+use nesa_sdk::cosmrs::crypto::secp256k1::SigningKey;
 use nesa_sdk::swarm::pipeline::stream_url;
 use nesa_sdk::swarm::protocol::{Control, HiddenFrame};
-use nesa_sdk::swarm::{probe, Candidate, Pipeline, PipelineOptions};
+use nesa_sdk::swarm::{probe, Candidate, Claimer, Pipeline, PipelineOptions};
+use nesa_sdk::Address;
 use tokio_tungstenite::tungstenite::Message;
 
 fn spec() -> TinyModelSpec {
@@ -51,6 +56,7 @@ fn state(model: Model, limits: ApiLimits) -> Arc<ApiState> {
         worker: Arc::new(Worker::new(model, vec![], Default::default())),
         tokenizer: None,
         split: Default::default(),
+        seats: Default::default(),
         metrics: Arc::new(Metrics::default()),
         node: "swarm-test".into(),
         kernel_id: None,
@@ -63,10 +69,20 @@ fn state(model: Model, limits: ApiLimits) -> Arc<ApiState> {
 
 /// Serves blocks `layers` of `path` on a loopback port; returns the base URL.
 async fn serve(path: &Path, layers: Range<usize>, limits: ApiLimits) -> String {
+    serve_state(path, layers, limits).await.0
+}
+
+/// [`serve`], with the node's API state.
+async fn serve_state(
+    path: &Path,
+    layers: Range<usize>,
+    limits: ApiLimits,
+) -> (String, Arc<ApiState>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(api::serve_on(listener, state(load(path, layers), limits)));
-    url
+    let state = state(load(path, layers), limits);
+    tokio::spawn(api::serve_on(listener, state.clone()));
+    (url, state)
 }
 
 fn expected(path: &Path, prompt: &[u32], max_tokens: usize, sampling: Sampling) -> Vec<u32> {
@@ -393,7 +409,14 @@ async fn hostile_streams_get_clear_errors_and_hold_nothing() {
 
     // Blocks the node does not hold.
     let mut socket = open_stream(&url).await;
-    send_control(&mut socket, &Control::Open { layers: [0, 3] }).await;
+    send_control(
+        &mut socket,
+        &Control::Open {
+            layers: [0, 3],
+            claim: None,
+        },
+    )
+    .await;
     refused(next_control(&mut socket).await, "not within the blocks");
 
     // A frame before any open.
@@ -431,7 +454,14 @@ async fn hostile_streams_get_clear_errors_and_hold_nothing() {
         ),
     ] {
         let mut socket = open_stream(&url).await;
-        send_control(&mut socket, &Control::Open { layers: [1, 3] }).await;
+        send_control(
+            &mut socket,
+            &Control::Open {
+                layers: [1, 3],
+                claim: None,
+            },
+        )
+        .await;
         assert!(matches!(
             next_control(&mut socket).await,
             Some(Control::Opened { layers: [1, 3], hidden_size, .. }) if hidden_size == width
@@ -443,13 +473,27 @@ async fn hostile_streams_get_clear_errors_and_hold_nothing() {
     // One session at a time on this node: a second is refused while the first is open, and
     // admitted once it closed.
     let mut first = open_stream(&url).await;
-    send_control(&mut first, &Control::Open { layers: [1, 2] }).await;
+    send_control(
+        &mut first,
+        &Control::Open {
+            layers: [1, 2],
+            claim: None,
+        },
+    )
+    .await;
     assert!(matches!(
         next_control(&mut first).await,
         Some(Control::Opened { .. })
     ));
     let mut second = open_stream(&url).await;
-    send_control(&mut second, &Control::Open { layers: [1, 2] }).await;
+    send_control(
+        &mut second,
+        &Control::Open {
+            layers: [1, 2],
+            claim: None,
+        },
+    )
+    .await;
     refused(next_control(&mut second).await, "sessions open");
     // An empty session commits to the root of nothing.
     send_control(&mut first, &Control::Commit).await;
@@ -481,7 +525,14 @@ async fn hostile_streams_get_clear_errors_and_hold_nothing() {
     let started = Instant::now();
     loop {
         let mut again = open_stream(&url).await;
-        send_control(&mut again, &Control::Open { layers: [1, 2] }).await;
+        send_control(
+            &mut again,
+            &Control::Open {
+                layers: [1, 2],
+                claim: None,
+            },
+        )
+        .await;
         match next_control(&mut again).await {
             Some(Control::Opened { .. }) => break,
             _ if started.elapsed() < Duration::from_secs(5) => {
@@ -500,4 +551,85 @@ async fn hostile_streams_get_clear_errors_and_hold_nothing() {
         .unwrap();
     assert_eq!(response.status(), reqwest::StatusCode::CONFLICT);
     assert!(response.text().await.unwrap().contains("a shard"));
+}
+
+fn claimer(secret: u8, query_id: u64, pipeline: u8) -> Claimer {
+    Claimer {
+        key: Arc::new(SigningKey::from_slice(&[secret; 32]).unwrap()),
+        market: "nesa1market".into(),
+        query_id,
+        pipeline,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_seat_records_only_the_stream_its_driver_claims() {
+    let path = tiny_model_file(&spec()).unwrap();
+    let (url, shard) = serve_state(&path, 2..4, ApiLimits::default()).await;
+    let driver = claimer(3, 5, 1);
+    let driver_address = Address::from_public_key(&driver.key.public_key()).unwrap();
+    let open = |claimer: &Claimer| Control::Open {
+        layers: [2, 4],
+        claim: Some(claimer.claim(&(2..4))),
+    };
+
+    // Before the runner registers its seat, a claimed open is asked to come back.
+    let mut socket = open_stream(&url).await;
+    send_control(&mut socket, &open(&driver)).await;
+    match next_control(&mut socket).await {
+        Some(Control::Error { message, retry }) => {
+            assert!(retry, "{message}");
+            assert!(message.contains("no seat of query 5"), "{message}");
+        }
+        other => panic!("expected a retry, got {other:?}"),
+    }
+
+    let record = shard.seats.expect(
+        5,
+        SeatExpectation {
+            market: "nesa1market".into(),
+            pipeline: 1,
+            layers: 2..4,
+            driver: driver_address.to_string(),
+            prompt_len: PROMPT.len(),
+        },
+    );
+    // Another key's claim on the seat is refused, and takes nothing from it.
+    let mut socket = open_stream(&url).await;
+    send_control(&mut socket, &open(&claimer(4, 5, 1))).await;
+    refused(next_control(&mut socket).await, "not by the driver");
+
+    // The driver runs blocks 0..2 itself and the seat's 2..4 through the shard.
+    let options = PipelineOptions {
+        claimer: Some(Arc::new(driver)),
+        ..PipelineOptions::default()
+    };
+    let candidates = candidates(std::slice::from_ref(&url)).await;
+    let pipeline = Pipeline::connect(load(&path, 0..2), candidates, options)
+        .await
+        .unwrap();
+    let output = pipeline
+        .generate(&PROMPT, 8, Sampling::Greedy, &[], |_| {})
+        .await
+        .unwrap();
+    assert_eq!(output.tokens, expected(&path, &PROMPT, 8, Sampling::Greedy));
+    // The shard recorded the claimed stream: its inputs are exactly the rows the driver's
+    // own blocks produced (prompt and the 7 tokens fed back), and as many outputs.
+    let record = tokio::time::timeout(Duration::from_secs(10), record)
+        .await
+        .expect("the claimed stream's record")
+        .unwrap();
+    assert_eq!(output.local_leaves.len(), PROMPT.len() + 7);
+    let driver_record = ActivationRecord::from_leaves(&output.local_leaves, PROMPT.len());
+    assert_eq!(record.input_digest, Some(driver_record.digest()));
+    assert_eq!(record.outputs.decode_leaves.len(), 7);
+    assert_ne!(record.outputs, driver_record);
+
+    // Replaying the driver's claim opens a stream that is served but records nothing.
+    let mut socket = open_stream(&url).await;
+    send_control(&mut socket, &open(&claimer(3, 5, 1))).await;
+    assert!(matches!(
+        next_control(&mut socket).await,
+        Some(Control::Opened { .. })
+    ));
 }

@@ -7,7 +7,7 @@ use nesa_market::fingerprint::MAX_FINGERPRINT_BYTES;
 use nesa_market::market::{Assignment, InferenceQuery, QueryId, QueryStatus, Reveal};
 use nesa_market::{
     commitment, fingerprint_positions, output_hash, result_hash, shard_result_hash, token_count,
-    ActivationRecord, Fingerprint,
+    Fingerprint, SeatRecord,
 };
 
 use crate::error::ContractError;
@@ -121,7 +121,7 @@ pub fn reveal(
             ),
         });
     }
-    check_activations(&query, request.activations.as_ref())?;
+    check_activations(&query, assignment.span, request.activations.as_ref())?;
 
     // A reveal that does not open its own commitment is recorded (and slashed at settlement):
     // binding the sender's address means a copied output cannot match, and binding the
@@ -181,12 +181,13 @@ fn check_output(query: &InferenceQuery, output: &Binary) -> Result<u32, Contract
     Ok(tokens)
 }
 
-/// A sharded query's seats reveal an activation record that decodes and covers at most the
-/// prompt and `max_output_tokens` decode positions (its length against the pipeline's
+/// A sharded query's seats reveal a seat record (with an input digest past span 0) that
+/// decodes and covers at most the prompt and `max_output_tokens` decode positions (its length against the pipeline's
 /// output is checked at settlement, once the driver's output is known); a whole-model query
 /// takes none.
 fn check_activations(
     query: &InferenceQuery,
+    span: u32,
     activations: Option<&Binary>,
 ) -> Result<(), ContractError> {
     let invalid = |reason: String| ContractError::InvalidActivations {
@@ -202,11 +203,11 @@ fn check_activations(
             "a seat of a pipeline reveals its activation record".into(),
         )),
         (false, Some(bytes)) => {
-            let record = ActivationRecord::decode(bytes).map_err(|e| invalid(e.to_string()))?;
-            if record.decode_leaves.len() > query.max_output_tokens as usize {
+            let record = SeatRecord::decode(bytes, span > 0).map_err(|e| invalid(e.to_string()))?;
+            let decode = record.outputs.decode_leaves.len();
+            if decode > query.max_output_tokens as usize {
                 return Err(invalid(format!(
-                    "{} decode positions, more than the query's max_output_tokens {}",
-                    record.decode_leaves.len(),
+                    "{decode} decode positions, more than the query's max_output_tokens {}",
                     query.max_output_tokens
                 )));
             }

@@ -7,13 +7,20 @@
 //! [`ActivationRecord`]; a record counts only when it opens the seat's commitment and has the
 //! length its pipeline's output implies.
 //!
-//! - A winning pipeline: every seat with a valid record is paid its share; a seat that did not
-//!   commit, reveal or reveal validly is slashed for that (a dead shard is not paid).
+//! - A winning pipeline: every seat with a valid record is paid its share; a seat that
+//!   committed but did not reveal, or revealed invalidly, is slashed for that. A seat past the
+//!   driver that never committed (a shard that died, or that the driver routed around) is
+//!   not paid and not slashed: it never vouched for anything.
 //! - An outvoted pipeline, compared with a winning pipeline whose every record is valid: the
 //!   first seat whose record diverges on the positions both pipelines fed the same tokens
 //!   ([`first_divergent_shard`]) is slashed as `divergent` (the driver when only the head
 //!   diverged); every other seat with a valid record did honest work on what it was given and
-//!   is paid its share.
+//!   is paid its share. When a seat's input digest is not the previous seat's outputs, the
+//!   driver relayed other rows or the seat misstates them: the chain cannot tell which, so
+//!   the driver, that seat and every seat after it go unpaid and nobody is slashed for it.
+//!   When the search reaches a seat past the driver that never committed, nothing after it
+//!   can be judged: the driver, which revealed the outvoted output, is slashed as an outlier
+//!   and the seats after it go unpaid.
 //! - An outvoted pipeline whose driver revealed nothing valid: the driver is slashed for it;
 //!   another seat is paid when its record equals the reference's for its span (it computed
 //!   the right thing), otherwise it is neither paid nor blamed.
@@ -27,7 +34,7 @@
 use cosmwasm_std::Uint128;
 use nesa_market::activations::decode_leaves_allowed;
 use nesa_market::market::{Assignment, InferenceQuery, SlashReason};
-use nesa_market::{decode_token_ids, first_divergent_shard, ActivationRecord, Divergence};
+use nesa_market::{decode_token_ids, first_divergent_shard, Divergence, SeatRecord};
 
 use crate::error::ContractError;
 use crate::settle::{consensus, fault, pipeline_pay, Decision, Plan, Winners};
@@ -47,10 +54,10 @@ pub fn plan(query: &InferenceQuery, assignments: &[Assignment]) -> Result<Plan, 
     let outputs: Vec<Option<Vec<u32>>> = (0..pipelines)
         .map(|p| driver_output(&assignments[seat(p, 0)]))
         .collect();
-    let records: Vec<Vec<Option<ActivationRecord>>> = (0..pipelines)
+    let records: Vec<Vec<Option<SeatRecord>>> = (0..pipelines)
         .map(|p| {
             (0..spans)
-                .map(|s| valid_record(query, &assignments[seat(p, s)], outputs[p].as_deref()))
+                .map(|s| valid_record(query, &assignments[seat(p, s)], s, outputs[p].as_deref()))
                 .collect()
         })
         .collect();
@@ -65,7 +72,7 @@ pub fn plan(query: &InferenceQuery, assignments: &[Assignment]) -> Result<Plan, 
     let reference = (0..pipelines)
         .find(|&p| winning(p) && records[p].iter().all(Option::is_some))
         .map(|p| {
-            let records: Vec<ActivationRecord> = records[p].iter().flatten().cloned().collect();
+            let records: Vec<SeatRecord> = records[p].iter().flatten().cloned().collect();
             (outputs[p].clone().unwrap_or_default(), records)
         });
 
@@ -73,13 +80,12 @@ pub fn plan(query: &InferenceQuery, assignments: &[Assignment]) -> Result<Plan, 
     for p in 0..pipelines {
         // Seats judged by their own commit and reveal (a record that does not fit its
         // pipeline's output is an invalid reveal).
-        // A seat past the driver works only when the driver sends it rows: with no driver
-        // commitment, its own missing commitment is not its fault.
-        let driver_committed = assignments[seat(p, 0)].commitment.is_some();
+        // A seat past the driver works only when the driver sends it rows (to it, not to a
+        // spare): its missing commitment is not held against it.
         let own: Vec<Option<SlashReason>> = (0..spans)
             .map(|s| {
                 let assignment = &assignments[seat(p, s)];
-                if s > 0 && !driver_committed && assignment.commitment.is_none() {
+                if s > 0 && assignment.commitment.is_none() {
                     return None;
                 }
                 fault(assignment, false).or_else(|| {
@@ -101,40 +107,47 @@ pub fn plan(query: &InferenceQuery, assignments: &[Assignment]) -> Result<Plan, 
         }
         match (&outputs[p], &reference) {
             (Some(output), Some((reference_output, reference_records))) => {
-                let blamed = match first_divergent_shard(
-                    &records[p],
-                    reference_records,
-                    output,
-                    reference_output,
-                ) {
-                    Divergence::Shard(s) => s,
-                    Divergence::Head => 0,
+                let divergence =
+                    first_divergent_shard(&records[p], reference_records, output, reference_output);
+                let (blamed, reason, unpaid) = match divergence {
+                    Divergence::Shard(s)
+                        if s > 0 && assignments[seat(p, s)].commitment.is_none() =>
+                    {
+                        (Some(0), SlashReason::Outlier, s..spans)
+                    }
+                    Divergence::Shard(s) => (Some(s), SlashReason::Divergent, 0..0),
+                    Divergence::Head => (Some(0), SlashReason::Divergent, 0..0),
+                    Divergence::Relay(s) => (None, SlashReason::Divergent, s..spans),
                 };
-                let decision = &mut decisions[seat(p, blamed)];
-                if !matches!(decision, Decision::Slash(_)) {
-                    *decision = Decision::Slash(SlashReason::Divergent);
+                if let Divergence::Relay(_) = divergence {
+                    unpay(&mut decisions[seat(p, 0)]);
+                }
+                for s in unpaid {
+                    unpay(&mut decisions[seat(p, s)]);
+                }
+                if let Some(blamed) = blamed {
+                    let decision = &mut decisions[seat(p, blamed)];
+                    if !matches!(decision, Decision::Slash(_)) {
+                        *decision = Decision::Slash(reason);
+                    }
                 }
             }
             // Nothing to compare with: the driver's output was outvoted.
             (Some(_), None) => {
                 decisions[seat(p, 0)] = Decision::Slash(SlashReason::Outlier);
                 for s in 1..spans {
-                    if let Decision::Pay(_) = decisions[seat(p, s)] {
-                        decisions[seat(p, s)] = Decision::Unpaid;
-                    }
+                    unpay(&mut decisions[seat(p, s)]);
                 }
             }
             // No output: a seat is paid only for a record equal to the reference's.
             (None, reference) => {
                 for s in 1..spans {
-                    let equal = match (reference, revealed_record(&assignments[seat(p, s)])) {
+                    let equal = match (reference, revealed_record(&assignments[seat(p, s)], s)) {
                         (Some((_, expected)), Some(record)) => expected[s] == record,
                         _ => false,
                     };
                     if !equal {
-                        if let Decision::Pay(_) = decisions[seat(p, s)] {
-                            decisions[seat(p, s)] = Decision::Unpaid;
-                        }
+                        unpay(&mut decisions[seat(p, s)]);
                     }
                 }
             }
@@ -145,6 +158,13 @@ pub fn plan(query: &InferenceQuery, assignments: &[Assignment]) -> Result<Plan, 
         output,
         quorum,
     })
+}
+
+/// A seat that was to be paid is not (a slash stands).
+fn unpay(decision: &mut Decision) {
+    if let Decision::Pay(_) = decision {
+        *decision = Decision::Unpaid;
+    }
 }
 
 /// Each span's part of a pipeline's pay: `pay × layers(span) / layers`, rounded down.
@@ -168,13 +188,13 @@ fn driver_output(driver: &Assignment) -> Option<Vec<u32>> {
     decode_token_ids(&reveal.output).ok()
 }
 
-/// A seat's record, when its reveal opened its commitment.
-fn revealed_record(assignment: &Assignment) -> Option<ActivationRecord> {
+/// The record of the seat at `span`, when its reveal opened its commitment.
+fn revealed_record(assignment: &Assignment, span: usize) -> Option<SeatRecord> {
     let reveal = assignment
         .reveal
         .as_ref()
         .filter(|r| r.matches_commitment)?;
-    ActivationRecord::decode(reveal.activations.as_ref()?).ok()
+    SeatRecord::decode(reveal.activations.as_ref()?, span > 0).ok()
 }
 
 /// A seat's record when it is valid: revealed, opening the commitment, and as long as the
@@ -182,12 +202,17 @@ fn revealed_record(assignment: &Assignment) -> Option<ActivationRecord> {
 fn valid_record(
     query: &InferenceQuery,
     assignment: &Assignment,
+    span: usize,
     output: Option<&[u32]>,
-) -> Option<ActivationRecord> {
-    let record = revealed_record(assignment)?;
+) -> Option<SeatRecord> {
+    let record = revealed_record(assignment, span)?;
     let tokens = output?.len() as u32;
-    decode_leaves_allowed(record.decode_leaves.len(), tokens, query.max_output_tokens)
-        .then_some(record)
+    decode_leaves_allowed(
+        record.outputs.decode_leaves.len(),
+        tokens,
+        query.max_output_tokens,
+    )
+    .then_some(record)
 }
 
 #[cfg(test)]

@@ -9,7 +9,9 @@ use nesa_inference_market::msg::{ExecuteMsg, NodeOutcome, QueryStatus, Sampling,
 use nesa_inference_market::ContractError;
 use nesa_market::registry::{self, ShardRange};
 use nesa_market::staking::{self, ServedKernel};
-use nesa_market::{commitment, encode_token_ids, shard_result_hash, ActivationRecord, Hash32};
+use nesa_market::{
+    commitment, encode_token_ids, shard_result_hash, ActivationRecord, Hash32, SeatRecord,
+};
 use sha2::{Digest, Sha256};
 use support::*;
 
@@ -210,6 +212,9 @@ struct Run {
     truncated: Option<usize>,
     /// With a dead driver: the other seats got no rows and commit nothing.
     idle: bool,
+    /// The shard at this span states inputs other than the previous shard's outputs (the
+    /// driver relayed other rows, or the shard misstates them), from the prompt on.
+    relayed_wrong: Option<usize>,
 }
 
 impl Run {
@@ -220,13 +225,14 @@ impl Run {
     /// The pipeline's output and each span's record, from a model of the engine: a row is a
     /// function of the span, the tokens fed so far and whether a tampered span at or before
     /// it had produced it. The first token that differs (from the lie on) is replaced.
-    fn execute(&self, honest: &[u32]) -> (Vec<u32>, Vec<ActivationRecord>) {
+    fn execute(&self, honest: &[u32]) -> (Vec<u32>, Vec<SeatRecord>) {
         let mut output = honest.to_vec();
         // A lie at decode position j changes the logits there: token j + 1 differs.
         let diverges_at = self
             .lie
             .map(|(_, j)| j + 1)
             .or(self.wrong_head)
+            .or(self.relayed_wrong.map(|_| 0))
             .filter(|&t| t < output.len());
         if let Some(t) = diverges_at {
             for token in &mut output[t..] {
@@ -237,7 +243,7 @@ impl Run {
             .map(|span| {
                 let tampered = |position: Option<usize>| match self.lie {
                     Some((liar, j)) => span >= liar && position.is_none_or(|p| p >= j),
-                    None => false,
+                    None => self.relayed_wrong.is_some_and(|s| span >= s),
                 };
                 let row = |label: &[u8], tokens: &[u32], tampered: bool| -> Hash32 {
                     let mut hasher = Sha256::new();
@@ -248,8 +254,8 @@ impl Run {
                     hasher.update([tampered as u8]);
                     hasher.finalize().into()
                 };
-                // The prompt is honest unless the lie starts there (position None: never here).
-                let prompt_root = row(b"prompt", &[], false);
+                // The prompt is honest unless the lie starts there (position None).
+                let prompt_root = row(b"prompt", &[], tampered(None));
                 // At the limit, every token but the last was fed back.
                 let fed = output.len() - 1;
                 let decode_leaves = (0..fed)
@@ -260,8 +266,21 @@ impl Run {
                     decode_leaves,
                 }
             })
+            .collect::<Vec<_>>();
+        // Each span's inputs are the previous span's outputs.
+        let seats = (0..LAYOUT.len())
+            .map(|span| SeatRecord {
+                outputs: records[span].clone(),
+                input_digest: (span > 0).then(|| {
+                    if self.relayed_wrong == Some(span) {
+                        [0xEE; 32]
+                    } else {
+                        records[span - 1].digest()
+                    }
+                }),
+            })
             .collect();
-        (output, records)
+        (output, seats)
     }
 }
 
@@ -348,7 +367,7 @@ fn pipelines_are_drawn_span_by_span_and_every_shard_is_paid_by_layers() {
 }
 
 #[test]
-fn a_dead_shard_is_slashed_and_not_paid_while_its_pipeline_is() {
+fn a_dead_shard_is_neither_paid_nor_slashed_while_its_pipeline_is_paid() {
     let mut sharded = Sharded::new(3);
     let id = sharded.submit();
     let dead = sharded.pipeline(id, 0)[1].clone();
@@ -361,7 +380,9 @@ fn a_dead_shard_is_slashed_and_not_paid_while_its_pipeline_is() {
         Run::honest(),
     ];
     sharded.play(id, &runs);
-    assert_slashed(sharded.outcome(id, &dead), SlashReason::NoCommit);
+    // It never committed to serve (its span was served by a spare): unpaid, not slashed.
+    assert_eq!(sharded.outcome(id, &dead), NodeOutcome::Unpaid {});
+    assert!(!sharded.market.node(&dead).jailed);
     for (s, node) in sharded.pipeline(id, 0).iter().enumerate() {
         if s != 1 {
             assert_eq!(sharded.outcome(id, node), paid(share(s).1));
@@ -433,6 +454,55 @@ fn a_shard_serving_tampered_weights_is_found_and_slashed_alone() {
         let seats: Vec<usize> = (0..9).filter(|&i| i != 3 + liar).map(|i| i % 3).collect();
         assert_escrow_exact(&sharded, id, &seats);
     }
+}
+
+#[test]
+fn a_shard_whose_inputs_are_not_the_previous_outputs_ends_the_search_and_slashes_nobody() {
+    let mut sharded = Sharded::new(3);
+    let id = sharded.submit();
+    let runs = [
+        Run::honest(),
+        Run {
+            relayed_wrong: Some(1),
+            ..Run::honest()
+        },
+        Run::honest(),
+    ];
+    sharded.play(id, &runs);
+    let faulty = sharded.pipeline(id, 1);
+    // The driver or shard 1 lied about what went between them; the chain cannot tell which:
+    // neither is slashed, neither (nor anything after) is paid. Shard 0 is paid.
+    for node in [&faulty[0], &faulty[1], &faulty[2]] {
+        assert_eq!(sharded.outcome(id, node), NodeOutcome::Unpaid {});
+        assert!(!sharded.market.node(node).jailed);
+    }
+    let seats: Vec<usize> = [0, 1, 2, 0, 1, 2].to_vec();
+    assert_escrow_exact(&sharded, id, &seats);
+}
+
+#[test]
+fn an_outvoted_pipeline_with_a_silent_shard_blames_its_driver() {
+    let mut sharded = Sharded::new(3);
+    let id = sharded.submit();
+    // Shard 1 never committed (the driver routed around it) and shard 2 lied.
+    let runs = [
+        Run::honest(),
+        Run {
+            dead: Some(1),
+            lie: Some((2, 3)),
+            ..Run::honest()
+        },
+        Run::honest(),
+    ];
+    sharded.play(id, &runs);
+    let faulty = sharded.pipeline(id, 1);
+    // Nothing past the silent seat can be judged: the driver vouched for the wrong output.
+    assert_slashed(sharded.outcome(id, &faulty[0]), SlashReason::Outlier);
+    assert_eq!(sharded.outcome(id, &faulty[1]), NodeOutcome::Unpaid {});
+    assert!(!sharded.market.node(&faulty[1]).jailed);
+    assert_eq!(sharded.outcome(id, &faulty[2]), NodeOutcome::Unpaid {});
+    let seats: Vec<usize> = [0, 1, 2, 0, 1, 2].to_vec();
+    assert_escrow_exact(&sharded, id, &seats);
 }
 
 #[test]
@@ -532,7 +602,7 @@ fn reveals_that_do_not_fit_their_seat_are_refused() {
         .market
         .execute(
             &seats[1],
-            &reveal(vec![], Some(vec![1; 32 * (2 + MAX_OUTPUT as usize)])),
+            &reveal(vec![], Some(vec![1; 32 * (3 + MAX_OUTPUT as usize)])),
             0,
         )
         .unwrap_err();

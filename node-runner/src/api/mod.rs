@@ -82,6 +82,8 @@ pub struct ApiState {
     pub tokenizer: Option<Arc<Tokenizer>>,
     /// Sessions of split-mode clients.
     pub split: split::Sessions,
+    /// Pipeline seats this node holds past span 0, whose claimed streams it records.
+    pub seats: shard::Seats,
     /// The runner's metrics (`/metrics`).
     pub metrics: Arc<Metrics>,
     /// This node's address, as `/health` reports it.

@@ -409,6 +409,7 @@ mod tests {
             fingerprint: vec![4, 5],
             output_tokens: 3,
             tokens_per_second: 10.0,
+            activations: None,
         }
     }
 

@@ -4,6 +4,7 @@
 pub mod decide;
 pub mod queue;
 pub mod runner;
+pub mod shards;
 pub mod sortition;
 pub mod work;
 

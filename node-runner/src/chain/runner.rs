@@ -27,6 +27,7 @@ use super::decide::{
     DrawState, DrawStep, JobState, Step,
 };
 use super::queue::{Admission, Demand, Pace, QueueLimits, Refusal, WorkQueue};
+use super::shards::ShardContext;
 use super::sortition::Sortition;
 use super::work::{commitment_for, run_query, salt, QueryResult, WorkError};
 use crate::metrics::Metrics;
@@ -134,6 +135,8 @@ pub struct Runner {
     pub metrics: Arc<Metrics>,
     /// How many generations run at once and how many may wait.
     pub limits: QueueLimits,
+    /// Seats of sharded queries: driving a pipeline, or serving a span of one.
+    pub shards: Arc<ShardContext>,
 }
 
 /// The loop's mutable state: the draws, the jobs, the work queue and the clock.
@@ -723,7 +726,7 @@ impl Runner {
                         output: Binary::from(result.output.clone()),
                         fingerprint: Binary::from(result.fingerprint.clone()),
                         salt: Binary::from(salt),
-                        activations: None,
+                        activations: result.activations.clone().map(Binary::from),
                     }
                 }
             }
@@ -756,8 +759,13 @@ impl Runner {
 
     fn spawn_work(&self, query: InferenceQuery, finished: mpsc::UnboundedSender<Finished>) {
         let worker = self.worker.clone();
+        let shards = self.shards.clone();
         tokio::spawn(async move {
-            let outcome = run_query(&worker, &query).await;
+            let outcome = if query.shards.is_empty() {
+                run_query(&worker, &query).await
+            } else {
+                shards.run(&worker, &query).await
+            };
             let _ = finished.send((query.id, outcome));
         });
     }

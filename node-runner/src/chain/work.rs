@@ -2,7 +2,7 @@
 //! honest node does, then derive the fingerprint, salt and commitment the market expects.
 
 use nesa_engine::{GenerateRequest, Sampling};
-use nesa_market::commitment::{commitment, result_hash};
+use nesa_market::commitment::{commitment, result_hash, shard_result_hash};
 use nesa_market::fingerprint::{quantize_logprob, Fingerprint, FingerprintEntry, TopToken, TOP_K};
 use nesa_market::market::InferenceQuery;
 use nesa_market::tokens::{decode_token_ids, encode_token_ids};
@@ -21,6 +21,8 @@ pub struct QueryResult {
     pub output_tokens: u32,
     /// Decode speed of this run.
     pub tokens_per_second: f64,
+    /// The seat's encoded activation record, in a sharded query.
+    pub activations: Option<Vec<u8>>,
 }
 
 /// Errors doing a query's work.
@@ -34,6 +36,8 @@ pub enum WorkError {
     Engine(#[from] nesa_engine::EngineError),
     #[error("fingerprint: {0}")]
     Fingerprint(String),
+    #[error("pipeline: {0}")]
+    Pipeline(String),
 }
 
 /// The sampling a query asks for: greedy at temperature 0, else seeded.
@@ -61,12 +65,28 @@ pub async fn run_query(worker: &Worker, query: &InferenceQuery) -> Result<QueryR
         top_logprobs: TOP_K,
     };
     let generated = worker.generate(request).await?;
+    Ok(QueryResult {
+        output: encode_token_ids(&generated.tokens),
+        fingerprint: fingerprint_of(query, &generated.tokens, &generated.top_logprobs)?,
+        output_tokens: generated.tokens.len() as u32,
+        tokens_per_second: generated.decode_tokens_per_second(),
+        activations: None,
+    })
+}
+
+/// The encoded fingerprint of `tokens` generated for `query`, from the top log-probabilities
+/// at each generated position.
+pub fn fingerprint_of(
+    query: &InferenceQuery,
+    tokens: &[u32],
+    top_logprobs: &[Vec<(u32, f32)>],
+) -> Result<Vec<u8>, WorkError> {
     let seed: [u8; 32] = query
         .seed
         .as_slice()
         .try_into()
         .map_err(|_| WorkError::Seed)?;
-    let count = generated.tokens.len() as u32;
+    let count = tokens.len() as u32;
     let positions = nesa_market::fingerprint::fingerprint_positions(
         &seed,
         count,
@@ -75,7 +95,10 @@ pub async fn run_query(worker: &Worker, query: &InferenceQuery) -> Result<QueryR
     let entries = positions
         .into_iter()
         .map(|position| {
-            let top = &generated.top_logprobs[position as usize];
+            let top = top_logprobs
+                .get(position as usize)
+                .map(Vec::as_slice)
+                .unwrap_or_default();
             let pick = |i: usize| {
                 let (token_id, logprob) = top.get(i).copied().unwrap_or((0, f32::NEG_INFINITY));
                 TopToken {
@@ -90,15 +113,9 @@ pub async fn run_query(worker: &Worker, query: &InferenceQuery) -> Result<QueryR
             }
         })
         .collect();
-    let fingerprint = Fingerprint { entries }
+    Fingerprint { entries }
         .encode()
-        .map_err(|e| WorkError::Fingerprint(e.to_string()))?;
-    Ok(QueryResult {
-        output: encode_token_ids(&generated.tokens),
-        fingerprint,
-        output_tokens: count,
-        tokens_per_second: generated.decode_tokens_per_second(),
-    })
+        .map_err(|e| WorkError::Fingerprint(e.to_string()))
 }
 
 /// The salt for `query_id`: derived from the node's secret, so a restarted node reproduces it
@@ -111,12 +128,12 @@ pub fn salt(node_secret: &[u8; 32], query_id: u64) -> Vec<u8> {
     hasher.finalize().to_vec()
 }
 
-/// The commitment `node` posts for `result` of `query_id`.
+/// The commitment `node` posts for `result` of `query_id` (over its activation record too,
+/// in a sharded query).
 pub fn commitment_for(node: &str, query_id: u64, result: &QueryResult, salt: &[u8]) -> [u8; 32] {
-    commitment(
-        node,
-        query_id,
-        &result_hash(&result.output, &result.fingerprint),
-        salt,
-    )
+    let hash = match &result.activations {
+        Some(record) => shard_result_hash(&result.output, &result.fingerprint, record),
+        None => result_hash(&result.output, &result.fingerprint),
+    };
+    commitment(node, query_id, &hash, salt)
 }

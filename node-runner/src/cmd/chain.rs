@@ -21,6 +21,7 @@ use sha2::{Digest, Sha256};
 
 use crate::api::{self, ApiState};
 use crate::chain::queue::QueueLimits;
+use crate::chain::shards::ShardContext;
 use crate::chain::sortition::Sortition;
 use crate::chain::{Runner, Worker};
 use crate::config::RunnerConfig;
@@ -147,6 +148,61 @@ pub struct Register {
     pub price_per_input_token: u128,
     pub price_per_output_token: u128,
     pub min_redundancy: u8,
+    /// Ranges of the kernel's shard layout (1: served whole).
+    pub shards: u32,
+}
+
+/// `shards` ranges of `layer_count` blocks, as even as they go (the first ones take the
+/// remainder).
+pub fn even_layout(layer_count: u32, shards: u32) -> Vec<Range<u32>> {
+    let shards = shards.clamp(1, layer_count.max(1));
+    let (base, extra) = (layer_count / shards, layer_count % shards);
+    let mut start = 0;
+    (0..shards)
+        .map(|i| {
+            let end = start + base + u32::from(i < extra);
+            let range = start..end;
+            start = end;
+            range
+        })
+        .collect()
+}
+
+/// sha256 of the blocks `layers` of a GGUF file: every tensor of those blocks (`blk.N.*`) in
+/// file order, each as its name, a zero byte, its length (u64 big-endian) and its bytes. A
+/// shard is the same bytes whichever file it is cut from.
+pub fn shard_sha256(model: &Path, layers: &Range<u32>) -> anyhow::Result<[u8; 32]> {
+    use std::io::{Read, Seek, SeekFrom};
+    let content = nesa_sdk::gguf::read_content(model)?;
+    let file_len = std::fs::metadata(model)?.len();
+    let mut tensors: Vec<(&String, u64)> = content
+        .tensor_infos
+        .iter()
+        .map(|(name, info)| (name, info.offset))
+        .collect();
+    tensors.sort_by_key(|&(_, offset)| offset);
+    let data_start = content.tensor_data_offset;
+    let mut file = std::fs::File::open(model)?;
+    let mut hasher = Sha256::new();
+    for (i, &(name, offset)) in tensors.iter().enumerate() {
+        let block = name
+            .strip_prefix("blk.")
+            .and_then(|rest| rest.split('.').next())
+            .and_then(|n| n.parse::<u32>().ok());
+        if !block.is_some_and(|b| layers.contains(&b)) {
+            continue;
+        }
+        let end = tensors
+            .get(i + 1)
+            .map_or(file_len - data_start, |&(_, next)| next);
+        let len = end - offset;
+        file.seek(SeekFrom::Start(data_start + offset))?;
+        hasher.update(name.as_bytes());
+        hasher.update([0]);
+        hasher.update(len.to_be_bytes());
+        std::io::copy(&mut (&mut file).take(len), &mut hasher)?;
+    }
+    Ok(hasher.finalize().into())
 }
 
 /// `nesa-node register`: registers the configured model as a kernel and stores its id in the
@@ -160,6 +216,30 @@ pub async fn register(
     let (key, _) = signer(home, &config, keyring)?;
     eprintln!("hashing {} …", config.model.display());
     let identity = identify(&config.model)?;
+    let shard_layout = if options.shards <= 1 {
+        vec![ShardRange {
+            start_layer: 0,
+            end_layer: identity.layer_count,
+            sha256: HexBinary::from(identity.weights_sha256.to_vec()),
+        }]
+    } else {
+        anyhow::ensure!(
+            options.shards <= identity.layer_count,
+            "{} shards of a model with {} blocks: at most one block per shard",
+            options.shards,
+            identity.layer_count
+        );
+        even_layout(identity.layer_count, options.shards)
+            .into_iter()
+            .map(|layers| {
+                Ok(ShardRange {
+                    start_layer: layers.start,
+                    end_layer: layers.end,
+                    sha256: HexBinary::from(shard_sha256(&config.model, &layers)?.to_vec()),
+                })
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?
+    };
     let client = ChainClient::new(&config.node)?;
     let contracts = client.market_contracts().await?;
     let kernel = NewKernel {
@@ -170,11 +250,7 @@ pub async fn register(
         layer_count: identity.layer_count,
         vocab_size: identity.vocab_size,
         context_length: identity.context_length,
-        shard_layout: vec![ShardRange {
-            start_layer: 0,
-            end_layer: identity.layer_count,
-            sha256: HexBinary::from(identity.weights_sha256.to_vec()),
-        }],
+        shard_layout,
         encryption: if identity.encrypted.is_some() {
             Encryption::EeV1
         } else {
@@ -215,8 +291,9 @@ pub async fn register(
 /// registering this node's sortition key (without one the market never draws it).
 pub async fn bond(
     home: &Path,
-    config: RunnerConfig,
+    mut config: RunnerConfig,
     amount: Coin,
+    shard: Option<usize>,
     keyring: &KeyringArgs,
 ) -> anyhow::Result<()> {
     let (key, address, secret) = runner_key(&keyring.open(home)?, &config)?;
@@ -225,20 +302,28 @@ pub async fn bond(
     })?;
     let client = ChainClient::new(&config.node)?;
     let contracts = client.market_contracts().await?;
-    let kernel: nesa_market::registry::Kernel = client
-        .query_contract(
-            &contracts.registry,
-            &nesa_market::registry::QueryMsg::Kernel { id: kernel_id },
-        )
-        .await
-        .map_err(|e| anyhow::anyhow!("kernel {kernel_id}: {e}"))?;
+    let kernel = read_kernel(&client, &contracts.registry, kernel_id).await?;
+    if let Some(index) = shard {
+        let range = kernel.shard_layout.get(index).ok_or_else(|| {
+            anyhow::anyhow!(
+                "kernel {kernel_id} has {} shard ranges; --shard {index} is not one of them",
+                kernel.shard_layout.len()
+            )
+        })?;
+        config.layers = Some([range.start_layer as usize, range.end_layer as usize]);
+    }
+    let span = served_span(&kernel, config.layers())?;
+    // `start` serves what was bonded.
+    if kernel.is_sharded() {
+        config.save(home)?;
+    }
     // The market assigns this node at most as many open queries as its work queue holds.
     let profile = NodeProfile {
         endpoint: format!("http://{}", config.api_laddr),
         kernels: vec![ServedKernel {
             kernel_id,
-            start_layer: 0,
-            end_layer: kernel.layer_count,
+            start_layer: span.start,
+            end_layer: span.end,
             block_micros: None,
         }],
         capacity: config.published_capacity(),
@@ -256,17 +341,68 @@ pub async fn bond(
         )
         .await?;
     println!(
-        "bonded {amount} as {address} serving kernel {kernel_id} (tx {})",
-        outcome.hash
+        "bonded {amount} as {address} serving kernel {kernel_id} blocks {}..{} (tx {})",
+        span.start, span.end, outcome.hash
     );
     Ok(())
 }
 
-/// Makes this node's profile register `sortition`'s key and `capacity`, when the node is
-/// bonded and its profile has no key or another one (bonded before sortition, or with another
-/// secret), or another capacity (the config changed): the market draws a node only with the
-/// key its tickets verify under, and assigns it at most its capacity. Nothing here stops the
-/// runner: without the update it still serves the queries it was assigned.
+async fn read_kernel(
+    client: &ChainClient,
+    registry: &ContractAddress,
+    kernel_id: u64,
+) -> anyhow::Result<nesa_market::registry::Kernel> {
+    client
+        .query_contract(
+            registry,
+            &nesa_market::registry::QueryMsg::Kernel { id: kernel_id },
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("kernel {kernel_id}: {e}"))
+}
+
+/// The blocks this runner serves of `kernel`: `layers`, which must be one range of a sharded
+/// kernel's layout, or the whole of a kernel served whole.
+pub fn served_span(
+    kernel: &nesa_market::registry::Kernel,
+    layers: Option<Range<usize>>,
+) -> anyhow::Result<Range<u32>> {
+    let ranges: Vec<String> = kernel
+        .shard_layout
+        .iter()
+        .map(|r| format!("{}..{}", r.start_layer, r.end_layer))
+        .collect();
+    match layers {
+        None if kernel.is_sharded() => anyhow::bail!(
+            "kernel {} is sharded: serve one range of its layout with --layers (one of {})",
+            kernel.id,
+            ranges.join(", ")
+        ),
+        None => Ok(0..kernel.layer_count),
+        Some(layers) => {
+            let (start, end) = (layers.start as u32, layers.end as u32);
+            // A kernel served whole has the one range of all its blocks.
+            let in_layout = kernel
+                .shard_layout
+                .iter()
+                .any(|r| r.start_layer == start && r.end_layer == end);
+            anyhow::ensure!(
+                in_layout,
+                "--layers {start}..{end} is not a range of kernel {}'s shard layout ({})",
+                kernel.id,
+                ranges.join(", ")
+            );
+            Ok(start..end)
+        }
+    }
+}
+
+/// Makes this node's profile register `sortition`'s key, `capacity` and the blocks it
+/// `serves` (with its measured time per block), when the node is bonded and its profile says
+/// otherwise (bonded before sortition, with another secret, another config, or before it
+/// measured itself): the market draws a node only with the key its tickets verify under, for
+/// the span it serves, and assigns it at most its capacity. Nothing here stops the runner:
+/// without the update it still serves the queries it was assigned.
 async fn sync_profile(
     client: &ChainClient,
     staking: &ContractAddress,
@@ -274,6 +410,7 @@ async fn sync_profile(
     address: &Address,
     sortition: &Sortition,
     capacity: u32,
+    serves: Option<ServedKernel>,
 ) {
     let node: NodeResponse = match client
         .query_contract(
@@ -298,10 +435,28 @@ async fn sync_profile(
     };
     let wanted = sortition.profile_key(&address.to_string());
     let same_key = node.profile.sortition_key.as_ref() == Some(&wanted);
-    if node.bonded.is_zero() || same_key && node.profile.capacity == capacity {
+    let mut kernels = node.profile.kernels.clone();
+    let mut same_kernels = true;
+    if let Some(serves) = serves {
+        match kernels.iter_mut().find(|k| k.kernel_id == serves.kernel_id) {
+            Some(served) if same_span(served, &serves) => {}
+            Some(served) => {
+                *served = serves;
+                same_kernels = false;
+            }
+            None => {
+                kernels.push(serves);
+                same_kernels = false;
+            }
+        }
+    }
+    if node.bonded.is_zero() || same_key && node.profile.capacity == capacity && same_kernels {
         return;
     }
     let reason = match (&node.profile.sortition_key, same_key) {
+        (_, true) if !same_kernels => {
+            "its profile serves other blocks or lacks their measured time"
+        }
         (_, true) => "its profile has another capacity",
         (None, _) => "its profile has no sortition key",
         (Some(_), false) => "its profile holds another sortition key",
@@ -315,6 +470,7 @@ async fn sync_profile(
     let profile = NodeProfile {
         sortition_key: Some(wanted),
         capacity,
+        kernels,
         ..node.profile
     };
     match client
@@ -335,15 +491,58 @@ async fn sync_profile(
     }
 }
 
+/// Whether a profile's entry serves the same blocks, with a measured time per block within a
+/// fifth of the new one (a remeasure of the same machine is not worth a transaction).
+fn same_span(served: &ServedKernel, wanted: &ServedKernel) -> bool {
+    let close = match (served.block_micros, wanted.block_micros) {
+        (_, None) => true,
+        (None, Some(_)) => false,
+        (Some(old), Some(new)) => (old as f64 - new as f64).abs() <= 0.2 * new as f64,
+    };
+    served.start_layer == wanted.start_layer && served.end_layer == wanted.end_layer && close
+}
+
 /// `nesa-node start`: loads the model, serves the HTTP API and the chain loop.
 pub async fn start(home: &Path, config: RunnerConfig, keyring: &KeyringArgs) -> anyhow::Result<()> {
-    let (key, address, secret) = runner_key(&keyring.open(home)?, &config)?;
+    let keyring = keyring.open(home)?;
+    let (key, address, secret) = runner_key(&keyring, &config)?;
+    // The same account key signs the claims this node sends as a pipeline's driver.
+    let (claim_key, _, _) = runner_key(&keyring, &config)?;
     let client = Arc::new(ChainClient::new(&config.node)?);
     let contracts = client
         .market_contracts()
         .await
         .map_err(|e| anyhow::anyhow!("cannot find the market contracts on {}: {e}", config.node))?;
     let sortition = Sortition::from_secret(&secret);
+    // A sharded kernel is served one range of its layout at a time.
+    let kernel = match config.kernel_id {
+        Some(id) => Some(read_kernel(&client, &contracts.registry, id).await?),
+        None => None,
+    };
+    let span = match &kernel {
+        Some(kernel) => Some(served_span(kernel, config.layers())?),
+        None => None,
+    };
+    let layers = span
+        .as_ref()
+        .filter(|_| kernel.as_ref().is_some_and(|k| k.is_sharded()))
+        .map(|span| span.start as usize..span.end as usize);
+    let metrics = Arc::new(Metrics::default());
+    let (worker, api_state) =
+        load_worker(&config, address.to_string(), metrics.clone(), layers).await?;
+    let serves = config
+        .kernel_id
+        .zip(span)
+        .map(|(kernel_id, span)| ServedKernel {
+            kernel_id,
+            start_layer: span.start,
+            end_layer: span.end,
+            block_micros: Some(
+                (api_state.seconds_per_layer * 1e6)
+                    .round()
+                    .clamp(1.0, u32::MAX as f64) as u32,
+            ),
+        });
     sync_profile(
         &client,
         &contracts.staking,
@@ -351,11 +550,18 @@ pub async fn start(home: &Path, config: RunnerConfig, keyring: &KeyringArgs) -> 
         &address,
         &sortition,
         config.published_capacity(),
+        serves,
     )
     .await;
-    let metrics = Arc::new(Metrics::default());
-    let (worker, api_state) =
-        load_worker(&config, address.to_string(), metrics.clone(), None).await?;
+    let shards = Arc::new(ShardContext {
+        client: client.clone(),
+        market: contracts.market,
+        staking: contracts.staking,
+        node: address.to_string(),
+        key: Arc::new(claim_key),
+        api: api_state.clone(),
+        http: reqwest::Client::new(),
+    });
     let runner = Runner {
         client,
         node: address,
@@ -370,6 +576,7 @@ pub async fn start(home: &Path, config: RunnerConfig, keyring: &KeyringArgs) -> 
             queue_limit: config.queue_limit as usize,
             kv_budget_bytes: config.scheduler().kv_budget_bytes,
         },
+        shards,
     };
     let api_address = config.api_laddr.clone();
     tokio::select! {
@@ -446,6 +653,7 @@ async fn load_worker(
         worker: worker.clone(),
         tokenizer,
         split: Default::default(),
+        seats: Default::default(),
         metrics,
         node,
         kernel_id: config.kernel_id,
@@ -467,5 +675,48 @@ pub async fn serve(config: RunnerConfig, layers: Option<Range<usize>>) -> anyhow
     tokio::select! {
         result = api::serve(api_state, &api_address) => Ok(result?),
         _ = tokio::signal::ctrl_c() => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use nesa_engine::tiny::{tiny_model_file, TinyModelSpec};
+
+    use super::*;
+
+    #[test]
+    fn an_even_layout_tiles_every_block_with_the_remainder_first() {
+        assert_eq!(even_layout(30, 2), vec![0..15, 15..30]);
+        assert_eq!(even_layout(30, 4), vec![0..8, 8..16, 16..23, 23..30]);
+        assert_eq!(even_layout(3, 1), vec![0..3]);
+        // Never an empty range.
+        assert_eq!(even_layout(2, 5), vec![0..1, 1..2]);
+    }
+
+    #[test]
+    fn a_shard_hash_covers_its_blocks_and_nothing_else() {
+        let spec = TinyModelSpec {
+            layers: 4,
+            ..Default::default()
+        };
+        let path = tiny_model_file(&spec).unwrap();
+        let (first, second) = (0..2, 2..4);
+        let a = shard_sha256(&path, &first).unwrap();
+        let b = shard_sha256(&path, &second).unwrap();
+        assert_ne!(a, b);
+        assert_eq!(shard_sha256(&path, &first).unwrap(), a, "deterministic");
+
+        // Scramble one tensor of block 3: only the second shard's hash moves.
+        let content = nesa_sdk::gguf::read_content(&path).unwrap();
+        let offset = content.tensor_infos["blk.3.ffn_down.weight"].offset;
+        let mut bytes = std::fs::read(&path).unwrap();
+        let at = (content.tensor_data_offset + offset) as usize;
+        bytes[at + 5] ^= 0xFF;
+        let tampered =
+            std::env::temp_dir().join(format!("nesa-shard-hash-{}.gguf", std::process::id()));
+        std::fs::write(&tampered, bytes).unwrap();
+        assert_eq!(shard_sha256(&tampered, &first).unwrap(), a);
+        assert_ne!(shard_sha256(&tampered, &second).unwrap(), b);
+        std::fs::remove_file(tampered).unwrap();
     }
 }

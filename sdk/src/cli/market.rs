@@ -4,7 +4,7 @@ use std::fmt::Write;
 
 use clap::Subcommand;
 use nesa_market::market::{
-    Assignment, MarketParams, NodeOutcome, QueryResponse, QueryStatus, Sampling,
+    Assignment, InferenceQuery, MarketParams, NodeOutcome, QueryResponse, QueryStatus, Sampling,
 };
 use nesa_market::registry::{Encryption, Kernel, KernelStatus, KernelsResponse};
 use nesa_sdk::market::MarketClient;
@@ -114,8 +114,15 @@ pub fn describe_sampling(sampling: &Sampling) -> String {
     )
 }
 
-fn describe_assignment(assignment: &Assignment, denom: &str) -> String {
+fn describe_assignment(assignment: &Assignment, query: &InferenceQuery, denom: &str) -> String {
     let mut parts = Vec::new();
+    // A sharded query's seat: its pipeline and the blocks it served.
+    if let Some(range) = query.shards.get(assignment.span as usize) {
+        parts.push(format!(
+            "pipeline {} blocks {}..{}",
+            assignment.pipeline, range.start_layer, range.end_layer
+        ));
+    }
     match assignment.committed_height {
         Some(height) => parts.push(format!("committed at {height}")),
         None => parts.push("not committed".to_owned()),
@@ -194,7 +201,7 @@ pub fn describe_query(state: &QueryResponse) -> String {
         query.redundancy, query.quorum, query.commits, query.reveals
     );
     for assignment in &state.assignments {
-        let _ = writeln!(text, "{}", describe_assignment(assignment, denom));
+        let _ = writeln!(text, "{}", describe_assignment(assignment, query, denom));
     }
     match &query.settlement {
         None => {

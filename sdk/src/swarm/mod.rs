@@ -3,6 +3,7 @@
 //! hidden states through a pipeline of them, one persistent stream per hop.
 //!
 //! - [`protocol`]: the shard stream's messages and binary frames;
+//! - [`claim`]: how a market pipeline's driver shows a shard which seat a stream serves;
 //! - [`route`]: which candidate serves which blocks, by measured latency and throughput;
 //! - [`pipeline`]: the driver, with failover of a hop that dies mid-generation.
 //!
@@ -11,6 +12,7 @@
 //! would cost one, but the driver sees every hop's output, so it can replace a dead hop from
 //! what it already holds and check each hop's activation commitment against what it received.
 
+pub mod claim;
 pub mod pipeline;
 pub mod protocol;
 pub mod route;
@@ -20,6 +22,7 @@ use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 
+pub use claim::{Claim, ClaimError, Claimer};
 pub use pipeline::{Failover, HopReport, Pipeline, PipelineError, PipelineOptions, PipelineOutput};
 pub use route::{plan, Candidate, Hop, NoRoute};
 

@@ -11,19 +11,23 @@
 
 use std::collections::BTreeSet;
 use std::ops::Range;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
-use nesa_engine::{EngineError, Hidden, KvCache, Model, Sampler, Sampling, PREFILL_CHUNK};
+use nesa_engine::{
+    top_logprobs, EngineError, Hidden, KvCache, Model, Sampler, Sampling, PREFILL_CHUNK,
+};
 use nesa_market::{activation_leaf, activations_root, Hash32};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
+use super::claim::Claimer;
 use super::protocol::{row_bytes, Control, HiddenFrame, STREAM_PATH};
-use super::route::{plan, Candidate, NoRoute};
+use super::route::{plan, Candidate, Hop, NoRoute};
 
 type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
@@ -38,6 +42,12 @@ pub struct PipelineOptions {
     pub busy_retries: u32,
     /// Largest frame accepted from a hop.
     pub max_frame_bytes: usize,
+    /// The most likely tokens and their log-probabilities kept per generated token.
+    pub top_logprobs: usize,
+    /// The route to open first (a market pipeline's own seats); any later one is planned.
+    pub route: Option<Vec<Hop>>,
+    /// Signs a claim on each hop's seat, for a market query.
+    pub claimer: Option<Arc<Claimer>>,
 }
 
 impl Default for PipelineOptions {
@@ -47,6 +57,9 @@ impl Default for PipelineOptions {
             step_timeout: Duration::from_secs(30),
             busy_retries: 5,
             max_frame_bytes: 64 << 20,
+            top_logprobs: 0,
+            route: None,
+            claimer: None,
         }
     }
 }
@@ -115,6 +128,12 @@ pub struct PipelineOutput {
     pub prefill_seconds: f64,
     /// Generated tokens per second after the first.
     pub decode_tokens_per_second: f64,
+    /// Per generated token, the most likely tokens and their log-probabilities
+    /// ([`PipelineOptions::top_logprobs`] of them), as the engine reports them.
+    pub top_logprobs: Vec<Vec<(u32, f32)>>,
+    /// Leaves of the rows the driver's own blocks produced, by position from 0 (none when it
+    /// runs no blocks).
+    pub local_leaves: Vec<Hash32>,
 }
 
 /// Inputs sent to a hop, as sent.
@@ -152,7 +171,7 @@ struct Link {
 
 /// A generation through a pipeline of shards.
 pub struct Pipeline {
-    model: Model,
+    model: Arc<Model>,
     cache: KvCache,
     candidates: Vec<Candidate>,
     dead: BTreeSet<usize>,
@@ -160,6 +179,7 @@ pub struct Pipeline {
     options: PipelineOptions,
     hops: Vec<HopReport>,
     failovers: Vec<Failover>,
+    local_leaves: Vec<Hash32>,
 }
 
 /// `ws://` or `wss://` for a node's `http://` or `https://` base URL.
@@ -179,11 +199,13 @@ impl Pipeline {
     /// Plans the fastest route through the blocks after `model`'s own (the driver's model is
     /// the kernel loaded with blocks `0..k`, usually `0..0`) and opens a stream to every hop.
     pub async fn connect(
-        model: Model,
+        model: impl Into<Arc<Model>>,
         candidates: Vec<Candidate>,
-        options: PipelineOptions,
+        mut options: PipelineOptions,
     ) -> Result<Self, PipelineError> {
+        let model = model.into();
         let own = model.loaded_layers();
+        let first_route = options.route.take();
         if own.start != 0 {
             return Err(PipelineError::ClientLayers(own));
         }
@@ -197,9 +219,10 @@ impl Pipeline {
             options,
             hops: Vec::new(),
             failovers: Vec::new(),
+            local_leaves: Vec::new(),
         };
         let span = own.end..pipeline.model.config().layer_count;
-        pipeline.links = pipeline.open_route(span, &[]).await?;
+        pipeline.links = pipeline.open_route(span, &[], first_route).await?;
         Ok(pipeline)
     }
 
@@ -216,18 +239,23 @@ impl Pipeline {
             .collect()
     }
 
-    /// Opens a route over `span` and rebuilds its caches from `history` (the chunks the span's
-    /// first block received so far); hops that fail are routed around until no candidate
-    /// is left.
+    /// Opens a route over `span` (`first` when given, then planned ones) and rebuilds its
+    /// caches from `history` (the chunks the span's first block received so far); hops that
+    /// fail are routed around until no candidate is left.
     async fn open_route(
         &mut self,
         span: Range<usize>,
         history: &[Chunk],
+        mut first: Option<Vec<Hop>>,
     ) -> Result<Vec<Link>, PipelineError> {
         let mut tries = 0;
         let mut last = String::new();
         loop {
-            let route = match plan(&self.candidates, span.clone(), &self.dead) {
+            let planned = match first.take() {
+                Some(route) => Ok(route),
+                None => plan(&self.candidates, span.clone(), &self.dead),
+            };
+            let route = match planned {
                 Ok(route) => route,
                 Err(no_route) if tries == 0 => return Err(no_route.into()),
                 Err(_) => {
@@ -242,7 +270,7 @@ impl Pipeline {
             let mut links = Vec::with_capacity(route.len());
             let mut failed = None;
             for hop in &route {
-                match self.open(hop.candidate, hop.layers.clone()).await {
+                match self.open_patiently(hop.candidate, hop.layers.clone()).await {
                     Ok(link) => links.push(link),
                     Err(fault) => {
                         failed = Some((hop.candidate, fault));
@@ -275,6 +303,24 @@ impl Pipeline {
         }
     }
 
+    /// Opens a hop, asking a busy one again with backoff.
+    async fn open_patiently(
+        &mut self,
+        candidate: usize,
+        layers: Range<usize>,
+    ) -> Result<Link, Fault> {
+        let mut tries = 0;
+        loop {
+            match self.open(candidate, layers.clone()).await {
+                Err(fault) if fault.busy && tries < self.options.busy_retries => {
+                    tries += 1;
+                    tokio::time::sleep(Duration::from_millis(100 << tries.min(4))).await;
+                }
+                outcome => return outcome,
+            }
+        }
+    }
+
     async fn open(&mut self, candidate: usize, layers: Range<usize>) -> Result<Link, Fault> {
         let endpoint = self.candidates[candidate].endpoint.clone();
         let config = WebSocketConfig::default()
@@ -288,6 +334,7 @@ impl Pipeline {
             .map_err(|e| Fault::new(format!("cannot connect: {e}")))?;
         let open = Control::Open {
             layers: [layers.start, layers.end],
+            claim: self.options.claimer.as_ref().map(|c| c.claim(&layers)),
         };
         socket
             .send(Message::text(
@@ -392,6 +439,12 @@ impl Pipeline {
                 .forward_layers(&hidden, own, position, &mut self.cache)?;
         }
         let width = self.model.config().hidden_size;
+        if !self.model.loaded_layers().is_empty() {
+            for (offset, row) in hidden.values().chunks_exact(width).enumerate() {
+                self.local_leaves
+                    .push(activation_leaf((position + offset) as u32, &row_bytes(row)));
+            }
+        }
         let rows = hidden.positions();
         let values = hidden.into_values();
         // The same chunks the engine would cut, so no frame outgrows a hop's limit.
@@ -460,7 +513,7 @@ impl Pipeline {
             .filter(|c| c.position < position)
             .cloned()
             .collect();
-        let replacement = self.open_route(link.layers.clone(), &history).await?;
+        let replacement = self.open_route(link.layers.clone(), &history, None).await?;
         self.failovers.push(Failover {
             endpoint,
             layers: link.layers.clone(),
@@ -496,10 +549,14 @@ impl Pipeline {
         let prefill_seconds = started.elapsed().as_secs_f64();
         let decode_started = Instant::now();
         let mut tokens = Vec::new();
+        let mut top = Vec::new();
         while tokens.len() < max_tokens {
             let token = sampler.sample(&logits);
             if stop_tokens.contains(&token) {
                 break;
+            }
+            if self.options.top_logprobs > 0 {
+                top.push(top_logprobs(&logits, self.options.top_logprobs));
             }
             tokens.push(token);
             on_token(token);
@@ -521,6 +578,8 @@ impl Pipeline {
             } else {
                 0.0
             },
+            top_logprobs: top,
+            local_leaves: self.local_leaves,
         })
     }
 

@@ -2,7 +2,8 @@
 //! runner's API), JSON text messages for control and binary frames for hidden states.
 //!
 //! 1. The driver sends [`Control::Open`] with the blocks it wants run (within those the node
-//!    loaded); the node answers [`Control::Opened`] (or [`Control::Error`] and closes).
+//!    loaded), and for a market query its [`Claim`] on the seat the stream serves; the node
+//!    answers [`Control::Opened`] (or [`Control::Error`] and closes).
 //! 2. Each step is a binary [`HiddenFrame`]: the rows at `position..position + rows`, which
 //!    must continue the session's cache exactly. The node answers a frame with its blocks'
 //!    output at the same positions: every row, or only the last when the step asks for it
@@ -16,6 +17,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::claim::Claim;
+
 /// Path of the shard stream on a node runner's API.
 pub const STREAM_PATH: &str = "/v1/shard/stream";
 /// Version byte of every binary frame.
@@ -28,8 +31,13 @@ const LAST_ROW_ONLY: u8 = 1;
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Control {
-    /// Driver → node: run blocks `layers[0]..layers[1]` for this session.
-    Open { layers: [usize; 2] },
+    /// Driver → node: run blocks `layers[0]..layers[1]` for this session; a market
+    /// pipeline's driver adds its signed [`Claim`] on the seat the stream serves.
+    Open {
+        layers: [usize; 2],
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        claim: Option<Claim>,
+    },
     /// Node → driver: the session is open.
     Opened {
         layers: [usize; 2],
@@ -214,7 +222,13 @@ mod tests {
     #[test]
     fn control_messages_read_as_tagged_json() {
         let open: Control = serde_json::from_str(r#"{"type":"open","layers":[0,15]}"#).unwrap();
-        assert_eq!(open, Control::Open { layers: [0, 15] });
+        assert_eq!(
+            open,
+            Control::Open {
+                layers: [0, 15],
+                claim: None
+            }
+        );
         let error: Control =
             serde_json::from_str(r#"{"type":"error","message":"busy","retry":true}"#).unwrap();
         assert!(matches!(error, Control::Error { retry: true, .. }));

@@ -9,10 +9,13 @@
 //! domain separation, so a leaf can never pass for an inner node). The root of no positions
 //! is `sha256("")`.
 //!
-//! On chain a shard reveals an [`ActivationRecord`]: the root over the prompt's positions and
-//! the leaf of every decode position after it. Pipelines that drew the same tokens up to some
-//! position must agree on every shard's record up to it, so [`first_divergent_shard`] can name
-//! the one shard that turned identical inputs into different outputs.
+//! On chain a shard reveals a [`SeatRecord`]: an [`ActivationRecord`] of its outputs (the root
+//! over the prompt's positions and the leaf of every decode position after it) and, past the
+//! first span, the digest of the same record over the inputs it was sent. Pipelines that drew
+//! the same tokens up to some position must agree on every shard's outputs up to it, and in a
+//! pipeline each shard's inputs are the previous shard's outputs, so [`first_divergent_shard`]
+//! can name the one shard that turned identical inputs into different outputs, or the driver
+//! when it relayed to a shard something the previous one did not send.
 
 use sha2::{Digest, Sha256};
 use thiserror::Error;
@@ -109,6 +112,12 @@ impl ActivationRecord {
         })
     }
 
+    /// `sha256` of the encoded record: what the next shard of a pipeline commits to as its
+    /// inputs.
+    pub fn digest(&self) -> Hash32 {
+        Sha256::digest(self.encode()).into()
+    }
+
     /// Whether both records hold the same rows on the prompt and the first `decode`
     /// positions after it (both must have that many).
     pub fn agrees_on(&self, other: &Self, decode: usize) -> bool {
@@ -116,6 +125,45 @@ impl ActivationRecord {
             && self.decode_leaves.len() >= decode
             && other.decode_leaves.len() >= decode
             && self.decode_leaves[..decode] == other.decode_leaves[..decode]
+    }
+}
+
+/// What one seat of a pipeline reveals: the record of its outputs and, for every span after
+/// the first, the [`ActivationRecord::digest`] of the record of its inputs (the rows the driver
+/// relayed to it, hashed as leaves at their positions exactly as outputs are).
+///
+/// Encoded as the output record followed by the 32-byte input digest when there is one.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SeatRecord {
+    pub outputs: ActivationRecord,
+    pub input_digest: Option<Hash32>,
+}
+
+impl SeatRecord {
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = self.outputs.encode();
+        if let Some(digest) = &self.input_digest {
+            out.extend_from_slice(digest);
+        }
+        out
+    }
+
+    /// Decodes the record of a seat that was sent inputs (`relayed`, every span after the
+    /// first) or not.
+    pub fn decode(bytes: &[u8], relayed: bool) -> Result<Self, ActivationRecordError> {
+        if !relayed {
+            return Ok(Self {
+                outputs: ActivationRecord::decode(bytes)?,
+                input_digest: None,
+            });
+        }
+        let malformed = ActivationRecordError::Malformed { len: bytes.len() };
+        let split = bytes.len().checked_sub(32).ok_or(malformed.clone())?;
+        let (outputs, digest) = bytes.split_at(split);
+        Ok(Self {
+            outputs: ActivationRecord::decode(outputs).map_err(|_| malformed)?,
+            input_digest: Some(digest.try_into().expect("32 bytes")),
+        })
     }
 }
 
@@ -134,6 +182,10 @@ pub enum Divergence {
     /// The shard at this index of the pipeline: its inputs matched the reference's up to the
     /// first differing token, its outputs did not (or it has no record to show).
     Shard(usize),
+    /// The shard at this index says it was sent other rows than the previous shard made:
+    /// either the driver (which relays every hop's rows) sent it something else, or the shard
+    /// misstates its inputs. The chain cannot tell which, so neither may be blamed for it.
+    Relay(usize),
     /// Every shard matched up to the first differing token: the step after the last block
     /// (the head and the sampler, run by the pipeline's driver) chose another token.
     Head,
@@ -145,17 +197,19 @@ pub enum Divergence {
 /// Both pipelines ran the same prompt; their outputs agree on the first `t` tokens, so every
 /// position before `prompt + t` had the same input token, and an honest shard fed the same
 /// rows produces the same rows (the engine is bit-exact across batch shapes). Shard 0's
-/// inputs are the tokens themselves; shard `s`'s are shard `s − 1`'s outputs. So the first
-/// shard whose record differs on those positions received identical inputs and answered
-/// differently. `records[s]` is `None` when shard `s` revealed no valid record: it cannot
-/// show it was right, so it is the divergent one if the search reaches it; so is a record too
-/// short to cover the shared positions (the market checks every record's length against its
-/// pipeline's output first, so honest records always cover them). Token `t` itself
-/// was chosen from the logits of position `prompt + t − 1`, so when every shard agrees there,
-/// the head or the sampler diverged.
+/// inputs are the tokens themselves; shard `s`'s are shard `s − 1`'s outputs, which it
+/// commits to as its input digest, so a shard whose inputs were not what the previous one
+/// sent ends the search ([`Divergence::Relay`]). Otherwise the first shard whose outputs
+/// differ on those positions received identical inputs and answered differently.
+/// `records[s]` is `None` when shard `s` revealed no valid record: it cannot show it was
+/// right, so it is the divergent one if the search reaches it; so is a record too short to
+/// cover the shared positions (the market checks every record's length against its
+/// pipeline's output first, so honest records always cover them). Token `t` itself was chosen
+/// from the logits of position `prompt + t − 1`, so when every shard agrees there, the head or
+/// the sampler diverged.
 pub fn first_divergent_shard(
-    records: &[Option<ActivationRecord>],
-    reference: &[ActivationRecord],
+    records: &[Option<SeatRecord>],
+    reference: &[SeatRecord],
     output: &[u32],
     reference_output: &[u32],
 ) -> Divergence {
@@ -164,16 +218,23 @@ pub fn first_divergent_shard(
         .zip(reference_output)
         .take_while(|(a, b)| a == b)
         .count();
+    let mut previous: Option<&ActivationRecord> = None;
     for (index, record) in records.iter().enumerate() {
         let Some(record) = record else {
             return Divergence::Shard(index);
         };
+        if let Some(previous) = previous {
+            if record.input_digest != Some(previous.digest()) {
+                return Divergence::Relay(index);
+            }
+        }
         let Some(expected) = reference.get(index) else {
             return Divergence::Shard(index);
         };
-        if !record.agrees_on(expected, shared) {
+        if !record.outputs.agrees_on(&expected.outputs, shared) {
             return Divergence::Shard(index);
         }
+        previous = Some(&record.outputs);
     }
     Divergence::Head
 }
@@ -225,10 +286,48 @@ mod tests {
         assert_eq!(activations_root(&[]), Hash32::from(Sha256::digest([])));
     }
 
-    fn record(prompt: u8, decode: &[u8]) -> ActivationRecord {
+    fn outputs(prompt: u8, decode: &[u8]) -> ActivationRecord {
         ActivationRecord {
             prompt_root: [prompt; 32],
             decode_leaves: decode.iter().map(|&b| [b; 32]).collect(),
+        }
+    }
+
+    /// A pipeline's seat records for these outputs per span, each span's inputs being the
+    /// previous span's outputs.
+    fn pipeline(spans: &[(u8, &[u8])]) -> Vec<SeatRecord> {
+        let mut records: Vec<SeatRecord> = Vec::new();
+        for &(prompt, decode) in spans {
+            let input_digest = records.last().map(|r| r.outputs.digest());
+            records.push(SeatRecord {
+                outputs: outputs(prompt, decode),
+                input_digest,
+            });
+        }
+        records
+    }
+
+    fn some(records: Vec<SeatRecord>) -> Vec<Option<SeatRecord>> {
+        records.into_iter().map(Some).collect()
+    }
+
+    #[test]
+    fn seat_records_round_trip_with_and_without_an_input_digest() {
+        let first = SeatRecord {
+            outputs: outputs(1, &[2, 3]),
+            input_digest: None,
+        };
+        assert_eq!(SeatRecord::decode(&first.encode(), false).unwrap(), first);
+        let next = SeatRecord {
+            outputs: outputs(4, &[5]),
+            input_digest: Some(first.outputs.digest()),
+        };
+        let bytes = next.encode();
+        assert_eq!(bytes.len(), 32 * 3);
+        assert_eq!(SeatRecord::decode(&bytes, true).unwrap(), next);
+        // A relayed seat's record needs its prompt root and its digest at least.
+        for len in [0, 32, 63] {
+            assert!(SeatRecord::decode(&vec![0; len], true).is_err(), "{len}");
         }
     }
 
@@ -265,42 +364,61 @@ mod tests {
 
     #[test]
     fn the_first_shard_to_turn_equal_inputs_into_other_outputs_is_blamed() {
-        let reference = vec![record(1, &[10, 11, 12, 13]), record(2, &[20, 21, 22, 23])];
+        let reference = pipeline(&[(1, &[10, 11, 12, 13]), (2, &[20, 21, 22, 23])]);
         let tokens = [5, 6, 7, 8, 9];
         // Shard 1 lied at decode position 2: shard 0 agrees up to the first differing token
         // (index 3), shard 1 does not.
-        let liar = [
-            Some(record(1, &[10, 11, 12, 99])),
-            Some(record(2, &[20, 21, 66, 77])),
-        ];
+        let liar = some(pipeline(&[(1, &[10, 11, 12, 99]), (2, &[20, 21, 66, 77])]));
         let diverged = [5, 6, 7, 1, 2];
         assert_eq!(
             first_divergent_shard(&liar, &reference, &diverged, &tokens),
             Divergence::Shard(1)
         );
         // Shard 0 lied in the prompt: everything after differs, shard 0 is blamed.
-        let early = [
-            Some(record(9, &[10, 11, 12, 13])),
-            Some(record(8, &[20, 21, 22, 23])),
-        ];
+        let early = some(pipeline(&[(9, &[10, 11, 12, 13]), (8, &[20, 21, 22, 23])]));
         assert_eq!(
             first_divergent_shard(&early, &reference, &[4], &tokens),
             Divergence::Shard(0)
         );
         // Every shard agrees where the inputs agree: the head chose another token.
-        let head = [
-            Some(record(1, &[10, 11, 42])),
-            Some(record(2, &[20, 21, 43])),
-        ];
+        let head = some(pipeline(&[(1, &[10, 11, 42]), (2, &[20, 21, 43])]));
         assert_eq!(
             first_divergent_shard(&head, &reference, &[5, 6, 1], &tokens),
             Divergence::Head
         );
         // A shard with no record to show is blamed when the search reaches it.
-        let silent = [Some(record(1, &[10, 11, 12])), None];
+        let mut silent = some(pipeline(&[(1, &[10, 11, 12]), (2, &[20, 21, 22])]));
+        silent[1] = None;
         assert_eq!(
             first_divergent_shard(&silent, &reference, &[5, 6, 7, 1], &tokens),
             Divergence::Shard(1)
+        );
+    }
+
+    #[test]
+    fn a_shard_sent_other_rows_than_the_previous_one_made_ends_the_search() {
+        let reference = pipeline(&[(1, &[10, 11]), (2, &[20, 21]), (3, &[30, 31])]);
+        let tokens = [5, 6, 7];
+        // Shard 1 computed honestly on what it was sent, but that was not shard 0's output:
+        // its outputs differ from the reference, and so do its inputs from shard 0's outputs.
+        let mut relayed = pipeline(&[(1, &[10, 11]), (7, &[70, 71]), (8, &[80, 81])]);
+        relayed[1].input_digest = Some(outputs(6, &[60, 61]).digest());
+        assert_eq!(
+            first_divergent_shard(&some(relayed.clone()), &reference, &[1, 2, 3], &tokens),
+            Divergence::Relay(1)
+        );
+        // The same outputs with inputs that do chain to shard 0's: shard 1 is the liar.
+        let chained = pipeline(&[(1, &[10, 11]), (7, &[70, 71]), (8, &[80, 81])]);
+        assert_eq!(
+            first_divergent_shard(&some(chained), &reference, &[1, 2, 3], &tokens),
+            Divergence::Shard(1)
+        );
+        // A last shard that claims no inputs at all ends it too.
+        let mut tail = pipeline(&[(1, &[10, 11]), (2, &[20, 21]), (3, &[30, 31])]);
+        tail[2].input_digest = None;
+        assert_eq!(
+            first_divergent_shard(&some(tail), &reference, &[5, 6, 9], &tokens),
+            Divergence::Relay(2)
         );
     }
 }

@@ -59,6 +59,7 @@ pub mod upgrade;
 
 pub use activations::{
     activation_leaf, activations_root, first_divergent_shard, ActivationRecord, Divergence,
+    SeatRecord,
 };
 pub use commitment::{commitment, output_hash, result_hash, shard_result_hash, Hash32};
 pub use fingerprint::{agree, fingerprint_positions, Fingerprint, FingerprintEntry, TopToken};

@@ -164,7 +164,8 @@ pub enum ExecuteMsg {
     /// Emits `wasm-result_revealed`.
     ///
     /// In a sharded query every seat also reveals `activations` (an encoded
-    /// `nesa_market::ActivationRecord`, committed with `nesa_market::shard_result_hash`); the
+    /// `nesa_market::SeatRecord`: the record of its outputs, and past span 0 the digest of its
+    /// inputs' record; committed with `nesa_market::shard_result_hash`); the
     /// pipeline's driver (span 0) reveals the output and fingerprint with it, every other span
     /// reveals both empty.
     Reveal {
