@@ -1005,3 +1005,85 @@ fn pipeline_pay(state: &QueryResponse) -> u128 {
     query.input_tokens as u128 * query.price_per_input_token.u128()
         + output_tokens * query.price_per_output_token.u128()
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shard_killed_mid_answer_is_replaced_for_its_span_and_goes_unpaid_not_slashed() {
+    use nesa_engine::{GenerateRequest, LoadOptions, Model};
+    let Some(model) = model_available(
+        "a_shard_killed_mid_answer_is_replaced_for_its_span_and_goes_unpaid_not_slashed",
+    ) else {
+        return;
+    };
+    let tokenizer = Tokenizer::load(&model).unwrap();
+    let devnet = Devnet::launch("shard-killed", None, false, 1, 2);
+    let question = "Write a short story about a lighthouse keeper.";
+    let (client, key, query_id, escrow) = ask_for(&devnet, &tokenizer, question, 96).await;
+    // Kill the first span-1 seat its driver opens, while the answer streams through it.
+    let log = "the pipeline's driver opened this node's seat";
+    let started = std::time::Instant::now();
+    let victim = loop {
+        if let Some(i) = [2, 4, 6]
+            .into_iter()
+            .find(|i| devnet.log(&format!("runner{i}/runner.log")).contains(log))
+        {
+            break i;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(90),
+            "no driver opened a seat"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    // A moment for the prompt to pass and decoding to start (96 tokens take seconds here).
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    devnet.kill_runner(victim);
+    let dead = devnet.runner_address(victim);
+    let state = settle(&client, &key, query_id).await;
+    assert_eq!(state.query.status, QueryStatus::Settled);
+
+    // The answer is still the whole model's, token for token.
+    let settlement = state.query.settlement.clone().expect("settled");
+    let output =
+        nesa_market::tokens::decode_token_ids(settlement.output.as_ref().unwrap()).unwrap();
+    let alone = Model::load(&model, &LoadOptions::default())
+        .unwrap()
+        .generate(
+            &GenerateRequest {
+                prompt: chat(&tokenizer, question),
+                max_tokens: 96,
+                sampling: nesa_engine::Sampling::Greedy,
+                stop_tokens: tokenizer.stop_tokens().to_vec(),
+                top_logprobs: 0,
+            },
+            |_| {},
+        )
+        .unwrap()
+        .tokens;
+    assert_eq!(output, alone);
+    // The dead shard never committed: not paid, not slashed. Every other seat is paid.
+    for assignment in &state.assignments {
+        if assignment.node.as_str() == dead {
+            assert_eq!(assignment.outcome, Some(NodeOutcome::Unpaid {}));
+        } else {
+            assert!(
+                matches!(assignment.outcome, Some(NodeOutcome::Paid { .. })),
+                "seat {}/{}: {:?}",
+                assignment.pipeline,
+                assignment.span,
+                assignment.outcome
+            );
+        }
+    }
+    assert_eq!(
+        settlement.paid.u128() + settlement.refunded.u128(),
+        escrow,
+        "escrow = payments + refund, to the unes"
+    );
+    // Its driver moved its blocks to another pipeline's seat.
+    let replaced = (1..=5).step_by(2).any(|i| {
+        devnet
+            .log(&format!("runner{i}/runner.log"))
+            .contains("a pipeline hop was replaced")
+    });
+    assert!(replaced, "a driver replaced the dead hop");
+}
