@@ -196,7 +196,10 @@ impl Runner {
                             Ok(result) => {
                                 self.metrics.queries_served.fetch_add(1, Ordering::Relaxed);
                                 self.metrics.tokens_generated.fetch_add(result.output_tokens as u64, Ordering::Relaxed);
-                                self.metrics.record_speed(result.tokens_per_second);
+                                // A pipeline seat past span 0 makes no tokens of its own.
+                                if result.output_tokens > 0 {
+                                    self.metrics.record_speed(result.tokens_per_second);
+                                }
                                 tracing::info!(query_id, tokens = result.output_tokens, tokens_per_second = format!("{:.1}", result.tokens_per_second), "generated");
                                 job.state.result = Some(result);
                                 job.state.note_progress();
