@@ -899,7 +899,6 @@ fn tamper_tensor(model: &Path, tensor: &str) -> PathBuf {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sharded_kernel_answers_through_pipelines_pays_by_layers_and_slashes_a_tampered_shard() {
-    use nesa_engine::{GenerateRequest, LoadOptions, Model};
     let Some(model) = model_available(
         "a_sharded_kernel_answers_through_pipelines_pays_by_layers_and_slashes_a_tampered_shard",
     ) else {
@@ -923,21 +922,7 @@ async fn a_sharded_kernel_answers_through_pipelines_pays_by_layers_and_slashes_a
     let settlement = state.query.settlement.clone().expect("settled");
     let output =
         nesa_market::tokens::decode_token_ids(settlement.output.as_ref().unwrap()).unwrap();
-    let whole = Model::load(&model, &LoadOptions::default()).unwrap();
-    let stop_tokens = tokenizer.stop_tokens().to_vec();
-    let alone = whole
-        .generate(
-            &GenerateRequest {
-                prompt: chat(&tokenizer, question),
-                max_tokens: 32,
-                sampling: nesa_engine::Sampling::Greedy,
-                stop_tokens,
-                top_logprobs: 0,
-            },
-            |_| {},
-        )
-        .unwrap()
-        .tokens;
+    let alone = whole_model_answer(&model, &tokenizer, question, 32);
     assert_eq!(output, alone, "{}", tokenizer.decode(&output).unwrap());
     assert!(tokenizer.decode(&output).unwrap().contains("Paris"));
 
@@ -1008,7 +993,6 @@ fn pipeline_pay(state: &QueryResponse) -> u128 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_shard_killed_mid_answer_is_replaced_for_its_span_and_goes_unpaid_not_slashed() {
-    use nesa_engine::{GenerateRequest, LoadOptions, Model};
     let Some(model) = model_available(
         "a_shard_killed_mid_answer_is_replaced_for_its_span_and_goes_unpaid_not_slashed",
     ) else {
@@ -1045,20 +1029,7 @@ async fn a_shard_killed_mid_answer_is_replaced_for_its_span_and_goes_unpaid_not_
     let settlement = state.query.settlement.clone().expect("settled");
     let output =
         nesa_market::tokens::decode_token_ids(settlement.output.as_ref().unwrap()).unwrap();
-    let alone = Model::load(&model, &LoadOptions::default())
-        .unwrap()
-        .generate(
-            &GenerateRequest {
-                prompt: chat(&tokenizer, question),
-                max_tokens: 96,
-                sampling: nesa_engine::Sampling::Greedy,
-                stop_tokens: tokenizer.stop_tokens().to_vec(),
-                top_logprobs: 0,
-            },
-            |_| {},
-        )
-        .unwrap()
-        .tokens;
+    let alone = whole_model_answer(&model, &tokenizer, question, 96);
     assert_eq!(output, alone);
     // The dead shard never committed: not paid, not slashed. Every other seat is paid.
     for assignment in &state.assignments {
@@ -1086,4 +1057,29 @@ async fn a_shard_killed_mid_answer_is_replaced_for_its_span_and_goes_unpaid_not_
             .contains("a pipeline hop was replaced")
     });
     assert!(replaced, "a driver replaced the dead hop");
+}
+
+/// What one node running the whole model answers to `question`, greedy: the tokens a sharded
+/// market must settle on.
+fn whole_model_answer(
+    model: &Path,
+    tokenizer: &Tokenizer,
+    question: &str,
+    max_tokens: usize,
+) -> Vec<u32> {
+    use nesa_engine::{GenerateRequest, LoadOptions, Model};
+    Model::load(model, &LoadOptions::default())
+        .unwrap()
+        .generate(
+            &GenerateRequest {
+                prompt: chat(tokenizer, question),
+                max_tokens,
+                sampling: nesa_engine::Sampling::Greedy,
+                stop_tokens: tokenizer.stop_tokens().to_vec(),
+                top_logprobs: 0,
+            },
+            |_| {},
+        )
+        .unwrap()
+        .tokens
 }

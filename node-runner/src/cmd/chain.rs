@@ -168,10 +168,11 @@ pub fn even_layout(layer_count: u32, shards: u32) -> Vec<Range<u32>> {
         .collect()
 }
 
-/// sha256 of the blocks `layers` of a GGUF file: every tensor of those blocks (`blk.N.*`) in
-/// file order, each as its name, a zero byte, its length (u64 big-endian) and its bytes. A
-/// shard is the same bytes whichever file it is cut from.
-pub fn shard_sha256(model: &Path, layers: &Range<u32>) -> anyhow::Result<[u8; 32]> {
+/// sha256 of each range of blocks of `layout` in a GGUF file: every tensor of those blocks
+/// (`blk.N.*`) in file order, each as its name, a zero byte, its length (u64 big-endian) and
+/// its bytes. A shard is the same bytes whichever file it is cut from. The header is read and
+/// every tensor hashed once for all ranges.
+pub fn shard_sha256s(model: &Path, layout: &[Range<u32>]) -> anyhow::Result<Vec<[u8; 32]>> {
     use std::io::{Read, Seek, SeekFrom};
     let content = nesa_sdk::gguf::read_content(model)?;
     let file_len = std::fs::metadata(model)?.len();
@@ -183,15 +184,18 @@ pub fn shard_sha256(model: &Path, layers: &Range<u32>) -> anyhow::Result<[u8; 32
     tensors.sort_by_key(|&(_, offset)| offset);
     let data_start = content.tensor_data_offset;
     let mut file = std::fs::File::open(model)?;
-    let mut hasher = Sha256::new();
+    let mut hashers: Vec<Sha256> = layout.iter().map(|_| Sha256::new()).collect();
     for (i, &(name, offset)) in tensors.iter().enumerate() {
         let block = name
             .strip_prefix("blk.")
             .and_then(|rest| rest.split('.').next())
             .and_then(|n| n.parse::<u32>().ok());
-        if !block.is_some_and(|b| layers.contains(&b)) {
+        let Some(hasher) = block
+            .and_then(|b| layout.iter().position(|range| range.contains(&b)))
+            .map(|range| &mut hashers[range])
+        else {
             continue;
-        }
+        };
         let end = tensors
             .get(i + 1)
             .map_or(file_len - data_start, |&(_, next)| next);
@@ -200,9 +204,9 @@ pub fn shard_sha256(model: &Path, layers: &Range<u32>) -> anyhow::Result<[u8; 32
         hasher.update(name.as_bytes());
         hasher.update([0]);
         hasher.update(len.to_be_bytes());
-        std::io::copy(&mut (&mut file).take(len), &mut hasher)?;
+        std::io::copy(&mut (&mut file).take(len), hasher)?;
     }
-    Ok(hasher.finalize().into())
+    Ok(hashers.into_iter().map(|h| h.finalize().into()).collect())
 }
 
 /// `nesa-node register`: registers the configured model as a kernel and stores its id in the
@@ -229,16 +233,17 @@ pub async fn register(
             options.shards,
             identity.layer_count
         );
-        even_layout(identity.layer_count, options.shards)
+        let layout = even_layout(identity.layer_count, options.shards);
+        let hashes = shard_sha256s(&config.model, &layout)?;
+        layout
             .into_iter()
-            .map(|layers| {
-                Ok(ShardRange {
-                    start_layer: layers.start,
-                    end_layer: layers.end,
-                    sha256: HexBinary::from(shard_sha256(&config.model, &layers)?.to_vec()),
-                })
+            .zip(hashes)
+            .map(|(layers, sha256)| ShardRange {
+                start_layer: layers.start,
+                end_layer: layers.end,
+                sha256: HexBinary::from(sha256.to_vec()),
             })
-            .collect::<anyhow::Result<Vec<_>>>()?
+            .collect()
     };
     let client = ChainClient::new(&config.node)?;
     let contracts = client.market_contracts().await?;
@@ -701,10 +706,15 @@ mod tests {
         };
         let path = tiny_model_file(&spec).unwrap();
         let (first, second) = (0..2, 2..4);
-        let a = shard_sha256(&path, &first).unwrap();
-        let b = shard_sha256(&path, &second).unwrap();
+        let layout = [first, second];
+        let hashes = shard_sha256s(&path, &layout).unwrap();
+        let (a, b) = (hashes[0], hashes[1]);
         assert_ne!(a, b);
-        assert_eq!(shard_sha256(&path, &first).unwrap(), a, "deterministic");
+        assert_eq!(
+            shard_sha256s(&path, &layout).unwrap(),
+            hashes,
+            "deterministic"
+        );
 
         // Scramble one tensor of block 3: only the second shard's hash moves.
         let content = nesa_sdk::gguf::read_content(&path).unwrap();
@@ -715,8 +725,9 @@ mod tests {
         let tampered =
             std::env::temp_dir().join(format!("nesa-shard-hash-{}.gguf", std::process::id()));
         std::fs::write(&tampered, bytes).unwrap();
-        assert_eq!(shard_sha256(&tampered, &first).unwrap(), a);
-        assert_ne!(shard_sha256(&tampered, &second).unwrap(), b);
+        let after = shard_sha256s(&tampered, &layout).unwrap();
+        assert_eq!(after[0], a);
+        assert_ne!(after[1], b);
         std::fs::remove_file(tampered).unwrap();
     }
 }
