@@ -8,6 +8,8 @@ export PATH="$CARGO_TARGET_DIR/debug:$NESA_TOOLS:$HOME/go/bin:$PATH"
 export NESAD_BIN="${NESAD_BIN:-$CARGO_TARGET_DIR/debug/nesad}"
 export NESA_BIN="${NESA_BIN:-$CARGO_TARGET_DIR/debug/nesa}"
 COMETBFT_VERSION="v0.38.25"
+# The Python environment of the external-client tests (the official `openai` client).
+export NESA_PYTHON_ENV="${NESA_PYTHON_ENV:-$HOME/.cache/nesa/python}"
 # The llama.cpp the benchmarks compare against: the one vendored by this llama-cpp-python release.
 LLAMA_CPP_PYTHON_VERSION="0.3.36"
 LLAMA_CPP_TOOLS="${LLAMA_CPP_TOOLS:-$HOME/.cache/nesa/tools/llama.cpp-$LLAMA_CPP_PYTHON_VERSION}"

@@ -987,7 +987,12 @@ mod tests {
                 answer(&model.generate(request, |_| {}).unwrap())
             );
         }
+        // Stats are published after each step, so just after the last answer was handed over.
         let stats = engine.stats();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while stats.running.load(Ordering::Relaxed) != 0 && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
         assert_eq!(stats.running.load(Ordering::Relaxed), 0);
         assert_eq!(stats.kv_reserved_bytes.load(Ordering::Relaxed), 0);
     }

@@ -48,5 +48,5 @@ pub use model::{release_freed_memory, Hidden, LoadOptions, Model, PREFILL_CHUNK}
 pub use models::{default_model_path, model_cache_dir, DEFAULT_MODEL_FILE};
 pub use runtime::Engine;
 pub use sampling::{argmax, top_logprobs, Sampler, Sampling};
-pub use tokenizer::{TextStream, Tokenizer};
+pub use tokenizer::{Role, TextStream, Tokenizer, Turn};
 pub use weights::WeightFormat;

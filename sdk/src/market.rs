@@ -11,6 +11,7 @@ use nesa_market::market::{
     ExecuteMsg, MarketParams, QueryMsg, QueryPhase, QueryResponse, QuoteResponse, Sampling,
 };
 use nesa_market::registry::{Kernel, KernelsResponse, QueryMsg as RegistryQuery};
+use nesa_market::staking::{CandidatesResponse, QueryMsg as StakingQuery, CANDIDATES_PAGE};
 
 use self::progress::draw_overdue;
 use crate::client::{chain_reason, ChainClient, ClientError, MarketContracts, SendTxOptions};
@@ -99,6 +100,49 @@ impl<'c> MarketClient<'c> {
         Ok(page.kernels)
     }
 
+    /// Every registered kernel after `start_after`, in id order (read page by page).
+    pub async fn all_kernels(
+        &self,
+        mut start_after: Option<u64>,
+    ) -> Result<Vec<Kernel>, ClientError> {
+        const PAGE: u32 = 30;
+        let mut kernels = Vec::new();
+        loop {
+            let page = self.kernels(start_after, Some(PAGE)).await?;
+            let full = page.len() as u32 == PAGE;
+            start_after = page.last().map(|k| k.id);
+            kernels.extend(page);
+            if !full {
+                return Ok(kernels);
+            }
+        }
+    }
+
+    /// Nodes the market may draw for kernel `id` now (bonded, not jailed, serving its layers,
+    /// below capacity), counted up to `most`.
+    pub async fn candidates(&self, id: u64, most: usize) -> Result<usize, ClientError> {
+        let mut start_after = None;
+        let mut count = 0;
+        loop {
+            let page: CandidatesResponse = self
+                .client
+                .query_contract(
+                    &self.contracts.staking,
+                    &StakingQuery::Candidates {
+                        kernel_id: id,
+                        start_after,
+                        limit: Some(CANDIDATES_PAGE),
+                    },
+                )
+                .await?;
+            count += page.candidates.len();
+            if page.candidates.len() < CANDIDATES_PAGE as usize || count >= most {
+                return Ok(count.min(most));
+            }
+            start_after = page.candidates.last().map(|c| c.address.to_string());
+        }
+    }
+
     /// The market parameters.
     pub async fn params(&self) -> Result<MarketParams, ClientError> {
         self.client
@@ -113,15 +157,9 @@ impl<'c> MarketClient<'c> {
             .await
     }
 
-    /// Submits `request` with the escrow the market quotes for it. The market judges the
-    /// request itself (kernel, limits, escrow): its quote and a simulation of the submission run
-    /// first, so a query it would refuse fails with the market's own reason before any funds
-    /// move.
-    pub async fn submit(
-        &self,
-        key: &cosmrs::crypto::secp256k1::SigningKey,
-        request: &QueryRequest,
-    ) -> Result<Submitted, SubmitError> {
+    /// The escrow the market asks for `request`; the market's refusal (unknown or inactive
+    /// kernel, limits) in its own words.
+    pub async fn quote(&self, request: &QueryRequest) -> Result<Coin, SubmitError> {
         let quote: QuoteResponse = self
             .client
             .query_contract(
@@ -135,12 +173,37 @@ impl<'c> MarketClient<'c> {
             )
             .await
             .map_err(SubmitError::from_chain)?;
-        let escrow = Coin::new(quote.escrow.amount.u128(), &quote.escrow.denom).map_err(|e| {
-            ClientError::Decode {
-                what: "quote",
-                reason: e.to_string(),
-            }
-        })?;
+        Ok(
+            Coin::new(quote.escrow.amount.u128(), &quote.escrow.denom).map_err(|e| {
+                ClientError::Decode {
+                    what: "quote",
+                    reason: e.to_string(),
+                }
+            })?,
+        )
+    }
+
+    /// Submits `request` with the escrow the market quotes for it. The market judges the
+    /// request itself (kernel, limits, escrow): its quote and a simulation of the submission run
+    /// first, so a query it would refuse fails with the market's own reason before any funds
+    /// move.
+    pub async fn submit(
+        &self,
+        key: &cosmrs::crypto::secp256k1::SigningKey,
+        request: &QueryRequest,
+    ) -> Result<Submitted, SubmitError> {
+        let escrow = self.quote(request).await?;
+        self.submit_with_escrow(key, request, escrow).await
+    }
+
+    /// Submits `request` with `escrow` (from [`MarketClient::quote`]); a submission the market
+    /// would refuse fails in simulation, before any funds move.
+    pub async fn submit_with_escrow(
+        &self,
+        key: &cosmrs::crypto::secp256k1::SigningKey,
+        request: &QueryRequest,
+        escrow: Coin,
+    ) -> Result<Submitted, SubmitError> {
         let entropy: [u8; 32] = rand::random();
         let msg = ExecuteMsg::SubmitQuery {
             kernel_id: request.kernel_id,

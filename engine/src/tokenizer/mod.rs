@@ -23,6 +23,7 @@ use tokenizers::{AddedToken, SplitDelimiterBehavior};
 
 use crate::gguf::{self, GgufError, Metadata, MetadataError, Value};
 use chat::ChatTemplate;
+pub use chat::{Role, Turn};
 
 /// GPT-2's pre-tokenizer pattern (contractions, letters, numbers, punctuation, spaces).
 const GPT2_PATTERN: &str =
@@ -203,6 +204,12 @@ impl Tokenizer {
         self.chat.render(system, user)
     }
 
+    /// A whole conversation in the model's chat format, ending where the assistant speaks
+    /// next (the template's default system turn first when the conversation has none).
+    pub fn chat_conversation(&self, turns: &[Turn<'_>]) -> String {
+        self.chat.render_conversation(turns)
+    }
+
     /// The tokenizer hash a kernel registers on chain (`tokenizer_sha256`): sha256 over
     /// `tokenizer.ggml.tokens` then `tokenizer.ggml.merges`, each item's bytes followed by a
     /// 0 byte. Users check it against the kernel before asking, so both sides tokenize alike.
@@ -319,6 +326,25 @@ mod tests {
         assert!(tokenizer
             .chat_prompt(Some("Be brief."), "Hi")
             .starts_with("<|im_start|>system\nBe brief.<|im_end|>\n"));
+    }
+
+    #[test]
+    fn a_conversation_keeps_its_turns_in_order_and_ends_where_the_assistant_speaks() {
+        let tokenizer = tiny();
+        let turns = [
+            Turn::user("Hi"),
+            Turn::assistant("Hello!"),
+            Turn::user("Bye"),
+        ];
+        assert_eq!(
+            tokenizer.chat_conversation(&turns),
+            "<|im_start|>system\nYou are tiny.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\nHello!<|im_end|>\n<|im_start|>user\nBye<|im_end|>\n<|im_start|>assistant\n"
+        );
+        let own_system = [Turn::system("Be brief."), Turn::user("Hi")];
+        assert_eq!(
+            tokenizer.chat_conversation(&own_system),
+            tokenizer.chat_prompt(Some("Be brief."), "Hi")
+        );
     }
 
     #[test]

@@ -14,7 +14,6 @@ use super::output::{emit, milli, percent};
 use super::GlobalArgs;
 
 /// Kernels per page when listing them all.
-const KERNEL_PAGE: u32 = 30;
 
 #[derive(Subcommand)]
 pub enum MarketQueryCommand {
@@ -57,7 +56,7 @@ pub async fn run(command: MarketQueryCommand, global: &GlobalArgs) -> anyhow::Re
         MarketQueryCommand::Kernels { start_after, limit } => {
             let kernels = match limit {
                 Some(limit) => market.kernels(start_after, Some(limit)).await?,
-                None => all_kernels(&market, start_after).await?,
+                None => market.all_kernels(start_after).await?,
             };
             emit(global.output, &KernelsResponse { kernels }, |page| {
                 describe_kernels(&page.kernels)
@@ -82,22 +81,6 @@ pub(super) fn kernel_lookup_error(error: ClientError) -> anyhow::Error {
             nesa_sdk::chain_reason(&log)
         ),
         other => other.into(),
-    }
-}
-
-async fn all_kernels(
-    market: &MarketClient<'_>,
-    mut start_after: Option<u64>,
-) -> anyhow::Result<Vec<Kernel>> {
-    let mut kernels = Vec::new();
-    loop {
-        let page = market.kernels(start_after, Some(KERNEL_PAGE)).await?;
-        let full = page.len() as u32 == KERNEL_PAGE;
-        start_after = page.last().map(|k| k.id);
-        kernels.extend(page);
-        if !full {
-            return Ok(kernels);
-        }
     }
 }
 

@@ -2,6 +2,7 @@
 //! and `swarm`.
 
 mod ask;
+mod gateway;
 mod keys;
 mod market;
 mod output;
@@ -81,6 +82,9 @@ enum Command {
     /// Ask a kernel a question through the market: pays from escrow, waits for the nodes'
     /// consensus, prints the answer and what it cost
     Ask(ask::AskArgs),
+    /// Serve an OpenAI-compatible API (and the web chat page) that pays for each request
+    /// from a local key: any OpenAI client can then ask Nesa's kernels
+    Gateway(gateway::GatewayArgs),
     /// Run a kernel through a pipeline of node runners that each serve some of its blocks
     #[command(subcommand)]
     Swarm(swarm::SwarmCommand),
@@ -119,6 +123,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Query(command) => query::run(command, &cli.global).await,
         Command::Ask(args) => ask::run(args, &cli.global).await,
         Command::Swarm(command) => swarm::run(command, &cli.global).await,
+        Command::Gateway(args) => gateway::run(args, &cli.global).await,
     }
 }
 

@@ -3,7 +3,7 @@
 //! stderr, prints the answer on stdout and what it cost.
 
 mod display;
-mod summary;
+pub(super) mod summary;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -179,8 +179,18 @@ pub async fn run(args: AskArgs, global: &GlobalArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Sampling parameters from `--temperature` and `--seed`.
+/// Sampling parameters from `--temperature` and `--seed` (top-p 1).
 fn sampling(temperature: f64, seed: Option<u64>) -> anyhow::Result<Sampling> {
+    sampling_with_top_p(temperature, 1.0, seed)
+}
+
+/// The market's sampling parameters: temperature and top-p in thousandths, and the seed (random
+/// when sampling without one, 0 when greedy).
+pub(super) fn sampling_with_top_p(
+    temperature: f64,
+    top_p: f64,
+    seed: Option<u64>,
+) -> anyhow::Result<Sampling> {
     let limit = MAX_TEMPERATURE_MILLI as f64 / 1000.0;
     if !(0.0..=limit).contains(&temperature) {
         anyhow::bail!("--temperature {temperature} is out of range: use 0 (greedy) to {limit}");
@@ -191,15 +201,23 @@ fn sampling(temperature: f64, seed: Option<u64>) -> anyhow::Result<Sampling> {
         None if temperature_milli > 0 => rand::random(),
         None => 0,
     };
+    if !(top_p > 0.0 && top_p <= 1.0) {
+        anyhow::bail!("top-p {top_p} is out of range: use a number above 0, at most 1");
+    }
+    let top_p_milli = ((top_p * 1000.0).round() as u32).clamp(1, MAX_TOP_P_MILLI);
     Ok(Sampling {
         seed,
         temperature_milli,
-        top_p_milli: MAX_TOP_P_MILLI,
+        top_p_milli,
     })
 }
 
 /// The key that pays: `--from`, or the only key in the keyring.
-fn choose_key(names: &[&str], from: Option<&str>, keyring: &Path) -> anyhow::Result<String> {
+pub(super) fn choose_key(
+    names: &[&str],
+    from: Option<&str>,
+    keyring: &Path,
+) -> anyhow::Result<String> {
     match (from, names) {
         (Some(name), _) => Ok(name.to_owned()),
         (None, [only]) => Ok((*only).to_owned()),
@@ -217,7 +235,11 @@ fn choose_key(names: &[&str], from: Option<&str>, keyring: &Path) -> anyhow::Res
 }
 
 /// Refuses a model whose tokenizer is not the kernel's: the nodes would read other tokens.
-fn check_tokenizer(kernel: &Kernel, tokenizer: &Tokenizer, model: &Path) -> anyhow::Result<()> {
+pub(super) fn check_tokenizer(
+    kernel: &Kernel,
+    tokenizer: &Tokenizer,
+    model: &Path,
+) -> anyhow::Result<()> {
     let ours = tokenizer.sha256();
     if kernel.tokenizer_sha256.as_slice() == ours {
         return Ok(());
@@ -233,26 +255,44 @@ fn check_tokenizer(kernel: &Kernel, tokenizer: &Tokenizer, model: &Path) -> anyh
 }
 
 /// The decoded winning output, if the query has one.
-fn answer(
+pub(super) fn answer(
     state: &QueryResponse,
     tokenizer: &Tokenizer,
     vocabulary: Option<&Vocabulary>,
 ) -> anyhow::Result<Option<String>> {
+    if state
+        .query
+        .settlement
+        .as_ref()
+        .and_then(|s| s.output.as_ref())
+        .is_none()
+    {
+        return Ok(None);
+    }
+    let ids = output_ids(state, vocabulary)?;
+    Ok(Some(tokenizer.decode(&ids)?))
+}
+
+/// The winning output's token ids, mapped back with the user's key for an ee-v1 kernel
+/// (empty when the query has no output).
+pub(super) fn output_ids(
+    state: &QueryResponse,
+    vocabulary: Option<&Vocabulary>,
+) -> anyhow::Result<Vec<u32>> {
     let Some(output) = state
         .query
         .settlement
         .as_ref()
         .and_then(|s| s.output.as_ref())
     else {
-        return Ok(None);
+        return Ok(Vec::new());
     };
     let ids = nesa_market::tokens::decode_token_ids(output)
         .with_context(|| format!("query {} has a malformed output", state.query.id))?;
-    let ids = match vocabulary {
+    Ok(match vocabulary {
         Some(vocabulary) => vocabulary.decrypt(&ids)?,
         None => ids,
-    };
-    Ok(Some(tokenizer.decode(&ids)?))
+    })
 }
 
 /// Block times (seconds since the epoch) of the milestones' heights; heights that cannot be
