@@ -66,8 +66,13 @@ pub struct NodeConfig {
     pub moniker: String,
     /// Solo mode: where the CometBFT-compatible JSON-RPC listens.
     pub rpc_laddr: String,
-    /// Solo mode: where the Cosmos SDK REST API listens (`off` for nowhere).
+    /// Where the Cosmos SDK REST API listens (both modes) (`off` for nowhere).
     pub api_laddr: String,
+    /// Where the Cosmos SDK gRPC services listen (both modes) (`off` for nowhere).
+    pub grpc_laddr: String,
+    /// CometBFT mode: the CometBFT node's RPC, which the REST and gRPC APIs read blocks and
+    /// transactions from and broadcast through.
+    pub cometbft_rpc: String,
     /// CometBFT mode: where the ABCI socket listens for CometBFT.
     pub abci_laddr: String,
     /// Solo mode: longest wait for transactions before an empty block, in milliseconds.
@@ -86,6 +91,8 @@ impl Default for NodeConfig {
             moniker: "nesad".into(),
             rpc_laddr: "tcp://127.0.0.1:26657".into(),
             api_laddr: "tcp://127.0.0.1:1317".into(),
+            grpc_laddr: "tcp://127.0.0.1:9090".into(),
+            cometbft_rpc: "http://127.0.0.1:26657".into(),
             abci_laddr: "tcp://127.0.0.1:26658".into(),
             block_interval_ms: 1000,
             min_block_interval_ms: 1000,
@@ -106,7 +113,9 @@ impl NodeConfig {
             "# nesad node configuration. Command-line flags override these values.\n\n\
              # Human-readable node name.\nmoniker = {moniker:?}\n\n\
              # Solo mode (`nesad start --solo`): where the CometBFT-compatible JSON-RPC listens.\nrpc_laddr = {rpc:?}\n\n\
-             # Solo mode: where the Cosmos SDK REST API (LCD) listens; \"off\" serves none.\napi_laddr = {api:?}\n\n\
+             # Where the Cosmos SDK REST API (LCD) listens, in both modes; \"off\" serves none.\napi_laddr = {api:?}\n\n\
+             # Where the Cosmos SDK gRPC services listen, in both modes (HTTP/2 without TLS); \"off\" serves none.\ngrpc_laddr = {grpc:?}\n\n\
+             # CometBFT mode: the CometBFT node's RPC, which the REST and gRPC APIs broadcast through and read blocks and transactions from.\ncometbft_rpc = {cometbft_rpc:?}\n\n\
              # CometBFT mode (`nesad start`): where the ABCI socket listens for CometBFT (its `proxy_app`).\nabci_laddr = {abci:?}\n\n\
              # Solo mode: longest wait for transactions before producing an empty block, in milliseconds.\nblock_interval_ms = {interval}\n\n\
              # Solo mode: shortest time between two blocks, in milliseconds, however many transactions arrive.\nmin_block_interval_ms = {min_interval}\n\n\
@@ -114,6 +123,8 @@ impl NodeConfig {
             moniker = self.moniker,
             rpc = self.rpc_laddr,
             api = self.api_laddr,
+            grpc = self.grpc_laddr,
+            cometbft_rpc = self.cometbft_rpc,
             abci = self.abci_laddr,
             interval = self.block_interval_ms,
             min_interval = self.min_block_interval_ms,

@@ -72,10 +72,18 @@ enum Command {
         /// Solo mode RPC listen address.
         #[arg(long = "rpc.laddr")]
         rpc_laddr: Option<String>,
-        /// Solo mode Cosmos SDK REST API (LCD) listen address, default tcp://127.0.0.1:1317;
+        /// Cosmos SDK REST API (LCD) listen address, default tcp://127.0.0.1:1317;
         /// `off` serves none.
         #[arg(long = "api.laddr")]
         api_laddr: Option<String>,
+        /// Cosmos SDK gRPC listen address (HTTP/2, no TLS), default
+        /// tcp://127.0.0.1:9090; `off` serves none.
+        #[arg(long = "grpc.laddr")]
+        grpc_laddr: Option<String>,
+        /// CometBFT mode: the CometBFT node's RPC the REST and gRPC APIs read blocks and
+        /// transactions from, default http://127.0.0.1:26657
+        #[arg(long = "cometbft.rpc")]
+        cometbft_rpc: Option<String>,
         /// CometBFT mode ABCI listen address.
         #[arg(long)]
         abci: Option<String>,
@@ -195,6 +203,8 @@ fn main() {
             solo,
             rpc_laddr,
             api_laddr,
+            grpc_laddr,
+            cometbft_rpc,
             abci,
             block_interval_ms,
             min_block_interval_ms,
@@ -203,6 +213,8 @@ fn main() {
             solo,
             rpc_laddr,
             api_laddr,
+            grpc_laddr,
+            cometbft_rpc,
             abci_laddr: abci,
             block_interval_ms,
             min_block_interval_ms,

@@ -43,10 +43,11 @@ export async function startSoloChain(accounts, { chainId = "nesa-js-1" } = {}) {
   }
   const port = await freePort();
   const apiPort = await freePort();
+  const grpcPort = await freePort();
   const rpc = `http://127.0.0.1:${port}`;
   const rest = `http://127.0.0.1:${apiPort}`;
   let output = "";
-  const args = ["start", "--solo", "--home", home, "--rpc.laddr", `tcp://127.0.0.1:${port}`, "--api.laddr", `tcp://127.0.0.1:${apiPort}`, "--block-interval-ms", "200"];
+  const args = ["start", "--solo", "--home", home, "--rpc.laddr", `tcp://127.0.0.1:${port}`, "--api.laddr", `tcp://127.0.0.1:${apiPort}`, "--grpc.laddr", `tcp://127.0.0.1:${grpcPort}`, "--block-interval-ms", "200"];
   const child = spawn(NESAD, args, {
     stdio: ["ignore", "pipe", "pipe"],
   });
@@ -56,6 +57,7 @@ export async function startSoloChain(accounts, { chainId = "nesa-js-1" } = {}) {
   return {
     rpc,
     rest,
+    grpc: `127.0.0.1:${grpcPort}`,
     chainId,
     home,
     log: () => output,
@@ -65,4 +67,88 @@ export async function startSoloChain(accounts, { chainId = "nesa-js-1" } = {}) {
       rmSync(home, { recursive: true, force: true });
     },
   };
+}
+
+const REPO = new URL("../..", import.meta.url).pathname;
+
+/** Whether `scripts/localnet` can run here (CometBFT installed by scripts/setup). */
+export function cometbftAvailable() {
+  try {
+    execFileSync("bash", ["-c", `source "${REPO}scripts/common.sh" && command -v cometbft`], { stdio: "pipe" });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** A port p such that p..p+4 are free (one CometBFT validator and its nesad's APIs). */
+async function freePortRange() {
+  for (;;) {
+    const base = 20_000 + Math.floor(Math.random() * 30_000);
+    const free = await Promise.all([0, 1, 2, 3, 4].map((i) => new Promise((resolve) => {
+      const server = createServer();
+      server.once("error", () => resolve(false));
+      server.listen(base + i, "127.0.0.1", () => server.close(() => resolve(true)));
+    })));
+    if (free.every(Boolean)) return base;
+  }
+}
+
+/**
+ * Starts a one-validator CometBFT network (`scripts/localnet up 1`: real CometBFT with nesad
+ * as its ABCI application, serving the REST and gRPC APIs beside it) whose genesis funds
+ * `accounts` ({address: coins}).
+ */
+export async function startCometChain(accounts, { chainId = "nesa-js-comet-1" } = {}) {
+  const dir = mkdtempSync(join(tmpdir(), "nesa-localnet-js-"));
+  const base = await freePortRange();
+  const env = {
+    ...process.env,
+    LOCALNET_DIR: dir,
+    LOCALNET_CHAIN_ID: chainId,
+    LOCALNET_BASE_PORT: String(base),
+    LOCALNET_BLOCK_TIME: "200ms",
+    LOCALNET_ACCOUNTS: Object.entries(accounts).map(([a, c]) => `${a}=${c}`).join(" "),
+  };
+  const localnet = (command) => execFileSync(`${REPO}scripts/localnet`, command, { env, stdio: "pipe" });
+  try {
+    localnet(["up", "1"]);
+  } catch (e) {
+    throw new Error(`scripts/localnet up 1 failed:\n${e.stdout}${e.stderr}`);
+  }
+  const rest = `http://127.0.0.1:${base + 3}`;
+  // The APIs start with nesad, before CometBFT's first block: wait until REST answers.
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    try {
+      if ((await fetch(`${rest}/cosmos/base/tendermint/v1beta1/blocks/latest`)).ok) break;
+    } catch { /* not listening yet */ }
+    if (Date.now() > deadline) throw new Error(`the REST API of ${dir} did not come up`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  return {
+    rpc: `http://127.0.0.1:${base + 1}`,
+    rest,
+    grpc: `127.0.0.1:${base + 4}`,
+    chainId,
+    home: dir,
+    log: () => "",
+    async stop() {
+      try { localnet(["down"]); } finally { rmSync(dir, { recursive: true, force: true }); }
+    },
+  };
+}
+
+/**
+ * The nodes a client test runs against: the solo node, and a CometBFT network where CometBFT
+ * is installed (under CI=true a missing CometBFT fails the test instead of skipping it).
+ */
+export function nodeKinds() {
+  const kinds = [{ name: "solo", start: startSoloChain }];
+  if (cometbftAvailable()) {
+    kinds.push({ name: "cometbft", start: startCometChain });
+  } else if (process.env.CI === "true") {
+    kinds.push({ name: "cometbft", start: async () => { throw new Error("cometbft not found: scripts/setup installs it"); } });
+  }
+  return kinds;
 }

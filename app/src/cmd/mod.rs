@@ -259,9 +259,65 @@ pub struct StartOptions {
     pub solo: bool,
     pub rpc_laddr: Option<String>,
     pub api_laddr: Option<String>,
+    pub grpc_laddr: Option<String>,
+    pub cometbft_rpc: Option<String>,
     pub abci_laddr: Option<String>,
     pub block_interval_ms: Option<u64>,
     pub min_block_interval_ms: Option<u64>,
+}
+
+/// The REST and gRPC APIs of a node behind CometBFT.
+struct CometApis {
+    rest: Option<String>,
+    grpc: Option<String>,
+    /// The CometBFT node's RPC: broadcasts, transactions and blocks come from it.
+    cometbft_rpc: String,
+}
+
+/// Serves the REST and gRPC APIs beside the ABCI socket, on their own threads. A port that
+/// cannot be bound is logged, never fatal: the validator keeps validating.
+fn serve_comet_apis(
+    app: Arc<crate::app::App>,
+    genesis: serde_json::Value,
+    apis: CometApis,
+) -> anyhow::Result<()> {
+    let client = tendermint_rpc::HttpClient::new(apis.cometbft_rpc.as_str()).map_err(|e| {
+        anyhow::anyhow!(
+            "cometbft_rpc {:?} is not a usable URL: {e}",
+            apis.cometbft_rpc
+        )
+    })?;
+    let context = Arc::new(crate::rpc::node::ApiContext {
+        app,
+        genesis,
+        node: crate::rpc::node::Node::Comet(client),
+    });
+    std::thread::Builder::new()
+        .name("apis".into())
+        .spawn(move || {
+            let runtime = match tokio::runtime::Runtime::new() {
+                Ok(runtime) => runtime,
+                Err(e) => return tracing::error!(error = %e, "cannot start the REST and gRPC APIs"),
+            };
+            runtime.block_on(async move {
+                let rest = async {
+                    if let Some(address) = &apis.rest {
+                        if let Err(e) = crate::rpc::rest::serve(context.clone(), address).await {
+                            tracing::error!(error = %e, "the REST API stopped; the node keeps validating");
+                        }
+                    }
+                };
+                let grpc = async {
+                    if let Some(address) = &apis.grpc {
+                        if let Err(e) = crate::rpc::grpc::serve(context.clone(), address).await {
+                            tracing::error!(error = %e, "the gRPC services stopped; the node keeps validating");
+                        }
+                    }
+                };
+                tokio::join!(rest, grpc);
+            });
+        })?;
+    Ok(())
 }
 
 /// `nesad start [--solo]`.
@@ -271,11 +327,14 @@ pub fn start(options: StartOptions) -> anyhow::Result<()> {
     if options.solo {
         let rpc = options.rpc_laddr.unwrap_or(config.rpc_laddr);
         let api = options.api_laddr.unwrap_or(config.api_laddr);
+        let grpc = options.grpc_laddr.unwrap_or(config.grpc_laddr);
         let solo = solo::SoloConfig {
             home: options.home.clone(),
             rpc_address: socket_address(&rpc).to_string(),
             api_address: (!matches!(api.trim(), "" | "off"))
                 .then(|| socket_address(api.trim()).to_string()),
+            grpc_address: (!matches!(grpc.trim(), "" | "off"))
+                .then(|| socket_address(grpc.trim()).to_string()),
             block_interval: Duration::from_millis(
                 options
                     .block_interval_ms
@@ -299,6 +358,22 @@ pub fn start(options: StartOptions) -> anyhow::Result<()> {
         let app = Arc::new(crate::app::App::new(storage, &paths.wasm_dir())?);
         if let Some(last) = app.last_block()? {
             tracing::info!(height = last.height, app_hash = %hex::encode_upper(last.app_hash), "state loaded");
+        }
+        let listen = |laddr: String| {
+            (!matches!(laddr.trim(), "" | "off")).then(|| socket_address(laddr.trim()).to_string())
+        };
+        let apis = CometApis {
+            rest: listen(options.api_laddr.unwrap_or(config.api_laddr)),
+            grpc: listen(options.grpc_laddr.unwrap_or(config.grpc_laddr)),
+            cometbft_rpc: options.cometbft_rpc.unwrap_or(config.cometbft_rpc),
+        };
+        if apis.rest.is_some() || apis.grpc.is_some() {
+            // CometBFT holds the genesis; nesad reads it only for the chain's parameters.
+            let genesis = std::fs::read_to_string(paths.genesis())
+                .ok()
+                .and_then(|text| serde_json::from_str(&text).ok())
+                .unwrap_or(serde_json::Value::Null);
+            serve_comet_apis(app.clone(), genesis, apis)?;
         }
         crate::abci::serve(app, socket_address(&abci))
     }

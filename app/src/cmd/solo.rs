@@ -23,6 +23,8 @@ pub struct SoloConfig {
     pub rpc_address: String,
     /// Where the Cosmos SDK REST API listens (`host:port`), if anywhere.
     pub api_address: Option<String>,
+    /// Where the Cosmos SDK gRPC services listen (`None`: nowhere).
+    pub grpc_address: Option<String>,
     /// Longest wait for transactions before an empty block.
     pub block_interval: Duration,
     /// Shortest time between two blocks.
@@ -102,12 +104,27 @@ pub async fn run(config: SoloConfig) -> anyhow::Result<()> {
         .name("block-producer".into())
         .spawn(move || producer.run(cadence, &producer_stop))?;
     let producer_done = tokio::task::spawn_blocking(move || producer_thread.join());
+    let api = Arc::new(rpc::node::ApiContext {
+        app: app.clone(),
+        genesis: context.genesis.clone(),
+        node: rpc::node::Node::Solo(context.clone()),
+    });
     let rest = {
-        let context = context.clone();
+        let context = api.clone();
         let address = config.api_address.clone();
         async move {
             match address {
                 Some(address) => rpc::rest::serve(context, &address).await,
+                None => std::future::pending().await,
+            }
+        }
+    };
+    let grpc = {
+        let context = api.clone();
+        let address = config.grpc_address.clone();
+        async move {
+            match address {
+                Some(address) => rpc::grpc::serve(context, &address).await,
                 None => std::future::pending().await,
             }
         }
@@ -119,6 +136,7 @@ pub async fn run(config: SoloConfig) -> anyhow::Result<()> {
     tokio::select! {
         result = rpc => result??,
         result = rest => result?,
+        result = grpc => result?,
         result = producer_done => {
             match result? {
                 Ok(Ok(())) => {}

@@ -2,7 +2,9 @@
 //! tendermint-rpc, CosmJS and curl users talk to it as to a CometBFT node. Both JSON-RPC POST
 //! (single or batch) and URI GET (`/status`, `/tx?hash=0x…`) are accepted.
 
+pub mod grpc;
 mod methods;
+pub mod node;
 mod params;
 pub mod rest;
 

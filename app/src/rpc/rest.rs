@@ -30,9 +30,9 @@ use serde_json::{json, Value};
 use tendermint_proto::v0_38::abci::RequestQuery;
 
 use super::methods::{base64_encode, events_json, tx_hash};
-use super::{bounded_query, RpcContext, MAX_BODY_BYTES};
+use super::node::{ApiContext, BlockError};
+use super::{bounded_query, MAX_BODY_BYTES};
 use crate::query::SIMULATE_PATH;
-use crate::solo::mempool::MempoolError;
 
 /// Bech32 prefix of validator consensus addresses (`sdk_block.header.proposer_address`).
 const VALCONS_PREFIX: &str = "nesavalcons";
@@ -41,7 +41,7 @@ const VALCONS_PREFIX: &str = "nesavalcons";
 const HEIGHT_HEADER: &str = "x-cosmos-block-height";
 
 /// The REST API's router.
-pub fn router(context: Arc<RpcContext>) -> Router {
+pub fn router(context: Arc<ApiContext>) -> Router {
     Router::new()
         .route("/cosmos/auth/v1beta1/accounts/{address}", get(account))
         .route("/cosmos/bank/v1beta1/balances/{address}", get(balances))
@@ -71,7 +71,7 @@ pub fn router(context: Arc<RpcContext>) -> Router {
 }
 
 /// Serves the REST API on `address` until the process ends.
-pub async fn serve(context: Arc<RpcContext>, address: &str) -> anyhow::Result<()> {
+pub async fn serve(context: Arc<ApiContext>, address: &str) -> anyhow::Result<()> {
     super::listen(router(context), address, "Cosmos SDK REST API").await
 }
 
@@ -97,6 +97,15 @@ impl RestError {
             status: StatusCode::NOT_FOUND,
             code: 5,
             message: message.into(),
+        }
+    }
+
+    /// The node behind the API could not answer (503, gRPC Unavailable).
+    fn unavailable(message: impl std::fmt::Display) -> Self {
+        RestError {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            code: 14,
+            message: message.to_string(),
         }
     }
 
@@ -157,7 +166,7 @@ fn query_height(headers: &HeaderMap) -> Result<i64, RestError> {
 
 /// Runs an ABCI query on the node's bounded query threads and decodes its answer.
 async fn abci<Response: Message + Default + 'static>(
-    context: &Arc<RpcContext>,
+    context: &Arc<ApiContext>,
     path: &'static str,
     request: impl Message,
     height: i64,
@@ -185,7 +194,7 @@ async fn abci<Response: Message + Default + 'static>(
 }
 
 async fn account(
-    State(context): State<Arc<RpcContext>>,
+    State(context): State<Arc<ApiContext>>,
     Path(address): Path<String>,
     headers: HeaderMap,
 ) -> Answer {
@@ -203,7 +212,7 @@ async fn account(
 }
 
 async fn balances(
-    State(context): State<Arc<RpcContext>>,
+    State(context): State<Arc<ApiContext>>,
     Path(address): Path<String>,
     headers: HeaderMap,
 ) -> Answer {
@@ -233,7 +242,7 @@ struct DenomQuery {
 }
 
 async fn balance_by_denom(
-    State(context): State<Arc<RpcContext>>,
+    State(context): State<Arc<ApiContext>>,
     Path(address): Path<String>,
     axum::extract::Query(query): axum::extract::Query<DenomQuery>,
     headers: HeaderMap,
@@ -254,7 +263,7 @@ async fn balance_by_denom(
 }
 
 async fn smart_query(
-    State(context): State<Arc<RpcContext>>,
+    State(context): State<Arc<ApiContext>>,
     Path((address, query)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Answer {
@@ -287,7 +296,7 @@ fn json_body(body: &[u8]) -> Result<Value, RestError> {
     serde_json::from_slice(body).map_err(|e| RestError::invalid(format!("invalid JSON: {e}")))
 }
 
-async fn simulate(State(context): State<Arc<RpcContext>>, body: axum::body::Bytes) -> Answer {
+async fn simulate(State(context): State<Arc<ApiContext>>, body: axum::body::Bytes) -> Answer {
     let tx_bytes = tx_bytes(&json_body(&body)?)?;
     let response: SimulateResponse = abci(
         &context,
@@ -318,7 +327,7 @@ async fn simulate(State(context): State<Arc<RpcContext>>, body: axum::body::Byte
     })))
 }
 
-async fn broadcast(State(context): State<Arc<RpcContext>>, body: axum::body::Bytes) -> Answer {
+async fn broadcast(State(context): State<Arc<ApiContext>>, body: axum::body::Bytes) -> Answer {
     let body = json_body(&body)?;
     let tx = tx_bytes(&body)?;
     match body.get("mode") {
@@ -337,17 +346,11 @@ async fn broadcast(State(context): State<Arc<RpcContext>>, body: axum::body::Byt
         }
     }
     let hash = hex::encode_upper(tx_hash(&tx).as_bytes());
-    let submitted = {
-        let context = context.clone();
-        tokio::task::spawn_blocking(move || context.mempool.submit(&context.app, tx))
-            .await
-            .map_err(RestError::internal)?
-    };
-    let (code, codespace, log) = match submitted {
-        Ok(check) => (check.code, check.codespace, check.log),
-        Err(e @ MempoolError::Duplicate) => (19, "sdk".to_string(), e.to_string()),
-        Err(e @ MempoolError::Full { .. }) => (20, "sdk".to_string(), e.to_string()),
-    };
+    let checked = context
+        .broadcast(tx)
+        .await
+        .map_err(RestError::unavailable)?;
+    let (code, codespace, log) = (checked.code, checked.codespace, checked.log);
     Ok(Json(json!({
         "tx_response": {
             "height": "0",
@@ -367,21 +370,18 @@ async fn broadcast(State(context): State<Arc<RpcContext>>, body: axum::body::Byt
     })))
 }
 
-async fn get_tx(State(context): State<Arc<RpcContext>>, Path(hash): Path<String>) -> Answer {
-    let bytes = hex::decode(hash.trim_start_matches("0x"))
+async fn get_tx(State(context): State<Arc<ApiContext>>, Path(hash): Path<String>) -> Answer {
+    let hash_bytes: [u8; 32] = hex::decode(hash.trim_start_matches("0x"))
         .ok()
-        .filter(|b| b.len() == 32)
+        .and_then(|b| b.try_into().ok())
         .ok_or_else(|| RestError::invalid(format!("{hash:?} is not a 32-byte hex hash")))?;
-    let (stored, index) = {
-        let context = context.clone();
-        tokio::task::spawn_blocking(move || context.committed_tx(&bytes))
-            .await
-            .map_err(RestError::internal)?
-            .map_err(|e| RestError::internal(e.data))?
-            .ok_or_else(|| RestError::not_found(format!("tx not found: {}", hash.to_uppercase())))?
-    };
-    let raw = &stored.block.data[index];
-    let result = &stored.results.tx_results[index];
+    let found = context
+        .committed_tx(hash_bytes)
+        .await
+        .map_err(RestError::unavailable)?
+        .ok_or_else(|| RestError::not_found(format!("tx not found: {}", hash.to_uppercase())))?;
+    let raw = &found.tx;
+    let result = &found.result;
     let tx = Tx::decode(raw.as_slice())
         .map(|tx| tx_json(&tx))
         .unwrap_or(Value::Null);
@@ -392,7 +392,7 @@ async fn get_tx(State(context): State<Arc<RpcContext>>, Path(hash): Path<String>
     Ok(Json(json!({
         "tx": tx,
         "tx_response": {
-            "height": stored.block.header.height.to_string(),
+            "height": found.height.to_string(),
             "txhash": hex::encode_upper(tx_hash(raw).as_bytes()),
             "codespace": result.codespace,
             "code": result.code,
@@ -403,14 +403,14 @@ async fn get_tx(State(context): State<Arc<RpcContext>>, Path(hash): Path<String>
             "gas_wanted": result.gas_wanted.to_string(),
             "gas_used": result.gas_used.to_string(),
             "tx": typed,
-            "timestamp": stored.block.header.time.to_rfc3339(),
+            "timestamp": found.time,
             "events": events_json(&result.events),
         },
     })))
 }
 
-async fn node_info(State(context): State<Arc<RpcContext>>) -> Answer {
-    let status = context.status().map_err(|e| RestError::internal(e.data))?;
+async fn node_info(State(context): State<Arc<ApiContext>>) -> Answer {
+    let status = context.status().await.map_err(RestError::unavailable)?;
     let node = &status["node_info"];
     Ok(Json(json!({
         "default_node_info": {
@@ -438,17 +438,17 @@ async fn node_info(State(context): State<Arc<RpcContext>>) -> Answer {
     })))
 }
 
-async fn latest_block(State(context): State<Arc<RpcContext>>) -> Answer {
-    block_json(&context, None)
+async fn latest_block(State(context): State<Arc<ApiContext>>) -> Answer {
+    block_json(&context, None).await
 }
 
-async fn block_at(State(context): State<Arc<RpcContext>>, Path(height): Path<String>) -> Answer {
+async fn block_at(State(context): State<Arc<ApiContext>>, Path(height): Path<String>) -> Answer {
     let height = height
         .parse::<u64>()
         .ok()
         .filter(|h| *h > 0)
         .ok_or_else(|| RestError::invalid(format!("invalid height {height:?}")))?;
-    block_json(&context, Some(height))
+    block_json(&context, Some(height)).await
 }
 
 async fn unknown_path(uri: axum::http::Uri) -> RestError {
@@ -459,25 +459,16 @@ async fn unknown_path(uri: axum::http::Uri) -> RestError {
     }
 }
 
-fn block_json(context: &RpcContext, height: Option<u64>) -> Answer {
-    let latest = context
-        .app
-        .last_block()
-        .map_err(RestError::internal)?
-        .map_or(0, |c| c.height);
-    let height = height.unwrap_or(latest);
-    if height > latest {
-        return Err(RestError::invalid(format!(
+async fn block_json(context: &ApiContext, height: Option<u64>) -> Answer {
+    let (id, block) = context.block(height).await.map_err(|e| match e {
+        BlockError::TooHigh { height, latest } => RestError::invalid(format!(
             "requested block height {height} is bigger than the chain length {latest}"
-        )));
-    }
-    let stored = context
-        .store
-        .block(height)
-        .map_err(RestError::internal)?
-        .ok_or_else(|| RestError::not_found(format!("no block stored at height {height}")))?;
-    let id = tendermint_proto::v0_38::types::BlockId::from(stored.id);
-    let block = tendermint_proto::v0_38::types::Block::from(stored.block);
+        )),
+        BlockError::Missing(height) => {
+            RestError::not_found(format!("no block stored at height {height}"))
+        }
+        BlockError::Internal(e) => RestError::internal(e),
+    })?;
     let header = block.header.unwrap_or_default();
     let header_json = header_json(&header);
     let mut sdk_header = header_json.clone();

@@ -11,7 +11,6 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::extract::State;
-use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -52,20 +51,24 @@ struct Completion {
     nesa: Value,
 }
 
-/// `POST /v1/chat/completions`.
-pub async fn completions(
-    State(gateway): State<Arc<Gateway>>,
-    headers: HeaderMap,
-    body: axum::body::Bytes,
-) -> Response {
-    let request: ChatRequest = match gateway
-        .authorize(&headers)
-        .and_then(|()| serde_json::from_slice(&body).map_err(unreadable))
-    {
+/// `POST /v1/chat/completions` (the API key was checked before the body was read). The work
+/// runs in its own task: a client that goes away does not cancel a query it paid for, and its
+/// cost is still recorded.
+pub async fn completions(State(gateway): State<Arc<Gateway>>, body: axum::body::Bytes) -> Response {
+    let request: ChatRequest = match serde_json::from_slice(&body) {
         Ok(request) => request,
-        Err(error) => return error.into_response(),
+        Err(error) => return unreadable(error).into_response(),
     };
-    let stream = request.stream;
+    match tokio::spawn(serve(gateway, request)).await {
+        Ok(response) => response,
+        Err(error) => ApiError::upstream("internal_error", error.to_string())
+            .after_submission()
+            .into_response(),
+    }
+}
+
+async fn serve(gateway: Arc<Gateway>, request: ChatRequest) -> Response {
+    let stream = request.stream.unwrap_or(false);
     let pending = match submit(&gateway, request).await {
         Ok(pending) => pending,
         Err(error) => return error.into_response(),
@@ -266,7 +269,8 @@ async fn finish(
             return Err(ApiError::upstream(
                 "settlement_timeout",
                 format!("query {id} is not settled ({error}): follow it with `nesa query market query {id}`; a query that fails refunds its escrow"),
-            ));
+            )
+            .after_submission());
         }
     };
     let summary = AskSummary::new(
@@ -285,24 +289,24 @@ async fn finish(
     gateway.ledger.settle(reservation, cost);
     tracing::info!(query = id, status = ?state.query.status, cost, "closed");
     if state.query.status != QueryStatus::Settled {
-        return Err(ApiError::upstream(
-            "query_disputed",
-            summary.dispute_message(),
-        ));
+        return Err(
+            ApiError::upstream("query_disputed", summary.dispute_message()).after_submission(),
+        );
     }
     let mut nesa = serde_json::to_value(&summary).unwrap_or(Value::Null);
     nesa["cost"] = json!(cost.to_string());
     nesa["encrypted"] = json!(vocabulary.is_some());
     nesa["model"] = json!(model.id);
 
+    let unreadable_answer = |e: &dyn std::fmt::Display| {
+        ApiError::upstream("unreadable_answer", e.to_string()).after_submission()
+    };
     let ids = crate::cli::ask::output_ids(&state, vocabulary.as_ref())
-        .map_err(|e| ApiError::upstream("unreadable_answer", e.to_string()))?;
+        .map_err(|e| unreadable_answer(&e))?;
     let mut decoder = model.tokenizer.stream_decoder();
     let mut pieces = Vec::with_capacity(ids.len());
     for &token in &ids {
-        let piece = decoder
-            .push(token)
-            .map_err(|e| ApiError::upstream("unreadable_answer", e.to_string()))?;
+        let piece = decoder.push(token).map_err(|e| unreadable_answer(&e))?;
         if !piece.is_empty() {
             pieces.push(piece);
         }
@@ -310,11 +314,14 @@ async fn finish(
     let whole = model
         .tokenizer
         .decode(&ids)
-        .map_err(|e| ApiError::upstream("unreadable_answer", e.to_string()))?;
+        .map_err(|e| unreadable_answer(&e))?;
     let (text, stopped) = apply_stop(&whole, &checked.stop);
     let pieces = cut_pieces(pieces, &text);
     let output_tokens = summary.output_tokens;
-    let finish_reason = if !stopped && output_tokens >= checked.max_tokens {
+    let ended = ids
+        .last()
+        .is_some_and(|t| model.tokenizer.stop_tokens().contains(t));
+    let finish_reason = if !stopped && !ended && output_tokens >= checked.max_tokens {
         "length"
     } else {
         "stop"

@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use axum::extract::State;
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -49,16 +49,9 @@ pub struct GatewayArgs {
     /// Address to serve on; keep it on loopback unless a proxy in front adds TLS
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
-    /// The gateway's API key: clients send it as `Authorization: Bearer <key>` [default: read
-    /// from --api-key-file, created there on first start]
-    #[arg(
-        long,
-        env = "NESA_GATEWAY_API_KEY",
-        value_name = "KEY",
-        hide_env_values = true
-    )]
-    api_key: Option<String>,
-    /// File holding the API key [default: <home>/gateway/api-key]
+    /// File holding the API key clients send as `Authorization: Bearer <key>`, created (owner
+    /// only) on first start; the NESA_GATEWAY_API_KEY environment variable overrides it
+    /// [default: <home>/gateway/api-key]
     #[arg(long, value_name = "FILE")]
     api_key_file: Option<PathBuf>,
     /// GGUF files whose tokenizers the gateway may use, matched to kernels by tokenizer hash
@@ -113,7 +106,7 @@ impl Gateway {
     }
 
     /// Refuses a request without the gateway's API key.
-    fn authorize(&self, headers: &HeaderMap) -> Result<(), ApiError> {
+    pub(super) fn authorize(&self, headers: &HeaderMap) -> Result<(), ApiError> {
         let presented = headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
@@ -138,50 +131,45 @@ fn now_seconds() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-/// The API key: `--api-key`, else the key file's, else a new one written there (mode 0600).
-fn api_key(args: &GatewayArgs, file: &Path) -> anyhow::Result<String> {
-    if let Some(key) = &args.api_key {
-        let key = key.trim();
-        if key.len() < 16 {
-            anyhow::bail!(
-                "--api-key is too short to keep other programs out: use 16 characters or more"
-            );
+/// Shortest API key accepted: guessing it must be out of reach.
+const MIN_API_KEY_CHARS: usize = 16;
+
+/// The API key: `NESA_GATEWAY_API_KEY` (never a flag: other users can read a command line),
+/// else the key file's, else a new one written there (mode 0600).
+fn api_key(from_env: Option<String>, file: &Path) -> anyhow::Result<String> {
+    let checked = |key: &str, source: &str| {
+        if key.len() < MIN_API_KEY_CHARS {
+            anyhow::bail!("the API key in {source} is too short to keep other programs out: use {MIN_API_KEY_CHARS} characters or more (or delete the file to get a new key)");
         }
-        return Ok(key.to_owned());
+        Ok(key.to_owned())
+    };
+    if let Some(key) = from_env {
+        return checked(key.trim(), "NESA_GATEWAY_API_KEY");
     }
     if file.exists() {
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(file)?.permissions().mode();
+            if mode & 0o077 != 0 {
+                anyhow::bail!(
+                    "{} can be read by other users (mode {:o}): `chmod 600` it, or delete it to get a new key",
+                    file.display(),
+                    mode & 0o777
+                );
+            }
+        }
         let key = std::fs::read_to_string(file)
             .with_context(|| format!("reading the API key from {}", file.display()))?;
-        let key = key.trim().to_owned();
-        if key.is_empty() {
-            anyhow::bail!("{} is empty: delete it to get a new key", file.display());
-        }
-        return Ok(key);
+        return checked(key.trim(), &file.display().to_string());
     }
     let key = format!("nesa-{}", hex::encode(rand::random::<[u8; 24]>()));
     if let Some(dir) = file.parent() {
-        std::fs::create_dir_all(dir)?;
+        nesa_types::private::create_private_dir(dir)?;
     }
-    write_private(file, key.as_bytes())
+    nesa_types::private::write_private_file(file, key.as_bytes())
         .with_context(|| format!("writing the new API key to {}", file.display()))?;
     Ok(key)
-}
-
-#[cfg(unix)]
-fn write_private(file: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut out = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(file)?;
-    out.write_all(bytes)
-}
-
-#[cfg(not(unix))]
-fn write_private(file: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    std::fs::write(file, bytes)
 }
 
 /// The tokenizers of `models`, or of every GGUF in the model cache.
@@ -218,21 +206,127 @@ fn load_tokenizers(models: &[PathBuf]) -> anyhow::Result<Vec<Arc<Tokenizer>>> {
     Ok(tokenizers)
 }
 
-/// The gateway's routes.
-fn router(gateway: Arc<Gateway>) -> Router {
-    Router::new()
-        .route("/", get(page))
+/// The gateway's routes. The API routes check the key before a body is read; every route
+/// checks the Host header (a page on another site cannot reach the gateway through DNS
+/// rebinding), and body-size and method refusals come in OpenAI's error shape.
+fn router(gateway: Arc<Gateway>, bound: SocketAddr) -> Router {
+    let api = Router::new()
         .route("/v1/models", get(models::list))
-        .route("/v1/models/{model}", get(models::one))
+        .route("/v1/models/{*model}", get(models::one))
         .route("/v1/chat/completions", post(chat::completions))
         .route("/nesa/v1/wallet", get(wallet))
+        .route_layer(axum::middleware::from_fn_with_state(
+            gateway.clone(),
+            require_key,
+        ));
+    let hosts = Arc::new(allowed_hosts(bound));
+    Router::new()
+        .route("/", get(page))
+        .merge(api)
         .fallback(unknown_path)
+        .layer(axum::middleware::map_response(openai_refusals))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn(move |request, next| {
+            let hosts = hosts.clone();
+            async move { check_host(&hosts, request, next).await }
+        }))
         .with_state(gateway)
 }
 
-async fn page() -> Html<&'static str> {
-    Html(CHAT_PAGE)
+/// The Host headers a loopback gateway answers (any, when it listens beyond loopback: the
+/// operator put it behind their own name).
+fn allowed_hosts(bound: SocketAddr) -> Option<Vec<String>> {
+    if !bound.ip().is_loopback() {
+        return None;
+    }
+    let port = bound.port();
+    Some(vec![
+        format!("127.0.0.1:{port}"),
+        format!("localhost:{port}"),
+        format!("[::1]:{port}"),
+    ])
+}
+
+async fn check_host(
+    hosts: &Option<Vec<String>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let host = request
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .or_else(|| request.uri().authority().map(|a| a.as_str()))
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    match hosts {
+        Some(hosts) if !hosts.contains(&host) => ApiError {
+            status: StatusCode::FORBIDDEN,
+            kind: "invalid_request_error",
+            code: Some("host_not_allowed"),
+            param: None,
+            message: format!(
+                "Host `{host}` is not this gateway: use http://{}/",
+                hosts[0]
+            ),
+            no_retry: true,
+        }
+        .into_response(),
+        _ => next.run(request).await,
+    }
+}
+
+async fn require_key(
+    State(gateway): State<Arc<Gateway>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    match gateway.authorize(request.headers()) {
+        Ok(()) => next.run(request).await,
+        Err(error) => error.into_response(),
+    }
+}
+
+/// axum's own refusals (body too large, wrong method) in OpenAI's shape.
+async fn openai_refusals(response: Response) -> Response {
+    let json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|t| {
+            t.as_bytes().starts_with(b"application/json")
+                || t.as_bytes().starts_with(b"text/event-stream")
+                || t.as_bytes().starts_with(b"text/html")
+        });
+    if json || response.status().is_success() {
+        return response;
+    }
+    let message = match response.status() {
+        StatusCode::PAYLOAD_TOO_LARGE => {
+            format!("the request body is larger than {MAX_BODY_BYTES} bytes")
+        }
+        StatusCode::METHOD_NOT_ALLOWED => "this method is not allowed on this path".to_owned(),
+        other => format!("the request was refused ({other})"),
+    };
+    ApiError {
+        status: response.status(),
+        kind: "invalid_request_error",
+        code: None,
+        param: None,
+        message,
+        no_retry: true,
+    }
+    .into_response()
+}
+
+async fn page() -> Response {
+    let mut response = Html(CHAT_PAGE).into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"),
+    );
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    response
 }
 
 async fn unknown_path(uri: axum::http::Uri) -> ApiError {
@@ -245,14 +339,12 @@ async fn unknown_path(uri: axum::http::Uri) -> ApiError {
             "Unknown request URL: {}. This gateway serves /v1/models and /v1/chat/completions",
             uri.path()
         ),
+        no_retry: true,
     }
 }
 
 /// `GET /nesa/v1/wallet`: the paying account, its balance and today's spending.
-async fn wallet(State(gateway): State<Arc<Gateway>>, headers: HeaderMap) -> Response {
-    if let Err(error) = gateway.authorize(&headers) {
-        return error.into_response();
-    }
+async fn wallet(State(gateway): State<Arc<Gateway>>) -> Response {
     let balance = match gateway.client.balance(&gateway.address, "unes").await {
         Ok(coin) => coin.amount,
         Err(nesa_sdk::ClientError::AccountNotFound(_)) => 0,
@@ -294,7 +386,9 @@ pub async fn run(args: GatewayArgs, global: &GlobalArgs) -> anyhow::Result<()> {
         .api_key_file
         .clone()
         .unwrap_or_else(|| home.join("gateway").join("api-key"));
-    let api_key = api_key(&args, &api_key_file)?;
+    let from_env = std::env::var("NESA_GATEWAY_API_KEY").ok();
+    let key_from_env = from_env.is_some();
+    let api_key = api_key(from_env, &api_key_file)?;
     let ledger = Ledger::open(
         Caps {
             per_request: args.max_per_request,
@@ -334,9 +428,9 @@ pub async fn run(args: GatewayArgs, global: &GlobalArgs) -> anyhow::Result<()> {
         true => eprintln!("no kernel is servable yet: GET /v1/models lists them once one is registered with a tokenizer this gateway holds"),
         false => eprintln!("models: {}", served.iter().map(|m| m.id.as_str()).collect::<Vec<_>>().join(", ")),
     }
-    match &args.api_key {
-        Some(_) => eprintln!("API key: the one given with --api-key / NESA_GATEWAY_API_KEY"),
-        None => eprintln!(
+    match key_from_env {
+        true => eprintln!("API key: the one in NESA_GATEWAY_API_KEY"),
+        false => eprintln!(
             "API key: in {} (send it as the bearer token; OPENAI_API_KEY for OpenAI clients)",
             api_key_file.display()
         ),
@@ -347,7 +441,7 @@ pub async fn run(args: GatewayArgs, global: &GlobalArgs) -> anyhow::Result<()> {
         args.max_per_day,
         gateway.ledger.spent_today(now_seconds())
     );
-    axum::serve(listener, router(gateway))
+    axum::serve(listener, router(gateway, bound))
         .with_graceful_shutdown(async {
             let _ = tokio::signal::ctrl_c().await;
         })
@@ -358,6 +452,157 @@ pub async fn run(args: GatewayArgs, global: &GlobalArgs) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use axum::body::Body;
+    use tower::ServiceExt;
+
+    const KEY: &str = "nesa-test-key-0123456789";
+
+    /// A gateway whose chain is unreachable: what it answers here it answers before any
+    /// chain call.
+    fn gateway() -> Router {
+        let key = SigningKey::random();
+        let address = Address::from_public_key(&key.public_key()).unwrap();
+        let contract = nesa_sdk::ContractAddress::from_bytes([7; 32]);
+        let gateway = Gateway {
+            client: ChainClient::new("http://127.0.0.1:9").unwrap(),
+            contracts: MarketContracts {
+                registry: contract,
+                staking: contract,
+                market: contract,
+            },
+            key,
+            address,
+            key_name: "test".into(),
+            home: std::env::temp_dir(),
+            api_key: KEY.into(),
+            tokenizers: Vec::new(),
+            ledger: Ledger::open(
+                Caps {
+                    per_request: 1,
+                    per_day: 1,
+                },
+                None,
+            )
+            .unwrap(),
+            submitting: tokio::sync::Mutex::new(()),
+            in_flight: Arc::new(tokio::sync::Semaphore::new(1)),
+            redundancy: None,
+            timeout: Duration::from_secs(1),
+        };
+        router(Arc::new(gateway), "127.0.0.1:8080".parse().unwrap())
+    }
+
+    async fn send(
+        request: axum::http::request::Builder,
+        body: impl Into<Body>,
+    ) -> (StatusCode, HeaderMap, serde_json::Value) {
+        let response = gateway()
+            .oneshot(request.body(body.into()).unwrap())
+            .await
+            .unwrap();
+        let (status, headers) = (response.status(), response.headers().clone());
+        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        let json = serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
+        (status, headers, json)
+    }
+
+    fn post(path: &str) -> axum::http::request::Builder {
+        axum::http::Request::post(path).header(header::HOST, "127.0.0.1:8080")
+    }
+
+    #[tokio::test]
+    async fn every_api_route_needs_the_key_before_its_body_is_read() {
+        for path in ["/v1/models", "/v1/models/x", "/nesa/v1/wallet"] {
+            let request = axum::http::Request::get(path).header(header::HOST, "127.0.0.1:8080");
+            let (status, _, body) = send(request, Body::empty()).await;
+            assert_eq!(status, StatusCode::UNAUTHORIZED, "{path}");
+            assert_eq!(body["error"]["code"], "invalid_api_key");
+        }
+        let (status, _, _) = send(
+            post("/v1/chat/completions")
+                .header(header::AUTHORIZATION, "Bearer nesa-wrong-key-000000000"),
+            vec![b'x'; 2 * MAX_BODY_BYTES],
+        )
+        .await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "refused before the body");
+    }
+
+    #[tokio::test]
+    async fn a_foreign_host_is_refused_even_with_the_key() {
+        let request = axum::http::Request::get("/v1/models")
+            .header(header::HOST, "attacker.example:8080")
+            .header(header::AUTHORIZATION, format!("Bearer {KEY}"));
+        let (status, _, body) = send(request, Body::empty()).await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+        assert_eq!(body["error"]["code"], "host_not_allowed");
+        let page = axum::http::Request::get("/").header(header::HOST, "rebound.example:8080");
+        assert_eq!(send(page, Body::empty()).await.0, StatusCode::FORBIDDEN);
+    }
+
+    #[tokio::test]
+    async fn refusals_come_in_openais_shape_and_the_page_cannot_be_framed() {
+        let authorized =
+            || post("/v1/chat/completions").header(header::AUTHORIZATION, format!("Bearer {KEY}"));
+        let (status, _, body) = send(authorized(), vec![b' '; MAX_BODY_BYTES + 1]).await;
+        assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+        assert_eq!(body["error"]["type"], "invalid_request_error");
+        let (status, _, body) = send(authorized(), "{not json").await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert!(body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("not a chat completion request"));
+        let (status, _, body) = send(
+            axum::http::Request::get("/v1/chat/completions")
+                .header(header::HOST, "localhost:8080")
+                .header(header::AUTHORIZATION, format!("Bearer {KEY}")),
+            Body::empty(),
+        )
+        .await;
+        assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+        assert_eq!(body["error"]["type"], "invalid_request_error");
+        let (status, _, body) = send(post("/v2/anything"), Body::empty()).await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        assert_eq!(body["error"]["code"], "unknown_url");
+        let (status, headers, _) = send(
+            axum::http::Request::get("/").header(header::HOST, "127.0.0.1:8080"),
+            Body::empty(),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(headers[header::X_FRAME_OPTIONS], "DENY");
+        assert!(headers[header::CONTENT_SECURITY_POLICY]
+            .to_str()
+            .unwrap()
+            .contains("frame-ancestors 'none'"));
+    }
+
+    #[test]
+    fn an_api_key_file_others_can_read_or_a_short_key_is_refused() {
+        let dir = std::env::temp_dir().join(format!("nesa-gateway-key-{}", std::process::id()));
+        let file = dir.join("api-key");
+        let created = api_key(None, &file).unwrap();
+        assert!(created.len() >= MIN_API_KEY_CHARS);
+        assert_eq!(api_key(None, &file).unwrap(), created, "read back");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            assert_eq!(
+                std::fs::metadata(&file).unwrap().permissions().mode() & 0o777,
+                0o600
+            );
+            std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+            assert!(api_key(None, &file)
+                .unwrap_err()
+                .to_string()
+                .contains("chmod 600"));
+        }
+        assert!(api_key(Some("short".into()), &file).is_err());
+        assert_eq!(api_key(Some(KEY.into()), &file).unwrap(), KEY);
+        let _ = std::fs::remove_dir_all(dir);
+    }
 
     #[test]
     fn secrets_compare_equal_only_when_identical() {

@@ -5,7 +5,6 @@
 use std::sync::Arc;
 
 use axum::extract::{Path, State};
-use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use nesa_market::registry::{Encryption, Kernel};
@@ -168,10 +167,7 @@ async fn describe(gateway: &Gateway, model: &Model) -> Value {
 }
 
 /// `GET /v1/models`.
-pub async fn list(State(gateway): State<Arc<Gateway>>, headers: HeaderMap) -> Response {
-    if let Err(error) = gateway.authorize(&headers) {
-        return error.into_response();
-    }
+pub async fn list(State(gateway): State<Arc<Gateway>>) -> Response {
     let models = match served(&gateway).await {
         Ok(models) => models,
         Err(error) => {
@@ -186,14 +182,7 @@ pub async fn list(State(gateway): State<Arc<Gateway>>, headers: HeaderMap) -> Re
 }
 
 /// `GET /v1/models/{model}`.
-pub async fn one(
-    State(gateway): State<Arc<Gateway>>,
-    headers: HeaderMap,
-    Path(name): Path<String>,
-) -> Response {
-    if let Err(error) = gateway.authorize(&headers) {
-        return error.into_response();
-    }
+pub async fn one(State(gateway): State<Arc<Gateway>>, Path(name): Path<String>) -> Response {
     match resolve(&gateway, &name).await {
         Ok(model) => Json(describe(&gateway, &model).await).into_response(),
         Err(error) => error.into_response(),

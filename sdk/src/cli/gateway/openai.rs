@@ -29,6 +29,9 @@ pub struct ApiError {
     pub code: Option<&'static str>,
     pub param: Option<&'static str>,
     pub message: String,
+    /// Tells OpenAI's clients not to retry (`x-should-retry: false`): the request cannot
+    /// succeed as sent, or it already locked escrow and a retry would pay again.
+    pub no_retry: bool,
 }
 
 impl ApiError {
@@ -40,6 +43,7 @@ impl ApiError {
             code: None,
             param,
             message: message.into(),
+            no_retry: false,
         }
     }
 
@@ -56,6 +60,7 @@ impl ApiError {
             code: Some("model_not_found"),
             param: Some("model"),
             message: format!("The model `{model}` does not exist or you do not have access to it ({listed}; GET /v1/models lists them)"),
+            no_retry: false,
         }
     }
 
@@ -75,6 +80,7 @@ impl ApiError {
             code: Some("invalid_api_key"),
             param: None,
             message: "Incorrect API key provided: pass the gateway's key (printed by `nesa gateway` at start, kept in its api-key file) as the bearer token".to_owned(),
+            no_retry: false,
         }
     }
 
@@ -87,6 +93,8 @@ impl ApiError {
             code: Some("insufficient_quota"),
             param: None,
             message: message.into(),
+            // Retrying cannot fund the wallet or raise a cap.
+            no_retry: true,
         }
     }
 
@@ -98,6 +106,7 @@ impl ApiError {
             code: Some("rate_limit_exceeded"),
             param: None,
             message: message.into(),
+            no_retry: false,
         }
     }
 
@@ -109,6 +118,15 @@ impl ApiError {
             code: Some(code),
             param: None,
             message: message.into(),
+            no_retry: false,
+        }
+    }
+
+    /// Marks an error that came after the query was submitted: a retry would pay again.
+    pub fn after_submission(self) -> Self {
+        ApiError {
+            no_retry: true,
+            ..self
         }
     }
 
@@ -127,7 +145,14 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.status, Json(self.body())).into_response()
+        let mut response = (self.status, Json(self.body())).into_response();
+        if self.no_retry {
+            response.headers_mut().insert(
+                "x-should-retry",
+                axum::http::HeaderValue::from_static("false"),
+            );
+        }
+        response
     }
 }
 
@@ -150,13 +175,31 @@ pub struct ChatRequest {
     #[serde(default)]
     pub n: Option<u32>,
     #[serde(default)]
-    pub stream: bool,
+    pub stream: Option<bool>,
     #[serde(default)]
     pub stream_options: Option<StreamOptions>,
     #[serde(default)]
     pub stop: Option<Stop>,
     #[serde(default)]
     pub tools: Option<Value>,
+    #[serde(default)]
+    pub tool_choice: Option<Value>,
+    #[serde(default)]
+    pub functions: Option<Value>,
+    #[serde(default)]
+    pub function_call: Option<Value>,
+    #[serde(default)]
+    pub logprobs: Option<bool>,
+    #[serde(default)]
+    pub top_logprobs: Option<u32>,
+    #[serde(default)]
+    pub response_format: Option<Value>,
+    #[serde(default)]
+    pub presence_penalty: Option<f64>,
+    #[serde(default)]
+    pub frequency_penalty: Option<f64>,
+    #[serde(default)]
+    pub logit_bias: Option<Value>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -231,10 +274,53 @@ impl ChatRequest {
                 "n must be 1: each completion is one query on chain (send several requests)",
             ));
         }
-        if self.tools.as_ref().is_some_and(|t| !t.is_null()) {
+        let given = |v: &Option<Value>| v.as_ref().is_some_and(|v| !v.is_null());
+        for (param, present) in [
+            ("tools", given(&self.tools)),
+            ("tool_choice", given(&self.tool_choice)),
+            ("functions", given(&self.functions)),
+            ("function_call", given(&self.function_call)),
+        ] {
+            if present {
+                return Err(ApiError::invalid(
+                    Some(param),
+                    format!("{param}: tool calls are not supported by this gateway's models"),
+                ));
+            }
+        }
+        if self.logprobs == Some(true) || self.top_logprobs.is_some_and(|n| n > 0) {
             return Err(ApiError::invalid(
-                Some("tools"),
-                "tools are not supported by this gateway's models",
+                Some("logprobs"),
+                "logprobs are not returned: the market settles on the tokens, not their probabilities",
+            ));
+        }
+        if let Some(format) = self.response_format.as_ref().filter(|f| !f.is_null()) {
+            if format.get("type").and_then(Value::as_str) != Some("text") {
+                return Err(ApiError::invalid(
+                    Some("response_format"),
+                    "response_format: only {\"type\": \"text\"} is supported",
+                ));
+            }
+        }
+        for (param, value) in [
+            ("presence_penalty", self.presence_penalty),
+            ("frequency_penalty", self.frequency_penalty),
+        ] {
+            if value.is_some_and(|v| v != 0.0) {
+                return Err(ApiError::invalid(
+                    Some(param),
+                    format!("{param} is not supported: the market's sampler takes temperature, top_p and seed"),
+                ));
+            }
+        }
+        if self
+            .logit_bias
+            .as_ref()
+            .is_some_and(|b| b.as_object().is_some_and(|o| !o.is_empty()))
+        {
+            return Err(ApiError::invalid(
+                Some("logit_bias"),
+                "logit_bias is not supported",
             ));
         }
         if self.messages.is_empty() {
@@ -389,6 +475,20 @@ mod tests {
         assert_eq!(checked.max_tokens, DEFAULT_MAX_TOKENS);
         assert_eq!((checked.temperature, checked.top_p), (1.0, 1.0));
         assert_eq!(checked.seed, None);
+        let nulls = request(json!({
+            "model": "m",
+            "stream": null,
+            "tools": null,
+            "logprobs": false,
+            "response_format": {"type": "text"},
+            "frequency_penalty": 0,
+            "messages": [{"role": "user", "content": "Hi"}],
+        }));
+        assert!(
+            nulls.check().is_ok(),
+            "OpenAI's defaults spelled out are accepted"
+        );
+        assert_eq!(nulls.stream, None);
     }
 
     #[test]
@@ -425,6 +525,13 @@ mod tests {
             (json!({"max_tokens": 0}), "max_tokens"),
             (json!({"stop": ["a", "b", "c", "d", "e"]}), "stop"),
             (json!({"tools": [{"type": "function"}]}), "tools"),
+            (json!({"logprobs": true}), "logprobs"),
+            (
+                json!({"response_format": {"type": "json_object"}}),
+                "response_format",
+            ),
+            (json!({"frequency_penalty": 0.5}), "frequency_penalty"),
+            (json!({"logit_bias": {"1": 5}}), "logit_bias"),
             (json!({"messages": []}), "messages"),
             (
                 json!({"messages": [{"role": "tool", "content": "x"}]}),
@@ -476,5 +583,13 @@ mod tests {
             ApiError::insufficient_quota("x").body()["error"]["type"],
             "insufficient_quota"
         );
+        let retry = |e: ApiError| e.into_response().headers().get("x-should-retry").cloned();
+        assert_eq!(retry(ApiError::insufficient_quota("x")).unwrap(), "false");
+        assert_eq!(
+            retry(ApiError::upstream("query_disputed", "x").after_submission()).unwrap(),
+            "false",
+            "a retry after submission would pay again"
+        );
+        assert!(retry(ApiError::busy("x")).is_none());
     }
 }

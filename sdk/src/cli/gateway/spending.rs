@@ -31,8 +31,30 @@ pub enum CapError {
 struct Day {
     /// Days since the epoch (UTC).
     day: u64,
-    /// Settled costs and open reservations of that day, in unes.
+    /// What the day's settled requests cost, in unes.
     spent: u128,
+    /// Escrow of requests not settled yet, whatever day they were reserved: they count against
+    /// today until they settle, so a query reserved before midnight is not forgotten after.
+    #[serde(default)]
+    open: u128,
+}
+
+impl Day {
+    /// The record as of `day`: a new day starts with nothing spent but keeps what is open.
+    fn on(self, day: u64) -> Day {
+        match self.day == day {
+            true => self,
+            false => Day {
+                day,
+                spent: 0,
+                open: self.open,
+            },
+        }
+    }
+
+    fn counted(&self) -> u128 {
+        self.spent.saturating_add(self.open)
+    }
 }
 
 /// Spending so far and the caps it is held to.
@@ -76,14 +98,10 @@ impl Ledger {
         self.caps
     }
 
-    /// Spent (and reserved) today, at `now` (seconds since the epoch).
+    /// Spent today and reserved, at `now` (seconds since the epoch).
     pub fn spent_today(&self, now: u64) -> u128 {
         let today = self.today.lock().unwrap_or_else(|p| p.into_inner());
-        if today.day == now / DAY_SECONDS {
-            today.spent
-        } else {
-            0
-        }
+        today.on(now / DAY_SECONDS).counted()
     }
 
     /// Reserves `escrow` at `now`, or says which cap forbids it.
@@ -96,10 +114,8 @@ impl Ledger {
         }
         let day = now / DAY_SECONDS;
         let mut today = self.today.lock().unwrap_or_else(|p| p.into_inner());
-        if today.day != day {
-            *today = Day { day, spent: 0 };
-        }
-        let left = self.caps.per_day.saturating_sub(today.spent);
+        *today = today.on(day);
+        let left = self.caps.per_day.saturating_sub(today.counted());
         if escrow > left {
             return Err(CapError::PerDay {
                 escrow,
@@ -107,7 +123,7 @@ impl Ledger {
                 cap: self.caps.per_day,
             });
         }
-        today.spent += escrow;
+        today.open = today.open.saturating_add(escrow);
         self.save(&today);
         Ok(Reservation {
             day,
@@ -115,14 +131,14 @@ impl Ledger {
         })
     }
 
-    /// Replaces `reservation` with what the request cost (0 when it was never submitted).
+    /// Replaces `reservation` with what the request cost (0 when it was never submitted), at
+    /// most its escrow: the cost counts on the day it was reserved, when that is still today.
     pub fn settle(&self, reservation: Reservation, cost: u128) {
         let mut today = self.today.lock().unwrap_or_else(|p| p.into_inner());
-        if today.day != reservation.day {
-            // Reserved yesterday: that day's count is gone; today's does not owe it.
-            return;
+        today.open = today.open.saturating_sub(reservation.amount);
+        if today.day == reservation.day {
+            today.spent = today.spent.saturating_add(cost.min(reservation.amount));
         }
-        today.spent = today.spent.saturating_sub(reservation.amount) + cost;
         self.save(&today);
     }
 
@@ -171,6 +187,22 @@ mod tests {
         ledger.settle(second, 0);
         assert_eq!(ledger.spent_today(NOON), 120);
         assert!(ledger.reserve(500, NOON).is_ok());
+    }
+
+    #[test]
+    fn an_escrow_open_at_midnight_still_counts_the_next_day_until_it_settles() {
+        let ledger = Ledger::open(CAPS, None).unwrap();
+        let late = ledger.reserve(500, NOON + DAY_SECONDS / 2 - 1).unwrap();
+        let next_day = NOON + DAY_SECONDS;
+        assert_eq!(ledger.spent_today(next_day), 500);
+        assert!(ledger.reserve(501, next_day).is_err());
+        ledger.settle(late, 400);
+        assert_eq!(
+            ledger.spent_today(next_day),
+            0,
+            "its cost belongs to the day before"
+        );
+        assert!(ledger.reserve(500, next_day).is_ok());
     }
 
     #[test]
