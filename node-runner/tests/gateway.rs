@@ -12,7 +12,10 @@ use std::time::{Duration, Instant};
 use nesa_engine::Tokenizer;
 use nesa_market::market::{QueryResponse, QueryStatus};
 use nesa_sdk::market::MarketClient;
-use nesa_sdk::{ChainClient, Keyring};
+use nesa_sdk::{
+    msgs::bank_send, signing_key_from_mnemonic, Address, AddressExt, ChainClient, Coin, Keyring,
+    SendTxOptions,
+};
 use serde_json::Value;
 
 mod support;
@@ -28,6 +31,17 @@ struct Gateway {
 impl Gateway {
     /// The gateway paying from `key` of wallet `home`, on a free port.
     fn start(devnet: &Devnet, home: &Path, key: &str, model: &Path) -> Gateway {
+        Self::start_with(devnet, home, key, model, &[])
+    }
+
+    /// The same, with more `nesa gateway` arguments.
+    fn start_with(
+        devnet: &Devnet,
+        home: &Path,
+        key: &str,
+        model: &Path,
+        extra: &[&str],
+    ) -> Gateway {
         let port = free_port();
         let api_key = format!("nesa-e2e-{}-{port}", std::process::id());
         let log = std::fs::File::create(devnet.dir.join(format!("gateway-{key}.log"))).unwrap();
@@ -39,6 +53,7 @@ impl Gateway {
             .arg("--home")
             .arg(home)
             .args(["--node", &devnet.rpc(), "--keyring-backend", "test"])
+            .args(extra)
             .env("NESA_GATEWAY_API_KEY", &api_key)
             .stdout(Stdio::null())
             .stderr(log)
@@ -97,9 +112,14 @@ fn run_client(program: &Path, args: &[&str], dir: &Path) -> Value {
         .current_dir(dir)
         .output()
         .unwrap();
+    client_output(program, &out)
+}
+
+/// The JSON object a client program printed last, once it succeeded.
+fn client_output(program: &Path, out: &std::process::Output) -> Value {
     assert!(
         out.status.success(),
-        "{} {args:?} failed:\n{}{}",
+        "{} failed:\n{}{}",
         program.display(),
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
@@ -125,6 +145,29 @@ fn unes(value: &Value) -> u128 {
         .and_then(|s| s.parse().ok())
         .or_else(|| value.as_u64().map(u128::from))
         .unwrap_or_else(|| panic!("not an amount: {value}"))
+}
+
+/// The query of a settled turn the page showed (its settlement table's "query" row): settled
+/// on chain, with the answer shown as its output.
+async fn shown_answer_is_the_chains(
+    market: &MarketClient<'_>,
+    tokenizer: &Tokenizer,
+    turn: &Value,
+) -> QueryResponse {
+    let query_id: u64 = turn["settlement"]["query"]
+        .as_str()
+        .and_then(|q| q.split_whitespace().next())
+        .and_then(|id| id.parse().ok())
+        .unwrap_or_else(|| panic!("no query shown: {turn}"));
+    let state = market.query(query_id).await.unwrap();
+    assert_eq!(state.query.status, QueryStatus::Settled);
+    let result = state.query.settlement.as_ref().unwrap();
+    let output = nesa_market::tokens::decode_token_ids(result.output.as_ref().unwrap()).unwrap();
+    assert_eq!(
+        turn["answer"].as_str().unwrap(),
+        tokenizer.decode(&output).unwrap()
+    );
+    state
 }
 
 /// The settlement a client reported, checked against the chain: the query settled, its
@@ -296,6 +339,9 @@ async fn the_openai_client_chats_through_the_gateway_with_plaintext_and_encrypte
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_web_chat_page_asks_in_a_headless_browser_and_shows_the_settled_answer_and_payments() {
+    /// The Keplr user's wallet: an account that is not in the devnet's genesis.
+    const KEPLR_MNEMONIC: &str = "test test test test test test test test test test test junk";
+    const KEPLR_FUNDS: u128 = 5_000_000;
     let test =
         "the_web_chat_page_asks_in_a_headless_browser_and_shows_the_settled_answer_and_payments";
     let puppeteer = repo().join("tests/js/node_modules/puppeteer-core/package.json");
@@ -310,23 +356,70 @@ async fn the_web_chat_page_asks_in_a_headless_browser_and_shows_the_settled_answ
     let tokenizer = Tokenizer::load(&model).unwrap();
     let devnet = Devnet::up("web-chat", None);
     let wallet = devnet.dir.join("wallet");
-    let gateway = Gateway::start(&devnet, &wallet, "alice", &model);
+    // The chain info the page offers Keplr, as `nesad chain-info` writes it for users.
+    let chain_info = devnet.dir.join("keplr-chain-info.json");
+    let out = Command::new(bin_dir().join("nesad"))
+        .args(["chain-info", "--rpc", &devnet.rpc(), "--rest"])
+        .arg(format!("http://127.0.0.1:{}", devnet.rest_port))
+        .arg("--home")
+        .arg(devnet.dir.join("chain"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::write(&chain_info, &out.stdout).unwrap();
+    let gateway = Gateway::start_with(
+        &devnet,
+        &wallet,
+        "alice",
+        &model,
+        &["--keplr-chain-info", chain_info.to_str().unwrap()],
+    );
     let client = ChainClient::new(&devnet.rpc()).unwrap();
+    let keplr_address = Address::from_public_key(
+        &signing_key_from_mnemonic(KEPLR_MNEMONIC)
+            .unwrap()
+            .public_key(),
+    )
+    .unwrap();
+    let alice = Keyring::open(&wallet)
+        .unwrap()
+        .signing_key("alice")
+        .unwrap();
+    let alice_address = Address::from_public_key(&alice.public_key()).unwrap();
+    client
+        .send_tx(
+            &alice,
+            vec![bank_send(
+                &alice_address,
+                &keplr_address,
+                &Coin::unes(KEPLR_FUNDS).into(),
+            )
+            .unwrap()],
+            &SendTxOptions::default(),
+        )
+        .await
+        .unwrap();
     let market = MarketClient::connect(&client).await.unwrap();
     let shots = bin_dir().join("test-output/web-chat");
     let _ = std::fs::remove_dir_all(&shots);
     let before = balance(&client, &wallet, "alice").await;
 
-    let page = run_client(
-        &node,
-        &[
+    let out = Command::new(&node)
+        .args([
             "browser/chat-page.mjs",
             &format!("{}/", gateway.url),
             &gateway.api_key,
-            shots.to_str().unwrap(),
-        ],
-        &repo().join("tests/js"),
-    );
+        ])
+        .arg(&shots)
+        .env("KEPLR_MNEMONIC", KEPLR_MNEMONIC)
+        .current_dir(repo().join("tests/js"))
+        .output()
+        .unwrap();
+    let page = client_output(&node, &out);
     eprintln!("screenshots of each step: {}", shots.display());
     assert!(page["wrongKey"].as_str().unwrap().contains("Wrong API key"));
     assert_eq!(page["model"], "SmolLM2-135M-Instruct");
@@ -344,22 +437,8 @@ async fn the_web_chat_page_asks_in_a_headless_browser_and_shows_the_settled_answ
 
     // The answer and payments shown are the chain's.
     let settlement = &page["settlement"];
-    let query_id: u64 = settlement["query"]
-        .as_str()
-        .unwrap()
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap();
-    let state = market.query(query_id).await.unwrap();
-    assert_eq!(state.query.status, QueryStatus::Settled);
+    let state = shown_answer_is_the_chains(&market, &tokenizer, &page).await;
     let result = state.query.settlement.as_ref().unwrap();
-    let output = nesa_market::tokens::decode_token_ids(result.output.as_ref().unwrap()).unwrap();
-    assert_eq!(
-        page["answer"].as_str().unwrap(),
-        tokenizer.decode(&output).unwrap()
-    );
     let shown = |row: &str| -> u128 {
         settlement[row]
             .as_str()
@@ -385,12 +464,67 @@ async fn the_web_chat_page_asks_in_a_headless_browser_and_shows_the_settled_answ
         unes(&page["balanceAfter"]) < before,
         "the balance shown went down"
     );
+
+    // Paid with Keplr: the wallet was offered the chain info, signed once, and paid the escrow
+    // and the fee it chose; the gateway's wallet paid nothing for it.
+    let keplr = &page["keplr"];
+    assert_eq!(keplr["state"], "settled", "{keplr}");
+    assert_eq!(keplr["payer"], "keplr");
+    assert_eq!(keplr["address"], keplr_address.to_string());
+    let chain_id = client.chain_id().await.unwrap().to_string();
+    let methods: Vec<&str> = keplr["calls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["method"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        methods,
+        ["enable", "experimentalSuggestChain", "enable", "signDirect"],
+        "{keplr}"
+    );
+    assert!(keplr["calls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|c| c["chainId"] == chain_id.as_str()));
+    assert_eq!(unes(&keplr["balanceBefore"]), KEPLR_FUNDS);
+    let state = shown_answer_is_the_chains(&market, &tokenizer, keplr).await;
+    assert_eq!(state.query.user.as_str(), keplr_address.to_string());
+    let result = state.query.settlement.as_ref().unwrap();
+    let fee: u128 = keplr["fee"]
+        .as_str()
+        .unwrap()
+        .trim_end_matches("unes")
+        .parse()
+        .unwrap();
+    let cost = state.query.escrow.amount.u128() - result.refunded.u128();
+    let keplr_after = client.balance(&keplr_address, "unes").await.unwrap().amount;
+    assert_eq!(
+        KEPLR_FUNDS - keplr_after,
+        cost + fee,
+        "the Keplr wallet paid the query's cost and the fee it signed"
+    );
+    assert_eq!(
+        unes(&keplr["balanceAfter"]),
+        keplr_after,
+        "the page shows it"
+    );
+    let alice_after = client.balance(&alice_address, "unes").await.unwrap().amount;
+    assert!(
+        unes(&page["balanceAfter"]) - alice_after < state.query.escrow.amount.u128(),
+        "the gateway's wallet did not pay the Keplr query"
+    );
+
     for step in [
         "1-locked",
         "2-wrong-key",
         "3-unlocked",
         "4-waiting",
         "5-settled",
+        "6-keplr-connected",
+        "7-keplr-waiting",
+        "8-keplr-settled",
     ] {
         assert!(
             shots.join(format!("{step}.png")).is_file(),

@@ -32,7 +32,7 @@ pub use client::{
 pub use coin::{Coin, CoinError, CoinExt, Coins, CoinsExt};
 pub use fee::{FeeError, FeeSetting, GasPrice, GasSetting};
 pub use keys::{signing_key_from_mnemonic, KeyEntry, KeyError, Keyring};
-pub use tx::{SignedTx, TxBuilder, TxError};
+pub use tx::{SignDocParts, SignedTx, TxBuilder, TxError};
 
 /// Re-exported so callers build messages with the same cosmrs/proto versions this crate signs with.
 pub use cosmrs;

@@ -14,8 +14,12 @@ use nesa_market::registry::{Kernel, KernelsResponse, QueryMsg as RegistryQuery};
 use nesa_market::staking::{CandidatesResponse, QueryMsg as StakingQuery, CANDIDATES_PAGE};
 
 use self::progress::draw_overdue;
-use crate::client::{chain_reason, ChainClient, ClientError, MarketContracts, SendTxOptions};
-use crate::{Coin, Coins};
+use crate::client::{
+    chain_reason, execute_msg, ChainClient, ClientError, MarketContracts, SendTxOptions, TxOutcome,
+    DEFAULT_TX_TIMEOUT,
+};
+use crate::tx::{SignDocParts, SignedTx};
+use crate::{Address, AddressExt, Coin, Coins};
 
 /// Blocks the user waits for the nodes to draw a query (after its draw deadline) or to settle
 /// it (once settleable) before `wait_for_settlement` does it.
@@ -204,34 +208,53 @@ impl<'c> MarketClient<'c> {
         request: &QueryRequest,
         escrow: Coin,
     ) -> Result<Submitted, SubmitError> {
-        let entropy: [u8; 32] = rand::random();
-        let msg = ExecuteMsg::SubmitQuery {
-            kernel_id: request.kernel_id,
-            input: Binary::from(nesa_market::tokens::encode_token_ids(&request.input)),
-            max_output_tokens: request.max_output_tokens,
-            sampling: request.sampling,
-            redundancy: request.redundancy,
-            user_entropy: Binary::from(entropy.to_vec()),
-        };
         let outcome = self
             .client
             .execute_contract(
                 key,
                 &self.contracts.market,
-                &msg,
+                &submit_msg(request),
                 &Coins::from(escrow.clone()),
                 &SendTxOptions::default(),
             )
             .await
             .map_err(SubmitError::from_chain)?;
-        let query_id = outcome
-            .contract_attribute(QUERY_SUBMITTED, attr::QUERY_ID)
-            .ok_or_else(|| SubmitError::NoQueryId(outcome.hash.to_string()))?;
-        Ok(Submitted {
-            query_id,
-            escrow,
-            tx_hash: outcome.hash.to_string(),
-        })
+        submitted(outcome, escrow)
+    }
+
+    /// The transaction submitting `request` with `escrow` from the account of `public_key`, as
+    /// a `SignDoc` for that account's wallet to sign; simulated first, so a submission the
+    /// market would refuse fails here with its reason. [`MarketClient::submit_signed`] sends it.
+    pub async fn submission_to_sign(
+        &self,
+        public_key: cosmrs::crypto::PublicKey,
+        request: &QueryRequest,
+        escrow: &Coin,
+    ) -> Result<SignDocParts, SubmitError> {
+        let user = Address::from_public_key(&public_key)
+            .map_err(|e| SubmitError::Refused(format!("not a secp256k1 account key: {e}")))?;
+        let msg = execute_msg(
+            &user,
+            &self.contracts.market,
+            &submit_msg(request),
+            &Coins::from(escrow.clone()),
+        )?;
+        self.client
+            .sign_doc_for(public_key, vec![msg], &SendTxOptions::default())
+            .await
+            .map_err(SubmitError::from_chain)
+    }
+
+    /// Broadcasts a submission signed elsewhere (from [`MarketClient::submission_to_sign`]) and
+    /// waits for its block.
+    pub async fn submit_signed(
+        &self,
+        tx: &SignedTx,
+        escrow: Coin,
+    ) -> Result<Submitted, SubmitError> {
+        self.client.broadcast_sync(tx).await?;
+        let outcome = self.client.wait_for_tx(tx.hash, DEFAULT_TX_TIMEOUT).await?;
+        submitted(outcome, escrow)
     }
 
     /// Follows query `id` block by block until it is settled or disputed, calling `progress`
@@ -301,6 +324,31 @@ impl<'c> MarketClient<'c> {
             .await
             .map(|_| ())
     }
+}
+
+/// The market message submitting `request`, with fresh user entropy for the draw.
+fn submit_msg(request: &QueryRequest) -> ExecuteMsg {
+    let entropy: [u8; 32] = rand::random();
+    ExecuteMsg::SubmitQuery {
+        kernel_id: request.kernel_id,
+        input: Binary::from(nesa_market::tokens::encode_token_ids(&request.input)),
+        max_output_tokens: request.max_output_tokens,
+        sampling: request.sampling,
+        redundancy: request.redundancy,
+        user_entropy: Binary::from(entropy.to_vec()),
+    }
+}
+
+/// The submission `outcome` as the query it opened.
+fn submitted(outcome: TxOutcome, escrow: Coin) -> Result<Submitted, SubmitError> {
+    let query_id = outcome
+        .contract_attribute(QUERY_SUBMITTED, attr::QUERY_ID)
+        .ok_or_else(|| SubmitError::NoQueryId(outcome.hash.to_string()))?;
+    Ok(Submitted {
+        query_id,
+        escrow,
+        tx_hash: outcome.hash.to_string(),
+    })
 }
 
 /// `amount` of the market's denomination as a coin.

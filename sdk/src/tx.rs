@@ -2,9 +2,13 @@
 //! (SIGN_MODE_DIRECT, one secp256k1 signer).
 
 use cosmrs::{
-    crypto::secp256k1::SigningKey,
+    crypto::{secp256k1::SigningKey, PublicKey},
+    proto::{
+        cosmos::tx::v1beta1::{SignDoc as ProtoSignDoc, TxRaw},
+        prost::Message,
+    },
     tendermint::{chain, Hash},
-    tx::{Body, Fee, SignDoc, SignerInfo},
+    tx::{Body, Fee, SignerInfo},
     Any,
 };
 use sha2::{Digest, Sha256};
@@ -99,6 +103,16 @@ impl TxBuilder {
 
     /// Signs with `key` over the SIGN_MODE_DIRECT `SignDoc` and encodes the `TxRaw`.
     pub fn sign(&self, key: &SigningKey) -> Result<SignedTx, TxError> {
+        let doc = self.sign_doc(key.public_key())?;
+        let signature = key
+            .sign(&doc.to_bytes())
+            .map_err(|e| TxError::Signing(e.to_string()))?;
+        Ok(doc.with_signature(signature.to_bytes().to_vec()))
+    }
+
+    /// The SIGN_MODE_DIRECT `SignDoc` a signer holding `public_key`'s private key signs
+    /// elsewhere (a wallet such as Keplr): the same bytes [`TxBuilder::sign`] signs.
+    pub fn sign_doc(&self, public_key: PublicKey) -> Result<SignDocParts, TxError> {
         if self.msgs.is_empty() {
             return Err(TxError::NoMessages);
         }
@@ -111,24 +125,54 @@ impl TxBuilder {
             granter: None,
         };
         // The public key travels in every tx so a fresh account needs no separate key registration.
-        let auth_info =
-            SignerInfo::single_direct(Some(key.public_key()), self.sequence).auth_info(fee);
-        let sign_doc = SignDoc::new(&body, &auth_info, &self.chain_id, self.account_number)
-            .map_err(signing)?;
-        let raw = sign_doc.sign(key).map_err(signing)?;
-        Ok(SignedTx::new(raw.to_bytes().map_err(signing)?))
+        let auth_info = SignerInfo::single_direct(Some(public_key), self.sequence).auth_info(fee);
+        Ok(SignDocParts {
+            body_bytes: body.into_bytes().map_err(signing)?,
+            auth_info_bytes: auth_info.into_bytes().map_err(signing)?,
+            chain_id: self.chain_id.to_string(),
+            account_number: self.account_number,
+        })
+    }
+}
+
+/// A SIGN_MODE_DIRECT `SignDoc` in its four fields, as wallets' `signDirect` take it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SignDocParts {
+    /// Protobuf `TxBody`: the messages and memo.
+    pub body_bytes: Vec<u8>,
+    /// Protobuf `AuthInfo`: signer, sequence and fee.
+    pub auth_info_bytes: Vec<u8>,
+    pub chain_id: String,
+    pub account_number: u64,
+}
+
+impl SignDocParts {
+    /// The bytes a signature covers (a secp256k1 signature over their sha256).
+    pub fn to_bytes(&self) -> Vec<u8> {
+        ProtoSignDoc {
+            body_bytes: self.body_bytes.clone(),
+            auth_info_bytes: self.auth_info_bytes.clone(),
+            chain_id: self.chain_id.clone(),
+            account_number: self.account_number,
+        }
+        .encode_to_vec()
+    }
+
+    /// The `TxRaw` carrying `signature` (64 bytes r ‖ s; empty for a simulation, which
+    /// checks no signature).
+    pub fn with_signature(&self, signature: Vec<u8>) -> SignedTx {
+        let raw = TxRaw {
+            body_bytes: self.body_bytes.clone(),
+            auth_info_bytes: self.auth_info_bytes.clone(),
+            signatures: vec![signature],
+        };
+        SignedTx::new(raw.encode_to_vec())
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use cosmrs::{
-        proto::{
-            cosmos::tx::v1beta1::SignDoc as ProtoSignDoc, cosmos::tx::v1beta1::TxRaw,
-            prost::Message,
-        },
-        tx::Msg,
-    };
+    use cosmrs::tx::Msg;
     use k256::ecdsa::{signature::Verifier, Signature, VerifyingKey};
 
     use super::*;
@@ -213,6 +257,20 @@ mod tests {
         let signed = signed_send(&key);
         let expected = hex::encode_upper(Sha256::digest(&signed.bytes));
         assert_eq!(signed.hash.to_string(), expected);
+    }
+
+    #[test]
+    fn a_sign_doc_signed_elsewhere_makes_the_same_transaction() {
+        let key = signing_key_from_mnemonic(TEST_MNEMONIC).unwrap();
+        let from = Address::from_public_key(&key.public_key()).unwrap();
+        let send = bank_send(&from, &Address::from_bytes([9; 20]), &Coin::unes(5).into()).unwrap();
+        let builder = TxBuilder::new(CHAIN_ID.parse().unwrap(), 7, 3).msgs([send]);
+        let doc = builder.sign_doc(key.public_key()).unwrap();
+        assert_eq!((doc.chain_id.as_str(), doc.account_number), (CHAIN_ID, 7));
+        let signature = key.sign(&doc.to_bytes()).unwrap().to_bytes().to_vec();
+        assert_eq!(doc.with_signature(signature), builder.sign(&key).unwrap());
+        let unsigned = TxRaw::decode(doc.with_signature(Vec::new()).bytes.as_slice()).unwrap();
+        assert_eq!(unsigned.signatures, vec![Vec::<u8>::new()]);
     }
 
     #[test]

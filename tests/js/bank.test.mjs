@@ -48,6 +48,13 @@ test("sendTokens moves unes and getBalance/getAccount report it", async () => {
   const tx = await client.getTx(result.transactionHash);
   assert.equal(tx.height, result.height);
   assert.equal(tx.code, 0);
+
+  // CosmJS's searchTx runs CometBFT's tx_search with the query language.
+  const received = await client.searchTx(`transfer.recipient='${bobAddress}'`);
+  assert.deepEqual(received.map((t) => t.hash), [result.transactionHash]);
+  const bySender = await client.searchTx([{ key: "message.sender", value: aliceAddress }]);
+  assert.deepEqual(bySender.map((t) => t.height), [result.height]);
+  assert.deepEqual(await client.searchTx(`transfer.recipient='${bobAddress}' AND tx.height<${result.height}`), []);
   client.disconnect();
 });
 

@@ -12,7 +12,7 @@ import { SigningCosmWasmClient } from "@cosmjs/cosmwasm-stargate";
 import { TxRaw } from "cosmjs-types/cosmos/tx/v1beta1/tx";
 import {
   BroadcastMode, BroadcastTxRequest, BroadcastTxResponse, GetTxRequest, GetTxResponse,
-  SimulateRequest, SimulateResponse,
+  GetTxsEventRequest, GetTxsEventResponse, OrderBy, SimulateRequest, SimulateResponse,
 } from "cosmjs-types/cosmos/tx/v1beta1/service";
 import {
   QueryAllBalancesRequest, QueryAllBalancesResponse, QueryBalanceRequest, QueryBalanceResponse,
@@ -126,6 +126,21 @@ for (const kind of nodeKinds()) describe(`against a ${kind.name} node`, () => {
     assert.equal(found.txResponse.gasWanted, 200000n);
     assert.equal(found.tx.body.memo, "over grpc");
     assert.equal(await balanceOf(bobAddress), "777");
+
+    // Found by its events, as explorers and relayers search.
+    const search = (query, more = {}) => call("/cosmos.tx.v1beta1.Service/GetTxsEvent", GetTxsEventRequest,
+      GetTxsEventResponse, { query, ...more });
+    const bySender = await search(`message.sender='${aliceAddress}'`);
+    assert.equal(bySender.total, 1n);
+    assert.equal(bySender.txResponses[0].txhash, hash);
+    assert.equal(bySender.txs[0].body.memo, "over grpc");
+    const atHeight = await search(`transfer.recipient='${bobAddress}' AND tx.height=${found.txResponse.height}`,
+      { orderBy: OrderBy.ORDER_BY_DESC, limit: 10n });
+    assert.deepEqual(atHeight.txResponses.map((r) => r.txhash), [hash]);
+    const before = await search(`transfer.recipient='${bobAddress}' AND tx.height<${found.txResponse.height}`);
+    assert.equal(before.total, 0n);
+    await assert.rejects(search(""), (e) => e.code === grpc.status.INVALID_ARGUMENT);
+    await assert.rejects(search("transfer.recipient="), (e) => e.code === grpc.status.INVALID_ARGUMENT);
 
     // The state before the send, read at a past height.
     const past = new grpc.Metadata();

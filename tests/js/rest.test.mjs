@@ -10,7 +10,7 @@ import { TxRaw } from "cosmjs-types/cosmos/tx/v1beta1/tx";
 import { nodeKinds } from "./harness.mjs";
 
 const prefix = "nesa";
-let chain, alice, aliceAddress, bobAddress;
+let chain, alice, aliceAddress, bobAddress, sent;
 
 for (const kind of nodeKinds()) describe(`against a ${kind.name} node`, () => {
   before(async () => {
@@ -140,6 +140,7 @@ for (const kind of nodeKinds()) describe(`against a ${kind.name} node`, () => {
     assert.deepEqual(tx.auth_info.fee.amount, [{ denom: "unes", amount: "5000" }]);
     assert.equal(tx.auth_info.fee.gas_limit, "200000");
     assert.equal(tx.signatures.length, 1);
+    sent = tx_response;
     const missing = await get(`/cosmos/tx/v1beta1/txs/${"AB".repeat(32)}`);
     assert.equal(missing.status, 404);
     assert.equal(missing.body.code, 5);
@@ -153,6 +154,30 @@ for (const kind of nodeKinds()) describe(`against a ${kind.name} node`, () => {
     assert.equal(earlier.status, 200, JSON.stringify(earlier.body));
     assert.equal(earlier.body.balance.amount, "1000000000");
     assert.ok(height > 1);
+  });
+
+  test("transactions are found by their events, with the query language or the older events=", async () => {
+    assert.ok(sent, "the send above was committed");
+    const search = (params) => get(`/cosmos/tx/v1beta1/txs?${new URLSearchParams(params)}`);
+    const bySender = await search({ query: `message.sender='${aliceAddress}'` });
+    assert.equal(bySender.status, 200, JSON.stringify(bySender.body));
+    assert.equal(bySender.body.total, "1");
+    assert.equal(bySender.body.tx_responses[0].txhash, sent.txhash);
+    assert.equal(bySender.body.tx_responses[0].height, sent.height);
+    assert.equal(bySender.body.txs[0].body.memo, "over rest");
+
+    const legacy = await get(`/cosmos/tx/v1beta1/txs?events=${encodeURIComponent(`transfer.recipient='${bobAddress}'`)}`
+      + `&events=${encodeURIComponent(`tx.height>=${sent.height}`)}&order_by=ORDER_BY_DESC&limit=5`);
+    assert.equal(legacy.status, 200, JSON.stringify(legacy.body));
+    assert.deepEqual(legacy.body.tx_responses.map((r) => r.txhash), [sent.txhash]);
+    const earlier = await search({ query: `transfer.recipient='${bobAddress}' AND tx.height<${sent.height}` });
+    assert.deepEqual([earlier.body.total, earlier.body.tx_responses], ["0", []]);
+
+    const missing = await get("/cosmos/tx/v1beta1/txs");
+    assert.equal(missing.status, 400);
+    assert.match(missing.body.message, /query cannot be empty/);
+    assert.equal((await search({ query: "transfer.recipient=" })).status, 400);
+    assert.equal((await search({ query: `message.sender='${aliceAddress}'`, page: "9" })).status, 400);
   });
 
   test("malformed bodies and removed broadcast modes are refused with 400", async () => {

@@ -20,14 +20,15 @@ use cosmrs::proto::cosmos::base::tendermint::v1beta1::{
     VersionInfo,
 };
 use cosmrs::proto::cosmos::tx::v1beta1::{
-    BroadcastTxRequest, BroadcastTxResponse, GetTxRequest, GetTxResponse, Tx,
+    BroadcastTxRequest, BroadcastTxResponse, GetTxRequest, GetTxResponse, GetTxsEventRequest,
+    GetTxsEventResponse, OrderBy, Tx,
 };
 use http_body_util::BodyExt;
 use prost::Message;
 use tendermint_proto::v0_38::abci::RequestQuery;
 
 use super::methods::tx_hash;
-use super::node::{ApiContext, BlockError};
+use super::node::{ApiContext, BlockError, CommittedTx, SearchFailure};
 use super::{bounded_query, MAX_BODY_BYTES};
 
 /// gRPC status codes (grpc/doc/statuscodes.md).
@@ -219,6 +220,7 @@ async fn answer(context: Arc<ApiContext>, request: Request) -> Result<Response, 
     match path {
         "/cosmos.tx.v1beta1.Service/BroadcastTx" => broadcast(&context, decode(message)?).await,
         "/cosmos.tx.v1beta1.Service/GetTx" => get_tx(&context, decode(message)?).await,
+        "/cosmos.tx.v1beta1.Service/GetTxsEvent" => get_txs_event(&context, decode(message)?).await,
         "/cosmos.base.tendermint.v1beta1.Service/GetLatestBlock" => {
             let (block_id, block) = block(&context, None).await?;
             #[allow(deprecated)]
@@ -391,29 +393,81 @@ async fn get_tx(context: &Arc<ApiContext>, request: GetTxRequest) -> Result<Resp
                 format!("tx not found: {}", request.hash.to_uppercase()),
             )
         })?;
+    let (tx, tx_response) = committed_proto(&found);
+    Ok(reply(&GetTxResponse {
+        tx,
+        tx_response: Some(tx_response),
+    }))
+}
+
+/// `GetTxsEvent`: the transactions whose events satisfy `query` (or the older `events`, joined
+/// with AND), a page of at most 100 (`page` from 1, `limit`), in height order.
+async fn get_txs_event(
+    context: &Arc<ApiContext>,
+    request: GetTxsEventRequest,
+) -> Result<Response, Status> {
+    // Clients before the SDK's v0.50 send `events`, one condition each.
+    #[allow(deprecated)]
+    let events = request.events;
+    let query = if request.query.trim().is_empty() {
+        events.join(" AND ")
+    } else {
+        request.query
+    };
+    if query.trim().is_empty() {
+        return Err(Status::new(code::INVALID_ARGUMENT, "query cannot be empty"));
+    }
+    let limit = match request.limit {
+        0 => 100,
+        limit => limit.min(100),
+    };
+    let descending = request.order_by == OrderBy::Desc as i32;
+    let (found, total) = context
+        .search_txs(
+            &query,
+            u32::try_from(request.page.max(1)).unwrap_or(u32::MAX),
+            limit as u8,
+            descending,
+        )
+        .await
+        .map_err(|e| match e {
+            SearchFailure::Invalid(message) => Status::new(code::INVALID_ARGUMENT, message),
+            SearchFailure::Internal(message) => Status::new(code::UNAVAILABLE, message),
+        })?;
+    let (txs, tx_responses): (Vec<Option<Tx>>, Vec<TxResponse>) =
+        found.iter().map(committed_proto).unzip();
+    #[allow(deprecated)]
+    Ok(reply(&GetTxsEventResponse {
+        txs: txs.into_iter().map(Option::unwrap_or_default).collect(),
+        tx_responses,
+        pagination: None,
+        total: u64::from(total),
+    }))
+}
+
+/// A committed transaction as the tx service returns it.
+fn committed_proto(found: &CommittedTx) -> (Option<Tx>, TxResponse) {
     let raw = &found.tx;
     let result = &found.result;
     let tx = Tx::decode(raw.as_slice()).ok();
-    Ok(reply(&GetTxResponse {
-        tx: tx.clone(),
-        tx_response: Some(TxResponse {
-            height: found.height,
-            txhash: hex::encode_upper(tx_hash(raw).as_bytes()),
-            codespace: result.codespace.clone(),
-            code: result.code,
-            data: hex::encode_upper(&result.data),
-            raw_log: result.log.clone(),
-            info: result.info.clone(),
-            gas_wanted: result.gas_wanted,
-            gas_used: result.gas_used,
-            tx: tx.map(|tx| cosmrs::Any {
-                type_url: "/cosmos.tx.v1beta1.Tx".into(),
-                value: tx.encode_to_vec(),
-            }),
-            timestamp: found.time.clone(),
-            ..Default::default()
+    let response = TxResponse {
+        height: found.height,
+        txhash: hex::encode_upper(tx_hash(raw).as_bytes()),
+        codespace: result.codespace.clone(),
+        code: result.code,
+        data: hex::encode_upper(&result.data),
+        raw_log: result.log.clone(),
+        info: result.info.clone(),
+        gas_wanted: result.gas_wanted,
+        gas_used: result.gas_used,
+        tx: tx.as_ref().map(|tx| cosmrs::Any {
+            type_url: "/cosmos.tx.v1beta1.Tx".into(),
+            value: tx.encode_to_vec(),
         }),
-    }))
+        timestamp: found.time.clone(),
+        ..Default::default()
+    };
+    (tx, response)
 }
 
 /// The block at `height` (the latest when `None`), as the tendermint service returns it.

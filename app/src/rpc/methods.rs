@@ -12,6 +12,7 @@ use super::params::Params;
 use super::RpcError;
 use crate::app::App;
 use crate::solo::blockstore::{BlockStore, StoredBlock};
+use crate::solo::events::{EventQuery, SearchError};
 use crate::solo::mempool::{Mempool, MempoolError};
 use crate::solo::producer::CommittedBlock;
 
@@ -278,25 +279,7 @@ impl RpcContext {
         let Some((stored, index)) = self.committed_tx(hash)? else {
             return Ok(None);
         };
-        let tx = stored
-            .block
-            .data
-            .get(index)
-            .cloned()
-            .ok_or_else(|| internal("tx index out of range"))?;
-        let result = stored
-            .results
-            .tx_results
-            .get(index)
-            .cloned()
-            .ok_or_else(|| internal("tx result missing"))?;
-        Ok(Some(json!({
-            "hash": hex::encode_upper(hash),
-            "height": stored.block.header.height.to_string(),
-            "index": index,
-            "tx_result": exec_result_json(&result),
-            "tx": base64_encode(&tx),
-        })))
+        tx_json(&stored, index).map(Some)
     }
 
     /// `tx`: a committed transaction by hash.
@@ -307,67 +290,96 @@ impl RpcContext {
         })
     }
 
-    /// `tx_search`: by `tx.hash='…'` or `tx.height=N`.
+    /// `tx_search`: the transactions whose events satisfy `query` (CometBFT's query language:
+    /// `message.sender='nesa1…' AND tx.height>=5`), paged, by height and index (`order_by`
+    /// "asc", the default, or "desc").
     pub fn tx_search(&self, params: &Params) -> Result<Value, RpcError> {
-        let query = params
-            .string("query")
-            .ok_or_else(|| RpcError::invalid_params("missing `query`"))?;
-        let (key, value) = parse_query(&query)?;
-        let mut txs = vec![];
-        match key.as_str() {
-            "tx.hash" => {
-                let hash = hex::decode(&value)
-                    .map_err(|e| RpcError::invalid_params(format!("tx.hash must be hex: {e}")))?;
-                if let Some(found) = self.tx_response(&hash)? {
-                    txs.push(found);
-                }
+        let query = event_query(params)?;
+        let found = self.store.search_txs(&query).map_err(search_error)?;
+        let (positions, total) = paged(found.into_iter().collect(), params)?;
+        let mut txs = Vec::with_capacity(positions.len());
+        let mut block: Option<StoredBlock> = None;
+        for (height, index) in positions {
+            if block
+                .as_ref()
+                .is_none_or(|b| b.block.header.height.value() != height)
+            {
+                block = Some(self.stored_block(Some(height))?);
             }
-            "tx.height" => {
-                let height: u64 = value
-                    .parse()
-                    .map_err(|_| RpcError::invalid_params("tx.height must be an integer"))?;
-                if height <= self.latest_height()? && height > 0 {
-                    if let Some(stored) = self.store.block(height).map_err(internal)? {
-                        for tx in &stored.block.data {
-                            if let Some(found) = self.tx_response(tx_hash(tx).as_bytes())? {
-                                txs.push(found);
-                            }
-                        }
-                    }
-                }
-            }
-            other => {
-                return Err(RpcError::invalid_params(format!(
-                    "searching by `{other}` is not supported; use tx.hash='…' or tx.height=N"
-                )))
-            }
+            let stored = block.as_ref().expect("just read");
+            txs.push(tx_json(stored, index as usize)?);
         }
-        let total = txs.len();
-        let per_page = params
-            .u64("per_page")?
-            .map_or(30, |p| (p as usize).clamp(1, MAX_PER_PAGE));
-        let page = params.u64("page")?.unwrap_or(1).max(1) as usize;
-        let page_txs: Vec<Value> = txs
-            .into_iter()
-            .skip((page - 1) * per_page)
-            .take(per_page)
-            .collect();
-        Ok(json!({ "txs": page_txs, "total_count": total.to_string() }))
+        Ok(json!({ "txs": txs, "total_count": total.to_string() }))
     }
 
-    /// `validators`.
+    /// `block_search`: the blocks whose `finalize_block_events` (or `block.height`) satisfy
+    /// `query`, paged as `tx_search`.
+    pub fn block_search(&self, params: &Params) -> Result<Value, RpcError> {
+        let query = event_query(params)?;
+        let found = self.store.search_blocks(&query).map_err(search_error)?;
+        let (heights, total) = paged(found.into_iter().collect(), params)?;
+        let mut blocks = Vec::with_capacity(heights.len());
+        for height in heights {
+            let stored = self.stored_block(Some(height))?;
+            blocks.push(to_json(endpoint::block::Response {
+                block_id: stored.id,
+                block: stored.block,
+            })?);
+        }
+        Ok(json!({ "blocks": blocks, "total_count": total.to_string() }))
+    }
+
+    /// `validators`: the validator set at `height` (the latest by default), paged as CometBFT
+    /// pages it (`page` from 1, `per_page` 30 by default, at most 100).
     pub fn validators(&self, params: &Params) -> Result<Value, RpcError> {
-        let height = params
-            .u64("height")?
-            .filter(|h| *h > 0)
-            .unwrap_or(self.latest_height()?);
-        let validators = self.validators.validators().clone();
-        let total = validators.len() as i32;
+        let latest = self.latest_height()?;
+        let height = params.u64("height")?.filter(|h| *h > 0).unwrap_or(latest);
+        if height > latest {
+            return Err(RpcError::internal(format!(
+                "height {height} must be less than or equal to the current blockchain height {latest}"
+            )));
+        }
+        let all = self.validators.validators().clone();
+        let total = all.len() as i32;
+        let (page, _) = paged(all, params)?;
         to_json(endpoint::validators::Response::new(
             block::Height::try_from(height).map_err(internal)?,
-            validators,
+            page,
             total,
         ))
+    }
+
+    /// `commit`: the header at `height` (the latest by default) and the validator's commit of
+    /// it; `canonical` once the next block carries that commit.
+    pub fn commit(&self, params: &Params) -> Result<Value, RpcError> {
+        let stored = self.stored_block(params.u64("height")?)?;
+        let height = stored.block.header.height.value();
+        let commit = self
+            .store
+            .commit(height)
+            .map_err(internal)?
+            .ok_or_else(|| RpcError::internal(format!("no commit stored at height {height}")))?;
+        let canonical = height < self.latest_height()?;
+        to_json(endpoint::commit::Response {
+            signed_header: block::signed_header::SignedHeader::new(stored.block.header, commit)
+                .map_err(internal)?,
+            canonical,
+        })
+    }
+
+    /// `header`: the header at `height` (the latest by default).
+    pub fn header(&self, params: &Params) -> Result<Value, RpcError> {
+        let stored = self.stored_block(params.u64("height")?)?;
+        Ok(json!({ "header": to_json(stored.block.header)? }))
+    }
+
+    /// `consensus_params`: the parameters every header's `consensus_hash` commits to.
+    pub fn consensus_params(&self, params: &Params) -> Result<Value, RpcError> {
+        let stored = self.stored_block(params.u64("height")?)?;
+        Ok(json!({
+            "block_height": stored.block.header.height.to_string(),
+            "consensus_params": nesa_genesis::consensus_params(),
+        }))
     }
 
     /// `genesis`.
@@ -428,14 +440,71 @@ fn mempool_error(e: MempoolError) -> RpcError {
 }
 
 /// Parses `key='value'`, `key = 'value'` or `key=value`.
-fn parse_query(query: &str) -> Result<(String, String), RpcError> {
-    let (key, value) = query.split_once('=').ok_or_else(|| {
-        RpcError::invalid_params(format!("query `{query}` must have the form key='value'"))
-    })?;
-    let value = value
-        .trim()
-        .trim_matches('\'')
-        .trim_matches('"')
-        .to_string();
-    Ok((key.trim().to_string(), value))
+/// The `query` parameter of a search.
+fn event_query(params: &Params) -> Result<EventQuery, RpcError> {
+    params
+        .string("query")
+        .ok_or_else(|| RpcError::invalid_params("missing `query`"))?
+        .parse()
+        .map_err(search_error)
+}
+
+fn search_error(e: SearchError) -> RpcError {
+    match e {
+        SearchError::State(e) => internal(e),
+        other => RpcError::invalid_params(other.to_string()),
+    }
+}
+
+/// One page of `found` (ascending) in the order asked for, with the total: `per_page`
+/// (default 30, at most 100) and `page` (from 1; a page past the last is an error, as
+/// CometBFT's).
+fn paged<T>(mut found: Vec<T>, params: &Params) -> Result<(Vec<T>, usize), RpcError> {
+    match params.string("order_by").as_deref() {
+        None | Some("") | Some("asc") => {}
+        Some("desc") => found.reverse(),
+        Some(other) => {
+            return Err(RpcError::invalid_params(format!(
+                "order_by must be \"asc\" or \"desc\", got {other:?}"
+            )))
+        }
+    }
+    let total = found.len();
+    let per_page = params
+        .u64("per_page")?
+        .map_or(30, |p| (p as usize).clamp(1, MAX_PER_PAGE));
+    let pages = total.div_ceil(per_page).max(1);
+    let page = params.u64("page")?.unwrap_or(1) as usize;
+    if page == 0 || page > pages {
+        return Err(RpcError::invalid_params(format!(
+            "page should be within [1, {pages}] range, given {page}"
+        )));
+    }
+    let page = found
+        .into_iter()
+        .skip((page - 1) * per_page)
+        .take(per_page)
+        .collect();
+    Ok((page, total))
+}
+
+/// A committed transaction as `tx` and `tx_search` render it.
+fn tx_json(stored: &StoredBlock, index: usize) -> Result<Value, RpcError> {
+    let tx = stored
+        .block
+        .data
+        .get(index)
+        .ok_or_else(|| internal("tx index out of range"))?;
+    let result = stored
+        .results
+        .tx_results
+        .get(index)
+        .ok_or_else(|| internal("tx result missing"))?;
+    Ok(json!({
+        "hash": hex::encode_upper(tx_hash(tx).as_bytes()),
+        "height": stored.block.header.height.to_string(),
+        "index": index,
+        "tx_result": exec_result_json(result),
+        "tx": base64_encode(tx),
+    }))
 }

@@ -13,6 +13,7 @@ use tendermint_rpc::Client;
 
 use super::methods::RpcContext;
 use crate::app::App;
+use crate::solo::events::{EventQuery, SearchError};
 use crate::solo::mempool::MempoolError;
 
 /// Where blocks, transactions and the mempool are.
@@ -45,6 +46,13 @@ pub struct CommittedTx {
     pub time: String,
     pub tx: Vec<u8>,
     pub result: ExecTxResult,
+}
+
+/// Why a transaction search failed.
+pub enum SearchFailure {
+    /// The query or the page is wrong.
+    Invalid(String),
+    Internal(String),
 }
 
 /// Why a block cannot be returned.
@@ -144,6 +152,122 @@ impl ApiContext {
                     tx: found.tx,
                     result: found.tx_result.into(),
                 }))
+            }
+        }
+    }
+
+    /// One page (from 1) of the committed transactions whose events satisfy `query`
+    /// (CometBFT's query language), in height order (`descending` reverses it), with the total.
+    pub async fn search_txs(
+        &self,
+        query: &str,
+        page: u32,
+        per_page: u8,
+        descending: bool,
+    ) -> Result<(Vec<CommittedTx>, u32), SearchFailure> {
+        match &self.node {
+            Node::Solo(context) => {
+                let context = context.clone();
+                let query = query.to_owned();
+                tokio::task::spawn_blocking(move || {
+                    let query: EventQuery = query
+                        .parse()
+                        .map_err(|e: SearchError| SearchFailure::Invalid(e.to_string()))?;
+                    let mut found: Vec<_> = context
+                        .store
+                        .search_txs(&query)
+                        .map_err(|e| match e {
+                            SearchError::State(e) => SearchFailure::Internal(e.to_string()),
+                            other => SearchFailure::Invalid(other.to_string()),
+                        })?
+                        .into_iter()
+                        .collect();
+                    if descending {
+                        found.reverse();
+                    }
+                    let total = found.len() as u32;
+                    let pages = total.div_ceil(u32::from(per_page.max(1))).max(1);
+                    if page > pages {
+                        return Err(SearchFailure::Invalid(format!(
+                            "page should be within [1, {pages}] range, given {page}"
+                        )));
+                    }
+                    let start = (page.max(1) as usize - 1) * per_page as usize;
+                    let mut txs = Vec::new();
+                    for (height, index) in found.into_iter().skip(start).take(per_page as usize) {
+                        let stored = context
+                            .store
+                            .block(height)
+                            .map_err(|e| SearchFailure::Internal(e.to_string()))?
+                            .ok_or_else(|| {
+                                SearchFailure::Internal(format!("block {height} is not stored"))
+                            })?;
+                        let index = index as usize;
+                        let (Some(tx), Some(result)) = (
+                            stored.block.data.get(index),
+                            stored.results.tx_results.get(index),
+                        ) else {
+                            return Err(SearchFailure::Internal("tx index out of range".into()));
+                        };
+                        txs.push(CommittedTx {
+                            height: height as i64,
+                            time: stored.block.header.time.to_rfc3339(),
+                            tx: tx.clone(),
+                            result: result.clone(),
+                        });
+                    }
+                    Ok((txs, total))
+                })
+                .await
+                .map_err(|e| SearchFailure::Internal(e.to_string()))?
+            }
+            Node::Comet(client) => {
+                let parsed: tendermint_rpc::query::Query = query
+                    .parse()
+                    .map_err(|e: tendermint_rpc::Error| SearchFailure::Invalid(e.to_string()))?;
+                let order = if descending {
+                    tendermint_rpc::Order::Descending
+                } else {
+                    tendermint_rpc::Order::Ascending
+                };
+                let found = client
+                    .tx_search(parsed, false, page.max(1), per_page, order)
+                    .await
+                    .map_err(|e| {
+                        let text = e.to_string();
+                        if text.contains("page should be within") {
+                            SearchFailure::Invalid(text)
+                        } else {
+                            SearchFailure::Internal(format!(
+                                "searching CometBFT's tx index: {text}"
+                            ))
+                        }
+                    })?;
+                let mut txs = Vec::with_capacity(found.txs.len());
+                let mut times: Vec<(tendermint::block::Height, String)> = Vec::new();
+                for tx in found.txs {
+                    let time = match times.iter().find(|(h, _)| *h == tx.height) {
+                        Some((_, time)) => time.clone(),
+                        None => {
+                            let block = client.block(tx.height).await.map_err(|e| {
+                                SearchFailure::Internal(format!(
+                                    "reading block {} from CometBFT: {e}",
+                                    tx.height
+                                ))
+                            })?;
+                            let time = block.block.header.time.to_rfc3339();
+                            times.push((tx.height, time.clone()));
+                            time
+                        }
+                    };
+                    txs.push(CommittedTx {
+                        height: i64::from(tx.height),
+                        time,
+                        tx: tx.tx,
+                        result: tx.tx_result.into(),
+                    });
+                }
+                Ok((txs, found.total_count))
             }
         }
     }

@@ -30,7 +30,7 @@ use serde_json::{json, Value};
 use tendermint_proto::v0_38::abci::RequestQuery;
 
 use super::methods::{base64_encode, events_json, tx_hash};
-use super::node::{ApiContext, BlockError};
+use super::node::{ApiContext, BlockError, CommittedTx, SearchFailure};
 use super::{bounded_query, MAX_BODY_BYTES};
 use crate::query::SIMULATE_PATH;
 
@@ -54,7 +54,7 @@ pub fn router(context: Arc<ApiContext>) -> Router {
             get(smart_query),
         )
         .route("/cosmos/tx/v1beta1/simulate", post(simulate))
-        .route("/cosmos/tx/v1beta1/txs", post(broadcast))
+        .route("/cosmos/tx/v1beta1/txs", post(broadcast).get(search_txs))
         .route("/cosmos/tx/v1beta1/txs/{hash}", get(get_tx))
         .route("/cosmos/base/tendermint/v1beta1/node_info", get(node_info))
         .route(
@@ -380,6 +380,75 @@ async fn get_tx(State(context): State<Arc<ApiContext>>, Path(hash): Path<String>
         .await
         .map_err(RestError::unavailable)?
         .ok_or_else(|| RestError::not_found(format!("tx not found: {}", hash.to_uppercase())))?;
+    let (tx, tx_response) = committed_json(&found);
+    Ok(Json(json!({ "tx": tx, "tx_response": tx_response })))
+}
+
+/// Most transactions one page of `GET /cosmos/tx/v1beta1/txs` returns (CometBFT's largest).
+const MAX_TXS_PAGE: u64 = 100;
+
+/// `GET /cosmos/tx/v1beta1/txs?query=…&page=&limit=&order_by=`: the transactions whose events
+/// satisfy `query` (CometBFT's query language; the older `events=` parameters, each one
+/// condition, are joined with AND), as the SDK's `GetTxsEvent` answers.
+async fn search_txs(
+    State(context): State<Arc<ApiContext>>,
+    axum::extract::Query(params): axum::extract::Query<Vec<(String, String)>>,
+) -> Answer {
+    let values = |name: &str| -> Vec<&str> {
+        params
+            .iter()
+            .filter(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+            .collect()
+    };
+    let number = |names: &[&str], default: u64| -> Result<u64, RestError> {
+        match names.iter().find_map(|n| values(n).first().copied()) {
+            None | Some("") => Ok(default),
+            Some(text) => text.parse().map_err(|_| {
+                RestError::invalid(format!("{} must be a number, got {text:?}", names[0]))
+            }),
+        }
+    };
+    let query = match values("query").first() {
+        Some(query) if !query.trim().is_empty() => query.to_string(),
+        _ => {
+            let events = values("events");
+            if events.is_empty() {
+                return Err(RestError::invalid("query cannot be empty"));
+            }
+            events.join(" AND ")
+        }
+    };
+    let descending = match values("order_by").first().copied().unwrap_or("") {
+        "" | "ORDER_BY_UNSPECIFIED" | "0" | "ORDER_BY_ASC" | "1" => false,
+        "ORDER_BY_DESC" | "2" => true,
+        other => return Err(RestError::invalid(format!("invalid order_by {other:?}"))),
+    };
+    let page = number(&["page"], 1)?.max(1);
+    let limit = number(&["limit", "pagination.limit"], MAX_TXS_PAGE)?.clamp(1, MAX_TXS_PAGE);
+    let (found, total) = context
+        .search_txs(
+            &query,
+            u32::try_from(page).unwrap_or(u32::MAX),
+            limit as u8,
+            descending,
+        )
+        .await
+        .map_err(|e| match e {
+            SearchFailure::Invalid(message) => RestError::invalid(message),
+            SearchFailure::Internal(message) => RestError::unavailable(message),
+        })?;
+    let (txs, responses): (Vec<Value>, Vec<Value>) = found.iter().map(committed_json).unzip();
+    Ok(Json(json!({
+        "txs": txs,
+        "tx_responses": responses,
+        "pagination": null,
+        "total": total.to_string(),
+    })))
+}
+
+/// A committed transaction as the gateway renders `Tx` and `TxResponse`.
+fn committed_json(found: &CommittedTx) -> (Value, Value) {
     let raw = &found.tx;
     let result = &found.result;
     let tx = Tx::decode(raw.as_slice())
@@ -389,24 +458,22 @@ async fn get_tx(State(context): State<Arc<ApiContext>>, Path(hash): Path<String>
     if typed.is_object() {
         typed["@type"] = json!("/cosmos.tx.v1beta1.Tx");
     }
-    Ok(Json(json!({
-        "tx": tx,
-        "tx_response": {
-            "height": found.height.to_string(),
-            "txhash": hex::encode_upper(tx_hash(raw).as_bytes()),
-            "codespace": result.codespace,
-            "code": result.code,
-            "data": hex::encode_upper(&result.data),
-            "raw_log": result.log,
-            "logs": [],
-            "info": result.info,
-            "gas_wanted": result.gas_wanted.to_string(),
-            "gas_used": result.gas_used.to_string(),
-            "tx": typed,
-            "timestamp": found.time,
-            "events": events_json(&result.events),
-        },
-    })))
+    let response = json!({
+        "height": found.height.to_string(),
+        "txhash": hex::encode_upper(tx_hash(raw).as_bytes()),
+        "codespace": result.codespace,
+        "code": result.code,
+        "data": hex::encode_upper(&result.data),
+        "raw_log": result.log,
+        "logs": [],
+        "info": result.info,
+        "gas_wanted": result.gas_wanted.to_string(),
+        "gas_used": result.gas_used.to_string(),
+        "tx": typed,
+        "timestamp": found.time,
+        "events": events_json(&result.events),
+    });
+    (tx, response)
 }
 
 async fn node_info(State(context): State<Arc<ApiContext>>) -> Answer {

@@ -3,15 +3,23 @@
 
 use prost::Message;
 use redb::{ReadableDatabase, TableDefinition};
-use tendermint::block::{self, Block};
+use tendermint::block::{self, Block, Commit};
 use tendermint_proto::v0_38::abci::ResponseFinalizeBlock;
-use tendermint_proto::v0_38::types::{Block as RawBlock, BlockId as RawBlockId};
+use tendermint_proto::v0_38::types::{
+    Block as RawBlock, BlockId as RawBlockId, Commit as RawCommit,
+};
 
+use std::collections::BTreeSet;
+
+use super::events;
 use crate::state::{BlockWriter, StateError, Storage};
 
 const BLOCKS: TableDefinition<u64, &[u8]> = TableDefinition::new("solo_blocks");
 const BLOCK_IDS: TableDefinition<u64, &[u8]> = TableDefinition::new("solo_block_ids");
 const RESULTS: TableDefinition<u64, &[u8]> = TableDefinition::new("solo_results");
+/// height → the validator's commit of that block (protobuf `Commit`), as CometBFT's seen
+/// commit: the next block carries the same one as its last commit.
+const COMMITS: TableDefinition<u64, &[u8]> = TableDefinition::new("solo_commits");
 /// tx hash → height (8 bytes BE) ‖ index in block (4 bytes BE).
 const TX_INDEX: TableDefinition<&[u8], &[u8]> = TableDefinition::new("solo_tx_index");
 
@@ -48,13 +56,24 @@ impl BlockStore {
         txn.open_table(BLOCK_IDS)?;
         txn.open_table(RESULTS)?;
         txn.open_table(TX_INDEX)?;
+        txn.open_table(COMMITS)?;
+        txn.open_table(events::TX_EVENTS)?;
+        txn.open_table(events::BLOCK_EVENTS)?;
         txn.commit()?;
         Ok(BlockStore { storage })
     }
 
-    /// Adds `block` to the commit transaction `txn`.
-    pub fn write(txn: BlockWriter, stored: &StoredBlock) -> Result<(), StateError> {
+    /// Adds `block` and the validator's `commit` of it to the commit transaction `txn`.
+    pub fn write(
+        txn: BlockWriter,
+        stored: &StoredBlock,
+        commit: &Commit,
+    ) -> Result<(), StateError> {
         let height = stored.block.header.height.value();
+        txn.open_table(COMMITS)?.insert(
+            height,
+            RawCommit::from(commit.clone()).encode_to_vec().as_slice(),
+        )?;
         txn.open_table(BLOCKS)?
             .insert(height, encode_block(&stored.block).as_slice())?;
         txn.open_table(BLOCK_IDS)?.insert(
@@ -64,6 +83,7 @@ impl BlockStore {
         txn.open_table(RESULTS)?
             .insert(height, stored.results.encode_to_vec().as_slice())?;
         let mut index = txn.open_table(TX_INDEX)?;
+        let mut searchable = Vec::with_capacity(stored.block.data.len());
         for (i, tx) in stored.block.data.iter().enumerate() {
             let hash: [u8; 32] =
                 sha2::Digest::finalize(<sha2::Sha256 as sha2::Digest>::new_with_prefix(tx)).into();
@@ -73,34 +93,65 @@ impl BlockStore {
             ]
             .concat();
             index.insert(hash.as_slice(), location.as_slice())?;
+            let tx_events = stored
+                .results
+                .tx_results
+                .get(i)
+                .map_or(&[][..], |r| r.events.as_slice());
+            searchable.push((hex::encode_upper(hash), tx_events));
         }
-        Ok(())
+        drop(index);
+        events::write(txn, height, &searchable, &stored.results.events)
+    }
+
+    /// The transactions whose events satisfy `query`, by position (height, index), ascending.
+    pub fn search_txs(
+        &self,
+        query: &events::EventQuery,
+    ) -> Result<BTreeSet<events::TxPosition>, events::SearchError> {
+        let txn = self
+            .storage
+            .database()
+            .begin_read()
+            .map_err(storage_error)?;
+        let table = txn.open_table(events::TX_EVENTS)?;
+        events::search(&table, query, events::tx_position)
+    }
+
+    /// The heights of the blocks whose events satisfy `query`, ascending.
+    pub fn search_blocks(
+        &self,
+        query: &events::EventQuery,
+    ) -> Result<BTreeSet<u64>, events::SearchError> {
+        let txn = self
+            .storage
+            .database()
+            .begin_read()
+            .map_err(storage_error)?;
+        let table = txn.open_table(events::BLOCK_EVENTS)?;
+        events::search(&table, query, events::block_position)
     }
 
     /// The block at `height`, if produced.
     pub fn block(&self, height: u64) -> Result<Option<StoredBlock>, StateError> {
         let txn = self.storage.database().begin_read()?;
-        let Some(raw) = txn
-            .open_table(BLOCKS)?
-            .get(height)?
-            .map(|v| v.value().to_vec())
-        else {
+        let Some(block) = decoded::<RawBlock, Block>(&txn, BLOCKS, height)? else {
             return Ok(None);
         };
-        let block = Block::try_from(RawBlock::decode(raw.as_slice()).map_err(storage_error)?)
-            .map_err(storage_error)?;
-        let id_raw = txn
-            .open_table(BLOCK_IDS)?
-            .get(height)?
+        let id = decoded::<RawBlockId, block::Id>(&txn, BLOCK_IDS, height)?
             .ok_or_else(|| storage_error("block id missing"))?;
-        let id = block::Id::try_from(RawBlockId::decode(id_raw.value()).map_err(storage_error)?)
-            .map_err(storage_error)?;
-        let results_raw = txn
+        let results = txn
             .open_table(RESULTS)?
             .get(height)?
             .ok_or_else(|| storage_error("results missing"))?;
-        let results = ResponseFinalizeBlock::decode(results_raw.value()).map_err(storage_error)?;
+        let results = ResponseFinalizeBlock::decode(results.value()).map_err(storage_error)?;
         Ok(Some(StoredBlock { id, block, results }))
+    }
+
+    /// The validator's commit of the block at `height`, if produced.
+    pub fn commit(&self, height: u64) -> Result<Option<Commit>, StateError> {
+        let txn = self.storage.database().begin_read()?;
+        decoded::<RawCommit, Commit>(&txn, COMMITS, height)
     }
 
     /// Where the transaction with `hash` was included, if it was.
@@ -123,6 +174,24 @@ impl BlockStore {
         let first = redb::ReadableTable::first(&table)?;
         Ok(first.map(|(k, _)| k.value()))
     }
+}
+
+/// The `Raw` protobuf stored at `height` in `table`, as its domain type `T`.
+fn decoded<Raw, T>(
+    txn: &redb::ReadTransaction,
+    table: TableDefinition<u64, &[u8]>,
+    height: u64,
+) -> Result<Option<T>, StateError>
+where
+    Raw: Message + Default,
+    T: TryFrom<Raw>,
+    T::Error: std::fmt::Display,
+{
+    let Some(raw) = txn.open_table(table)?.get(height)? else {
+        return Ok(None);
+    };
+    let raw = Raw::decode(raw.value()).map_err(storage_error)?;
+    T::try_from(raw).map(Some).map_err(storage_error)
 }
 
 /// The CometBFT 0.38 protobuf encoding of a block.

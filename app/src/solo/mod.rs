@@ -3,6 +3,7 @@
 //! serves them, and `nesad start --solo` (`crate::cmd::solo`) wires the two together.
 
 pub mod blockstore;
+pub mod events;
 pub mod mempool;
 pub mod producer;
 pub mod validator;

@@ -209,9 +209,11 @@ impl Producer {
             ..Default::default()
         })?;
         let stored = StoredBlock { id, block, results };
+        let seen_commit = self.sign_commit(&stored);
         let tx_hashes: Vec<[u8; 32]> = txs.iter().map(|tx| Sha256::digest(tx).into()).collect();
         let committed = self.mempool.commit_and_recheck(&self.app, &tx_hashes, || {
-            self.app.commit_with(|txn| BlockStore::write(txn, &stored))
+            self.app
+                .commit_with(|txn| BlockStore::write(txn, &stored, &seen_commit))
         })?;
         tracing::debug!(height = committed.height, txs = txs.len(), app_hash = %hex::encode_upper(committed.app_hash), "block committed");
         let _ = self.committed.send(CommittedBlock { height, tx_hashes });

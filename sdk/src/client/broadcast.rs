@@ -2,7 +2,11 @@
 
 use std::time::{Duration, Instant};
 
-use cosmrs::{crypto::secp256k1::SigningKey, tendermint::Hash, Any};
+use cosmrs::{
+    crypto::{secp256k1::SigningKey, PublicKey},
+    tendermint::Hash,
+    Any,
+};
 use tendermint_rpc::Client;
 
 use super::{ChainClient, ClientError, TxOutcome, TxSender};
@@ -10,7 +14,7 @@ use crate::{
     address::{Address, AddressExt},
     coin::Coins,
     fee::{adjusted_gas_limit, FeeSetting, GasSetting},
-    tx::{SignedTx, TxBuilder},
+    tx::{SignDocParts, SignedTx, TxBuilder},
 };
 
 /// How often `wait_for_tx` asks the node whether the transaction is in a block yet.
@@ -89,42 +93,82 @@ impl ChainClient {
     pub(super) async fn sign_checked(
         &self,
         key: &SigningKey,
-        (account_number, sequence): (u64, u64),
+        account: (u64, u64),
         msgs: Vec<Any>,
         options: &SendTxOptions,
         simulate: Simulate,
     ) -> Result<SignedTx, ClientError> {
+        // Simulate a fully signed copy: the node may check signatures and sequence while
+        // simulating.
+        let probe = |builder: TxBuilder| Ok(builder.sign(key)?.bytes);
+        let builder = self.priced(account, msgs, options, simulate, probe).await?;
+        Ok(builder.sign(key)?)
+    }
+
+    /// The `SignDoc` of `msgs` for the account holding `public_key`, for a wallet to sign
+    /// (Keplr's `signDirect`): simulated first, so a message the chain would refuse fails here
+    /// with its own reason; gas and fee chosen as for [`ChainClient::send_tx`]. The signed
+    /// `TxRaw` is [`SignDocParts::with_signature`].
+    pub async fn sign_doc_for(
+        &self,
+        public_key: PublicKey,
+        msgs: Vec<Any>,
+        options: &SendTxOptions,
+    ) -> Result<SignDocParts, ClientError> {
+        let signer = Address::from_public_key(&public_key).map_err(|e| ClientError::Decode {
+            what: "signer public key",
+            reason: e.to_string(),
+        })?;
+        let account = self.account(&signer).await?;
+        let account = (account.account_number, account.sequence);
+        // Simulation checks no signature: an empty one stands in for the wallet's.
+        let probe = |builder: TxBuilder| {
+            Ok(builder
+                .sign_doc(public_key)?
+                .with_signature(Vec::new())
+                .bytes)
+        };
+        let builder = self
+            .priced(account, msgs, options, Simulate::Always, probe)
+            .await?;
+        Ok(builder.sign_doc(public_key)?)
+    }
+
+    /// A builder for `msgs` with its gas limit (simulated through `probe`'s encoding when the
+    /// gas is auto, or when `simulate` asks) and fee set.
+    async fn priced(
+        &self,
+        (account_number, sequence): (u64, u64),
+        msgs: Vec<Any>,
+        options: &SendTxOptions,
+        simulate: Simulate,
+        probe: impl Fn(TxBuilder) -> Result<Vec<u8>, ClientError>,
+    ) -> Result<TxBuilder, ClientError> {
         let chain_id = self.chain_id().await?;
         let builder = TxBuilder::new(chain_id, account_number, sequence)
             .msgs(msgs)
             .memo(options.memo.clone());
-        // Simulate a fully signed copy: the node may check signatures and sequence while
-        // simulating. Gas limit 0 and no fee ask for an estimate up to the chain's maximum per
-        // transaction (as CosmJS simulates); a fixed limit is simulated as it will be sent.
-        let probe = |gas_limit: u64| -> Result<Vec<u8>, ClientError> {
+        // Gas limit 0 and no fee ask for an estimate up to the chain's maximum per transaction
+        // (as CosmJS simulates); a fixed limit is simulated as it will be sent.
+        let probe_at = |gas_limit: u64| -> Result<Vec<u8>, ClientError> {
             let fee = if gas_limit == 0 {
                 Coins::default()
             } else {
                 options.fee.fee_for(gas_limit)?
             };
-            Ok(builder
-                .clone()
-                .gas_limit(gas_limit)
-                .fee(fee)
-                .sign(key)?
-                .bytes)
+            probe(builder.clone().gas_limit(gas_limit).fee(fee))
         };
         let gas_limit = match options.gas {
-            GasSetting::Auto => adjusted_gas_limit(self.simulate(probe(0)?).await?),
+            GasSetting::Auto => adjusted_gas_limit(self.simulate(probe_at(0)?).await?),
             GasSetting::Fixed(limit) => {
                 if simulate == Simulate::Always {
-                    self.simulate(probe(limit)?).await?;
+                    self.simulate(probe_at(limit)?).await?;
                 }
                 limit
             }
         };
         let fee = options.fee.fee_for(gas_limit)?;
-        Ok(builder.gas_limit(gas_limit).fee(fee).sign(key)?)
+        Ok(builder.gas_limit(gas_limit).fee(fee))
     }
 
     /// Signs, broadcasts and waits for `msgs`; errors if CheckTx or execution fails.

@@ -17,6 +17,7 @@ use cosmrs::{
 use tendermint_rpc::{Client, HttpClient, HttpClientUrl};
 
 pub use broadcast::{SendTxOptions, DEFAULT_TX_TIMEOUT};
+pub(crate) use contracts::execute_msg;
 pub use contracts::MarketContracts;
 pub use error::chain_reason;
 use error::rpc_reason;

@@ -18,7 +18,7 @@ use nesa_market::market::{QueryResponse, QueryStatus};
 use nesa_market::registry::Unrunnable;
 use nesa_sdk::ee::Vocabulary;
 use nesa_sdk::market::{QueryRequest, SubmitError, Submitted};
-use nesa_sdk::ClientError;
+use nesa_sdk::{Address, ClientError, Coin};
 use serde_json::{json, Value};
 use tokio::sync::OwnedSemaphorePermit;
 
@@ -28,17 +28,44 @@ use super::spending::Reservation;
 use super::{now_seconds, Gateway};
 use crate::cli::ask::summary::AskSummary;
 
-/// A submitted request waiting for its settlement.
-struct Pending {
-    submitted: Submitted,
+/// A request checked and priced by the market, not yet submitted.
+pub(super) struct Prepared {
     model: Model,
     vocabulary: Option<Vocabulary>,
     checked: Checked,
+    pub(super) query: QueryRequest,
+    pub(super) escrow: Coin,
+    stream: bool,
     include_usage: bool,
-    reservation: Reservation,
+}
+
+/// A submitted request waiting for its settlement.
+pub(super) struct Pending {
+    submitted: Submitted,
+    prepared: Prepared,
+    /// The escrow counted against the gateway wallet's caps; none when another wallet paid.
+    reservation: Option<Reservation>,
     created: u64,
     started: Instant,
     _permit: OwnedSemaphorePermit,
+}
+
+impl Pending {
+    pub(super) fn new(
+        prepared: Prepared,
+        submitted: Submitted,
+        reservation: Option<Reservation>,
+        permit: OwnedSemaphorePermit,
+    ) -> Pending {
+        Pending {
+            submitted,
+            prepared,
+            reservation,
+            created: now_seconds(),
+            started: Instant::now(),
+            _permit: permit,
+        }
+    }
 }
 
 /// A settled answer.
@@ -68,14 +95,19 @@ pub async fn completions(State(gateway): State<Arc<Gateway>>, body: axum::body::
 }
 
 async fn serve(gateway: Arc<Gateway>, request: ChatRequest) -> Response {
-    let stream = request.stream.unwrap_or(false);
     let pending = match submit(&gateway, request).await {
         Ok(pending) => pending,
         Err(error) => return error.into_response(),
     };
+    answer(gateway, pending).await
+}
+
+/// The answer to a submitted request once settled: one JSON completion, or OpenAI's stream.
+pub(super) async fn answer(gateway: Arc<Gateway>, pending: Pending) -> Response {
+    let stream = pending.prepared.stream;
     tracing::info!(
         query = pending.submitted.query_id,
-        model = %pending.model.id,
+        model = %pending.prepared.model.id,
         escrow = %pending.submitted.escrow,
         stream,
         "submitted"
@@ -85,7 +117,7 @@ async fn serve(gateway: Arc<Gateway>, request: ChatRequest) -> Response {
     }
     let (id, model, created) = (
         pending.submitted.query_id,
-        pending.model.id.clone(),
+        pending.prepared.model.id.clone(),
         pending.created,
     );
     match finish(&gateway, pending, |_| {}).await {
@@ -109,7 +141,7 @@ async fn serve(gateway: Arc<Gateway>, request: ChatRequest) -> Response {
     }
 }
 
-fn unreadable(error: serde_json::Error) -> ApiError {
+pub(super) fn unreadable(error: serde_json::Error) -> ApiError {
     ApiError::invalid(
         None,
         format!("the body is not a chat completion request: {error}"),
@@ -120,16 +152,19 @@ fn completion_id(query_id: u64) -> String {
     format!("chatcmpl-nesa-{query_id}")
 }
 
-/// Checks `request` and submits it as a query; any refusal comes before funds move.
-async fn submit(gateway: &Arc<Gateway>, request: ChatRequest) -> Result<Pending, ApiError> {
+/// A slot among the requests the gateway waits on at once.
+pub(super) fn in_flight_slot(gateway: &Arc<Gateway>) -> Result<OwnedSemaphorePermit, ApiError> {
+    gateway.in_flight.clone().try_acquire_owned().map_err(|_| {
+        ApiError::busy(
+            "the gateway is waiting on as many queries as it allows (--max-in-flight): retry shortly",
+        )
+    })
+}
+
+/// Checks `request` and turns it into a query the market prices: the model, the prompt's
+/// tokens (permuted for an ee-v1 kernel), the context, the sampling, the quoted escrow.
+pub(super) async fn prepare(gateway: &Gateway, request: ChatRequest) -> Result<Prepared, ApiError> {
     let checked = request.check()?;
-    let permit = gateway
-        .in_flight
-        .clone()
-        .try_acquire_owned()
-        .map_err(|_| {
-            ApiError::busy("the gateway is waiting on as many queries as it allows (--max-in-flight): retry shortly")
-        })?;
     let model = resolve(gateway, &request.model).await?;
     let vocabulary = model.vocabulary(gateway)?;
     let prompt = model.tokenizer.chat_conversation(&checked.conversation());
@@ -166,30 +201,38 @@ async fn submit(gateway: &Arc<Gateway>, request: ChatRequest) -> Result<Pending,
         sampling,
         redundancy: gateway.redundancy,
     };
+    let escrow = gateway.market().quote(&query).await.map_err(submit_error)?;
+    Ok(Prepared {
+        model,
+        vocabulary,
+        checked,
+        query,
+        escrow,
+        stream: request.stream.unwrap_or(false),
+        include_usage: request.stream_options.is_some_and(|o| o.include_usage),
+    })
+}
 
-    let market = gateway.market();
-    let escrow = market.quote(&query).await.map_err(submit_error)?;
+/// Checks `request` and submits it as a query paid from the gateway's wallet; any refusal
+/// comes before funds move.
+async fn submit(gateway: &Arc<Gateway>, request: ChatRequest) -> Result<Pending, ApiError> {
+    let permit = in_flight_slot(gateway)?;
+    let prepared = prepare(gateway, request).await?;
+    let escrow = prepared.escrow.clone();
     let reservation = gateway
         .ledger
         .reserve(escrow.amount, now_seconds())
         .map_err(|e| ApiError::insufficient_quota(e.to_string()))?;
     let submitted = async {
-        let balance = match gateway
-            .client
-            .balance(&gateway.address, &escrow.denom)
-            .await
-        {
-            Ok(coin) => coin.amount,
-            Err(ClientError::AccountNotFound(_)) => 0,
-            Err(error) => return Err(ApiError::upstream("chain_unavailable", error.to_string())),
-        };
+        let balance = balance_of(gateway, &gateway.address).await?;
         if balance < escrow.amount {
             return Err(empty_wallet(gateway, balance, escrow.amount));
         }
         let escrowed = escrow.amount;
         let _turn = gateway.submitting.lock().await;
-        market
-            .submit_with_escrow(&gateway.key, &query, escrow)
+        gateway
+            .market()
+            .submit_with_escrow(&gateway.key, &prepared.query, escrow)
             .await
             .map_err(|error| match submit_error(error) {
                 // The escrow fits the balance: the fee is what runs short.
@@ -201,21 +244,20 @@ async fn submit(gateway: &Arc<Gateway>, request: ChatRequest) -> Result<Pending,
     }
     .await;
     match submitted {
-        Ok(submitted) => Ok(Pending {
-            submitted,
-            model,
-            vocabulary,
-            checked,
-            include_usage: request.stream_options.is_some_and(|o| o.include_usage),
-            reservation,
-            created: now_seconds(),
-            started: Instant::now(),
-            _permit: permit,
-        }),
+        Ok(submitted) => Ok(Pending::new(prepared, submitted, Some(reservation), permit)),
         Err(error) => {
             gateway.ledger.settle(reservation, 0);
             Err(error)
         }
+    }
+}
+
+/// `address`'s balance of unes (none for an account never funded).
+pub(super) async fn balance_of(gateway: &Gateway, address: &Address) -> Result<u128, ApiError> {
+    match gateway.client.balance(address, "unes").await {
+        Ok(coin) => Ok(coin.amount),
+        Err(ClientError::AccountNotFound(_)) => Ok(0),
+        Err(error) => Err(ApiError::upstream("chain_unavailable", error.to_string())),
     }
 }
 
@@ -228,7 +270,7 @@ fn empty_wallet(gateway: &Gateway, balance: u128, escrow: u128) -> ApiError {
 }
 
 /// A refusal of the chain or the market as an OpenAI error.
-fn submit_error(error: SubmitError) -> ApiError {
+pub(super) fn submit_error(error: SubmitError) -> ApiError {
     match error {
         SubmitError::Refused(reason) if reason.contains("insufficient funds") => {
             ApiError::insufficient_quota(reason)
@@ -249,13 +291,22 @@ async fn finish(
 ) -> Result<Completion, ApiError> {
     let Pending {
         submitted,
-        model,
-        vocabulary,
-        checked,
+        prepared:
+            Prepared {
+                model,
+                vocabulary,
+                checked,
+                ..
+            },
         reservation,
         started,
         ..
     } = pending;
+    let settle = |cost: u128| {
+        if let Some(reservation) = reservation {
+            gateway.ledger.settle(reservation, cost);
+        }
+    };
     let id = submitted.query_id;
     let followed = gateway
         .market()
@@ -265,7 +316,7 @@ async fn finish(
         Ok(state) => state,
         Err(error) => {
             // Still open: its escrow stays reserved until the day is over.
-            gateway.ledger.settle(reservation, submitted.escrow.amount);
+            settle(submitted.escrow.amount);
             return Err(ApiError::upstream(
                 "settlement_timeout",
                 format!("query {id} is not settled ({error}): follow it with `nesa query market query {id}`; a query that fails refunds its escrow"),
@@ -286,7 +337,7 @@ async fn finish(
         .amount
         .u128()
         .saturating_sub(summary.refunded.u128());
-    gateway.ledger.settle(reservation, cost);
+    settle(cost);
     tracing::info!(query = id, status = ?state.query.status, cost, "closed");
     if state.query.status != QueryStatus::Settled {
         return Err(
@@ -364,9 +415,9 @@ fn streamed(gateway: Arc<Gateway>, pending: Pending) -> Response {
     let id = completion_id(pending.submitted.query_id);
     let query_id = pending.submitted.query_id;
     let (model, created, include_usage) = (
-        pending.model.id.clone(),
+        pending.prepared.model.id.clone(),
         pending.created,
-        pending.include_usage,
+        pending.prepared.include_usage,
     );
     let chunk = move |delta: Value, finish_reason: Value| {
         json!({

@@ -7,6 +7,7 @@
 //! request and the spending of a day. The web chat page is served at `/`.
 
 mod chat;
+mod keplr;
 mod models;
 mod openai;
 mod spending;
@@ -73,6 +74,10 @@ pub struct GatewayArgs {
     /// Give up waiting for a query's settlement after this many seconds
     #[arg(long, value_name = "N", default_value_t = 300)]
     timeout_secs: u64,
+    /// Keplr chain info (`nesad chain-info` prints it) the page offers Keplr when Keplr does
+    /// not know the chain yet
+    #[arg(long, value_name = "FILE")]
+    keplr_chain_info: Option<PathBuf>,
 }
 
 /// What every request handler shares.
@@ -91,6 +96,10 @@ pub struct Gateway {
     in_flight: Arc<tokio::sync::Semaphore>,
     redundancy: Option<u8>,
     timeout: Duration,
+    /// Submissions prepared for the user's own wallet to sign.
+    unsigned: keplr::Unsigned,
+    /// Keplr's chain info for the page, when the operator gave it.
+    chain_info: Option<serde_json::Value>,
 }
 
 impl Gateway {
@@ -215,6 +224,10 @@ fn router(gateway: Arc<Gateway>, bound: SocketAddr) -> Router {
         .route("/v1/models/{*model}", get(models::one))
         .route("/v1/chat/completions", post(chat::completions))
         .route("/nesa/v1/wallet", get(wallet))
+        .route("/nesa/v1/accounts/{address}", get(account))
+        .route("/nesa/v1/keplr/chain-info", get(chain_info))
+        .route("/nesa/v1/keplr/prepare", post(keplr::prepare_submission))
+        .route("/nesa/v1/keplr/submit", post(keplr::submit_signed))
         .route_layer(axum::middleware::from_fn_with_state(
             gateway.clone(),
             require_key,
@@ -343,19 +356,24 @@ async fn unknown_path(uri: axum::http::Uri) -> ApiError {
     }
 }
 
-/// `GET /nesa/v1/wallet`: the paying account, its balance and today's spending.
+/// `GET /nesa/v1/wallet`: the paying account, its balance and today's spending, and the chain.
 async fn wallet(State(gateway): State<Arc<Gateway>>) -> Response {
-    let balance = match gateway.client.balance(&gateway.address, "unes").await {
-        Ok(coin) => coin.amount,
-        Err(nesa_sdk::ClientError::AccountNotFound(_)) => 0,
-        Err(error) => {
-            return ApiError::upstream("chain_unavailable", error.to_string()).into_response()
-        }
-    };
+    let (balance, chain_id) =
+        match tokio::try_join!(chat::balance_of(&gateway, &gateway.address), async {
+            gateway
+                .client
+                .chain_id()
+                .await
+                .map_err(|e| ApiError::upstream("chain_unavailable", e.to_string()))
+        }) {
+            Ok(read) => read,
+            Err(error) => return error.into_response(),
+        };
     let caps = gateway.ledger.caps();
     Json(json!({
         "address": gateway.address.to_string(),
         "key": gateway.key_name,
+        "chain_id": chain_id.to_string(),
         "denom": "unes",
         "balance": balance.to_string(),
         "spent_today": gateway.ledger.spent_today(now_seconds()).to_string(),
@@ -363,6 +381,46 @@ async fn wallet(State(gateway): State<Arc<Gateway>>) -> Response {
         "max_per_day": caps.per_day.to_string(),
     }))
     .into_response()
+}
+
+/// `GET /nesa/v1/accounts/{address}`: an account's balance (the page shows the Keplr
+/// wallet's).
+async fn account(
+    State(gateway): State<Arc<Gateway>>,
+    axum::extract::Path(address): axum::extract::Path<String>,
+) -> Response {
+    let address: Address = match address.parse() {
+        Ok(address) => address,
+        Err(error) => {
+            return ApiError::invalid(Some("address"), format!("{address:?}: {error}"))
+                .into_response()
+        }
+    };
+    match chat::balance_of(&gateway, &address).await {
+        Ok(balance) => Json(json!({
+            "address": address.to_string(),
+            "denom": "unes",
+            "balance": balance.to_string(),
+        }))
+        .into_response(),
+        Err(error) => error.into_response(),
+    }
+}
+
+/// `GET /nesa/v1/keplr/chain-info`: the chain info given with `--keplr-chain-info`.
+async fn chain_info(State(gateway): State<Arc<Gateway>>) -> Response {
+    match &gateway.chain_info {
+        Some(info) => Json(info.clone()).into_response(),
+        None => ApiError {
+            status: StatusCode::NOT_FOUND,
+            kind: "invalid_request_error",
+            code: Some("no_chain_info"),
+            param: None,
+            message: "this gateway was started without --keplr-chain-info: add the chain to Keplr from `nesad chain-info`".to_owned(),
+            no_retry: true,
+        }
+        .into_response(),
+    }
 }
 
 /// Runs `nesa gateway` until interrupted.
@@ -396,6 +454,15 @@ pub async fn run(args: GatewayArgs, global: &GlobalArgs) -> anyhow::Result<()> {
         },
         Some(&home.join("gateway").join("spending.json")),
     )?;
+    let chain_info = match &args.keplr_chain_info {
+        Some(file) => Some(
+            serde_json::from_slice(
+                &std::fs::read(file).with_context(|| format!("reading {}", file.display()))?,
+            )
+            .with_context(|| format!("{} is not JSON chain info", file.display()))?,
+        ),
+        None => None,
+    };
     let gateway = Arc::new(Gateway {
         client,
         contracts,
@@ -410,6 +477,8 @@ pub async fn run(args: GatewayArgs, global: &GlobalArgs) -> anyhow::Result<()> {
         in_flight: Arc::new(tokio::sync::Semaphore::new(args.max_in_flight)),
         redundancy: args.redundancy,
         timeout: Duration::from_secs(args.timeout_secs),
+        unsigned: keplr::Unsigned::default(),
+        chain_info,
     });
 
     let served = models::served(&gateway).await?;
@@ -456,6 +525,9 @@ mod tests {
     use tower::ServiceExt;
 
     const KEY: &str = "nesa-test-key-0123456789";
+    /// 64 zero bytes, base64: a signature of the right length.
+    const BASE64_64: &str =
+        "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA==";
 
     /// A gateway whose chain is unreachable: what it answers here it answers before any
     /// chain call.
@@ -488,6 +560,8 @@ mod tests {
             in_flight: Arc::new(tokio::sync::Semaphore::new(1)),
             redundancy: None,
             timeout: Duration::from_secs(1),
+            unsigned: keplr::Unsigned::default(),
+            chain_info: None,
         };
         router(Arc::new(gateway), "127.0.0.1:8080".parse().unwrap())
     }
@@ -514,7 +588,13 @@ mod tests {
 
     #[tokio::test]
     async fn every_api_route_needs_the_key_before_its_body_is_read() {
-        for path in ["/v1/models", "/v1/models/x", "/nesa/v1/wallet"] {
+        for path in [
+            "/v1/models",
+            "/v1/models/x",
+            "/nesa/v1/wallet",
+            "/nesa/v1/accounts/nesa1x",
+            "/nesa/v1/keplr/chain-info",
+        ] {
             let request = axum::http::Request::get(path).header(header::HOST, "127.0.0.1:8080");
             let (status, _, body) = send(request, Body::empty()).await;
             assert_eq!(status, StatusCode::UNAUTHORIZED, "{path}");
@@ -527,6 +607,38 @@ mod tests {
         )
         .await;
         assert_eq!(status, StatusCode::UNAUTHORIZED, "refused before the body");
+        for path in ["/nesa/v1/keplr/prepare", "/nesa/v1/keplr/submit"] {
+            let (status, _, _) = send(post(path), "{}").await;
+            assert_eq!(status, StatusCode::UNAUTHORIZED, "{path}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_signed_submission_that_was_never_prepared_is_refused_before_the_chain() {
+        let authorized = |path| post(path).header(header::AUTHORIZATION, format!("Bearer {KEY}"));
+        let (status, _, body) = send(
+            authorized("/nesa/v1/keplr/submit"),
+            json!({"id": "00", "body_bytes": "", "auth_info_bytes": "", "signature": BASE64_64})
+                .to_string(),
+        )
+        .await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        assert_eq!(body["error"]["code"], "unknown_submission");
+        let (status, _, body) = send(
+            authorized("/nesa/v1/keplr/submit"),
+            json!({"id": "00", "body_bytes": "", "auth_info_bytes": "", "signature": "AAAA"})
+                .to_string(),
+        )
+        .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert_eq!(body["error"]["param"], "signature");
+        let (status, _, body) = send(
+            authorized("/nesa/v1/keplr/prepare"),
+            json!({"request": {"model": "m", "messages": []}, "pub_key": "AAAA"}).to_string(),
+        )
+        .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert_eq!(body["error"]["param"], "pub_key");
     }
 
     #[tokio::test]
