@@ -1,11 +1,14 @@
-// The Cosmos SDK REST API (LCD) of a solo nesad, read with plain HTTP as Keplr and explorers
-// read it: accounts, balances, simulate and broadcast of a CosmJS-signed transaction, node
-// info and blocks, in the gateway's JSON (64-bit integers as strings, bytes in base64).
+// The Cosmos SDK REST API (LCD) of a solo nesad and of a CometBFT network, read with plain
+// HTTP as Keplr and explorers read it: accounts, balances, simulate and broadcast of a
+// CosmJS-signed transaction, transactions by hash and by events, a contract smart query,
+// node info and blocks, in the gateway's JSON (64-bit integers as strings, bytes in base64).
 import { describe, test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { DirectSecp256k1HdWallet } from "@cosmjs/proto-signing";
-import { SigningStargateClient } from "@cosmjs/stargate";
+import { GasPrice, SigningStargateClient } from "@cosmjs/stargate";
+import { SigningCosmWasmClient } from "@cosmjs/cosmwasm-stargate";
+import { readFileSync } from "node:fs";
 import { TxRaw } from "cosmjs-types/cosmos/tx/v1beta1/tx";
 import { nodeKinds } from "./harness.mjs";
 
@@ -189,6 +192,22 @@ for (const kind of nodeKinds()) describe(`against a ${kind.name} node`, () => {
     const garbage = await post("/cosmos/tx/v1beta1/txs", { tx_bytes: "AAAA", mode: "BROADCAST_MODE_SYNC" });
     assert.equal(garbage.status, 200);
     assert.notEqual(garbage.body.tx_response.code, 0, "undecodable bytes fail CheckTx");
+  });
+
+  test("a contract answers a smart query over REST, in wasmd's gateway JSON", async () => {
+    const wasm = readFileSync(new URL("../../artifacts/nesa_probe.wasm", import.meta.url));
+    const signer = await SigningCosmWasmClient.connectWithSigner(chain.rpc, alice, { gasPrice: GasPrice.fromString("0.025unes") });
+    const { codeId } = await signer.upload(aliceAddress, wasm, "auto");
+    const { contractAddress } = await signer.instantiate(aliceAddress, codeId, {}, "probe", "auto");
+    await signer.execute(aliceAddress, contractAddress, { increment: {} }, "auto");
+    signer.disconnect();
+    const query = (message) => Buffer.from(JSON.stringify(message)).toString("base64");
+    const answer = await get(`/cosmwasm/wasm/v1/contract/${contractAddress}/smart/${encodeURIComponent(query({ count: {} }))}`);
+    assert.equal(answer.status, 200, JSON.stringify(answer.body));
+    assert.deepEqual(answer.body, { data: { count: 1 } });
+    const unknown = await get(`/cosmwasm/wasm/v1/contract/${contractAddress}/smart/${encodeURIComponent(query({ nope: {} }))}`);
+    assert.notEqual(unknown.status, 200, "a query the contract does not know is an error");
+    assert.equal(typeof unknown.body.message, "string");
   });
 
   test("node info and blocks", async () => {
