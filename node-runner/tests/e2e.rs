@@ -750,6 +750,90 @@ async fn a_sharded_kernel_answers_through_pipelines_pays_by_layers_and_slashes_a
     let _ = std::fs::remove_file(tampered);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_encrypted_kernel_runs_sharded_on_a_devnet_and_answers_as_one_plaintext_node() {
+    // Six runners serving the two halves of the ee-v1 copy; the wallet holds the key.
+    let Some((model, tokenizer, devnet)) = two_span_devnet(
+        "an_encrypted_kernel_runs_sharded_on_a_devnet_and_answers_as_one_plaintext_node",
+        "sharded-encrypted",
+        true,
+    ) else {
+        return;
+    };
+    let question = "What is the capital of France?";
+    let (ok, stdout, stderr) = nesa(
+        &devnet,
+        &devnet.dir.join("wallet"),
+        &[
+            "ask",
+            question,
+            "--kernel",
+            "1",
+            "--from",
+            "alice",
+            "--system",
+            "You are a helpful AI assistant.",
+            "--max-tokens",
+            "32",
+            "--output",
+            "json",
+        ],
+    );
+    assert!(ok, "nesa ask failed: {stderr}");
+    let summary: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+
+    // Decrypted on the user's side, the answer is what one plaintext node answers.
+    let alone = whole_model_answer(&model, &tokenizer, question, 32);
+    assert_eq!(
+        summary["answer"].as_str().unwrap(),
+        tokenizer.decode(&alone).unwrap()
+    );
+
+    // On chain: two spans, three pipelines, permuted ids in and out, escrow exactly split.
+    let client = ChainClient::new(&devnet.rpc()).unwrap();
+    let market = MarketClient::connect(&client).await.unwrap();
+    let state = market
+        .query(summary["query_id"].as_u64().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(state.query.status, QueryStatus::Settled);
+    assert_eq!(state.query.shards.len(), 2);
+    assert_eq!(state.assignments.len(), 6, "three pipelines of two seats");
+    let sent = nesa_market::tokens::decode_token_ids(&state.query.input).unwrap();
+    assert_ne!(
+        sent,
+        chat(&tokenizer, question),
+        "the prompt went on chain permuted"
+    );
+    let settlement = state.query.settlement.clone().unwrap();
+    let output =
+        nesa_market::tokens::decode_token_ids(settlement.output.as_ref().unwrap()).unwrap();
+    assert_ne!(output, alone, "the answer on chain is permuted too");
+    assert_eq!(output.len(), alone.len());
+    assert!(state
+        .assignments
+        .iter()
+        .all(|a| matches!(a.outcome, Some(NodeOutcome::Paid { .. }))));
+    assert_eq!(
+        settlement.paid.u128() + settlement.refunded.u128(),
+        state.query.escrow.amount.u128(),
+        "escrow = payments + refund, to the unes"
+    );
+}
+
+/// The model, its tokenizer and a devnet of six runners serving the model's two spans
+/// (`encrypted`: its ee-v1 copy), for `test`; `None` when the model is missing.
+fn two_span_devnet(
+    test: &str,
+    name: &str,
+    encrypted: bool,
+) -> Option<(std::path::PathBuf, Tokenizer, Devnet)> {
+    let model = model_available(test)?;
+    let tokenizer = Tokenizer::load(&model).unwrap();
+    let devnet = Devnet::launch(name, None, encrypted, 1, 2);
+    Some((model, tokenizer, devnet))
+}
+
 /// What one pipeline of a settled query earns before fees: the prompt and the generated
 /// tokens at the kernel's prices.
 fn pipeline_pay(state: &QueryResponse) -> u128 {
@@ -765,13 +849,13 @@ fn pipeline_pay(state: &QueryResponse) -> u128 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_shard_killed_mid_answer_is_replaced_for_its_span_and_goes_unpaid_not_slashed() {
-    let Some(model) = model_available(
+    let Some((model, tokenizer, devnet)) = two_span_devnet(
         "a_shard_killed_mid_answer_is_replaced_for_its_span_and_goes_unpaid_not_slashed",
+        "shard-killed",
+        false,
     ) else {
         return;
     };
-    let tokenizer = Tokenizer::load(&model).unwrap();
-    let devnet = Devnet::launch("shard-killed", None, false, 1, 2);
     let question = "Write a short story about a lighthouse keeper.";
     let (client, key, query_id, escrow) = ask_for(&devnet, &tokenizer, question, 96).await;
     // Kill the first span-1 seat its driver opens, while the answer streams through it.

@@ -139,6 +139,19 @@ async fn balance(client: &ChainClient, home: &Path, name: &str) -> u128 {
     }
 }
 
+/// `amount` as the page writes it (`en-US` digit grouping).
+fn as_shown(amount: u128) -> String {
+    let digits = amount.to_string();
+    let mut grouped = String::new();
+    for (i, digit) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            grouped.push(',');
+        }
+        grouped.push(digit);
+    }
+    grouped
+}
+
 fn unes(value: &Value) -> u128 {
     value
         .as_str()
@@ -315,7 +328,11 @@ async fn the_openai_client_chats_through_the_gateway_with_plaintext_and_encrypte
                 u64::from(state.query.input_tokens)
             );
             assert_eq!(reported["encrypted"], encrypted);
-            spent += unes(&reported["cost"]);
+            assert!(
+                unes(&reported["fee"]) > 0,
+                "the submission's fee is reported"
+            );
+            spent += unes(&reported["cost"]) + unes(&reported["fee"]);
             if encrypted {
                 // The chain saw permuted ids: no plaintext pair of the prompt.
                 let sent = nesa_market::tokens::decode_token_ids(&state.query.input).unwrap();
@@ -332,7 +349,7 @@ async fn the_openai_client_chats_through_the_gateway_with_plaintext_and_encrypte
         let after = balance(&client, &wallet, "alice").await;
         assert!(
             before - after >= spent,
-            "the wallet paid the two queries: {before} → {after}, costs {spent}"
+            "the wallet paid the two queries and their fees: {before} → {after}, {spent}"
         );
     }
 }
@@ -498,6 +515,11 @@ async fn the_web_chat_page_asks_in_a_headless_browser_and_shows_the_settled_answ
         .trim_end_matches("unes")
         .parse()
         .unwrap();
+    assert_eq!(
+        keplr["settlement"]["transaction fee"],
+        format!("{} unes", as_shown(fee)),
+        "the page shows the fee Keplr signed"
+    );
     let cost = state.query.escrow.amount.u128() - result.refunded.u128();
     let keplr_after = client.balance(&keplr_address, "unes").await.unwrap().amount;
     assert_eq!(

@@ -66,6 +66,8 @@ pub struct Submitted {
     pub query_id: u64,
     pub escrow: Coin,
     pub tx_hash: String,
+    /// The fee the submission paid, in unes (its `tx.fee` event).
+    pub fee: u128,
 }
 
 /// The market's view of a client.
@@ -344,10 +346,15 @@ fn submitted(outcome: TxOutcome, escrow: Coin) -> Result<Submitted, SubmitError>
     let query_id = outcome
         .contract_attribute(QUERY_SUBMITTED, attr::QUERY_ID)
         .ok_or_else(|| SubmitError::NoQueryId(outcome.hash.to_string()))?;
+    let fee = outcome
+        .event_attribute("tx", "fee")
+        .and_then(|fee| fee.parse::<Coins>().ok())
+        .map_or(0, |fee| fee.amount_of(crate::BASE_DENOM));
     Ok(Submitted {
         query_id,
         escrow,
         tx_hash: outcome.hash.to_string(),
+        fee,
     })
 }
 

@@ -395,7 +395,7 @@ impl RpcContext {
 }
 
 /// An `ExecTxResult` in CometBFT 0.38's JSON shape (base64 data, string gas amounts).
-fn exec_result_json(result: &tendermint_proto::v0_38::abci::ExecTxResult) -> Value {
+pub(super) fn exec_result_json(result: &tendermint_proto::v0_38::abci::ExecTxResult) -> Value {
     json!({
         "code": result.code,
         "data": if result.data.is_empty() { Value::Null } else { Value::String(base64_encode(&result.data)) },

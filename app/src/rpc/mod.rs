@@ -7,6 +7,7 @@ mod methods;
 pub mod node;
 mod params;
 pub mod rest;
+mod websocket;
 
 use std::sync::Arc;
 
@@ -63,6 +64,7 @@ impl RpcError {
 pub fn router(context: Arc<RpcContext>) -> Router {
     Router::new()
         .route("/", post(json_rpc))
+        .route("/websocket", get(websocket::upgrade))
         .route("/{method}", get(uri_call))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(context)

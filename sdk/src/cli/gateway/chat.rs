@@ -316,7 +316,7 @@ async fn finish(
         Ok(state) => state,
         Err(error) => {
             // Still open: its escrow stays reserved until the day is over.
-            settle(submitted.escrow.amount);
+            settle(submitted.escrow.amount + submitted.fee);
             return Err(ApiError::upstream(
                 "settlement_timeout",
                 format!("query {id} is not settled ({error}): follow it with `nesa query market query {id}`; a query that fails refunds its escrow"),
@@ -337,7 +337,7 @@ async fn finish(
         .amount
         .u128()
         .saturating_sub(summary.refunded.u128());
-    settle(cost);
+    settle(cost + submitted.fee);
     tracing::info!(query = id, status = ?state.query.status, cost, "closed");
     if state.query.status != QueryStatus::Settled {
         return Err(
@@ -346,6 +346,7 @@ async fn finish(
     }
     let mut nesa = serde_json::to_value(&summary).unwrap_or(Value::Null);
     nesa["cost"] = json!(cost.to_string());
+    nesa["fee"] = json!(submitted.fee.to_string());
     nesa["encrypted"] = json!(vocabulary.is_some());
     nesa["model"] = json!(model.id);
 

@@ -62,7 +62,8 @@ pub struct GatewayArgs {
     /// Most escrow one request may lock, in unes
     #[arg(long, value_name = "UNES", default_value_t = 1_000_000)]
     max_per_request: u128,
-    /// Most the gateway spends in a UTC day, in unes (escrows count until their refund)
+    /// Most the gateway spends in a UTC day, in unes (escrows count until their refund, and
+    /// each submission's transaction fee once it is paid)
     #[arg(long, value_name = "UNES", default_value_t = 10_000_000)]
     max_per_day: u128,
     /// Most requests waiting for settlement at once; more are refused with 429
