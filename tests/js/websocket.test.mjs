@@ -1,4 +1,5 @@
-// CometBFT's /websocket on a solo nesad, with CosmJS's own WebsocketClient and Comet38Client:
+// What CosmJS's Comet38Client reads from a solo nesad for light clients and relayers — commits,
+// validators, block search — and CometBFT's /websocket through CosmJS's own WebsocketClient:
 // new blocks and transactions by event arrive as subscriptions, other RPC methods answer over
 // the socket, and malformed or excess subscriptions get JSON-RPC errors.
 import { test, before, after } from "node:test";
@@ -36,6 +37,32 @@ function first(stream, ms = 20_000) {
     });
   });
 }
+
+test("commits, validators and block search decode as CometBFT's", async () => {
+  let status = await client.status();
+  for (const deadline = Date.now() + 15_000; status.syncInfo.latestBlockHeight < 3 && Date.now() < deadline;) {
+    await new Promise((r) => setTimeout(r, 200));
+    status = await client.status();
+  }
+  const height = status.syncInfo.latestBlockHeight;
+  assert.ok(height >= 3, `height ${height}`);
+  const earlier = await client.commit(height - 1);
+  assert.equal(earlier.canonical, true);
+  assert.equal(earlier.header.height, height - 1);
+  assert.equal(earlier.commit.height, height - 1);
+  assert.equal(earlier.commit.signatures.length, 1);
+  assert.equal(earlier.commit.signatures[0].signature.length, 64);
+  assert.deepEqual(earlier.commit.blockId.hash, (await client.block(height - 1)).blockId.hash);
+  const latest = await client.commit();
+  assert.ok(latest.header.height >= height);
+
+  const validators = await client.validatorsAll(height);
+  assert.equal(validators.total, 1);
+  assert.deepEqual(validators.validators[0].address, status.validatorInfo.address);
+
+  const found = await client.blockSearchAll({ query: `block.height>=${height - 1} AND block.height<=${height}` });
+  assert.deepEqual(found.blocks.map((b) => b.block.header.height), [height - 1, height]);
+});
 
 test("new blocks arrive as a subscription", async () => {
   const status = await client.status();

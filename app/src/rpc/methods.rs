@@ -340,13 +340,27 @@ impl RpcContext {
             )));
         }
         let all = self.validators.validators().clone();
-        let total = all.len() as i32;
+        let total = all.len();
         let (page, _) = paged(all, params)?;
-        to_json(endpoint::validators::Response::new(
-            block::Height::try_from(height).map_err(internal)?,
-            page,
-            total,
-        ))
+        // As CometBFT renders a validator (`voting_power`, `proposer_priority`), which
+        // tendermint-rs's own serialization names differently.
+        let validators: Vec<Value> = page
+            .iter()
+            .map(|v| {
+                Ok(json!({
+                    "address": v.address.to_string(),
+                    "pub_key": to_json(v.pub_key)?,
+                    "voting_power": v.power.value().to_string(),
+                    "proposer_priority": v.proposer_priority.value().to_string(),
+                }))
+            })
+            .collect::<Result<_, RpcError>>()?;
+        Ok(json!({
+            "block_height": height.to_string(),
+            "validators": validators,
+            "count": validators.len().to_string(),
+            "total": total.to_string(),
+        }))
     }
 
     /// `commit`: the header at `height` (the latest by default) and the validator's commit of
