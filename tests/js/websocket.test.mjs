@@ -62,6 +62,13 @@ test("commits, validators and block search decode as CometBFT's", async () => {
 
   const found = await client.blockSearchAll({ query: `block.height>=${height - 1} AND block.height<=${height}` });
   assert.deepEqual(found.blocks.map((b) => b.block.header.height), [height - 1, height]);
+
+  // What a relayer's pull event source reads instead of the socket.
+  const results = await client.blockResults(height);
+  assert.equal(results.height, height);
+  assert.deepEqual(results.results, []);
+  assert.deepEqual(results.validatorUpdates, []);
+  assert.ok(Array.isArray(results.finalizeBlockEvents));
 });
 
 test("new blocks arrive as a subscription", async () => {
@@ -81,6 +88,10 @@ test("a transaction arrives on a subscription to its events", async () => {
   assert.equal(event.height, sent.height);
   assert.equal(event.result.code, 0);
   assert.ok(event.result.events.some((e) => e.type === "transfer"));
+  const results = await client.blockResults(sent.height);
+  assert.equal(results.results.length, 1);
+  assert.equal(results.results[0].code, 0);
+  assert.equal(results.results[0].gasUsed, sent.gasUsed);
 });
 
 test("other methods answer over the socket; bad and excess subscriptions are errors", async () => {
