@@ -182,6 +182,44 @@ fn api_key(from_env: Option<String>, file: &Path) -> anyhow::Result<String> {
     Ok(key)
 }
 
+/// Held while a gateway runs on a home: a second gateway there would share its wallet's
+/// sequence and its day's spending, and is refused. A lock left by a gateway that died is
+/// taken over.
+struct HomeLock {
+    file: PathBuf,
+}
+
+impl HomeLock {
+    fn take(dir: &Path) -> anyhow::Result<HomeLock> {
+        nesa_types::private::create_private_dir(dir)?;
+        let file = dir.join("gateway.pid");
+        let running = std::fs::read_to_string(&file)
+            .ok()
+            .and_then(|text| text.trim().parse::<u32>().ok())
+            .filter(|&pid| pid != std::process::id() && process_alive(pid));
+        if let Some(pid) = running {
+            anyhow::bail!(
+                "another nesa gateway (pid {pid}) already runs on this home ({}): stop it, or give this one its own --home (delete the file if that process is not a gateway)",
+                file.display()
+            );
+        }
+        nesa_types::private::write_private_file(&file, std::process::id().to_string().as_bytes())
+            .with_context(|| format!("writing {}", file.display()))?;
+        Ok(HomeLock { file })
+    }
+}
+
+impl Drop for HomeLock {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.file);
+    }
+}
+
+/// Whether process `pid` exists (on systems with `/proc`; elsewhere, assumed gone).
+fn process_alive(pid: u32) -> bool {
+    Path::new(&format!("/proc/{pid}")).exists()
+}
+
 /// The tokenizers of `models`, or of every GGUF in the model cache.
 fn load_tokenizers(models: &[PathBuf]) -> anyhow::Result<Vec<Arc<Tokenizer>>> {
     let files: Vec<PathBuf> = if models.is_empty() {
@@ -430,6 +468,7 @@ pub async fn run(args: GatewayArgs, global: &GlobalArgs) -> anyhow::Result<()> {
         anyhow::bail!("--max-in-flight must be at least 1");
     }
     let home = global.home_dir()?;
+    let _lock = HomeLock::take(&home.join("gateway"))?;
     let keyring = global.open_keyring()?;
     let names: Vec<&str> = keyring.list().iter().map(|k| k.name.as_str()).collect();
     let key_name = super::ask::choose_key(&names, args.from.as_deref(), keyring.path())?;
@@ -714,6 +753,24 @@ mod tests {
         }
         assert!(api_key(Some("short".into()), &file).is_err());
         assert_eq!(api_key(Some(KEY.into()), &file).unwrap(), KEY);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn a_second_gateway_on_the_same_home_is_refused_and_a_dead_ones_lock_is_taken_over() {
+        let dir = std::env::temp_dir().join(format!("nesa-gateway-lock-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let first = HomeLock::take(&dir).unwrap();
+        // Another live process holds it: pid 1 always exists.
+        std::fs::write(dir.join("gateway.pid"), "1").unwrap();
+        let refused = HomeLock::take(&dir).err().unwrap().to_string();
+        assert!(refused.contains("pid 1"), "{refused}");
+        // A pid no process has.
+        std::fs::write(dir.join("gateway.pid"), "4294967").unwrap();
+        let second = HomeLock::take(&dir).unwrap();
+        drop(first);
+        drop(second);
+        assert!(!dir.join("gateway.pid").exists(), "released on exit");
         let _ = std::fs::remove_dir_all(dir);
     }
 
