@@ -455,6 +455,12 @@ async fn the_web_chat_page_asks_in_a_headless_browser_and_shows_the_settled_answ
     // The answer and payments shown are the chain's.
     let settlement = &page["settlement"];
     let state = shown_answer_is_the_chains(&market, &tokenizer, &page).await;
+    // The page asks with its default system prompt, as the model answers best.
+    assert!(
+        page["answer"].as_str().unwrap().contains("Paris"),
+        "{}",
+        page["answer"]
+    );
     let result = state.query.settlement.as_ref().unwrap();
     let shown = |row: &str| -> u128 {
         settlement[row]
