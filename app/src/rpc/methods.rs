@@ -484,9 +484,11 @@ fn paged<T>(mut found: Vec<T>, params: &Params) -> Result<(Vec<T>, usize), RpcEr
         }
     }
     let total = found.len();
-    let per_page = params
-        .u64("per_page")?
-        .map_or(30, |p| (p as usize).clamp(1, MAX_PER_PAGE));
+    // As CometBFT: 0 (or none) is the default page, more than 100 is 100.
+    let per_page = match params.u64("per_page")? {
+        None | Some(0) => 30,
+        Some(p) => (p as usize).min(MAX_PER_PAGE),
+    };
     let pages = total.div_ceil(per_page).max(1);
     let page = params.u64("page")?.unwrap_or(1) as usize;
     if page == 0 || page > pages {

@@ -425,7 +425,11 @@ async fn search_txs(
         other => return Err(RestError::invalid(format!("invalid order_by {other:?}"))),
     };
     let page = number(&["page"], 1)?.max(1);
-    let limit = number(&["limit", "pagination.limit"], MAX_TXS_PAGE)?.clamp(1, MAX_TXS_PAGE);
+    // As the SDK: 0 (or none) is the default, 100.
+    let limit = match number(&["limit", "pagination.limit"], MAX_TXS_PAGE)? {
+        0 => MAX_TXS_PAGE,
+        limit => limit.min(MAX_TXS_PAGE),
+    };
     let (found, total) = context
         .search_txs(
             &query,

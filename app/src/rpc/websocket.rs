@@ -5,7 +5,7 @@
 //! matched with CometBFT's query language against its `type.key` attributes (and `tm.event`,
 //! `tx.hash`, `tx.height`). As CometBFT's defaults: at most 5 subscriptions per connection and
 //! 100 connections subscribed at once; a subscriber that falls behind is told its
-//! subscriptions were cancelled.
+//! subscriptions were cancelled, and one that stops reading is closed after 10 s.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -27,6 +27,10 @@ use crate::solo::events::EventQuery;
 const MAX_SUBSCRIPTIONS_PER_CLIENT: usize = 5;
 /// CometBFT's `max_subscription_clients`.
 const MAX_SUBSCRIBED_CLIENTS: usize = 100;
+
+/// How long one message may wait to be written before the connection is closed (CometBFT's
+/// `writeWait`).
+const WRITE_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Connections holding at least one subscription.
 static SUBSCRIBED_CLIENTS: AtomicUsize = AtomicUsize::new(0);
@@ -153,11 +157,13 @@ async fn session(context: Arc<RpcContext>, socket: WebSocket) {
             },
         };
         for message in outgoing {
-            if sink
-                .send(Message::Text(message.to_string().into()))
-                .await
-                .is_err()
-            {
+            // A client that stops reading is dropped, as CometBFT drops it after its write wait.
+            let sent = tokio::time::timeout(
+                WRITE_WAIT,
+                sink.send(Message::Text(message.to_string().into())),
+            )
+            .await;
+            if !matches!(sent, Ok(Ok(()))) {
                 return;
             }
         }
@@ -197,6 +203,17 @@ async fn request(
                     .map_err(|e: crate::solo::events::SearchError| {
                         RpcError::invalid_params(format!("failed to parse query: {e}"))
                     })?;
+            // Only these two are published; a subscription to another would never hear.
+            for condition in parsed.conditions.iter().filter(|c| c.key == "tm.event") {
+                if !["NewBlock", "Tx"]
+                    .iter()
+                    .any(|kind| condition.accepts(kind))
+                {
+                    return Err(RpcError::invalid_params(
+                        "this node publishes tm.event='NewBlock' and tm.event='Tx' only",
+                    ));
+                }
+            }
             subscriptions.add(Subscription {
                 id: id.clone(),
                 text,

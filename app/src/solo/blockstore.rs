@@ -115,7 +115,7 @@ impl BlockStore {
             .begin_read()
             .map_err(storage_error)?;
         let table = txn.open_table(events::TX_EVENTS)?;
-        events::search(&table, query, events::tx_position)
+        events::search_txs(&table, query)
     }
 
     /// The heights of the blocks whose events satisfy `query`, ascending.
@@ -129,7 +129,7 @@ impl BlockStore {
             .begin_read()
             .map_err(storage_error)?;
         let table = txn.open_table(events::BLOCK_EVENTS)?;
-        events::search(&table, query, events::block_position)
+        events::search_blocks(&table, query)
     }
 
     /// The block at `height`, if produced.

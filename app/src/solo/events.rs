@@ -142,6 +142,18 @@ impl std::str::FromStr for EventQuery {
             if op == Op::Contains && !matches!(operand, Operand::Text(_)) {
                 return Err(invalid("CONTAINS needs a quoted string".into()));
             }
+            if matches!(op, Op::Lt | Op::Le | Op::Gt | Op::Ge)
+                && matches!(operand, Operand::Text(_))
+            {
+                return Err(invalid(format!(
+                    "`{key}`: <, <=, > and >= compare numbers, not quoted strings"
+                )));
+            }
+            // Hashes are indexed in CometBFT's uppercase hex; a query may write them in either case.
+            let operand = match operand {
+                Operand::Text(text) if key == "tx.hash" => Operand::Text(text.to_ascii_uppercase()),
+                other => other,
+            };
             conditions.push(Condition {
                 key: key.to_owned(),
                 op,
@@ -167,27 +179,49 @@ impl Condition {
             (_, Op::Exists) => true,
             (Operand::Text(text), Op::Contains) => value.contains(text.as_str()),
             (Operand::Text(text), Op::Eq) => value == text,
-            (Operand::Text(text), op) => ordered(value.cmp(text.as_str()), op),
-            (Operand::Number(number), op) => value
-                .trim()
-                .parse::<f64>()
-                .ok()
+            (Operand::Text(_), _) => false,
+            // As CometBFT: the number a value starts with (`150unes` is 150).
+            (Operand::Number(number), op) => leading_number(value)
                 .and_then(|v| v.partial_cmp(number))
                 .is_some_and(|ordering| ordered(ordering, op)),
             (Operand::None, _) => false,
         }
     }
 
-    /// The operand as the exact text an equal attribute holds, when one lookup finds it.
+    /// The operand as the exact text an equal attribute holds, when one lookup finds it: a
+    /// string, or a height (indexed as plain decimal; other numbers may carry a unit).
     fn exact(&self) -> Option<String> {
         match (&self.operand, self.op) {
             (Operand::Text(text), Op::Eq) => Some(text.clone()),
-            (Operand::Number(n), Op::Eq) if n.fract() == 0.0 && n.abs() < 1e15 => {
-                Some(format!("{}", *n as i64))
+            (Operand::Number(n), Op::Eq)
+                if self.key.ends_with(".height") && n.fract() == 0.0 && (0.0..1e15).contains(n) =>
+            {
+                Some(format!("{}", *n as u64))
             }
             _ => None,
         }
     }
+}
+
+/// The decimal number `value` starts with, if any (`-12.5abc` → -12.5).
+fn leading_number(value: &str) -> Option<f64> {
+    let value = value.trim_start();
+    let digits_from = usize::from(value.starts_with('-'));
+    let mut end = digits_from;
+    let bytes = value.as_bytes();
+    while end < bytes.len() && bytes[end].is_ascii_digit() {
+        end += 1;
+    }
+    if end == digits_from {
+        return None;
+    }
+    if end + 1 < bytes.len() && bytes[end] == b'.' && bytes[end + 1].is_ascii_digit() {
+        end += 1;
+        while end < bytes.len() && bytes[end].is_ascii_digit() {
+            end += 1;
+        }
+    }
+    value[..end].parse().ok()
 }
 
 fn ordered(ordering: Ordering, op: Op) -> bool {
@@ -271,19 +305,61 @@ pub(super) fn write(
     Ok(())
 }
 
+/// The transactions of `table` (the [`TX_EVENTS`] index) that satisfy `query`.
+pub(super) fn search_txs(
+    table: &impl ReadableTable<&'static [u8], &'static [u8]>,
+    query: &EventQuery,
+) -> Result<BTreeSet<TxPosition>, SearchError> {
+    search(
+        table,
+        query,
+        tx_position,
+        ("tx.height", |at: &TxPosition| at.0),
+    )
+}
+
+/// The block heights of `table` (the [`BLOCK_EVENTS`] index) that satisfy `query`.
+pub(super) fn search_blocks(
+    table: &impl ReadableTable<&'static [u8], &'static [u8]>,
+    query: &EventQuery,
+) -> Result<BTreeSet<u64>, SearchError> {
+    search(
+        table,
+        query,
+        block_position,
+        ("block.height", |at: &u64| *at),
+    )
+}
+
 /// The positions whose entries satisfy every condition of `query`, in `table`, decoded by
-/// `position` from each key's trailing bytes.
-pub(super) fn search<T: Ord + Copy>(
+/// `position` from each key's trailing bytes. Exact conditions come first (each one range of
+/// the index); a condition on the height (`height.0`) then filters what was found by the
+/// height each position holds (`height.1`), without reading the index.
+fn search<T: Ord + Copy>(
     table: &impl ReadableTable<&'static [u8], &'static [u8]>,
     query: &EventQuery,
     position: impl Fn(&[u8]) -> Option<T>,
+    height: (&str, impl Fn(&T) -> u64),
 ) -> Result<BTreeSet<T>, SearchError> {
+    let (height_key, height_of) = height;
     let mut scanned = 0usize;
     let mut found: Option<BTreeSet<T>> = None;
-    // Exact conditions first: each is one range of the index, and narrows the rest.
     let mut conditions: Vec<&Condition> = query.conditions.iter().collect();
-    conditions.sort_by_key(|c| c.exact().is_none());
+    conditions.sort_by_key(|c| match (c.exact().is_some(), c.key == height_key) {
+        (true, _) => 0,
+        (false, false) => 1,
+        (false, true) => 2,
+    });
     for condition in conditions {
+        if condition.key == height_key {
+            if let Some(candidates) = found.as_mut() {
+                candidates.retain(|at| condition.accepts(&height_of(at).to_string()));
+                if candidates.is_empty() {
+                    break;
+                }
+                continue;
+            }
+        }
         let exact = condition.exact();
         let start = prefix(&condition.key, exact.as_deref());
         let key_prefix_len = prefix(&condition.key, None).len();
@@ -319,14 +395,14 @@ pub(super) fn search<T: Ord + Copy>(
 }
 
 /// A transaction position from an index key's trailing bytes.
-pub(super) fn tx_position(rest: &[u8]) -> Option<TxPosition> {
+fn tx_position(rest: &[u8]) -> Option<TxPosition> {
     let height = u64::from_be_bytes(rest.get(..8)?.try_into().ok()?);
     let index = u32::from_be_bytes(rest.get(8..12)?.try_into().ok()?);
     Some((height, index))
 }
 
 /// A block height from an index key's trailing bytes.
-pub(super) fn block_position(rest: &[u8]) -> Option<u64> {
+fn block_position(rest: &[u8]) -> Option<u64> {
     Some(u64::from_be_bytes(rest.get(..8)?.try_into().ok()?))
 }
 
@@ -376,6 +452,7 @@ mod tests {
             "a.b CONTAINS 5",
             "a.b > TIME 2020-01-01T00:00:00Z",
             "a.b=five",
+            "a.b>'x'",
         ] {
             assert!(bad.parse::<EventQuery>().is_err(), "{bad:?}");
         }
@@ -387,6 +464,12 @@ mod tests {
         assert!(c("a.b>9").accepts("10"));
         assert!(!c("a.b>9").accepts("8"));
         assert!(!c("a.b>9").accepts("ten"));
+        assert!(
+            c("a.b>=100").accepts("150unes"),
+            "the leading number, as CometBFT"
+        );
+        assert!(c("a.b=1.5").accepts("1.50"));
+        assert!(c("a.b<0").accepts("-3"));
         assert!(c("a.b=1").accepts("1"));
         assert!(c("a.b='x'").accepts("x"));
         assert!(!c("a.b='x'").accepts("xy"));
@@ -439,10 +522,7 @@ mod tests {
         let read = db.begin_read().unwrap();
         let txs = read.open_table(TX_EVENTS).unwrap();
         let find = |q: &str| -> Vec<TxPosition> {
-            search(&txs, &query(q), tx_position)
-                .unwrap()
-                .into_iter()
-                .collect()
+            search_txs(&txs, &query(q)).unwrap().into_iter().collect()
         };
         assert_eq!(find("transfer.recipient='nesa1bob'"), [(5, 0), (7, 0)]);
         assert_eq!(
@@ -459,6 +539,15 @@ mod tests {
         );
         assert_eq!(find("tx.height=5"), [(5, 0), (5, 1)]);
         assert_eq!(find("tx.hash='BB'"), [(5, 1)]);
+        assert_eq!(
+            find("tx.hash='bb'"),
+            [(5, 1)],
+            "hashes match in either case"
+        );
+        assert_eq!(
+            find("tx.height>=5 AND transfer.recipient CONTAINS 'bob'"),
+            [(5, 0), (7, 0)]
+        );
         assert_eq!(find("transfer.recipient CONTAINS 'carol'"), [(5, 1)]);
         assert_eq!(find("transfer.recipient EXISTS").len(), 3);
         assert!(
@@ -470,7 +559,7 @@ mod tests {
 
         let blocks = read.open_table(BLOCK_EVENTS).unwrap();
         let find_blocks = |q: &str| -> Vec<u64> {
-            search(&blocks, &query(q), block_position)
+            search_blocks(&blocks, &query(q))
                 .unwrap()
                 .into_iter()
                 .collect()

@@ -228,13 +228,21 @@ async fn submitted(gateway: &Arc<Gateway>, request: SubmitRequest) -> Result<Pen
         .await
         .map_err(|error| match error {
             SubmitError::Client(ClientError::CheckTx { log, .. }) => ApiError::invalid(
-                Some("signature"),
+                None,
                 format!(
                     "the chain refused the signed transaction of {}: {log}; nothing was spent",
                     waiting.signer
                 ),
             ),
-            other => chat::submit_error(other),
+            // Past CheckTx the transaction may be in a block: never invite a second payment.
+            other => ApiError::upstream(
+                "submission_unconfirmed",
+                format!(
+                    "transaction {} was accepted but its result could not be read ({other}): look it up with `nesa query tx {}` before asking again",
+                    tx.hash, tx.hash
+                ),
+            )
+            .after_submission(),
         })?;
     Ok(Pending::new(waiting.prepared, submitted, None, permit))
 }
