@@ -4,11 +4,9 @@
 // the node's config, a past height through x-cosmos-block-height, and gRPC status codes.
 import { describe, test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { readFileSync } from "node:fs";
 import * as grpc from "@grpc/grpc-js";
 import { DirectSecp256k1HdWallet } from "@cosmjs/proto-signing";
-import { GasPrice, SigningStargateClient } from "@cosmjs/stargate";
-import { SigningCosmWasmClient } from "@cosmjs/cosmwasm-stargate";
+import { SigningStargateClient } from "@cosmjs/stargate";
 import { TxRaw } from "cosmjs-types/cosmos/tx/v1beta1/tx";
 import {
   BroadcastMode, BroadcastTxRequest, BroadcastTxResponse, GetTxRequest, GetTxResponse,
@@ -26,7 +24,7 @@ import {
   GetBlockByHeightRequest, GetBlockByHeightResponse, GetLatestBlockRequest, GetLatestBlockResponse,
 } from "cosmjs-types/cosmos/base/tendermint/v1beta1/query";
 import { ConfigRequest, ConfigResponse } from "cosmjs-types/cosmos/base/node/v1beta1/query";
-import { nodeKinds } from "./harness.mjs";
+import { deployProbe, nodeKinds } from "./harness.mjs";
 
 let chain, alice, aliceAddress, bobAddress, client;
 
@@ -154,12 +152,7 @@ for (const kind of nodeKinds()) describe(`against a ${kind.name} node`, () => {
   });
 
   test("a contract smart query and the node's config", async () => {
-    const wasm = readFileSync(new URL("../../artifacts/nesa_probe.wasm", import.meta.url));
-    const signer = await SigningCosmWasmClient.connectWithSigner(chain.rpc, alice, { gasPrice: GasPrice.fromString("0.025unes") });
-    const { codeId } = await signer.upload(aliceAddress, wasm, "auto");
-    const { contractAddress } = await signer.instantiate(aliceAddress, codeId, {}, "probe", "auto");
-    await signer.execute(aliceAddress, contractAddress, { increment: {} }, "auto");
-    signer.disconnect();
+    const contractAddress = await deployProbe(chain, alice, aliceAddress);
     const answer = await call("/cosmwasm.wasm.v1.Query/SmartContractState", QuerySmartContractStateRequest,
       QuerySmartContractStateResponse,
       { address: contractAddress, queryData: Buffer.from(JSON.stringify({ count: {} })) });

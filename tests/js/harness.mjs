@@ -1,6 +1,8 @@
 // Starts a real `nesad start --solo` in a temporary home for client tests, and stops it.
 import { spawn, execFileSync } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { SigningCosmWasmClient } from "@cosmjs/cosmwasm-stargate";
+import { GasPrice } from "@cosmjs/stargate";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -151,4 +153,18 @@ export function nodeKinds() {
     kinds.push({ name: "cometbft", start: async () => { throw new Error("cometbft not found: scripts/setup installs it"); } });
   }
   return kinds;
+}
+
+/**
+ * Uploads and instantiates the probe contract (artifacts/nesa_probe.wasm) from `wallet`'s
+ * `address` and increments its counter once; returns the contract's address.
+ */
+export async function deployProbe(chain, wallet, address) {
+  const wasm = readFileSync(new URL("../../artifacts/nesa_probe.wasm", import.meta.url));
+  const signer = await SigningCosmWasmClient.connectWithSigner(chain.rpc, wallet, { gasPrice: GasPrice.fromString("0.025unes") });
+  const { codeId } = await signer.upload(address, wasm, "auto");
+  const { contractAddress } = await signer.instantiate(address, codeId, {}, "probe", "auto");
+  await signer.execute(address, contractAddress, { increment: {} }, "auto");
+  signer.disconnect();
+  return contractAddress;
 }

@@ -6,11 +6,9 @@ import { describe, test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { DirectSecp256k1HdWallet } from "@cosmjs/proto-signing";
-import { GasPrice, SigningStargateClient } from "@cosmjs/stargate";
-import { SigningCosmWasmClient } from "@cosmjs/cosmwasm-stargate";
-import { readFileSync } from "node:fs";
+import { SigningStargateClient } from "@cosmjs/stargate";
 import { TxRaw } from "cosmjs-types/cosmos/tx/v1beta1/tx";
-import { nodeKinds } from "./harness.mjs";
+import { deployProbe, nodeKinds } from "./harness.mjs";
 
 const prefix = "nesa";
 let chain, alice, aliceAddress, bobAddress, sent;
@@ -195,12 +193,7 @@ for (const kind of nodeKinds()) describe(`against a ${kind.name} node`, () => {
   });
 
   test("a contract answers a smart query over REST, in wasmd's gateway JSON", async () => {
-    const wasm = readFileSync(new URL("../../artifacts/nesa_probe.wasm", import.meta.url));
-    const signer = await SigningCosmWasmClient.connectWithSigner(chain.rpc, alice, { gasPrice: GasPrice.fromString("0.025unes") });
-    const { codeId } = await signer.upload(aliceAddress, wasm, "auto");
-    const { contractAddress } = await signer.instantiate(aliceAddress, codeId, {}, "probe", "auto");
-    await signer.execute(aliceAddress, contractAddress, { increment: {} }, "auto");
-    signer.disconnect();
+    const contractAddress = await deployProbe(chain, alice, aliceAddress);
     const query = (message) => Buffer.from(JSON.stringify(message)).toString("base64");
     const answer = await get(`/cosmwasm/wasm/v1/contract/${contractAddress}/smart/${encodeURIComponent(query({ count: {} }))}`);
     assert.equal(answer.status, 200, JSON.stringify(answer.body));

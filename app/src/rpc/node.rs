@@ -194,14 +194,26 @@ impl ApiContext {
                     }
                     let start = (page.max(1) as usize - 1) * per_page as usize;
                     let mut txs = Vec::new();
+                    // Results come in height order: each block is read once for its transactions.
+                    let mut block: Option<crate::solo::blockstore::StoredBlock> = None;
                     for (height, index) in found.into_iter().skip(start).take(per_page as usize) {
-                        let stored = context
-                            .store
-                            .block(height)
-                            .map_err(|e| SearchFailure::Internal(e.to_string()))?
-                            .ok_or_else(|| {
-                                SearchFailure::Internal(format!("block {height} is not stored"))
-                            })?;
+                        if block
+                            .as_ref()
+                            .is_none_or(|b| b.block.header.height.value() != height)
+                        {
+                            block = Some(
+                                context
+                                    .store
+                                    .block(height)
+                                    .map_err(|e| SearchFailure::Internal(e.to_string()))?
+                                    .ok_or_else(|| {
+                                        SearchFailure::Internal(format!(
+                                            "block {height} is not stored"
+                                        ))
+                                    })?,
+                            );
+                        }
+                        let stored = block.as_ref().expect("just read");
                         let index = index as usize;
                         let (Some(tx), Some(result)) = (
                             stored.block.data.get(index),

@@ -23,7 +23,7 @@ use serde_json::{json, Value};
 use tokio::sync::OwnedSemaphorePermit;
 
 use super::models::{resolve, Model};
-use super::openai::{apply_stop, ApiError, ChatRequest, Checked, Usage};
+use super::openai::{apply_stop, read_body, ApiError, ChatRequest, Checked, Usage};
 use super::spending::Reservation;
 use super::{now_seconds, Gateway};
 use crate::cli::ask::summary::AskSummary;
@@ -82,9 +82,9 @@ struct Completion {
 /// runs in its own task: a client that goes away does not cancel a query it paid for, and its
 /// cost is still recorded.
 pub async fn completions(State(gateway): State<Arc<Gateway>>, body: axum::body::Bytes) -> Response {
-    let request: ChatRequest = match serde_json::from_slice(&body) {
+    let request: ChatRequest = match read_body(&body, "a chat completion request") {
         Ok(request) => request,
-        Err(error) => return unreadable(error).into_response(),
+        Err(error) => return error.into_response(),
     };
     match tokio::spawn(serve(gateway, request)).await {
         Ok(response) => response,
@@ -139,13 +139,6 @@ pub(super) async fn answer(gateway: Arc<Gateway>, pending: Pending) -> Response 
         .into_response(),
         Err(error) => error.into_response(),
     }
-}
-
-pub(super) fn unreadable(error: serde_json::Error) -> ApiError {
-    ApiError::invalid(
-        None,
-        format!("the body is not a chat completion request: {error}"),
-    )
 }
 
 fn completion_id(query_id: u64) -> String {

@@ -28,7 +28,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::chat::{self, answer, balance_of, in_flight_slot, prepare, Pending, Prepared};
-use super::openai::{ApiError, ChatRequest};
+use super::openai::{read_body as read, ApiError, ChatRequest};
 use super::Gateway;
 
 /// How long a prepared submission waits for its signature.
@@ -245,12 +245,6 @@ async fn submitted(gateway: &Arc<Gateway>, request: SubmitRequest) -> Result<Pen
             .after_submission(),
         })?;
     Ok(Pending::new(waiting.prepared, submitted, None, permit))
-}
-
-/// The JSON body as `T`, or a 400 naming what it should have been.
-fn read<T: serde::de::DeserializeOwned>(body: &[u8], what: &str) -> Result<T, ApiError> {
-    serde_json::from_slice(body)
-        .map_err(|error| ApiError::invalid(None, format!("the body is not {what}: {error}")))
 }
 
 fn decode_base64(text: &str, param: &'static str) -> Result<Vec<u8>, ApiError> {

@@ -156,6 +156,12 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// A JSON body as `T`, or a 400 naming what it should have been.
+pub fn read_body<T: serde::de::DeserializeOwned>(body: &[u8], what: &str) -> Result<T, ApiError> {
+    serde_json::from_slice(body)
+        .map_err(|error| ApiError::invalid(None, format!("the body is not {what}: {error}")))
+}
+
 /// `POST /v1/chat/completions`, the fields the gateway reads. Unknown fields are ignored, as
 /// OpenAI-compatible servers do; fields it cannot honour are refused by [`ChatRequest::check`].
 #[derive(Debug, Deserialize)]
